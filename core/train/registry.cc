@@ -1,0 +1,68 @@
+#include "core/train/registry.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace debias::train {
+
+std::string_view FeedbackKindName(FeedbackKind k) {
+  switch (k) {
+    case FeedbackKind::kExplicit: return "explicit";
+    case FeedbackKind::kImplicit: return "implicit";
+    case FeedbackKind::kClickLog: return "clicklog";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<FeedbackKind> ParseFeedbackKind(std::string_view name) {
+  if (name == "explicit") return FeedbackKind::kExplicit;
+  if (name == "implicit") return FeedbackKind::kImplicit;
+  if (name == "clicklog") return FeedbackKind::kClickLog;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "feedback='", std::string(name), "': must be one of explicit, implicit, clicklog"));
+}
+
+const std::vector<TrainerInfo>& Trainers() {
+  static const auto* trainers = new std::vector<TrainerInfo>{
+      // One row per loss: {"relmf", "Rel-MF (Saito et al., WSDM 2020)",
+      //                    {FeedbackKind::kImplicit}, &TrainRelMf},
+  };
+  return *trainers;
+}
+
+absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name) {
+  for (const TrainerInfo& t : Trainers()) {
+    if (t.name == name) return &t;
+  }
+  std::vector<std::string> names;
+  for (const TrainerInfo& t : Trainers()) names.emplace_back(t.name);
+  return absl::NotFoundError(absl::StrCat("loss '", std::string(name),
+                                          "' is not known; known losses: ",
+                                          absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
+                                        const TrainSpec& spec,
+                                        const TrainContext& ctx) {
+  auto found = FindTrainer(spec.loss);
+  if (!found.ok()) {
+    return absl::InvalidArgumentError(found.status().message());
+  }
+  const TrainerInfo& t = **found;
+  if (std::find(t.feedback.begin(), t.feedback.end(), spec.feedback) ==
+      t.feedback.end()) {
+    std::vector<std::string> kinds;
+    for (FeedbackKind k : t.feedback) kinds.emplace_back(FeedbackKindName(k));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "loss '", std::string(t.name), "' needs ", absl::StrJoin(kinds, " or "),
+        " feedback; the request has ", std::string(FeedbackKindName(spec.feedback))));
+  }
+  if (train.num_events() == 0) {
+    return absl::FailedPreconditionError("training dataset has no events");
+  }
+  return t.fn(train, spec, ctx);
+}
+
+}  // namespace debias::train

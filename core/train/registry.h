@@ -1,0 +1,36 @@
+// The registry of trainers, one row per loss name.
+//
+// Adding a method = one new file that defines its TrainerFn plus one row in
+// registry.cc. Lookup is by exact, lower-case name ("relmf", "dr-jl", ...).
+#ifndef DEBIAS_CORE_TRAIN_REGISTRY_H_
+#define DEBIAS_CORE_TRAIN_REGISTRY_H_
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/train/train_spec.h"
+
+namespace debias::train {
+
+struct TrainerInfo {
+  std::string_view name;
+  std::string_view description;  // one line, with the paper
+  std::vector<FeedbackKind> feedback;  // the kinds this loss applies to
+  TrainerFn fn;
+};
+
+// All registered trainers, in display order.
+const std::vector<TrainerInfo>& Trainers();
+// NOT_FOUND listing the known names when `name` is unknown.
+absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name);
+// Runs the trainer for spec.loss after checking that it applies to
+// spec.feedback (INVALID_ARGUMENT naming the kinds it needs otherwise).
+absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
+                                        const TrainSpec& spec,
+                                        const TrainContext& ctx);
+
+}  // namespace debias::train
+
+#endif  // DEBIAS_CORE_TRAIN_REGISTRY_H_
