@@ -1,0 +1,694 @@
+#include "core/store/interaction_store.h"
+
+#include <chrono>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/store/keys.h"
+#include "core/util/status_macros.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+
+namespace debias::store {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+// Successor of a prefix for range deletes and scan bounds.
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char c = static_cast<unsigned char>(prefix.back());
+    if (c != 0xFF) {
+      prefix.back() = static_cast<char>(c + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+// Calls fn(key, value) for every key with `prefix`; fn returns false to stop.
+template <typename Fn>
+absl::Status ScanPrefix(rocksdb::DB* db, const rocksdb::Snapshot* snap,
+                        const std::string& prefix, Fn&& fn) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  const std::string end = PrefixEnd(prefix);
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    if (!fn(std::string_view(it->key().data(), it->key().size()),
+            std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+json InfoToJson(uint32_t id, const DatasetInfo& d) {
+  return json{{"id", id},
+              {"name", d.name},
+              {"description", d.description},
+              {"feedback", d.feedback},
+              {"create_time_unix_ms", d.create_time_unix_ms},
+              {"data_version", d.data_version},
+              {"users", d.users},
+              {"items", d.items},
+              {"lists", d.lists}};
+}
+
+absl::Status ValidateFeedback(const std::string& f) {
+  if (f.empty() || f == "explicit" || f == "implicit" || f == "clicklog") {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "feedback='", f, "': must be empty, explicit, implicit or clicklog"));
+}
+
+absl::StatusOr<ModelState> ParseModelState(std::string_view s) {
+  for (ModelState m : {ModelState::kTraining, ModelState::kReady,
+                       ModelState::kFailed, ModelState::kCancelled}) {
+    if (ModelStateName(m) == s) return m;
+  }
+  return absl::DataLossError(
+      absl::StrCat("model record: unknown state '", std::string(s), "'"));
+}
+
+json RecordToJson(const ModelRecord& r) {
+  return json{{"id", r.id},
+              {"dataset", r.dataset},
+              {"data_version", r.data_version},
+              {"state", std::string(ModelStateName(r.state))},
+              {"spec", r.spec},
+              {"metrics", r.metrics},
+              {"diagnostics", r.diagnostics},
+              {"progress", r.progress},
+              {"error", r.error},
+              {"create_time_unix_ms", r.create_time_unix_ms},
+              {"finish_time_unix_ms", r.finish_time_unix_ms}};
+}
+
+absl::StatusOr<ModelRecord> RecordFromJson(std::string_view bytes) {
+  try {
+    json j = json::parse(bytes);
+    ModelRecord r;
+    r.id = j.at("id").get<uint64_t>();
+    r.dataset = j.at("dataset").get<std::string>();
+    r.data_version = j.at("data_version").get<uint64_t>();
+    ASSIGN_OR_RETURN(r.state, ParseModelState(j.at("state").get<std::string>()));
+    r.spec = j.at("spec");
+    r.metrics = j.at("metrics");
+    r.diagnostics = j.at("diagnostics");
+    r.progress = j.value("progress", json::array());
+    r.error = j.value("error", "");
+    r.create_time_unix_ms = j.value("create_time_unix_ms", int64_t{0});
+    r.finish_time_unix_ms = j.value("finish_time_unix_ms", int64_t{0});
+    return r;
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("model record: ", e.what()));
+  }
+}
+
+std::string EncodeKeys(const std::vector<std::string>& users,
+                       const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto* keys : {&users, &items}) {
+    util::PutFixed64(&out, keys->size());
+    for (const auto& k : *keys) util::PutBytes(&out, k);
+  }
+  return out;
+}
+
+bool DecodeKeys(std::string_view in, std::vector<std::string>* users,
+                std::vector<std::string>* items) {
+  util::Reader r(in);
+  for (auto* keys : {users, items}) {
+    uint64_t n;
+    if (!r.GetFixed64(&n) || n > r.remaining()) return false;
+    keys->clear();
+    keys->reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view k;
+      if (!r.GetBytes(&k)) return false;
+      keys->emplace_back(k);
+    }
+  }
+  return r.done();
+}
+
+}  // namespace
+
+std::string_view ModelStateName(ModelState s) {
+  switch (s) {
+    case ModelState::kTraining: return "training";
+    case ModelState::kReady: return "ready";
+    case ModelState::kFailed: return "failed";
+    case ModelState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateDatasetName(const std::string& name) {
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  };
+  bool ok = !name.empty() && name.size() <= 128 && ok_char(name[0]) &&
+            name[0] != '.' && name[0] != '_' && name[0] != '-';
+  for (char c : name) ok = ok && ok_char(c);
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset name '", name.substr(0, 160),
+        "': must be 1-128 characters of [A-Za-z0-9._-] starting with a "
+        "letter or digit"));
+  }
+  return absl::OkStatus();
+}
+
+// Per-dataset state: metadata, the key->id maps used by ingest (loaded on
+// first use) and the cached view.
+struct DatasetState {
+  explicit DatasetState(uint32_t i) : id(i) {}
+  const uint32_t id;
+  absl::Mutex mu;
+  DatasetInfo info ABSL_GUARDED_BY(mu);
+  bool deleted ABSL_GUARDED_BY(mu) = false;
+  bool maps_loaded ABSL_GUARDED_BY(mu) = false;
+  absl::flat_hash_map<std::string, uint32_t> users ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, uint32_t> items ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, uint32_t> lists ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const data::DatasetView> view ABSL_GUARDED_BY(mu);
+};
+
+struct InteractionStore::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::WriteOptions write_options;
+  mutable absl::Mutex catalog_mu;
+  std::map<std::string, std::shared_ptr<DatasetState>> datasets
+      ABSL_GUARDED_BY(catalog_mu);
+  uint64_t next_dataset_id ABSL_GUARDED_BY(catalog_mu) = 1;
+  absl::Mutex model_mu;
+  uint64_t next_model_id ABSL_GUARDED_BY(model_mu) = 1;
+
+  std::shared_ptr<DatasetState> Find(const std::string& name) const {
+    absl::MutexLock l(&catalog_mu);
+    auto it = datasets.find(name);
+    return it == datasets.end() ? nullptr : it->second;
+  }
+
+  absl::Status LoadMaps(DatasetState& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+    if (st.maps_loaded) return absl::OkStatus();
+    for (auto [family, map] : {std::pair{'U', &st.users}, std::pair{'I', &st.items},
+                               std::pair{'L', &st.lists}}) {
+      const std::string prefix = keys::DatasetFamily(st.id, family);
+      absl::Status decode = absl::OkStatus();
+      RETURN_IF_ERROR(ScanPrefix(db.get(), nullptr, prefix,
+                                 [&](std::string_view k, std::string_view v) {
+                                   util::Reader r(v);
+                                   uint32_t id;
+                                   if (!r.GetFixed32(&id)) {
+                                     decode = absl::DataLossError("corrupt id map");
+                                     return false;
+                                   }
+                                   map->emplace(std::string(k.substr(prefix.size())), id);
+                                   return true;
+                                 }));
+      RETURN_IF_ERROR(decode);
+    }
+    st.maps_loaded = true;
+    return absl::OkStatus();
+  }
+};
+
+InteractionStore::InteractionStore(std::unique_ptr<Impl> impl, StoreOptions options)
+    : impl_(std::move(impl)), options_(std::move(options)) {}
+
+InteractionStore::~InteractionStore() {
+  if (impl_ && impl_->db) {
+    impl_->db->FlushWAL(/*sync=*/true).PermitUncheckedError();
+    impl_->db->Close().PermitUncheckedError();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
+    const StoreOptions& options) {
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("store path: must be non-empty");
+  }
+  rocksdb::Options ro;
+  ro.create_if_missing = options.create_if_missing;
+  ro.paranoid_checks = true;
+  ro.IncreaseParallelism(2);
+  ro.max_background_jobs = 2;
+  ro.write_buffer_size = 64 << 20;
+  for (auto c : rocksdb::GetSupportedCompressions()) {
+    if (c == rocksdb::kLZ4Compression) ro.compression = rocksdb::kLZ4Compression;
+  }
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("opening the store at ", options.path));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->db.reset(raw);
+  impl->write_options.sync = options.sync;
+
+  // Load the catalog and counters.
+  absl::Status decode = absl::OkStatus();
+  {
+    absl::MutexLock l(&impl->catalog_mu);
+    RETURN_IF_ERROR(ScanPrefix(
+        impl->db.get(), nullptr, std::string{keys::kCatalog, 'D'},
+        [&](std::string_view, std::string_view v) {
+          try {
+            json j = json::parse(v);
+            auto st = std::make_shared<DatasetState>(j.at("id").get<uint32_t>());
+            absl::MutexLock sl(&st->mu);
+            DatasetInfo& d = st->info;
+            d.name = j.at("name").get<std::string>();
+            d.description = j.value("description", "");
+            d.feedback = j.value("feedback", "");
+            d.create_time_unix_ms = j.value("create_time_unix_ms", int64_t{0});
+            d.data_version = j.value("data_version", uint64_t{0});
+            d.users = j.value("users", uint64_t{0});
+            d.items = j.value("items", uint64_t{0});
+            d.lists = j.value("lists", uint64_t{0});
+            impl->datasets[d.name] = st;
+            return true;
+          } catch (const json::exception& e) {
+            decode = absl::DataLossError(
+                absl::StrCat("store catalog: corrupt dataset record: ", e.what()));
+            return false;
+          }
+        }));
+    RETURN_IF_ERROR(decode);
+    for (auto [name, counter] :
+         {std::pair<const char*, uint64_t*>{"dataset", &impl->next_dataset_id}}) {
+      std::string v;
+      rocksdb::Status gs =
+          impl->db->Get(rocksdb::ReadOptions(), keys::Counter(name), &v);
+      if (gs.ok() && v.size() == 8) {
+        util::Reader(v).GetFixed64(counter);
+      } else if (!gs.IsNotFound()) {
+        return FromRocks(gs.ok() ? rocksdb::Status::Corruption("counter") : gs,
+                         "reading counters");
+      }
+    }
+  }
+  {
+    absl::MutexLock l(&impl->model_mu);
+    std::string v;
+    rocksdb::Status gs = impl->db->Get(rocksdb::ReadOptions(), keys::Counter("model"), &v);
+    if (gs.ok() && v.size() == 8) {
+      util::Reader(v).GetFixed64(&impl->next_model_id);
+    } else if (!gs.IsNotFound()) {
+      return FromRocks(gs.ok() ? rocksdb::Status::Corruption("counter") : gs,
+                       "reading counters");
+    }
+  }
+  return std::unique_ptr<InteractionStore>(
+      new InteractionStore(std::move(impl), options));
+}
+
+absl::StatusOr<DatasetInfo> InteractionStore::CreateDataset(
+    const std::string& name, const std::string& description,
+    const std::string& feedback) {
+  RETURN_IF_ERROR(ValidateDatasetName(name));
+  RETURN_IF_ERROR(ValidateFeedback(feedback));
+  if (description.size() > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "description: ", description.size(), " bytes; at most 4096 allowed"));
+  }
+  absl::MutexLock l(&impl_->catalog_mu);
+  if (impl_->datasets.count(name)) {
+    return absl::AlreadyExistsError(absl::StrCat("dataset '", name, "' already exists"));
+  }
+  if (impl_->next_dataset_id >= 0xFFFFFFFEull) {
+    return absl::ResourceExhaustedError("no dataset ids left");
+  }
+  const uint32_t id = static_cast<uint32_t>(impl_->next_dataset_id);
+  DatasetInfo info;
+  info.name = name;
+  info.description = description;
+  info.feedback = feedback;
+  info.create_time_unix_ms = NowMs();
+  rocksdb::WriteBatch batch;
+  std::string counter;
+  util::PutFixed64(&counter, id + 1);
+  batch.Put(keys::Counter("dataset"), counter);
+  batch.Put(keys::DatasetMeta(name), InfoToJson(id, info).dump());
+  RETURN_IF_ERROR(FromRocks(impl_->db->Write(impl_->write_options, &batch),
+                            "creating dataset"));
+  impl_->next_dataset_id = id + 1;
+  auto st = std::make_shared<DatasetState>(id);
+  {
+    absl::MutexLock sl(&st->mu);
+    st->info = info;
+    st->maps_loaded = true;  // a new dataset has empty maps
+  }
+  impl_->datasets[name] = std::move(st);
+  return info;
+}
+
+std::vector<DatasetInfo> InteractionStore::ListDatasets() const {
+  std::vector<std::shared_ptr<DatasetState>> states;
+  {
+    absl::MutexLock l(&impl_->catalog_mu);
+    for (auto& [_, st] : impl_->datasets) states.push_back(st);
+  }
+  std::vector<DatasetInfo> out;
+  for (auto& st : states) {
+    absl::MutexLock sl(&st->mu);
+    if (!st->deleted) out.push_back(st->info);
+  }
+  return out;
+}
+
+absl::StatusOr<DatasetInfo> InteractionStore::GetDataset(const std::string& name) const {
+  auto st = impl_->Find(name);
+  if (st) {
+    absl::MutexLock sl(&st->mu);
+    if (!st->deleted) return st->info;
+  }
+  return absl::NotFoundError(absl::StrCat("dataset '", name, "' not found"));
+}
+
+absl::StatusOr<uint64_t> InteractionStore::DeleteDataset(const std::string& name) {
+  absl::MutexLock l(&impl_->catalog_mu);
+  auto it = impl_->datasets.find(name);
+  if (it == impl_->datasets.end()) {
+    return absl::NotFoundError(absl::StrCat("dataset '", name, "' not found"));
+  }
+  std::shared_ptr<DatasetState> st = it->second;
+  absl::MutexLock sl(&st->mu);
+  uint64_t events = 0;
+  RETURN_IF_ERROR(ScanPrefix(impl_->db.get(), nullptr,
+                             keys::DatasetFamily(st->id, 'E'),
+                             [&](std::string_view, std::string_view) {
+                               ++events;
+                               return true;
+                             }));
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(keys::DatasetPrefix(st->id), keys::DatasetPrefix(st->id + 1));
+  batch.Delete(keys::DatasetMeta(name));
+  RETURN_IF_ERROR(FromRocks(impl_->db->Write(impl_->write_options, &batch),
+                            "deleting dataset"));
+  st->deleted = true;
+  st->users.clear();
+  st->items.clear();
+  st->lists.clear();
+  st->view.reset();
+  impl_->datasets.erase(it);
+  return events;
+}
+
+absl::StatusOr<IngestResult> InteractionStore::Ingest(
+    const std::string& name, std::span<const data::Interaction> events,
+    bool create_if_missing) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    absl::Status s = data::ValidateInteraction(events[i], options_.limits);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("events[", i, "].", s.message()));
+    }
+  }
+  std::shared_ptr<DatasetState> st = impl_->Find(name);
+  if (!st) {
+    if (!create_if_missing) {
+      RETURN_IF_ERROR(ValidateDatasetName(name));
+      return absl::NotFoundError(absl::StrCat(
+          "dataset '", name, "' not found (set create_if_missing to create it)"));
+    }
+    absl::StatusOr<DatasetInfo> created = CreateDataset(name, "", "");
+    if (!created.ok() && !absl::IsAlreadyExists(created.status())) {
+      return created.status();
+    }
+    st = impl_->Find(name);
+    if (!st) return absl::NotFoundError(absl::StrCat("dataset '", name, "' not found"));
+  }
+
+  absl::MutexLock sl(&st->mu);
+  if (st->deleted) {
+    return absl::NotFoundError(absl::StrCat("dataset '", name, "' was deleted"));
+  }
+  RETURN_IF_ERROR(impl_->LoadMaps(*st));
+  if (events.empty()) return IngestResult{0, st->info.data_version};
+
+  // New ids are added to the in-memory maps tentatively and rolled back if
+  // the write fails, so memory never holds an id the database lacks.
+  std::vector<std::pair<absl::flat_hash_map<std::string, uint32_t>*, std::string>> added;
+  rocksdb::WriteBatch batch;
+  auto intern = [&](absl::flat_hash_map<std::string, uint32_t>& map, char fwd,
+                    char rev, const std::string& key) -> uint32_t {
+    auto [it, inserted] = map.try_emplace(key, static_cast<uint32_t>(map.size()));
+    if (inserted) {
+      std::string v;
+      util::PutFixed32(&v, it->second);
+      batch.Put(keys::KeyToId(st->id, fwd, key), v);
+      batch.Put(keys::IdToKey(st->id, rev, it->second), key);
+      added.emplace_back(&map, key);
+    }
+    return it->second;
+  };
+
+  const std::string event_prefix = keys::DatasetFamily(st->id, 'E');
+  std::string key, value;
+  bool any_zero = false, any_position = false;
+  for (const data::Interaction& e : events) {
+    const uint32_t u = intern(st->users, 'U', 'u', e.user);
+    const uint32_t i = intern(st->items, 'I', 'i', e.item);
+    const uint32_t l = e.list_id ? intern(st->lists, 'L', 'l', *e.list_id) : data::kNoList;
+    key = event_prefix;
+    keys::AppendEventKey(&key, u, i, l, e);
+    value.clear();
+    keys::EncodeEventValue(&value, l, e);
+    batch.Put(key, value);
+    any_zero |= e.label == 0.0f;
+    any_position |= e.position.has_value();
+  }
+  DatasetInfo next = st->info;
+  next.data_version += 1;
+  next.users = st->users.size();
+  next.items = st->items.size();
+  next.lists = st->lists.size();
+  batch.Put(keys::DatasetMeta(name), InfoToJson(st->id, next).dump());
+
+  absl::Status written =
+      FromRocks(impl_->db->Write(impl_->write_options, &batch), "ingest");
+  if (!written.ok()) {
+    for (auto& [map, k] : added) map->erase(k);
+    return written;
+  }
+  st->info = next;
+  st->view.reset();
+  return IngestResult{events.size(), next.data_version};
+}
+
+absl::StatusOr<std::shared_ptr<const data::DatasetView>> InteractionStore::LoadView(
+    const std::string& name) {
+  std::shared_ptr<DatasetState> st = impl_->Find(name);
+  if (!st) return absl::NotFoundError(absl::StrCat("dataset '", name, "' not found"));
+  const rocksdb::Snapshot* snap;
+  uint64_t version;
+  DatasetInfo info;
+  {
+    absl::MutexLock sl(&st->mu);
+    if (st->deleted) return absl::NotFoundError(absl::StrCat("dataset '", name, "' not found"));
+    if (st->view) return st->view;
+    // The snapshot is taken under the dataset lock, so it holds exactly the
+    // batches counted by info.data_version.
+    snap = impl_->db->GetSnapshot();
+    info = st->info;
+  }
+  version = info.data_version;
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{impl_->db.get(), snap};
+
+  auto load_keys = [&](char family, uint64_t expected,
+                       std::vector<std::string>* out) -> absl::Status {
+    out->clear();
+    out->reserve(expected);
+    const std::string prefix = keys::DatasetFamily(st->id, family);
+    absl::Status bad = absl::OkStatus();
+    RETURN_IF_ERROR(ScanPrefix(impl_->db.get(), snap, prefix,
+                               [&](std::string_view k, std::string_view v) {
+                                 util::Reader r(k.substr(prefix.size()));
+                                 uint32_t id;
+                                 if (!r.GetBigEndian32(&id) || id != out->size()) {
+                                   bad = absl::DataLossError(absl::StrCat(
+                                       "dataset '", name, "': id map has a gap"));
+                                   return false;
+                                 }
+                                 out->emplace_back(v);
+                                 return true;
+                               }));
+    RETURN_IF_ERROR(bad);
+    if (out->size() != expected) {
+      return absl::DataLossError(absl::StrCat("dataset '", name, "': id map holds ",
+                                              out->size(), " keys, metadata says ",
+                                              expected));
+    }
+    return absl::OkStatus();
+  };
+  std::vector<std::string> user_keys, item_keys, list_keys;
+  RETURN_IF_ERROR(load_keys('u', info.users, &user_keys));
+  RETURN_IF_ERROR(load_keys('i', info.items, &item_keys));
+  RETURN_IF_ERROR(load_keys('l', info.lists, &list_keys));
+
+  data::DatasetViewBuilder builder;
+  const std::string prefix = keys::DatasetFamily(st->id, 'E');
+  keys::DecodedEvent ev;
+  absl::Status bad = absl::OkStatus();
+  RETURN_IF_ERROR(ScanPrefix(
+      impl_->db.get(), snap, prefix, [&](std::string_view k, std::string_view v) {
+        util::Reader r(k.substr(prefix.size()));
+        uint32_t u, i;
+        if (!r.GetBigEndian32(&u) || !r.GetBigEndian32(&i) ||
+            !keys::DecodeEventValue(v, &ev, options_.limits.max_features)) {
+          bad = absl::DataLossError(absl::StrCat("dataset '", name, "': corrupt event"));
+          return false;
+        }
+        builder.Add(u, i, ev.label,
+                    (ev.flags & keys::kHasTimestamp) ? std::optional<int64_t>(ev.timestamp)
+                                                     : std::nullopt,
+                    (ev.flags & keys::kHasList) ? ev.list : data::kNoList,
+                    (ev.flags & keys::kHasPosition) ? std::optional<int32_t>(ev.position)
+                                                    : std::nullopt,
+                    (ev.flags & keys::kHasPropensity)
+                        ? std::optional<float>(ev.propensity)
+                        : std::nullopt,
+                    ev.features);
+        return true;
+      }));
+  RETURN_IF_ERROR(bad);
+  ASSIGN_OR_RETURN(data::DatasetView view,
+                   builder.Finish(std::move(user_keys), std::move(item_keys),
+                                  std::move(list_keys), version));
+  auto shared = std::make_shared<const data::DatasetView>(std::move(view));
+  absl::MutexLock sl(&st->mu);
+  if (!st->deleted && st->info.data_version == version) st->view = shared;
+  return shared;
+}
+
+absl::StatusOr<uint64_t> InteractionStore::NextModelId() {
+  absl::MutexLock l(&impl_->model_mu);
+  const uint64_t id = impl_->next_model_id;
+  std::string v;
+  util::PutFixed64(&v, id + 1);
+  RETURN_IF_ERROR(FromRocks(
+      impl_->db->Put(impl_->write_options, keys::Counter("model"), v), "model id"));
+  impl_->next_model_id = id + 1;
+  return id;
+}
+
+absl::Status InteractionStore::PutModel(const ModelRecord& record,
+                                        const std::string* snapshot) {
+  rocksdb::WriteBatch batch;
+  batch.Put(keys::ModelKey(record.id, 'R'), RecordToJson(record).dump());
+  if (snapshot != nullptr) {
+    batch.Put(keys::ModelKey(record.id, 'S'), *snapshot);
+    batch.Put(keys::ModelKey(record.id, 'K'),
+              EncodeKeys(record.user_keys, record.item_keys));
+  }
+  return FromRocks(impl_->db->Write(impl_->write_options, &batch), "writing model");
+}
+
+absl::StatusOr<ModelRecord> InteractionStore::GetModel(uint64_t id) const {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelKey(id, 'R'), &v);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("model ", id, " not found"));
+  RETURN_IF_ERROR(FromRocks(s, "reading model"));
+  ASSIGN_OR_RETURN(ModelRecord r, RecordFromJson(v));
+  std::string k;
+  s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelKey(id, 'K'), &k);
+  if (s.ok()) {
+    if (!DecodeKeys(k, &r.user_keys, &r.item_keys)) {
+      return absl::DataLossError(absl::StrCat("model ", id, ": corrupt key tables"));
+    }
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "reading model keys");
+  }
+  return r;
+}
+
+absl::StatusOr<std::string> InteractionStore::GetModelSnapshot(uint64_t id) const {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelKey(id, 'S'), &v);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("model ", id, " has no parameters"));
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading model"));
+  return v;
+}
+
+std::vector<ModelRecord> InteractionStore::ListModels() const {
+  std::vector<ModelRecord> out;
+  ScanPrefix(impl_->db.get(), nullptr, std::string(1, keys::kModel),
+             [&](std::string_view k, std::string_view v) {
+               if (!k.empty() && k.back() == 'R') {
+                 auto r = RecordFromJson(v);
+                 if (r.ok()) out.push_back(std::move(*r));
+               }
+               return true;
+             })
+      .IgnoreError();
+  return out;
+}
+
+absl::Status InteractionStore::DeleteModel(uint64_t id) {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelKey(id, 'R'), &v);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("model ", id, " not found"));
+  RETURN_IF_ERROR(FromRocks(s, "reading model"));
+  rocksdb::WriteBatch batch;
+  for (char w : {'R', 'S', 'K'}) batch.Delete(keys::ModelKey(id, w));
+  return FromRocks(impl_->db->Write(impl_->write_options, &batch), "deleting model");
+}
+
+uint64_t InteractionStore::DiskBytes() const {
+  uint64_t sst = 0, wal = 0;
+  impl_->db->GetIntProperty("rocksdb.total-sst-files-size", &sst);
+  impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &wal);
+  return sst + wal;
+}
+
+absl::Status InteractionStore::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* cp = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(impl_->db.get(), &cp),
+                            "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> owned(cp);
+  return FromRocks(owned->CreateCheckpoint(dir), "checkpoint");
+}
+
+}  // namespace debias::store

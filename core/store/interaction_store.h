@@ -1,0 +1,149 @@
+// InteractionStore: the persistent home of datasets and models, on RocksDB.
+//
+// This is the only code in debias that includes RocksDB. It keeps:
+//  - datasets: named collections of interactions, with per-dataset dense
+//    32-bit ids for user, item and list keys, stable across restarts;
+//  - models: versioned records (spec, state, metrics, diagnostics) and their
+//    parameter snapshots.
+//
+// Durability: Ingest() returns only after its batch is in RocksDB's
+// write-ahead log (and fsynced when Options::sync). A batch (events, new id
+// mappings and the dataset's counters) is one atomic WriteBatch: after a
+// crash either all of it or none of it is present.
+//
+// Deduplication: an event's storage key is (user, item, natural key) or
+// (user, item, event_id) when the client sets an event id, so re-ingesting an
+// event overwrites it instead of adding a copy.
+//
+// Thread safety: all methods are safe to call concurrently. Ingests into the
+// same dataset are serialised; different datasets ingest in parallel.
+#ifndef DEBIAS_CORE_STORE_INTERACTION_STORE_H_
+#define DEBIAS_CORE_STORE_INTERACTION_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/data/dataset_view.h"
+#include "core/data/interaction.h"
+#include "nlohmann/json.hpp"
+
+namespace debias::store {
+
+struct StoreOptions {
+  std::string path;            // database directory
+  bool create_if_missing = true;
+  bool sync = false;           // fsync every ingest batch and model write
+  size_t block_cache_bytes = 64 << 20;
+  data::InteractionLimits limits;
+};
+
+struct DatasetInfo {
+  std::string name;
+  std::string description;
+  std::string feedback;  // "", "explicit", "implicit", "clicklog"
+  int64_t create_time_unix_ms = 0;
+  uint64_t data_version = 0;
+  uint64_t users = 0;  // distinct user keys ever ingested
+  uint64_t items = 0;
+  uint64_t lists = 0;
+};
+
+struct IngestResult {
+  uint64_t events_written = 0;  // events in the batch after in-batch dedup
+  uint64_t data_version = 0;
+};
+
+// Lifecycle state of a model record.
+enum class ModelState { kTraining, kReady, kFailed, kCancelled };
+std::string_view ModelStateName(ModelState s);
+
+struct ModelRecord {
+  uint64_t id = 0;
+  std::string dataset;
+  uint64_t data_version = 0;
+  ModelState state = ModelState::kTraining;
+  nlohmann::json spec = nlohmann::json::object();  // loss, estimator, params, seed
+  nlohmann::json metrics = nlohmann::json::object();
+  nlohmann::json diagnostics = nlohmann::json::object();
+  nlohmann::json progress = nlohmann::json::array();  // per-epoch curve
+  std::string error;  // for kFailed
+  int64_t create_time_unix_ms = 0;
+  int64_t finish_time_unix_ms = 0;
+  // Key tables of the training data, so scoring can map client keys to the
+  // model's ids without the dataset (which may change or be deleted).
+  std::vector<std::string> user_keys;
+  std::vector<std::string> item_keys;
+};
+
+class InteractionStore {
+ public:
+  // Opens (or creates) the database. DATA_LOSS with RocksDB's message when
+  // the files are corrupt or truncated; the caller must not serve then.
+  static absl::StatusOr<std::unique_ptr<InteractionStore>> Open(
+      const StoreOptions& options);
+  ~InteractionStore();
+  InteractionStore(const InteractionStore&) = delete;
+  InteractionStore& operator=(const InteractionStore&) = delete;
+
+  // --- Datasets -----------------------------------------------------------
+  // INVALID_ARGUMENT for a bad name/feedback, ALREADY_EXISTS if taken.
+  absl::StatusOr<DatasetInfo> CreateDataset(const std::string& name,
+                                            const std::string& description,
+                                            const std::string& feedback);
+  std::vector<DatasetInfo> ListDatasets() const;
+  absl::StatusOr<DatasetInfo> GetDataset(const std::string& name) const;
+  // Removes every event, id map and the metadata of the dataset. Returns the
+  // number of events it held. NOT_FOUND if absent.
+  absl::StatusOr<uint64_t> DeleteDataset(const std::string& name);
+
+  // Validates every event (INVALID_ARGUMENT "events[i]: ..." and nothing is
+  // written), then writes the batch atomically. NOT_FOUND for a missing
+  // dataset unless create_if_missing. Events sharing a key within the batch
+  // keep the last one.
+  absl::StatusOr<IngestResult> Ingest(const std::string& name,
+                                      std::span<const data::Interaction> events,
+                                      bool create_if_missing = false);
+
+  // A consistent snapshot view of the dataset (cached until the next
+  // ingest). NOT_FOUND if absent.
+  absl::StatusOr<std::shared_ptr<const data::DatasetView>> LoadView(
+      const std::string& name);
+
+  // --- Models -------------------------------------------------------------
+  // Allocates a new, never reused model id.
+  absl::StatusOr<uint64_t> NextModelId();
+  // Writes the record and, when `snapshot` is non-null, the parameters, in
+  // one atomic batch.
+  absl::Status PutModel(const ModelRecord& record, const std::string* snapshot);
+  absl::StatusOr<ModelRecord> GetModel(uint64_t id) const;
+  absl::StatusOr<std::string> GetModelSnapshot(uint64_t id) const;
+  std::vector<ModelRecord> ListModels() const;
+  absl::Status DeleteModel(uint64_t id);
+
+  // --- Operations ---------------------------------------------------------
+  // Approximate bytes on disk (SST + WAL).
+  uint64_t DiskBytes() const;
+  // Writes a consistent checkpoint of the whole database into `dir` (which
+  // must not exist).
+  absl::Status Checkpoint(const std::string& dir);
+
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  explicit InteractionStore(std::unique_ptr<Impl> impl, StoreOptions options);
+  std::unique_ptr<Impl> impl_;
+  StoreOptions options_;
+};
+
+// Dataset names: 1-128 characters of [A-Za-z0-9._-], first a letter or digit.
+absl::Status ValidateDatasetName(const std::string& name);
+
+}  // namespace debias::store
+
+#endif  // DEBIAS_CORE_STORE_INTERACTION_STORE_H_

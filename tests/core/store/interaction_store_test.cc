@@ -1,0 +1,231 @@
+#include "core/store/interaction_store.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unistd.h>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "tests/util/status_matchers.h"
+
+namespace debias::store {
+namespace {
+
+using ::debias::testing::StatusIs;
+using data::Interaction;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("debias_store_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    StoreOptions o;
+    o.path = dir_.string();
+    auto s = InteractionStore::Open(o);
+    ASSERT_OK(s);
+    store_ = std::move(*s);
+  }
+  static Interaction Ev(std::string u, std::string i, float label) {
+    Interaction e;
+    e.user = std::move(u);
+    e.item = std::move(i);
+    e.label = label;
+    return e;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<InteractionStore> store_;
+};
+
+TEST_F(StoreTest, IngestThenReopenFindsEveryAcknowledgedEvent) {
+  std::vector<Interaction> events;
+  std::mt19937 rng(7);
+  for (int k = 0; k < 5000; ++k) {
+    Interaction e = Ev("u" + std::to_string(rng() % 300), "i" + std::to_string(rng() % 200),
+                       static_cast<float>(rng() % 2));
+    e.timestamp = k;  // distinct natural keys
+    events.push_back(e);
+  }
+  for (size_t off = 0; off < events.size(); off += 1000) {
+    auto r = store_->Ingest("d", std::span(events).subspan(off, 1000), true);
+    ASSERT_OK(r);
+    EXPECT_EQ(r->events_written, 1000u);
+  }
+  Reopen();
+  auto view = store_->LoadView("d");
+  ASSERT_OK(view);
+  const data::DatasetView& v = **view;
+  ASSERT_EQ(v.num_events(), events.size());
+  EXPECT_EQ(v.data_version, 5u);
+  // Every (user, item, timestamp, label) ingested is present exactly once.
+  std::multiset<std::tuple<std::string, std::string, int64_t, float>> want, got;
+  for (const auto& e : events) want.emplace(e.user, e.item, *e.timestamp, e.label);
+  for (size_t k = 0; k < v.num_events(); ++k) {
+    got.emplace(v.user_keys[v.user[k]], v.item_keys[v.item[k]], v.timestamp[k], v.label[k]);
+  }
+  EXPECT_EQ(want, got);
+  // CSR offsets are consistent.
+  for (uint32_t u = 0; u < v.num_users(); ++u) {
+    auto [b, e] = v.UserRange(u);
+    for (uint64_t k = b; k < e; ++k) EXPECT_EQ(v.user[k], u);
+  }
+}
+
+TEST_F(StoreTest, ReingestingTheSameEventsCreatesNoDuplicates) {
+  std::vector<Interaction> events = {Ev("a", "x", 1), Ev("a", "y", 0), Ev("b", "x", 1)};
+  events[1].timestamp = 5;
+  events[2].list_id = "l1";
+  events[2].position = 2;
+  ASSERT_OK(store_->Ingest("d", events, true));
+  ASSERT_OK(store_->Ingest("d", events, false));
+  Reopen();
+  ASSERT_OK(store_->Ingest("d", events, false));
+  auto v = store_->LoadView("d");
+  ASSERT_OK(v);
+  EXPECT_EQ((*v)->num_events(), 3u);
+  EXPECT_EQ((*v)->num_users(), 2u);
+  EXPECT_EQ((*v)->num_items(), 2u);
+  data::DatasetStats s = data::ComputeStats(**v);
+  EXPECT_EQ(s.positives, 2u);
+  EXPECT_EQ(s.zero_labels, 1u);
+  EXPECT_EQ(s.lists, 1u);
+  EXPECT_EQ(s.max_position, 2);
+}
+
+TEST_F(StoreTest, EventIdIsTheDeduplicationKey) {
+  Interaction a = Ev("u", "i", 1);
+  a.event_id = "e1";
+  Interaction b = a;
+  b.label = 0;  // a corrected resend replaces the first
+  b.timestamp = 9;
+  ASSERT_OK(store_->Ingest("d", std::vector{a}, true));
+  ASSERT_OK(store_->Ingest("d", std::vector{b}, false));
+  auto v = store_->LoadView("d");
+  ASSERT_OK(v);
+  ASSERT_EQ((*v)->num_events(), 1u);
+  EXPECT_EQ((*v)->label[0], 0.0f);
+}
+
+TEST_F(StoreTest, InvalidEventRejectsTheWholeBatch) {
+  std::vector<Interaction> events = {Ev("a", "x", 1), Ev("", "y", 1)};
+  EXPECT_THAT(store_->Ingest("d", events, true),
+              StatusIs(absl::StatusCode::kInvalidArgument, "events[1].user"));
+  EXPECT_THAT(store_->GetDataset("d"), StatusIs(absl::StatusCode::kNotFound, "d"));
+  events[1].user = "b";
+  events[1].propensity = 0.0f;
+  EXPECT_THAT(store_->Ingest("d", events, true),
+              StatusIs(absl::StatusCode::kInvalidArgument, "events[1].propensity"));
+}
+
+TEST_F(StoreTest, MissingDatasetIsNotFoundUnlessCreated) {
+  EXPECT_THAT(store_->Ingest("nope", std::vector{Ev("a", "b", 1)}, false),
+              StatusIs(absl::StatusCode::kNotFound, "nope"));
+  EXPECT_THAT(store_->LoadView("nope"), StatusIs(absl::StatusCode::kNotFound, "nope"));
+  EXPECT_THAT(store_->CreateDataset("bad name!", "", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, "dataset name"));
+  EXPECT_THAT(store_->CreateDataset("ok", "", "sideways"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "feedback"));
+  ASSERT_OK(store_->CreateDataset("ok", "desc", "implicit"));
+  EXPECT_THAT(store_->CreateDataset("ok", "", ""),
+              StatusIs(absl::StatusCode::kAlreadyExists, "ok"));
+}
+
+TEST_F(StoreTest, DeleteRemovesOneDatasetAndNothingElse) {
+  ASSERT_OK(store_->Ingest("keep", std::vector{Ev("a", "x", 1), Ev("b", "y", 1)}, true));
+  ASSERT_OK(store_->Ingest("drop", std::vector{Ev("a", "x", 1)}, true));
+  auto deleted = store_->DeleteDataset("drop");
+  ASSERT_OK(deleted);
+  EXPECT_EQ(*deleted, 1u);
+  EXPECT_THAT(store_->DeleteDataset("drop"), StatusIs(absl::StatusCode::kNotFound, "drop"));
+  Reopen();
+  EXPECT_THAT(store_->GetDataset("drop"), StatusIs(absl::StatusCode::kNotFound, "drop"));
+  auto v = store_->LoadView("keep");
+  ASSERT_OK(v);
+  EXPECT_EQ((*v)->num_events(), 2u);
+  // A re-created name starts empty.
+  ASSERT_OK(store_->Ingest("drop", std::vector{Ev("z", "z", 1)}, true));
+  auto v2 = store_->LoadView("drop");
+  ASSERT_OK(v2);
+  EXPECT_EQ((*v2)->num_events(), 1u);
+  EXPECT_EQ((*v2)->user_keys[0], "z");
+  ASSERT_EQ(store_->ListDatasets().size(), 2u);
+  EXPECT_EQ(store_->ListDatasets()[0].name, "drop");
+}
+
+TEST_F(StoreTest, FeaturesAndOptionalColumnsRoundTrip) {
+  Interaction e = Ev("q1", "d1", 1);
+  e.list_id = "q1-l0";
+  e.position = 3;
+  e.propensity = 0.25f;
+  e.features = {0.5f, -1.0f, 2.0f};
+  Interaction f = Ev("q1", "d2", 0);
+  ASSERT_OK(store_->Ingest("ltr", std::vector{e, f}, true));
+  auto v = store_->LoadView("ltr");
+  ASSERT_OK(v);
+  const auto& view = **v;
+  ASSERT_EQ(view.feature_dim, 3);
+  ASSERT_EQ(view.num_events(), 2u);
+  // d1 has id 0 and sorts first.
+  EXPECT_EQ(view.position[0], 3);
+  EXPECT_EQ(view.position[1], 0);
+  EXPECT_FLOAT_EQ(view.propensity[0], 0.25f);
+  EXPECT_EQ(view.list_keys[view.list[0]], "q1-l0");
+  EXPECT_EQ(view.list[1], data::kNoList);
+  EXPECT_FLOAT_EQ(view.FeaturesOf(0)[2], 2.0f);
+  EXPECT_FLOAT_EQ(view.FeaturesOf(1)[0], 0.0f);
+}
+
+TEST_F(StoreTest, ModelsPersistAcrossReopen) {
+  auto id = store_->NextModelId();
+  ASSERT_OK(id);
+  ModelRecord r;
+  r.id = *id;
+  r.dataset = "d";
+  r.state = ModelState::kReady;
+  r.spec = {{"loss", "relmf"}};
+  r.metrics = {{"auc", 0.7}};
+  r.user_keys = {"a", "b"};
+  r.item_keys = {"x"};
+  const std::string snapshot = "params";
+  ASSERT_OK(store_->PutModel(r, &snapshot));
+  Reopen();
+  auto id2 = store_->NextModelId();
+  ASSERT_OK(id2);
+  EXPECT_GT(*id2, *id);  // ids are never reused
+  auto got = store_->GetModel(*id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->spec["loss"], "relmf");
+  EXPECT_EQ(got->state, ModelState::kReady);
+  EXPECT_EQ(got->user_keys, r.user_keys);
+  EXPECT_EQ(*store_->GetModelSnapshot(*id), "params");
+  EXPECT_EQ(store_->ListModels().size(), 1u);
+  ASSERT_OK(store_->DeleteModel(*id));
+  EXPECT_THAT(store_->GetModel(*id), StatusIs(absl::StatusCode::kNotFound, "model"));
+}
+
+TEST_F(StoreTest, CorruptDatabaseRefusesToOpen) {
+  ASSERT_OK(store_->Ingest("d", std::vector{Ev("a", "x", 1)}, true));
+  store_.reset();
+  // Overwrite the CURRENT file so that it points nowhere.
+  {
+    std::ofstream f(dir_ / "CURRENT", std::ios::trunc);
+    f << "MANIFEST-999999\n";
+  }
+  StoreOptions o;
+  o.path = dir_.string();
+  auto s = InteractionStore::Open(o);
+  EXPECT_FALSE(s.ok());
+}
+
+}  // namespace
+}  // namespace debias::store
