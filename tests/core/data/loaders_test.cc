@@ -213,6 +213,54 @@ TEST(CsvLoaderTest, ThresholdBinarizesLabels) {
   EXPECT_THAT(labels, ElementsAre(0.0f, 1.0f, 1.0f, 0.0f));
 }
 
+// A stream that cannot seek or tell, like a pipe.
+class PipeBuf : public std::streambuf {
+ public:
+  explicit PipeBuf(std::string text) : text_(std::move(text)) {}
+
+ protected:
+  int_type underflow() override {
+    if (pos_ >= text_.size()) return traits_type::eof();
+    const size_t n = std::min<size_t>(7, text_.size() - pos_);
+    char* p = text_.data() + pos_;
+    setg(p, p, p + n);
+    pos_ += n;
+    return traits_type::to_int_type(*p);
+  }
+
+ private:
+  std::string text_;
+  size_t pos_ = 0;
+};
+
+TEST(CsvLoaderTest, ManyRowsWithSkipsFromSeekableAndPipeStreams) {
+  std::string text = "user,item,label,position\n";
+  for (int i = 0; i < 9000; ++i) {
+    text += "u" + std::to_string(i % 97) + ",i" + std::to_string(i) + "," +
+            std::to_string(i % 3) + "," + (i % 4 == 0 ? "0" : "1") + "\n";
+    if (i % 10 == 0) text += "\n";
+  }
+  for (bool pipe : {false, true}) {
+    SCOPED_TRACE(pipe ? "pipe" : "stringstream");
+    PipeBuf buf(text);
+    std::istream pipe_in(&buf);
+    std::istringstream string_in(text);
+    absl::StatusOr<LoadResult> r =
+        LoadStream(pipe ? pipe_in : static_cast<std::istream&>(string_in),
+                   "big.csv", Format::kCsv, Skip());
+    ASSERT_OK(r);
+    EXPECT_EQ(r->rows_read, 9000u);
+    EXPECT_EQ(r->skipped_rows, 2250u);
+    ASSERT_EQ(r->events.size(), 6750u);
+    EXPECT_EQ(r->events[0].item, "i1");
+    EXPECT_EQ(r->events.back().item, "i8999");
+    EXPECT_EQ(r->events.back().label, 8999 % 3);
+    EXPECT_EQ(r->skipped_examples[1],
+              "big.csv:7: position=0: must be in [1, 100000]");
+    EXPECT_LE(r->events.capacity(), r->events.size() * 3 / 2 + 1);
+  }
+}
+
 // ------------------------------------------------------------ coat
 
 TEST(CoatLoaderTest, OneEventPerNonzeroCell) {
