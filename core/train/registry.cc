@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/models/kb_trainer.h"
 
 namespace debias::train {
 
@@ -28,6 +29,19 @@ const std::vector<TrainerInfo>& Trainers() {
   static const auto* trainers = new std::vector<TrainerInfo>{
       // One row per loss: {"relmf", "Rel-MF (Saito et al., WSDM 2020)",
       //                    {FeedbackKind::kImplicit}, &TrainRelMf},
+      // Kernel balancing (issue 4): param kernel=gaussian|exponential.
+      {"kbips", "KBIPS, random-centre kernel balancing IPS (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainKbIps},
+      {"akbips", "AKBIPS, adaptive kernel balancing IPS (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainAkbIps},
+      {"wkbips", "WKBIPS, worst-case kernel balancing IPS (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainWkbIps},
+      {"kbdr", "KBDR, random-centre kernel balancing DR (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainKbDr},
+      {"akbdr", "AKBDR, adaptive kernel balancing DR (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainAkbDr},
+      {"wkbdr", "WKBDR, worst-case kernel balancing DR (Li et al., ICLR 2024)",
+       {FeedbackKind::kExplicit}, &models::TrainWkbDr},
   };
   return *trainers;
 }

@@ -1,0 +1,1049 @@
+#include "core/models/kb_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/propensity/kernel_balance.h"
+#include "core/util/status_macros.h"
+
+namespace debias::models {
+namespace {
+
+using propensity::KernelMatrixF;
+using propensity::KernelNorm;
+using propensity::KernelType;
+
+enum class Centres { kNone, kRandom, kAdaptive, kWorstCase };
+enum class Weights { kUniform, kBase, kLearned };
+
+struct MethodTraits {
+  Weights weights;
+  Centres centres;
+  bool dr;
+};
+
+MethodTraits Traits(KbMethod m) {
+  switch (m) {
+    case KbMethod::kNaive: return {Weights::kUniform, Centres::kNone, false};
+    case KbMethod::kIps: return {Weights::kBase, Centres::kNone, false};
+    case KbMethod::kDrJl: return {Weights::kBase, Centres::kNone, true};
+    case KbMethod::kKbIps: return {Weights::kLearned, Centres::kRandom, false};
+    case KbMethod::kAkbIps: return {Weights::kLearned, Centres::kAdaptive, false};
+    case KbMethod::kWkbIps: return {Weights::kLearned, Centres::kWorstCase, false};
+    case KbMethod::kKbDr: return {Weights::kLearned, Centres::kRandom, true};
+    case KbMethod::kAkbDr: return {Weights::kLearned, Centres::kAdaptive, true};
+    case KbMethod::kWkbDr: return {Weights::kLearned, Centres::kWorstCase, true};
+  }
+  return {Weights::kUniform, Centres::kNone, false};
+}
+
+// ---------------------------------------------------------------------------
+// Hyperparameters.
+
+struct Config {
+  KbMethod method = KbMethod::kKbIps;
+  KernelType kernel = KernelType::kGaussian;
+  KernelNorm norm = KernelNorm::kGlobal;
+  double bandwidth = 0.1;
+  int dim = 4;
+  int batch_size = 128;
+  int neg_ratio = 5;
+  int centres = 3;
+  int eps_steps = 3;
+  double eps_threshold = 0.2;
+  double lr_pred = 1e-2, l2_pred = 1e-3;
+  double lr_imp = 1e-2, l2_imp = 3e-3;
+  double lr_weight = 5e-3, l2_weight = 5e-2;
+  double lr_eps = 3e-3, l2_eps = 1e-3;
+  double penalty = 1.0, margin = 1e-2;
+  int max_epochs = 1000;
+  double tol = 1e-5;
+  int patience = 5;
+  std::string features = "pretrain";
+  int pretrain_epochs = 100;
+  double pretrain_lr = 1e-2, pretrain_l2 = 1e-4;
+  double mcar_pos_rate = -1.0;  // < 0: not given
+  int wkb_ref_cap = 2048;
+  double threshold = 3.0;
+  std::string propensity = "naive-bayes";
+  double clip = 0.0;  // 0: no clipping
+};
+
+// Reference defaults on Coat (B = 128, G = 5), per method and kernel.
+void ApplyReferenceDefaults(KbMethod m, KernelType k, Config* c) {
+  const bool gau = k == KernelType::kGaussian;
+  switch (m) {
+    case KbMethod::kNaive:
+    case KbMethod::kIps:
+      c->lr_pred = 1e-2; c->l2_pred = 1e-3;
+      break;
+    case KbMethod::kDrJl:
+      c->lr_pred = 1e-2; c->l2_pred = 3e-3; c->lr_imp = 1e-2; c->l2_imp = 3e-3;
+      break;
+    case KbMethod::kKbIps:
+      c->lr_pred = 1e-2; c->l2_pred = 1e-3;
+      c->lr_weight = gau ? 5e-3 : 3e-3; c->l2_weight = 5e-2;
+      c->penalty = 1; c->margin = 1e-2;
+      break;
+    case KbMethod::kAkbIps:
+      c->lr_pred = 1e-2; c->l2_pred = 1e-3; c->lr_weight = 3e-3; c->l2_weight = 5e-2;
+      c->lr_eps = 3e-3; c->l2_eps = 1e-3; c->penalty = 1; c->margin = 1e-2;
+      c->eps_threshold = 0.2;
+      break;
+    case KbMethod::kWkbIps:
+      c->lr_pred = 1e-2; c->l2_pred = 1e-3; c->lr_weight = 3e-3; c->l2_weight = 5e-2;
+      c->lr_eps = 3e-2; c->l2_eps = 1e-3; c->penalty = 1; c->margin = 1e-3;
+      c->eps_threshold = 0.5;
+      break;
+    case KbMethod::kKbDr:
+      c->lr_pred = 1e-2; c->l2_pred = 3e-3; c->lr_imp = 1e-2; c->l2_imp = 3e-3;
+      c->lr_weight = 1e-2; c->l2_weight = 1e-1; c->penalty = 1; c->margin = 1e-4;
+      break;
+    case KbMethod::kAkbDr:
+      c->lr_pred = 1e-2; c->l2_pred = 3e-3;
+      c->lr_imp = gau ? 3e-2 : 1e-2; c->l2_imp = gau ? 3e-3 : 1e-3;
+      c->lr_weight = 1e-2; c->l2_weight = gau ? 1e-1 : 5e-2;
+      c->lr_eps = 3e-2; c->l2_eps = 1e-3; c->penalty = 0.1;
+      c->margin = gau ? 1e-4 : 1e-5; c->eps_threshold = 0.4;
+      break;
+    case KbMethod::kWkbDr:
+      c->lr_pred = 3e-2; c->l2_pred = 3e-3; c->lr_imp = 3e-2; c->l2_imp = 3e-3;
+      c->lr_weight = 1e-2; c->l2_weight = 1e-1; c->lr_eps = 5e-2; c->l2_eps = 0;
+      c->penalty = 1; c->margin = 1e-4; c->eps_threshold = 0.5;
+      break;
+  }
+}
+
+struct ParamDef {
+  std::string key;
+  std::function<bool(const MethodTraits&)> applies;
+};
+
+bool Always(const MethodTraits&) { return true; }
+bool Kernels(const MethodTraits& t) { return t.weights == Weights::kLearned; }
+bool Eps(const MethodTraits& t) {
+  return t.centres == Centres::kAdaptive || t.centres == Centres::kWorstCase;
+}
+bool NeedsBase(const MethodTraits& t) { return t.weights != Weights::kUniform; }
+bool NeedsD(const MethodTraits& t) { return t.dr || t.weights == Weights::kLearned; }
+
+const std::vector<ParamDef>& ParamDefs() {
+  static const auto* defs = new std::vector<ParamDef>{
+      {"kernel", Kernels},        {"norm", Kernels},
+      {"bandwidth", Kernels},     {"features", Kernels},
+      {"pretrain_epochs", Kernels}, {"pretrain_lr", Kernels},
+      {"pretrain_l2", Kernels},   {"centres", Kernels},
+      {"lr_weight", Kernels},     {"l2_weight", Kernels},
+      {"penalty", Kernels},       {"margin", Kernels},
+      {"lr_eps", Eps},            {"l2_eps", Eps},
+      {"eps_steps", Eps},         {"eps_threshold", Eps},
+      {"wkb_ref_cap", [](const MethodTraits& t) { return t.centres == Centres::kWorstCase; }},
+      {"lr_imp", [](const MethodTraits& t) { return t.dr; }},
+      {"l2_imp", [](const MethodTraits& t) { return t.dr; }},
+      {"neg_ratio", NeedsD},
+      {"mcar_pos_rate", NeedsBase},
+      {"dim", Always},            {"batch_size", Always},
+      {"lr_pred", Always},        {"l2_pred", Always},
+      {"max_epochs", Always},     {"tol", Always},
+      {"patience", Always},
+  };
+  return *defs;
+}
+
+absl::Status ParseDouble(const std::map<std::string, std::string>& p,
+                         const std::string& key, double lo, double hi,
+                         bool lo_open, double* out) {
+  auto it = p.find(key);
+  if (it == p.end()) return absl::OkStatus();
+  double v;
+  const bool ok = absl::SimpleAtod(it->second, &v) && std::isfinite(v) &&
+                  (lo_open ? v > lo : v >= lo) && v <= hi;
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        key, "=", it->second, ": ", key, " must be a number in ",
+        lo_open ? "(" : "[", lo, ", ", hi, "]"));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ParseInt(const std::map<std::string, std::string>& p,
+                      const std::string& key, int lo, int hi, int* out) {
+  auto it = p.find(key);
+  if (it == p.end()) return absl::OkStatus();
+  int v;
+  if (!absl::SimpleAtoi(it->second, &v) || v < lo || v > hi) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        key, "=", it->second, ": ", key, " must be an integer in [", lo, ", ",
+        hi, "]"));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+std::string Num(double v) { return absl::StrCat(v); }
+
+absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec,
+                                   std::map<std::string, std::string>* resolved) {
+  const MethodTraits tr = Traits(method);
+  const auto& p = spec.params;
+  std::vector<std::string> known = KbParamKeys(method);
+  for (const auto& [k, v] : p) {
+    if (!std::binary_search(known.begin(), known.end(), k)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "param '", k, "' is not known to loss '",
+          std::string(KbMethodName(method)), "'; known keys: ",
+          absl::StrJoin(known, ", ")));
+    }
+  }
+  Config c;
+  c.method = method;
+  if (auto it = p.find("kernel"); it != p.end()) {
+    ASSIGN_OR_RETURN(c.kernel, propensity::ParseKernelType(it->second));
+  }
+  ApplyReferenceDefaults(method, c.kernel, &c);
+  if (auto it = p.find("norm"); it != p.end()) {
+    ASSIGN_OR_RETURN(c.norm, propensity::ParseKernelNorm(it->second));
+  }
+  if (auto it = p.find("features"); it != p.end()) {
+    if (it->second != "pretrain" && it->second != "side" && it->second != "both") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "features=", it->second, ": must be one of pretrain, side, both"));
+    }
+    c.features = it->second;
+  }
+  RETURN_IF_ERROR(ParseDouble(p, "bandwidth", 0, 1e6, true, &c.bandwidth));
+  RETURN_IF_ERROR(ParseInt(p, "dim", 1, 256, &c.dim));
+  RETURN_IF_ERROR(ParseInt(p, "batch_size", 1, 1 << 16, &c.batch_size));
+  RETURN_IF_ERROR(ParseInt(p, "neg_ratio", 1, 64, &c.neg_ratio));
+  RETURN_IF_ERROR(ParseInt(p, "centres", 1, 1024, &c.centres));
+  RETURN_IF_ERROR(ParseInt(p, "eps_steps", 0, 100, &c.eps_steps));
+  RETURN_IF_ERROR(ParseDouble(p, "eps_threshold", -1e6, 1e6, false, &c.eps_threshold));
+  RETURN_IF_ERROR(ParseDouble(p, "lr_pred", 0, 10, true, &c.lr_pred));
+  RETURN_IF_ERROR(ParseDouble(p, "l2_pred", 0, 100, false, &c.l2_pred));
+  RETURN_IF_ERROR(ParseDouble(p, "lr_imp", 0, 10, true, &c.lr_imp));
+  RETURN_IF_ERROR(ParseDouble(p, "l2_imp", 0, 100, false, &c.l2_imp));
+  RETURN_IF_ERROR(ParseDouble(p, "lr_weight", 0, 10, true, &c.lr_weight));
+  RETURN_IF_ERROR(ParseDouble(p, "l2_weight", 0, 100, false, &c.l2_weight));
+  RETURN_IF_ERROR(ParseDouble(p, "lr_eps", 0, 10, true, &c.lr_eps));
+  RETURN_IF_ERROR(ParseDouble(p, "l2_eps", 0, 100, false, &c.l2_eps));
+  RETURN_IF_ERROR(ParseDouble(p, "penalty", 0, 1e6, false, &c.penalty));
+  RETURN_IF_ERROR(ParseDouble(p, "margin", 0, 1e6, false, &c.margin));
+  RETURN_IF_ERROR(ParseInt(p, "max_epochs", 1, 100000, &c.max_epochs));
+  RETURN_IF_ERROR(ParseDouble(p, "tol", 0, 1, false, &c.tol));
+  RETURN_IF_ERROR(ParseInt(p, "patience", 0, 100000, &c.patience));
+  RETURN_IF_ERROR(ParseInt(p, "pretrain_epochs", 1, 100000, &c.pretrain_epochs));
+  RETURN_IF_ERROR(ParseDouble(p, "pretrain_lr", 0, 10, true, &c.pretrain_lr));
+  RETURN_IF_ERROR(ParseDouble(p, "pretrain_l2", 0, 100, false, &c.pretrain_l2));
+  RETURN_IF_ERROR(ParseDouble(p, "mcar_pos_rate", 0, 1, true, &c.mcar_pos_rate));
+  if (p.count("mcar_pos_rate") && c.mcar_pos_rate >= 1.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mcar_pos_rate=", p.at("mcar_pos_rate"),
+        ": mcar_pos_rate must be a number in (0, 1)"));
+  }
+  RETURN_IF_ERROR(ParseInt(p, "wkb_ref_cap", 1, 1 << 20, &c.wkb_ref_cap));
+
+  if (spec.threshold.has_value()) {
+    if (!std::isfinite(*spec.threshold)) {
+      return absl::InvalidArgumentError("threshold: must be finite");
+    }
+    c.threshold = *spec.threshold;
+  }
+  if (!spec.propensity.empty()) {
+    if (spec.propensity != "naive-bayes" && spec.propensity != "logged") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "propensity='", spec.propensity, "': loss '",
+          std::string(KbMethodName(method)),
+          "' takes naive-bayes (default) or logged"));
+    }
+    c.propensity = spec.propensity;
+  }
+  if (spec.clip.has_value()) {
+    if (!std::isfinite(*spec.clip) || *spec.clip <= 0.0 || *spec.clip > 1.0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "clip=", *spec.clip, ": clip (lowest propensity) must be in (0, 1]"));
+    }
+    c.clip = *spec.clip;
+  }
+
+  auto& r = *resolved;
+  r["dim"] = Num(c.dim);
+  r["batch_size"] = Num(c.batch_size);
+  r["lr_pred"] = Num(c.lr_pred);
+  r["l2_pred"] = Num(c.l2_pred);
+  r["max_epochs"] = Num(c.max_epochs);
+  r["tol"] = Num(c.tol);
+  r["patience"] = Num(c.patience);
+  r["threshold"] = Num(c.threshold);
+  r["seed"] = Num(spec.seed);
+  if (NeedsBase(tr)) {
+    r["propensity"] = c.propensity;
+    r["mcar_pos_rate"] = c.mcar_pos_rate > 0 ? Num(c.mcar_pos_rate) : "observed";
+    r["clip"] = c.clip > 0 ? Num(c.clip) : "none";
+  }
+  if (NeedsD(tr)) r["neg_ratio"] = Num(c.neg_ratio);
+  if (tr.dr) {
+    r["lr_imp"] = Num(c.lr_imp);
+    r["l2_imp"] = Num(c.l2_imp);
+  }
+  if (Kernels(tr)) {
+    r["kernel"] = std::string(propensity::KernelTypeName(c.kernel));
+    r["norm"] = std::string(propensity::KernelNormName(c.norm));
+    r["bandwidth"] = Num(c.bandwidth);
+    r["features"] = c.features;
+    r["pretrain_epochs"] = Num(c.pretrain_epochs);
+    r["pretrain_lr"] = Num(c.pretrain_lr);
+    r["pretrain_l2"] = Num(c.pretrain_l2);
+    r["centres"] = Num(c.centres);
+    r["lr_weight"] = Num(c.lr_weight);
+    r["l2_weight"] = Num(c.l2_weight);
+    r["penalty"] = Num(c.penalty);
+    r["margin"] = Num(c.margin);
+  }
+  if (Eps(tr)) {
+    r["lr_eps"] = Num(c.lr_eps);
+    r["l2_eps"] = Num(c.l2_eps);
+    r["eps_steps"] = Num(c.eps_steps);
+    r["eps_threshold"] = Num(c.eps_threshold);
+  }
+  if (tr.centres == Centres::kWorstCase) r["wkb_ref_cap"] = Num(c.wkb_ref_cap);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Numerics.
+
+inline double Softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+inline double Sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+// BCE(sigmoid(s), t) for a soft target t in [0, 1].
+inline double BceLogit(double s, double t) { return Softplus(s) - t * s; }
+
+// PyTorch-style Adam with coupled L2 (weight_decay added to the gradient),
+// dense over the whole parameter array, as torch.optim.Adam on nn.Embedding.
+class Adam {
+ public:
+  Adam(double lr, double wd, size_t n) : lr_(lr), wd_(wd) {
+    m_.setZero(n);
+    v_.setZero(n);
+  }
+  void Step(float* param, const float* grad, size_t n) {
+    ++t_;
+    Eigen::Map<Eigen::ArrayXf> p(param, n);
+    Eigen::Map<const Eigen::ArrayXf> g(grad, n);
+    const float b1 = 0.9f, b2 = 0.999f;
+    const float wd = static_cast<float>(wd_);
+    m_ = b1 * m_ + (1 - b1) * (g + wd * p);
+    v_ = b2 * v_ + (1 - b2) * (g + wd * p).square();
+    const double bc1 = 1.0 - std::pow(0.9, static_cast<double>(t_));
+    const double bc2 = 1.0 - std::pow(0.999, static_cast<double>(t_));
+    const float step = static_cast<float>(lr_ / bc1);
+    const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    p -= step * m_ / (v_.sqrt() * inv_sqrt_bc2 + 1e-8f);
+  }
+
+ private:
+  double lr_, wd_;
+  int64_t t_ = 0;
+  Eigen::ArrayXf m_, v_;
+};
+
+// One MF sub-model sigmoid(U_u . V_i) with its Adam state and gradients.
+struct Mf {
+  RowMatrix u, v, gu, gv;
+  std::unique_ptr<Adam> au, av;
+
+  void Init(size_t nu, size_t ni, int dim, double lr, double wd,
+            std::mt19937_64* rng) {
+    std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+    u.resize(nu, dim);
+    v.resize(ni, dim);
+    for (Eigen::Index k = 0; k < u.size(); ++k) u.data()[k] = unif(*rng);
+    for (Eigen::Index k = 0; k < v.size(); ++k) v.data()[k] = unif(*rng);
+    gu.setZero(nu, dim);
+    gv.setZero(ni, dim);
+    au = std::make_unique<Adam>(lr, wd, u.size());
+    av = std::make_unique<Adam>(lr, wd, v.size());
+  }
+  float Logit(uint32_t user, uint32_t item) const {
+    return u.row(user).dot(v.row(item));
+  }
+  // Accumulates d/dlogit = g for pair (user, item).
+  void AddGrad(uint32_t user, uint32_t item, float g) {
+    gu.row(user).noalias() += g * v.row(item);
+    gv.row(item).noalias() += g * u.row(user);
+  }
+  void Step() {
+    au->Step(u.data(), gu.data(), u.size());
+    av->Step(v.data(), gv.data(), v.size());
+    gu.setZero();
+    gv.setZero();
+  }
+};
+
+// ---------------------------------------------------------------------------
+// The engine.
+
+struct Data {
+  size_t nu = 0, ni = 0, n = 0;
+  std::vector<uint32_t> user, item;
+  std::vector<float> y;    // 0/1
+  std::vector<float> rho;  // base inverse propensity per event
+  double rho_pos = 1.0, rho_neg = 1.0;
+};
+
+struct Pair {
+  uint32_t u, i;
+};
+
+struct FitOutput {
+  Mf f, a, m;
+  int epochs = 0;
+  double last_loss = 0.0;
+  std::vector<double> epoch_losses;
+  int64_t eps_updates = 0, eps_checks = 0;
+  double seconds = 0.0;
+};
+
+class FeatureTable {
+ public:
+  KernelMatrixF user, item;  // already globally normalised unless norm != global
+  int dim() const { return static_cast<int>(user.cols() + item.cols()); }
+  void Fill(std::span<const Pair> pairs, KernelNorm norm, KernelMatrixF* out) const {
+    const int du = user.cols(), d = dim();
+    if (out->rows() != static_cast<Eigen::Index>(pairs.size()) || out->cols() != d) {
+      out->resize(pairs.size(), d);
+    }
+    for (size_t k = 0; k < pairs.size(); ++k) {
+      out->row(k).head(du) = user.row(pairs[k].u);
+      out->row(k).tail(d - du) = item.row(pairs[k].i);
+    }
+    if (norm == KernelNorm::kReferenceBug) {
+      propensity::ReferenceBugNormalize(out, static_cast<float>(d));
+    }
+  }
+};
+
+class Engine {
+ public:
+  Engine(const Config& c, const Data& d, const FeatureTable* feats,
+         const train::TrainContext& ctx, uint64_t seed)
+      : c_(c), d_(d), feats_(feats), ctx_(ctx), rng_(seed), tr_(Traits(c.method)) {}
+
+  absl::StatusOr<FitOutput> Run();
+
+ private:
+  void SampleD();
+  void SelectCentres();
+  absl::Status WeightStep();
+  void AdaptiveEpsStep(const std::vector<double>& target);
+  void WorstCaseEpsStep();
+
+  const Config& c_;
+  const Data& d_;
+  const FeatureTable* feats_;
+  const train::TrainContext& ctx_;
+  std::mt19937_64 rng_;
+  MethodTraits tr_;
+  FitOutput out_;
+
+  // Per-batch workspaces (allocated once).
+  size_t b_ = 0, nd_ = 0;
+  std::vector<size_t> batch_;  // event indices of O
+  std::vector<Pair> opairs_, dpairs_, cpairs_;
+  std::vector<int> centre_idx_;
+  KernelMatrixF phi_o_, phi_d_, phi_c_, k_oc_, k_dc_, k_od_, k_dr_, phi_r_;
+  std::vector<float> log_w_, w_;
+  Eigen::VectorXf grad_lw_, eps_, eps_grad_;
+  std::unique_ptr<Adam> eps_adam_;
+  double eps_prev_ = 0.0;
+};
+
+void Engine::SampleD() {
+  std::uniform_int_distribution<uint32_t> du(0, d_.nu - 1), di(0, d_.ni - 1);
+  for (size_t k = 0; k < nd_; ++k) dpairs_[k] = {du(rng_), di(rng_)};
+}
+
+void Engine::SelectCentres() {
+  const int j = c_.centres;
+  centre_idx_.resize(j);
+  if (tr_.centres == Centres::kRandom) {
+    std::uniform_int_distribution<int> pick(0, static_cast<int>(nd_) - 1);
+    for (int k = 0; k < j; ++k) centre_idx_[k] = pick(rng_);
+  } else {
+    // Largest |eps|: the kernel functions that matter most.
+    std::vector<int> idx(nd_);
+    std::iota(idx.begin(), idx.end(), 0);
+    const int take = std::min<int>(j, static_cast<int>(nd_));
+    std::partial_sort(idx.begin(), idx.begin() + take, idx.end(), [&](int x, int y) {
+      const float ax = std::fabs(eps_[x]), ay = std::fabs(eps_[y]);
+      return ax > ay || (ax == ay && x < y);
+    });
+    for (int k = 0; k < j; ++k) centre_idx_[k] = idx[k % take];
+  }
+  for (int k = 0; k < j; ++k) cpairs_[k] = dpairs_[centre_idx_[k]];
+}
+
+void Engine::AdaptiveEpsStep(const std::vector<double>& target) {
+  // L = sum_o rho_o (t_o - (K_OD eps)_o)^2; the kernel projection of the
+  // per-sample loss onto the span of k(., phi_d).
+  auto loss_and_grad = [&](bool grad) {
+    const Eigen::VectorXf g = k_od_ * eps_;
+    Eigen::VectorXf rr(b_);
+    double l = 0.0;
+    for (size_t o = 0; o < b_; ++o) {
+      const double r = target[o] - g[o];
+      const double rho = d_.rho[batch_[o]];
+      l += rho * r * r;
+      rr[o] = static_cast<float>(-2.0 * rho * r);
+    }
+    if (grad) eps_grad_.noalias() = k_od_.transpose() * rr;
+    return l;
+  };
+  const double l0 = loss_and_grad(false);
+  ++out_.eps_checks;
+  const bool first = out_.eps_checks == 1;
+  if (first || (eps_prev_ - l0) / (eps_prev_ + 1e-10) < c_.eps_threshold) {
+    ++out_.eps_updates;
+    for (int s = 0; s < c_.eps_steps; ++s) {
+      loss_and_grad(true);
+      eps_adam_->Step(eps_.data(), eps_grad_.data(), nd_);
+    }
+  }
+  eps_prev_ = l0;
+}
+
+void Engine::WorstCaseEpsStep() {
+  // f_eps(x) = sum_d eps_d k(x, phi_d). worst / norm =
+  // (eps.(u - v))^2 / (eps.s)^2, u = K_OD^T w, v = K_DD 1, s = K_OD^T 1 (the
+  // 1/|D| factors of the reference cancel). Minimise -worst/norm.
+  Eigen::Map<const Eigen::VectorXf> w(w_.data(), b_);
+  const Eigen::VectorXd u = (k_od_.transpose() * w).cast<double>();
+  const Eigen::VectorXd s = k_od_.colwise().sum().transpose().cast<double>();
+  // v_d = sum_d' k(phi_d', phi_d), estimated from at most wkb_ref_cap rows.
+  const size_t m = std::min<size_t>(nd_, c_.wkb_ref_cap);
+  if (phi_r_.rows() != static_cast<Eigen::Index>(m)) phi_r_.resize(m, phi_d_.cols());
+  phi_r_ = phi_d_.topRows(m);  // D is i.i.d., so its first m rows are a sample
+  propensity::KernelMatrixUnchecked(phi_r_, phi_d_, c_.kernel,
+                                    static_cast<float>(c_.bandwidth), &k_dr_);
+  const Eigen::VectorXd v =
+      k_dr_.colwise().sum().transpose().cast<double>() * (double(nd_) / m);
+  const Eigen::VectorXd uv = u - v;
+  auto loss = [&](Eigen::VectorXf* grad) {
+    const Eigen::VectorXd e = eps_.cast<double>();
+    const double a = e.dot(uv);
+    double b = e.dot(s);
+    if (std::fabs(b) < 1e-12) b = b < 0 ? -1e-12 : 1e-12;
+    if (grad) {
+      *grad = (-2.0 * a / (b * b) * uv + 2.0 * a * a / (b * b * b) * s).cast<float>();
+    }
+    return -(a * a) / (b * b);
+  };
+  const double l0 = loss(nullptr);
+  ++out_.eps_checks;
+  const bool first = out_.eps_checks == 1;
+  if (first || (l0 - eps_prev_) / (eps_prev_ + 1e-10) < c_.eps_threshold) {
+    ++out_.eps_updates;
+    for (int st = 0; st < c_.eps_steps; ++st) {
+      loss(&eps_grad_);
+      if (!eps_grad_.allFinite()) break;
+      eps_adam_->Step(eps_.data(), eps_grad_.data(), nd_);
+    }
+  }
+  eps_prev_ = l0;
+}
+
+absl::Status Engine::WeightStep() {
+  feats_->Fill(cpairs_, c_.norm, &phi_c_);
+  const float bw = static_cast<float>(c_.bandwidth);
+  propensity::KernelMatrixUnchecked(phi_o_, phi_c_, c_.kernel, bw, &k_oc_);
+  propensity::KernelMatrixUnchecked(phi_d_, phi_c_, c_.kernel, bw, &k_dc_);
+  for (size_t o = 0; o < b_; ++o) {
+    const Pair p = opairs_[o];
+    const double x = out_.a.Logit(p.u, p.i);
+    // log w = log rho + log sigmoid(x), finite for any finite x.
+    log_w_[o] = static_cast<float>(std::log(d_.rho[batch_[o]]) - Softplus(-x));
+  }
+  ASSIGN_OR_RETURN(auto obj, propensity::BalanceLossAndGrad(
+                                 k_oc_, k_dc_, log_w_, c_.penalty, c_.margin,
+                                 &grad_lw_));
+  (void)obj;
+  for (size_t o = 0; o < b_; ++o) {
+    const Pair p = opairs_[o];
+    const double x = out_.a.Logit(p.u, p.i);
+    // dl/dx = 1 - sigmoid(x) = sigmoid(-x).
+    out_.a.AddGrad(p.u, p.i, static_cast<float>(grad_lw_[o] * Sigmoid(-x)));
+  }
+  out_.a.Step();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FitOutput> Engine::Run() {
+  const auto t0 = std::chrono::steady_clock::now();
+  out_.f.Init(d_.nu, d_.ni, c_.dim, c_.lr_pred, c_.l2_pred, &rng_);
+  if (tr_.weights == Weights::kLearned) {
+    out_.a.Init(d_.nu, d_.ni, c_.dim, c_.lr_weight, c_.l2_weight, &rng_);
+  }
+  if (tr_.dr) out_.m.Init(d_.nu, d_.ni, c_.dim, c_.lr_imp, c_.l2_imp, &rng_);
+  b_ = std::min<size_t>(c_.batch_size, d_.n);
+  nd_ = NeedsD(tr_) ? b_ * c_.neg_ratio : 0;
+  const bool kernels = tr_.weights == Weights::kLearned;
+  const bool eps = tr_.centres == Centres::kAdaptive ||
+                   tr_.centres == Centres::kWorstCase;
+  batch_.resize(b_);
+  opairs_.resize(b_);
+  dpairs_.resize(nd_);
+  cpairs_.resize(kernels ? c_.centres : 0);
+  log_w_.resize(b_);
+  w_.resize(b_);
+  if (eps) {
+    std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+    eps_.resize(nd_);
+    for (size_t k = 0; k < nd_; ++k) eps_[k] = unif(rng_);
+    eps_grad_.setZero(nd_);
+    eps_adam_ = std::make_unique<Adam>(c_.lr_eps, c_.l2_eps, nd_);
+  }
+  std::vector<size_t> perm(d_.n);
+  std::iota(perm.begin(), perm.end(), 0);
+  const size_t batches = d_.n / b_;
+  std::vector<double> target(b_);
+  std::vector<float> s_o(b_), p_m(b_);
+  double last_loss = 0.0;
+  int strikes = 0;
+  for (int epoch = 0; epoch < c_.max_epochs; ++epoch) {
+    std::shuffle(perm.begin(), perm.end(), rng_);
+    double epoch_loss = 0.0;
+    for (size_t bi = 0; bi < batches; ++bi) {
+      if (ctx_.IsCancelled()) return absl::CancelledError("training cancelled");
+      for (size_t o = 0; o < b_; ++o) {
+        batch_[o] = perm[bi * b_ + o];
+        opairs_[o] = {d_.user[batch_[o]], d_.item[batch_[o]]};
+      }
+      if (nd_ > 0) SampleD();
+      if (kernels) {
+        feats_->Fill(opairs_, c_.norm, &phi_o_);
+        feats_->Fill(dpairs_, c_.norm, &phi_d_);
+      }
+      // Current weights (detached) for the worst-case step.
+      auto refresh_w = [&]() {
+        for (size_t o = 0; o < b_; ++o) {
+          const size_t e = batch_[o];
+          if (tr_.weights == Weights::kUniform) {
+            w_[o] = 1.0f;
+          } else if (tr_.weights == Weights::kBase) {
+            w_[o] = d_.rho[e];
+          } else {
+            w_[o] = static_cast<float>(
+                d_.rho[e] * Sigmoid(out_.a.Logit(opairs_[o].u, opairs_[o].i)));
+          }
+        }
+      };
+      if (eps) {
+        propensity::KernelMatrixUnchecked(phi_o_, phi_d_, c_.kernel,
+                                          static_cast<float>(c_.bandwidth), &k_od_);
+        if (tr_.centres == Centres::kAdaptive) {
+          for (size_t o = 0; o < b_; ++o) {
+            const Pair p = opairs_[o];
+            const double s = out_.f.Logit(p.u, p.i);
+            double t = BceLogit(s, d_.y[batch_[o]]);
+            if (tr_.dr) {
+              // e_hat = BCE(m, f): imputed error with the roles swapped.
+              t -= BceLogit(out_.m.Logit(p.u, p.i), Sigmoid(s));
+            }
+            target[o] = t;
+          }
+          AdaptiveEpsStep(target);
+        } else {
+          refresh_w();
+          WorstCaseEpsStep();
+        }
+      }
+      if (kernels) {
+        SelectCentres();
+        RETURN_IF_ERROR(WeightStep());
+      }
+      refresh_w();
+      // Prediction step (weights and imputation detached).
+      const double inv_b = 1.0 / b_;
+      double lpred = 0.0;
+      for (size_t o = 0; o < b_; ++o) {
+        const Pair p = opairs_[o];
+        const double s = out_.f.Logit(p.u, p.i);
+        const double y = d_.y[batch_[o]];
+        const double pr = Sigmoid(s);
+        double g = w_[o] * (pr - y);
+        lpred += w_[o] * BceLogit(s, y);
+        if (tr_.dr) {
+          const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
+          g -= (pr - mm);
+          lpred -= BceLogit(s, mm);
+        }
+        out_.f.AddGrad(p.u, p.i, static_cast<float>(g * inv_b));
+      }
+      lpred *= inv_b;
+      if (tr_.dr) {
+        const double inv_d = 1.0 / nd_;
+        double ld = 0.0;
+        for (size_t k = 0; k < nd_; ++k) {
+          const Pair p = dpairs_[k];
+          const double s = out_.f.Logit(p.u, p.i);
+          const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
+          ld += BceLogit(s, mm);
+          out_.f.AddGrad(p.u, p.i, static_cast<float>((Sigmoid(s) - mm) * inv_d));
+        }
+        lpred += ld * inv_d;
+      }
+      out_.f.Step();
+      if (tr_.dr) {
+        // Imputation step (prediction detached): sum_O w (e - e_hat)^2.
+        for (size_t o = 0; o < b_; ++o) {
+          const Pair p = opairs_[o];
+          const double s = out_.f.Logit(p.u, p.i);
+          const double fp = Sigmoid(s);
+          const double e = BceLogit(s, d_.y[batch_[o]]);
+          const double t = out_.m.Logit(p.u, p.i);
+          const double eh = BceLogit(t, fp);
+          const double g = -2.0 * w_[o] * (e - eh) * (Sigmoid(t) - fp);
+          out_.m.AddGrad(p.u, p.i, static_cast<float>(g));
+        }
+        out_.m.Step();
+      }
+      epoch_loss += lpred;
+    }
+    out_.epochs = epoch + 1;
+    out_.epoch_losses.push_back(epoch_loss);
+    if (!std::isfinite(epoch_loss)) {
+      return absl::InternalError(absl::StrCat(
+          "kernel balancing: non-finite loss at epoch ", epoch + 1));
+    }
+    if (ctx_.on_progress) {
+      train::TrainProgress pr;
+      pr.epoch = epoch + 1;
+      pr.total_epochs = c_.max_epochs;
+      pr.loss = epoch_loss;
+      pr.elapsed_seconds = std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - t0).count();
+      ctx_.on_progress(pr);
+    }
+    const double rel = (last_loss - epoch_loss) / (last_loss + 1e-10);
+    if (epoch > 0 && rel < c_.tol) {
+      if (strikes > c_.patience) break;
+      ++strikes;
+    }
+    last_loss = epoch_loss;
+  }
+  out_.last_loss = last_loss;
+  out_.seconds = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - t0).count();
+  return std::move(out_);
+}
+
+// Naive-Bayes base inverse propensity (reference _compute_IPS): depends only
+// on the label. P(o=1) = n / (users * items); P(y=1 | o=1) = observed positive
+// rate; P(y=1) = mcar_pos_rate when given (the reference uses a 5 % MCAR
+// slice), else the observed rate (then rho is the same for both labels).
+absl::Status ComputeBaseRho(const Config& c, const data::DatasetView& view,
+                            Data* d, nlohmann::json* diag) {
+  if (c.propensity == "logged") {
+    if (!view.has_propensities()) {
+      return absl::FailedPreconditionError(
+          "propensity=logged: the dataset has no logged propensities");
+    }
+    for (size_t e = 0; e < d->n; ++e) {
+      float p = view.propensity[e];
+      if (!(p > 0.0f && p <= 1.0f)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "event ", e, ": logged propensity ", p, " must be in (0, 1]"));
+      }
+      p = std::max<float>(p, c.clip);
+      d->rho[e] = 1.0f / p;
+    }
+    (*diag)["base_propensity"] = "logged";
+    return absl::OkStatus();
+  }
+  double pos = 0;
+  for (float y : d->y) pos += y;
+  const double py_o = pos / d->n;
+  const double po = static_cast<double>(d->n) / (double(d->nu) * double(d->ni));
+  const double py = c.mcar_pos_rate > 0 ? c.mcar_pos_rate : py_o;
+  auto prop = [&](bool positive) {
+    const double num = positive ? py_o : 1.0 - py_o;
+    const double den = positive ? py : 1.0 - py;
+    double p = den > 0 ? num * po / den : 1.0;
+    if (!(p > 0)) p = 1.0;  // label absent: its rho is never used
+    p = std::clamp(p, std::max(c.clip, 1e-12), 1.0);
+    return p;
+  };
+  const double p1 = prop(true), p0 = prop(false);
+  d->rho_pos = 1.0 / p1;
+  d->rho_neg = 1.0 / p0;
+  for (size_t e = 0; e < d->n; ++e) {
+    d->rho[e] = static_cast<float>(d->y[e] > 0 ? d->rho_pos : d->rho_neg);
+  }
+  (*diag)["base_propensity"] = {
+      {"estimator", "naive-bayes"}, {"p_obs", po}, {"p_pos_given_obs", py_o},
+      {"p_pos", py}, {"p_pos_source", c.mcar_pos_rate > 0 ? "mcar_pos_rate" : "observed"},
+      {"propensity_pos", p1}, {"propensity_neg", p0}};
+  return absl::OkStatus();
+}
+
+nlohmann::json GapJson(const propensity::BalanceTerms& t) {
+  std::vector<double> gaps(t.h_all.size());
+  double abs_mean = 0.0;
+  for (Eigen::Index j = 0; j < t.h_all.size(); ++j) {
+    gaps[j] = t.h_all[j] - t.h_obs[j];
+    abs_mean += std::fabs(gaps[j]);
+  }
+  abs_mean /= std::max<size_t>(1, gaps.size());
+  return {{"gap_per_centre", gaps}, {"mean_abs_gap", abs_mean},
+          {"gap_sum", t.gap_sum}};
+}
+
+}  // namespace
+
+std::string_view KbMethodName(KbMethod m) {
+  switch (m) {
+    case KbMethod::kNaive: return "kb-naive";
+    case KbMethod::kIps: return "kb-ips";
+    case KbMethod::kDrJl: return "kb-drjl";
+    case KbMethod::kKbIps: return "kbips";
+    case KbMethod::kAkbIps: return "akbips";
+    case KbMethod::kWkbIps: return "wkbips";
+    case KbMethod::kKbDr: return "kbdr";
+    case KbMethod::kAkbDr: return "akbdr";
+    case KbMethod::kWkbDr: return "wkbdr";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<KbMethod> ParseKbMethod(std::string_view name) {
+  for (KbMethod m : {KbMethod::kNaive, KbMethod::kIps, KbMethod::kDrJl,
+                     KbMethod::kKbIps, KbMethod::kAkbIps, KbMethod::kWkbIps,
+                     KbMethod::kKbDr, KbMethod::kAkbDr, KbMethod::kWkbDr}) {
+    if (KbMethodName(m) == name) return m;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "method='", std::string(name),
+      "': must be one of kbips, akbips, wkbips, kbdr, akbdr, wkbdr, kb-naive, "
+      "kb-ips, kb-drjl"));
+}
+
+std::vector<std::string> KbParamKeys(KbMethod method) {
+  const MethodTraits tr = Traits(method);
+  std::vector<std::string> keys;
+  for (const ParamDef& d : ParamDefs()) {
+    if (d.applies(tr)) keys.push_back(d.key);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+absl::StatusOr<train::TrainResult> TrainKernelBalancing(
+    KbMethod method, const data::DatasetView& view,
+    const train::TrainSpec& spec, const train::TrainContext& ctx,
+    const KbSideFeatures* side) {
+  train::TrainResult result;
+  ASSIGN_OR_RETURN(Config c, ParseConfig(method, spec, &result.resolved_params));
+  const MethodTraits tr = Traits(method);
+  if (view.num_events() == 0) {
+    return absl::FailedPreconditionError("training dataset has no events");
+  }
+  if (view.num_users() == 0 || view.num_items() == 0 ||
+      view.num_users() > (1u << 31) || view.num_items() > (1u << 31)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset has ", view.num_users(), " users and ", view.num_items(),
+        " items: both must be in [1, 2^31]"));
+  }
+  if (view.user.size() != view.num_events() || view.item.size() != view.num_events() ||
+      view.label.size() != view.num_events()) {
+    return absl::InvalidArgumentError("dataset columns have different lengths");
+  }
+  Data d;
+  d.nu = view.num_users();
+  d.ni = view.num_items();
+  d.n = view.num_events();
+  d.user = view.user;
+  d.item = view.item;
+  d.y.resize(d.n);
+  d.rho.assign(d.n, 1.0f);
+  for (size_t e = 0; e < d.n; ++e) {
+    if (d.user[e] >= d.nu || d.item[e] >= d.ni) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event ", e, ": user ", d.user[e], " / item ", d.item[e],
+          " out of range [0, ", d.nu, ") / [0, ", d.ni, ")"));
+    }
+    if (!std::isfinite(view.label[e])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", e, ": label must be finite"));
+    }
+    d.y[e] = view.label[e] >= c.threshold ? 1.0f : 0.0f;
+  }
+  nlohmann::json& diag = result.diagnostics;
+  diag["method"] = std::string(KbMethodName(method));
+  if (NeedsBase(tr)) RETURN_IF_ERROR(ComputeBaseRho(c, view, &d, &diag));
+
+  // Kernel features.
+  FeatureTable feats;
+  const auto t_start = std::chrono::steady_clock::now();
+  int pretrain_epochs_run = 0;
+  if (tr.weights == Weights::kLearned) {
+    const bool want_side = c.features == "side" || c.features == "both";
+    const bool want_emb = c.features == "pretrain" || c.features == "both";
+    if (want_side) {
+      if (side == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "features=", c.features, ": no side features were supplied"));
+      }
+      if (static_cast<size_t>(side->user.rows()) != d.nu ||
+          static_cast<size_t>(side->item.rows()) != d.ni ||
+          side->user.cols() + side->item.cols() == 0 ||
+          side->user.cols() > 4096 || side->item.cols() > 4096) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "side features: need ", d.nu, " user rows and ", d.ni,
+            " item rows with 1 to 4096 columns in total per side; got ",
+            side->user.rows(), "x", side->user.cols(), " and ",
+            side->item.rows(), "x", side->item.cols()));
+      }
+      RETURN_IF_ERROR(propensity::ValidateKernelPoints(side->user, "side.user"));
+      RETURN_IF_ERROR(propensity::ValidateKernelPoints(side->item, "side.item"));
+    }
+    KernelMatrixF eu, ei;
+    if (want_emb) {
+      // Short seeded MF-IPS pre-training; its factors are the frozen kernel
+      // features (the reference loads 4-d MF-IPS embeddings from files).
+      Config pc = c;
+      pc.method = KbMethod::kIps;
+      pc.lr_pred = c.pretrain_lr;
+      pc.l2_pred = c.pretrain_l2;
+      pc.max_epochs = c.pretrain_epochs;
+      Engine pre(pc, d, nullptr, ctx, spec.seed ^ 0x9e3779b97f4a7c15ULL);
+      ASSIGN_OR_RETURN(FitOutput po, pre.Run());
+      pretrain_epochs_run = po.epochs;
+      eu = po.f.u;
+      ei = po.f.v;
+    }
+    auto hcat = [](const KernelMatrixF& a, const RowMatrix* b) {
+      KernelMatrixF out(a.rows() ? a.rows() : (b ? b->rows() : 0),
+                        a.cols() + (b ? b->cols() : 0));
+      if (a.cols()) out.leftCols(a.cols()) = a;
+      if (b && b->cols()) out.rightCols(b->cols()) = *b;
+      return out;
+    };
+    feats.user = hcat(eu, want_side ? &side->user : nullptr);
+    feats.item = hcat(ei, want_side ? &side->item : nullptr);
+    if (c.norm == KernelNorm::kGlobal) {
+      const float scale = 1.0f / static_cast<float>(feats.dim());
+      RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.user, scale));
+      RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.item, scale));
+    }
+    RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.user, "features.user"));
+    RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.item, "features.item"));
+  }
+
+  Engine engine(c, d, tr.weights == Weights::kLearned ? &feats : nullptr, ctx,
+                spec.seed);
+  ASSIGN_OR_RETURN(FitOutput fit, engine.Run());
+  const double total_seconds = std::chrono::duration<double>(
+                                   std::chrono::steady_clock::now() - t_start).count();
+
+  MfParams mp;
+  mp.user_factors = fit.f.u;
+  mp.item_factors = fit.f.v;
+  ASSIGN_OR_RETURN(auto model, MfModel::Create(std::move(mp)));
+  result.model = std::move(model);
+  result.metrics["epochs"] = fit.epochs;
+  result.metrics["final_loss"] = fit.last_loss;
+  result.metrics["train_seconds"] = total_seconds;
+  result.metrics["seconds_per_epoch"] = fit.seconds / std::max(1, fit.epochs);
+  diag["epoch_losses"] = fit.epoch_losses;
+  if (tr.weights == Weights::kLearned) {
+    diag["pretrain_epochs"] = pretrain_epochs_run;
+    diag["feature_dim"] = feats.dim();
+  }
+  if (tr.centres == Centres::kAdaptive || tr.centres == Centres::kWorstCase) {
+    diag["eps_updates"] = fit.eps_updates;
+    diag["eps_checks"] = fit.eps_checks;
+  }
+  if (NeedsBase(tr)) {
+    diag["weights_before"] = propensity::SummarizeWeights(d.rho);
+  }
+  if (tr.weights == Weights::kLearned) {
+    std::vector<float> w(d.n);
+    for (size_t e = 0; e < d.n; ++e) {
+      w[e] = static_cast<float>(d.rho[e] * Sigmoid(fit.a.Logit(d.user[e], d.item[e])));
+    }
+    diag["weights_after"] = propensity::SummarizeWeights(w);
+    // Balance on a fixed evaluation sample: up to 20,000 observed pairs, 4,096
+    // uniform pairs, 16 random centres from them.
+    std::mt19937_64 rng(spec.seed ^ 0x5bd1e995ULL);
+    std::vector<size_t> obs(d.n);
+    std::iota(obs.begin(), obs.end(), 0);
+    if (obs.size() > 20000) {
+      std::shuffle(obs.begin(), obs.end(), rng);
+      obs.resize(20000);
+    }
+    std::vector<Pair> op(obs.size()), dp(4096), cp(16);
+    std::uniform_int_distribution<uint32_t> du(0, d.nu - 1), di(0, d.ni - 1);
+    for (auto& p : dp) p = {du(rng), di(rng)};
+    std::uniform_int_distribution<size_t> pick(0, dp.size() - 1);
+    for (auto& p : cp) p = dp[pick(rng)];
+    for (size_t k = 0; k < obs.size(); ++k) op[k] = {d.user[obs[k]], d.item[obs[k]]};
+    KernelMatrixF po, pd, pc, koc, kdc;
+    feats.Fill(op, c.norm, &po);
+    feats.Fill(dp, c.norm, &pd);
+    feats.Fill(cp, c.norm, &pc);
+    propensity::KernelMatrixUnchecked(po, pc, c.kernel, c.bandwidth, &koc);
+    propensity::KernelMatrixUnchecked(pd, pc, c.kernel, c.bandwidth, &kdc);
+    std::vector<float> w_one(obs.size(), 1.0f), w_base(obs.size()), w_after(obs.size());
+    for (size_t k = 0; k < obs.size(); ++k) {
+      w_base[k] = d.rho[obs[k]];
+      w_after[k] = w[obs[k]];
+    }
+    nlohmann::json bal;
+    ASSIGN_OR_RETURN(auto t1, propensity::ComputeBalance(koc, kdc, w_one, c.margin));
+    ASSIGN_OR_RETURN(auto t2, propensity::ComputeBalance(koc, kdc, w_base, c.margin));
+    ASSIGN_OR_RETURN(auto t3, propensity::ComputeBalance(koc, kdc, w_after, c.margin));
+    bal["h_all"] = std::vector<double>(t1.h_all.data(), t1.h_all.data() + t1.h_all.size());
+    bal["unweighted"] = GapJson(t1);
+    bal["before"] = GapJson(t2);
+    bal["after"] = GapJson(t3);
+    bal["observed_pairs"] = obs.size();
+    bal["sampled_pairs"] = dp.size();
+    bal["centres"] = cp.size();
+    diag["balance"] = bal;
+  }
+  return result;
+}
+
+#define DEBIAS_KB_ENTRY(Fn, M)                                              \
+  absl::StatusOr<train::TrainResult> Fn(const data::DatasetView& train,     \
+                                        const train::TrainSpec& spec,       \
+                                        const train::TrainContext& ctx) {   \
+    return TrainKernelBalancing(M, train, spec, ctx, nullptr);              \
+  }
+DEBIAS_KB_ENTRY(TrainKbIps, KbMethod::kKbIps)
+DEBIAS_KB_ENTRY(TrainAkbIps, KbMethod::kAkbIps)
+DEBIAS_KB_ENTRY(TrainWkbIps, KbMethod::kWkbIps)
+DEBIAS_KB_ENTRY(TrainKbDr, KbMethod::kKbDr)
+DEBIAS_KB_ENTRY(TrainAkbDr, KbMethod::kAkbDr)
+DEBIAS_KB_ENTRY(TrainWkbDr, KbMethod::kWkbDr)
+#undef DEBIAS_KB_ENTRY
+
+}  // namespace debias::models
