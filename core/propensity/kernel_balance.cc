@@ -61,14 +61,18 @@ void KernelMatrixUnchecked(const KernelMatrixF& x, const KernelMatrixF& y,
   }
   if (x.rows() == 0 || y.rows() == 0) return;
   out->noalias() = x * y.transpose();
-  const Eigen::VectorXf xn = x.rowwise().squaredNorm();
-  const Eigen::RowVectorXf yn = y.rowwise().squaredNorm().transpose();
-  // d2 = xn + yn - 2 xy, clamped at 0 against cancellation.
-  out->array() = (out->array() * -2.0f).colwise() + xn.array();
-  out->array().rowwise() += yn.array();
-  out->array() = out->array().max(0.0f);
-  if (type == KernelType::kExponential) out->array() = out->array().sqrt();
-  out->array() = (out->array() * -bandwidth).exp();
+  const Eigen::ArrayXf xn = x.rowwise().squaredNorm().array();
+  const Eigen::Array<float, 1, Eigen::Dynamic> yn =
+      y.rowwise().squaredNorm().transpose().array();
+  const Eigen::Index n = x.rows(), m = y.rows();
+  // One fused pass: d2 = xn + yn - 2 xy, clamped at 0 against cancellation.
+  if (type == KernelType::kGaussian) {
+    out->array() = ((out->array() * -2.0f + xn.replicate(1, m) + yn.replicate(n, 1))
+                        .max(0.0f) * -bandwidth).exp();
+  } else {
+    out->array() = ((out->array() * -2.0f + xn.replicate(1, m) + yn.replicate(n, 1))
+                        .max(0.0f).sqrt() * -bandwidth).exp();
+  }
 }
 
 absl::Status KernelMatrix(const KernelMatrixF& x, const KernelMatrixF& y,
