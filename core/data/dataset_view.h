@@ -79,9 +79,10 @@ struct DatasetStats {
   uint64_t with_propensity = 0;
   int feature_dim = 0;
   double density = 0.0;  // events / (users * items)
-  // "explicit" when some label is 0 (observed negatives exist), else
-  // "implicit" (positives only), the default kind used by training.
-  bool IsExplicit() const { return zero_labels > 0; }
+  // "explicit" when the labels are observed ratings or include observed
+  // negatives (some label is 0 or above 1), else "implicit" (clicks only):
+  // the default kind used by training.
+  bool IsExplicit() const { return zero_labels > 0 || max_label > 1.0f; }
 };
 
 DatasetStats ComputeStats(const DatasetView& view);

@@ -1,0 +1,67 @@
+#include "client/cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+
+namespace debias::cli {
+
+std::unique_ptr<Client> Context::Connect() const {
+  ClientOptions o;
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(global.timeout_seconds * 1000));
+  return Client::Connect(global.server, o);
+}
+
+void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
+  const char* env = std::getenv("DEBIAS_SERVER");
+  if (g->server.empty()) g->server = (env && *env) ? env : "127.0.0.1:50051";
+  sub->add_option("--server", g->server, "debiasd address host:port ($DEBIAS_SERVER)")
+      ->capture_default_str();
+  sub->add_flag("--json", g->json, "print one JSON object on stdout");
+  sub->add_option("--timeout", g->timeout_seconds, "per-call deadline in seconds")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+}
+
+int Emit(const Context& ctx, const nlohmann::json& j, const std::string& human) {
+  if (ctx.global.json) {
+    std::cout << j.dump() << std::endl;
+  } else {
+    std::cout << human;
+    if (!human.empty() && human.back() != '\n') std::cout << '\n';
+    std::cout.flush();
+  }
+  return 0;
+}
+
+int Fail(const absl::Status& s) {
+  EndProgress();
+  std::cerr << "debiasctl: " << absl::StatusCodeToString(s.code()) << ": " << s.message()
+            << std::endl;
+  return 1;
+}
+
+bool ShowProgress() { return isatty(STDOUT_FILENO) && isatty(STDERR_FILENO); }
+
+namespace {
+bool progress_open = false;
+}
+
+void ProgressLine(const std::string& text) {
+  std::fprintf(stderr, "\r\033[K%s", text.c_str());
+  std::fflush(stderr);
+  progress_open = true;
+}
+
+void EndProgress() {
+  if (progress_open) {
+    std::fprintf(stderr, "\n");
+    progress_open = false;
+  }
+}
+
+}  // namespace debias::cli

@@ -1,0 +1,50 @@
+// Shared plumbing of the debiasctl subcommands: global options, output and
+// error reporting. Contract: with --json a command prints exactly one JSON
+// object on stdout; on failure it prints "debiasctl: CODE: message" on
+// stderr (CODE is the gRPC status name) and exits non-zero.
+#ifndef DEBIAS_CLIENT_CLI_H_
+#define DEBIAS_CLIENT_CLI_H_
+
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "client/client.h"
+#include "nlohmann/json.hpp"
+
+namespace debias::cli {
+
+struct GlobalOptions {
+  std::string server;  // host:port; default $DEBIAS_SERVER or 127.0.0.1:50051
+  bool json = false;
+  double timeout_seconds = 60;
+};
+
+// State shared by subcommands; `run` is set by the subcommand chosen.
+struct Context {
+  GlobalOptions global;
+  std::function<int()> run;
+  std::unique_ptr<Client> Connect() const;
+};
+
+// Adds --server/--json/--timeout to a subcommand.
+void AddGlobalOptions(CLI::App* sub, GlobalOptions* g);
+
+// Prints `j` (JSON mode) or the human text, and returns 0.
+int Emit(const Context& ctx, const nlohmann::json& j, const std::string& human);
+// Prints the error and returns the exit code (1).
+int Fail(const absl::Status& s);
+
+// True when progress lines should be shown (stdout and stderr are TTYs).
+bool ShowProgress();
+// Rewrites one progress line on stderr.
+void ProgressLine(const std::string& text);
+void EndProgress();
+
+// Subcommand families.
+void RegisterDataCommands(CLI::App& app, Context& ctx);
+
+}  // namespace debias::cli
+
+#endif  // DEBIAS_CLIENT_CLI_H_

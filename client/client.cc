@@ -1,0 +1,183 @@
+#include "client/client.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/convert.h"
+#include "server/status_util.h"
+
+namespace debias {
+
+using server::FromGrpcStatus;
+
+std::unique_ptr<Client> Client::Connect(const std::string& target,
+                                        const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  auto channel =
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return std::make_unique<Client>(std::move(channel), options);
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
+    : channel_(std::move(channel)),
+      options_(options),
+      datasets_(v1::DatasetService::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+void Client::SetDeadline(grpc::ClientContext* ctx) const {
+  ctx->set_deadline(std::chrono::system_clock::now() + options_.timeout);
+}
+
+absl::Status Client::Health() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  absl::Status s = FromGrpcStatus(health_->Check(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(
+        "server health is ",
+        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Dataset> Client::CreateDataset(const std::string& name,
+                                                  const std::string& description,
+                                                  const std::string& feedback) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::CreateDatasetRequest req;
+  req.set_name(name);
+  req.set_description(description);
+  req.set_feedback(feedback);
+  v1::Dataset resp;
+  absl::Status s = FromGrpcStatus(datasets_->CreateDataset(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::Dataset>> Client::ListDatasets() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ListDatasetsResponse resp;
+  absl::Status s =
+      FromGrpcStatus(datasets_->ListDatasets(&ctx, v1::ListDatasetsRequest(), &resp));
+  if (!s.ok()) return s;
+  return std::vector<v1::Dataset>(resp.datasets().begin(), resp.datasets().end());
+}
+
+absl::StatusOr<v1::Dataset> Client::GetDataset(const std::string& name) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetDatasetRequest req;
+  req.set_name(name);
+  v1::Dataset resp;
+  absl::Status s = FromGrpcStatus(datasets_->GetDataset(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<uint64_t> Client::DeleteDataset(const std::string& name) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::DeleteDatasetRequest req;
+  req.set_name(name);
+  v1::DeleteDatasetResponse resp;
+  absl::Status s = FromGrpcStatus(datasets_->DeleteDataset(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp.events_deleted();
+}
+
+absl::StatusOr<v1::DatasetStats> Client::GetStats(const std::string& name) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetStatsRequest req;
+  req.set_name(name);
+  v1::DatasetStats resp;
+  absl::Status s = FromGrpcStatus(datasets_->GetStats(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+IngestSummary Client::Ingest(const std::string& dataset,
+                             std::span<const data::Interaction> events,
+                             const IngestOptions& options) {
+  IngestSummary summary;
+  grpc::ClientContext ctx;
+  auto stream = datasets_->Ingest(&ctx);
+  const size_t batch = std::max<size_t>(1, options.batch_size);
+  const uint64_t total = events.size();
+
+  // Acknowledgements are read on a second thread so that sending never waits
+  // for the server's round trip.
+  absl::Mutex mu;
+  uint64_t acked = 0, version = 0;
+  std::thread reader([&] {
+    v1::IngestResponse resp;
+    while (stream->Read(&resp)) {
+      {
+        absl::MutexLock l(&mu);
+        acked = resp.events_acknowledged();
+        version = resp.data_version();
+      }
+      if (options.on_progress) options.on_progress(resp.events_acknowledged(), total);
+    }
+  });
+
+  bool write_ok = true;
+  v1::IngestRequest req;
+  for (size_t off = 0; off < events.size() || off == 0; off += batch) {
+    req.Clear();
+    if (off == 0) {
+      req.set_dataset(dataset);
+      req.set_create_if_missing(options.create_if_missing);
+    }
+    const size_t end = std::min(events.size(), off + batch);
+    for (size_t k = off; k < end; ++k) server::ToProto(events[k], req.add_events());
+    if (!stream->Write(req)) {
+      write_ok = false;
+      break;
+    }
+    if (events.empty()) break;
+  }
+  if (write_ok) stream->WritesDone();
+  reader.join();
+  grpc::Status st = stream->Finish();
+  summary.events_acknowledged = acked;
+  summary.data_version = version;
+  summary.status = FromGrpcStatus(st);
+  if (summary.status.ok() && acked != total) {
+    summary.status = absl::DataLossError(absl::StrCat(
+        "server acknowledged ", acked, " of ", total, " events"));
+  }
+  return summary;
+}
+
+absl::Status Client::Export(const std::string& dataset,
+                            const std::function<bool(const v1::ExportResponse&)>& sink,
+                            uint32_t batch_size) {
+  grpc::ClientContext ctx;
+  v1::ExportRequest req;
+  req.set_name(dataset);
+  req.set_batch_size(batch_size);
+  auto reader = datasets_->Export(&ctx, req);
+  v1::ExportResponse resp;
+  bool stopped = false;
+  while (reader->Read(&resp)) {
+    if (!sink(resp)) {
+      stopped = true;
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  if (stopped && st.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
+  return FromGrpcStatus(st);
+}
+
+}  // namespace debias

@@ -1,0 +1,83 @@
+// debias::Client: the C++ client library for debiasd.
+//
+// Every call returns absl::Status(Or) with the server's gRPC status code and
+// message. A Client is thread-safe; calls may run concurrently.
+#ifndef DEBIAS_CLIENT_CLIENT_H_
+#define DEBIAS_CLIENT_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/data/interaction.h"
+#include "debias/v1/dataset_service.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace debias {
+
+struct ClientOptions {
+  // Per-call deadline for unary calls (streams get none unless set).
+  std::chrono::milliseconds timeout{30000};
+  int max_message_bytes = 64 << 20;
+};
+
+struct IngestOptions {
+  size_t batch_size = 8192;  // events per message
+  bool create_if_missing = true;
+  // Called after each acknowledged batch with (acknowledged, total).
+  std::function<void(uint64_t, uint64_t)> on_progress;
+};
+
+struct IngestSummary {
+  // Events the server confirmed as durable, even when `status` is an error.
+  uint64_t events_acknowledged = 0;
+  uint64_t data_version = 0;
+  absl::Status status;
+};
+
+class Client {
+ public:
+  // Connects lazily to `target` ("host:port").
+  static std::unique_ptr<Client> Connect(const std::string& target,
+                                         const ClientOptions& options = {});
+  explicit Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options = {});
+
+  // grpc.health.v1 Check of the whole server: OK when SERVING.
+  absl::Status Health();
+
+  absl::StatusOr<v1::Dataset> CreateDataset(const std::string& name,
+                                            const std::string& description = "",
+                                            const std::string& feedback = "");
+  absl::StatusOr<std::vector<v1::Dataset>> ListDatasets();
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& name);
+  absl::StatusOr<uint64_t> DeleteDataset(const std::string& name);
+  absl::StatusOr<v1::DatasetStats> GetStats(const std::string& name);
+
+  // Streams `events` in batches, pipelining sends with acknowledgements.
+  IngestSummary Ingest(const std::string& dataset, std::span<const data::Interaction> events,
+                       const IngestOptions& options = {});
+
+  // Calls `sink` with each exported batch; stops early if it returns false.
+  absl::Status Export(const std::string& dataset,
+                      const std::function<bool(const v1::ExportResponse&)>& sink,
+                      uint32_t batch_size = 0);
+
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+ private:
+  void SetDeadline(grpc::ClientContext* ctx) const;
+  std::shared_ptr<grpc::Channel> channel_;
+  ClientOptions options_;
+  std::unique_ptr<v1::DatasetService::Stub> datasets_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace debias
+
+#endif  // DEBIAS_CLIENT_CLIENT_H_

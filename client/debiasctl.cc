@@ -1,0 +1,29 @@
+// debiasctl: the command-line client of debiasd. See docs/CLI.md.
+#include <iostream>
+
+#include "client/cli.h"
+
+#ifndef DEBIAS_VERSION
+#define DEBIAS_VERSION "dev"
+#endif
+
+int main(int argc, char** argv) {
+  debias::cli::Context ctx;
+  CLI::App app{"debiasctl: client for the debias service"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("debiasctl ") + DEBIAS_VERSION);
+  auto* version = app.add_subcommand("version", "print the client version");
+  version->callback([&ctx] {
+    ctx.run = [] {
+      std::cout << "debiasctl " << DEBIAS_VERSION << std::endl;
+      return 0;
+    };
+  });
+  debias::cli::RegisterDataCommands(app, ctx);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return ctx.run ? ctx.run() : 2;
+}

@@ -1,0 +1,35 @@
+// ServerOptions: everything debiasd can be told, with defaults. Flags (and
+// the config file) are parsed only in main.cc, which fills this struct.
+#ifndef DEBIAS_SERVER_OPTIONS_H_
+#define DEBIAS_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace debias::server {
+
+// Limits enforced by the handlers; past one the answer is INVALID_ARGUMENT
+// or RESOURCE_EXHAUSTED naming the limit.
+struct Limits {
+  int max_message_bytes = 64 << 20;
+  int max_events_per_batch = 100000;
+  int max_export_batch = 100000;
+  int max_concurrent_streams = 64;
+};
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see DebiasServer::port).
+  std::string listen = "127.0.0.1:50051";
+  // RocksDB directory.
+  std::string data_dir = "./var/debias";
+  // fsync every ingest batch and model write (else: in the WAL, which
+  // survives a process crash but not a machine crash).
+  bool sync = false;
+  // Serve gRPC server reflection.
+  bool reflection = false;
+  Limits limits;
+};
+
+}  // namespace debias::server
+
+#endif  // DEBIAS_SERVER_OPTIONS_H_
