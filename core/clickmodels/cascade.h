@@ -17,7 +17,8 @@ namespace debias::clickmodels {
 class CascadeModel final : public ClickModel {
  public:
   // Options are validated by ClickModel::Create, the only caller.
-  CascadeModel(const ClickModelOptions& options, std::vector<double> click_prob);
+  CascadeModel(const ClickModelOptions& options,
+               std::vector<double> click_prob);
 
   std::vector<double> ExaminationCurve(int num_ranks) const override;
 

@@ -22,8 +22,9 @@ absl::Status ValidateEta(double eta) {
 
 absl::Status ValidateRanks(int num_ranks) {
   if (num_ranks < 0 || num_ranks > kMaxRanks) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_ranks=", num_ranks, ": num_ranks must be in [0, ", kMaxRanks, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_ranks=", num_ranks, ": num_ranks must be in [0, ",
+                     kMaxRanks, "]"));
   }
   return absl::OkStatus();
 }
@@ -71,8 +72,7 @@ std::string ClickModelKindName(ClickModelKind kind) {
 absl::Status ValidateClickModelOptions(const ClickModelOptions& o) {
   if (o.kind != ClickModelKind::kPbm && o.kind != ClickModelKind::kUbm &&
       o.kind != ClickModelKind::kCascade) {
-    return absl::InvalidArgumentError(
-        "kind: must be one of pbm, ubm, cascade");
+    return absl::InvalidArgumentError("kind: must be one of pbm, ubm, cascade");
   }
   if (absl::Status s = ValidateEta(o.eta); !s.ok()) return s;
   if (!(o.eps >= 0.0 && o.eps <= 1.0)) {

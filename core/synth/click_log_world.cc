@@ -96,7 +96,7 @@ absl::Status ValidateClickLogWorldOptions(const ClickLogWorldOptions& o) {
     return s;
   }
   if (absl::Status s =
-          IntRange("logging_fit_queries", o.logging_fit_queries, 1, 10'000);
+          IntRange("logging_fit_queries", o.logging_fit_queries, 0, 10'000);
       !s.ok()) {
     return s;
   }
@@ -118,9 +118,9 @@ absl::Status ValidateClickLogWorldOptions(const ClickLogWorldOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("ymax=", o.ymax, ": ymax must be in [1, 20]"));
   }
-  const double floats = (static_cast<double>(o.num_queries) +
-                         o.num_test_queries) *
-                        o.docs_per_query * o.feature_dim;
+  const double floats =
+      (static_cast<double>(o.num_queries) + o.num_test_queries) *
+      o.docs_per_query * o.feature_dim;
   if (floats > kMaxFeatureFloats) {
     return absl::InvalidArgumentError(absl::StrCat(
         "(num_queries + num_test_queries) * docs_per_query * feature_dim = ",
@@ -162,10 +162,11 @@ void ClickLogWorld::DrawQuery(uint64_t stream, uint64_t index, float* features,
   std::mt19937_64 rng = StreamRng(options_.seed, stream, index);
   std::vector<double> mu(dim);
   for (double& m : mu) m = 0.5 * StandardNormal(rng);
+  internal::FillStandardNormal(rng, features, static_cast<size_t>(docs) * dim);
   for (int d = 0; d < docs; ++d) {
     float* x = features + static_cast<size_t>(d) * dim;
     for (int k = 0; k < dim; ++k) {
-      x[k] = static_cast<float>(mu[k] + StandardNormal(rng));
+      x[k] = static_cast<float>(mu[k] + x[k]);
     }
     f[d] = RelevanceScore(x);
   }
@@ -179,6 +180,11 @@ absl::StatusOr<ClickLogWorld> ClickLogWorld::Generate(
   }
   ClickLogWorld w;
   w.options_ = options;
+  if (w.options_.logging_fit_queries == 0) {
+    w.options_.logging_fit_queries = std::max(
+        20, (3 * (options.feature_dim + 1) + options.docs_per_query - 1) /
+                options.docs_per_query);
+  }
   const int dim = options.feature_dim, docs = options.docs_per_query,
             L = options.list_size, ymax = options.ymax;
   {
@@ -223,18 +229,19 @@ absl::StatusOr<ClickLogWorld> ClickLogWorld::Generate(
     double cum = 0.0;
     for (int k = 0; k < ymax; ++k) {
       cum += std::pow(kLabelDecay, k) / total;
-      const size_t at = std::min(fs.size() - 1,
-                                 static_cast<size_t>(cum * fs.size()));
+      const size_t at =
+          std::min(fs.size() - 1, static_cast<size_t>(cum * fs.size()));
       w.thresholds_.push_back(fs[at]);
     }
   }
 
   // Logging ranker: ridge regression on the fit queries.
   {
-    const int n = options.logging_fit_queries * docs;
+    const int fit_queries = w.options_.logging_fit_queries;
+    const int n = fit_queries * docs;
     Eigen::MatrixXd X(n, dim + 1);
     Eigen::VectorXd y(n);
-    for (int j = 0; j < options.logging_fit_queries; ++j) {
+    for (int j = 0; j < fit_queries; ++j) {
       w.DrawQuery(kFit, j, qfeat.data(), qf.data(), qnoise.data());
       for (int d = 0; d < docs; ++d) {
         const int row = j * docs + d;
@@ -280,8 +287,9 @@ absl::StatusOr<ClickLogWorld> ClickLogWorld::Generate(
     }
     uint16_t* ord = &w.order_[q * docs];
     std::iota(ord, ord + docs, uint16_t{0});
-    std::stable_sort(ord, ord + docs,
-                     [&](uint16_t a, uint16_t b) { return score[a] > score[b]; });
+    std::stable_sort(ord, ord + docs, [&](uint16_t a, uint16_t b) {
+      return score[a] > score[b];
+    });
   }
   for (double& x : w.summary_.label_fractions) {
     x /= static_cast<double>(options.num_queries) * docs;
@@ -598,8 +606,8 @@ absl::Status ClickLogWorld::WriteWorld(const std::string& dir) const {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = write_candidates(dir + "/train_truth.csv", 0,
-                                        options_.num_queries);
+  if (absl::Status s =
+          write_candidates(dir + "/train_truth.csv", 0, options_.num_queries);
       !s.ok()) {
     return s;
   }

@@ -18,10 +18,11 @@
 //    scorer misspecified.
 //  - Logging ranker: ridge regression (lambda = 1, with intercept) of the
 //    graded label on the features over logging_fit_queries extra queries
-//    drawn from the same distribution (like SVMrank on 1% of the training
-//    queries), standardised to unit variance on those queries, plus a fixed
-//    per-document Gaussian noise of std logging_noise. It is the same for
-//    every impression of a query, so the shown list is fixed.
+//    drawn from the same distribution (like SVMrank on a 1% sample of
+//    training queries; ridge keeps it defined when there are fewer fitted
+//    documents than features), standardised to unit variance on those queries,
+//    plus a fixed per-document Gaussian noise of std logging_noise. It is the
+//    same for every impression of a query, so the shown list is fixed.
 //  - Impressions: each query is shown impressions_per_query times. Each
 //    impression is, with probability randomized_fraction, shown with result
 //    randomisation (the same top list_size documents uniformly shuffled,
@@ -68,8 +69,10 @@ struct ClickLogWorldOptions {
   int impressions_per_query = 10;    // logged lists per query, [1, 100,000]
   double randomized_fraction = 0.0;  // [0, 1]
   int num_test_queries = 200;        // [0, 1,000,000]
-  int logging_fit_queries = 20;      // [1, 10,000]
-  double logging_noise = 0.5;        // [0, 100]
+  // Queries the logging ranker is fitted on, [0, 10,000]; 0 = auto:
+  // max(20, ceil(3 * (feature_dim + 1) / docs_per_query)).
+  int logging_fit_queries = 0;
+  double logging_noise = 0.5;  // [0, 100]
   // Click model; eta, eps, pos, ymax and continuation as in
   // clickmodels::ClickModelOptions (ymax is also the highest graded label).
   clickmodels::ClickModelKind click_model = clickmodels::ClickModelKind::kPbm;
@@ -89,7 +92,7 @@ absl::Status ValidateClickLogWorldOptions(const ClickLogWorldOptions& options);
 struct ClickLogWorldSummary {
   uint64_t lists = 0;
   uint64_t randomized_lists = 0;
-  uint64_t events = 0;               // shown documents
+  uint64_t events = 0;  // shown documents
   uint64_t clicks = 0;
   uint64_t lists_without_clicks = 0;
   std::vector<double> label_fractions;  // over training candidates, 0..ymax
@@ -179,9 +182,9 @@ class ClickLogWorld {
   std::vector<double> log_w_;
   double log_b_ = 0.0, log_sd_ = 1.0;
   // Per query (training then test).
-  std::vector<float> features_;   // Q x docs x dim
-  std::vector<int8_t> labels_;    // Q x docs
-  std::vector<uint16_t> order_;   // Q x docs, logging order
+  std::vector<float> features_;  // Q x docs x dim
+  std::vector<int8_t> labels_;   // Q x docs
+  std::vector<uint16_t> order_;  // Q x docs, logging order
   // Logged lists.
   std::vector<int32_t> list_query_;
   std::vector<int32_t> list_impression_;

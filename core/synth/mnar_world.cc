@@ -63,8 +63,8 @@ double ExposedUsers(double t, const std::vector<double>& sorted_a,
 void AppendTruthRow(uint32_t u, uint32_t i, double rel, double expo,
                     std::string* out) {
   char buf[96];
-  const int n = std::snprintf(buf, sizeof(buf), "u%u,i%u,%.9g,%.9g\n", u, i,
-                              rel, expo);
+  const int n =
+      std::snprintf(buf, sizeof(buf), "u%u,i%u,%.9g,%.9g\n", u, i, rel, expo);
   out->append(buf, n);
 }
 
@@ -129,8 +129,7 @@ absl::Status ValidateMnarWorldOptions(const MnarWorldOptions& o) {
         absl::StrCat("truth_sample_pairs=", o.truth_sample_pairs,
                      ": truth_sample_pairs must be in [0, 10000000]"));
   }
-  const double floats =
-      static_cast<double>(o.num_users + o.num_items) * o.dim;
+  const double floats = static_cast<double>(o.num_users + o.num_items) * o.dim;
   if (floats > kMaxFactorFloats) {
     return absl::InvalidArgumentError(absl::StrCat(
         "(num_users + num_items) * dim = ", floats,
@@ -158,8 +157,8 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
       std::swap(rank[k - 1], rank[UniformIndex(rng, k)]);
     }
     for (size_t i = 0; i < I; ++i) {
-      w.popularity_[i] = std::pow(static_cast<double>(rank[i]),
-                                  -options.popularity_exponent);
+      w.popularity_[i] =
+          std::pow(static_cast<double>(rank[i]), -options.popularity_exponent);
       w.exposure_weight_[i] =
           std::pow(w.popularity_[i], options.exposure_power);
     }
@@ -205,7 +204,8 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
   w.user_factors_.resize(U * dim);
   {
     std::mt19937_64 rng = StreamRng(seed, kUserFactors);
-    for (float& x : w.user_factors_) x = static_cast<float>(StandardNormal(rng));
+    internal::FillStandardNormal(rng, w.user_factors_.data(),
+                                 w.user_factors_.size());
   }
   w.item_factors_.resize(I * dim);
   w.item_const_.resize(I);
@@ -263,15 +263,16 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
     // theta across worlds but not within one (item biases), so weight each
     // item by its mean relevance over a fixed sample of users.
     const size_t m = std::min<size_t>(
-        U, std::clamp<size_t>(static_cast<size_t>(
-                                  2e8 / (static_cast<double>(I) * dim)),
-                              16, 512));
+        U, std::clamp<size_t>(
+               static_cast<size_t>(2e8 / (static_cast<double>(I) * dim)), 16,
+               512));
     std::vector<uint32_t> sample(m);
     if (m == U) {
       std::iota(sample.begin(), sample.end(), 0u);
     } else {
       std::mt19937_64 rng = StreamRng(seed, kCalibration, 1);
-      for (uint32_t& u : sample) u = static_cast<uint32_t>(UniformIndex(rng, U));
+      for (uint32_t& u : sample)
+        u = static_cast<uint32_t>(UniformIndex(rng, U));
     }
     std::vector<double> item_gamma(I);
     double reachable = 0.0;
@@ -290,11 +291,11 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
       return e;
     };
     if (options.expected_clicks >= 0.999 * reachable) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expected_clicks=", options.expected_clicks,
-          ": unreachable; at most about ", 0.999 * reachable,
-          " clicks with num_users=", U, ", num_items=", I,
-          ", relevance_mean=", options.relevance_mean));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected_clicks=", options.expected_clicks,
+                       ": unreachable; at most about ", 0.999 * reachable,
+                       " clicks with num_users=", U, ", num_items=", I,
+                       ", relevance_mean=", options.relevance_mean));
     }
     double lo = std::log(1e-300), hi = std::log(1e300);
     for (int it = 0; it < 100; ++it) {
@@ -315,10 +316,10 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
   }
   if (w.summary_.expected_exposures * w.summary_.mean_relevance >
       kMaxExpectedClicks) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected clicks ",
-        w.summary_.expected_exposures * w.summary_.mean_relevance, " exceed ",
-        kMaxExpectedClicks, ": lower exposure_scale"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected clicks ",
+                     w.summary_.expected_exposures * w.summary_.mean_relevance,
+                     " exceed ", kMaxExpectedClicks, ": lower exposure_scale"));
   }
 
   // Exposures and clicks, item by item. Users are walked in activity
@@ -331,9 +332,8 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
   click_user.reserve(static_cast<size_t>(expect_clicks * 1.02 + 1024));
   click_item.reserve(click_user.capacity());
   {
-    const size_t B = w.activity_.empty()
-                         ? 1
-                         : std::min<size_t>(U, kActivityBuckets);
+    const size_t B =
+        w.activity_.empty() ? 1 : std::min<size_t>(U, kActivityBuckets);
     std::vector<size_t> bucket_begin(B + 1);
     for (size_t b = 0; b <= B; ++b) bucket_begin[b] = b * U / B;
     std::mt19937_64 rng = StreamRng(seed, kExposure);
@@ -529,8 +529,8 @@ absl::StatusOr<data::DatasetView> MnarWorld::ClickView() const {
   b.Reserve(click_items_.size());
   for (uint32_t u = 0; u < num_users(); ++u) {
     for (uint32_t i : ClickedItems(u)) {
-      b.Add(u, i, 1.0f, std::nullopt, data::kNoList, std::nullopt,
-            std::nullopt, {});
+      b.Add(u, i, 1.0f, std::nullopt, data::kNoList, std::nullopt, std::nullopt,
+            {});
     }
   }
   return b.Finish(Keys("u", num_users()), Keys("i", num_items()), {}, 0);
@@ -611,8 +611,8 @@ absl::Status MnarWorld::WriteWorld(const std::string& dir) const {
           const uint64_t end =
               std::min<uint64_t>(begin + (1 << 20), test_items_.size());
           for (uint64_t k = begin; k < end; ++k) {
-            chunk->push_back(Event(static_cast<uint32_t>(k / K),
-                                   test_items_[k], test_labels_[k]));
+            chunk->push_back(Event(static_cast<uint32_t>(k / K), test_items_[k],
+                                   test_labels_[k]));
           }
         });
     if (!s.ok()) return s;

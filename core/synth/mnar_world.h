@@ -2,7 +2,8 @@
 // clicks and known ground truth, in the style of the semi-synthetic setup of
 // Saito et al., "Unbiased Recommender Learning from Missing-Not-At-Random
 // Implicit Feedback" (WSDM 2020): a click needs exposure AND relevance,
-//   Y_ui = O_ui * R_ui,  O_ui ~ Bernoulli(theta_ui),  R_ui ~ Bernoulli(gamma_ui),
+//   Y_ui = O_ui * R_ui,  O_ui ~ Bernoulli(theta_ui),  R_ui ~
+//   Bernoulli(gamma_ui),
 // and only Y is observed.
 //
 // Ground truth (all of it is a deterministic function of the options):
@@ -52,19 +53,19 @@
 namespace debias::synth {
 
 struct MnarWorldOptions {
-  int64_t num_users = 1000;            // [1, 10,000,000]
-  int64_t num_items = 500;             // [1, 10,000,000]
-  int dim = 16;                        // latent dimension, [1, 256]
-  double exposure_power = 1.0;         // p, [0, 10]
-  double popularity_exponent = 1.0;    // Zipf exponent, [0, 5]
-  double relevance_mean = 0.2;         // target mean of gamma, [0.01, 0.9]
-  double relevance_spread = 2.0;       // score std before the offset, [0, 10]
-  double user_activity_sigma = 0.0;    // [0, 3]; 0 = every a_u is 1
+  int64_t num_users = 1000;          // [1, 10,000,000]
+  int64_t num_items = 500;           // [1, 10,000,000]
+  int dim = 16;                      // latent dimension, [1, 256]
+  double exposure_power = 1.0;       // p, [0, 10]
+  double popularity_exponent = 1.0;  // Zipf exponent, [0, 5]
+  double relevance_mean = 0.2;       // target mean of gamma, [0.01, 0.9]
+  double relevance_spread = 2.0;     // score std before the offset, [0, 10]
+  double user_activity_sigma = 0.0;  // [0, 3]; 0 = every a_u is 1
   // Target expected number of clicks; 0 = use exposure_scale as given.
   // Must be in [0, 500,000,000] and reachable (below sum_ui gamma_ui).
   double expected_clicks = 0.0;
-  double exposure_scale = 1.0;         // (0, 1e12], used when expected_clicks = 0
-  int mar_test_items_per_user = 10;    // [0, min(num_items, 1000)]
+  double exposure_scale = 1.0;       // (0, 1e12], used when expected_clicks = 0
+  int mar_test_items_per_user = 10;  // [0, min(num_items, 1000)]
   // Random (user, item) pairs written to truth.csv besides the MAR pairs;
   // when U * I <= this, truth.csv holds every pair instead. [0, 10,000,000]
   int64_t truth_sample_pairs = 100000;
@@ -76,14 +77,14 @@ absl::Status ValidateMnarWorldOptions(const MnarWorldOptions& options);
 
 struct MnarWorldSummary {
   uint64_t clicks = 0;
-  uint64_t exposures = 0;             // realised O_ui = 1 pairs
-  double expected_exposures = 0.0;    // sum_ui theta_ui, exact
+  uint64_t exposures = 0;           // realised O_ui = 1 pairs
+  double expected_exposures = 0.0;  // sum_ui theta_ui, exact
   // sum of gamma over the realised exposures: an unbiased estimate of
   // E[#clicks] = sum_ui theta_ui gamma_ui.
   double expected_clicks_estimate = 0.0;
-  double exposure_scale = 0.0;        // the scale actually used
-  double relevance_offset = 0.0;      // c in gamma
-  double mean_relevance = 0.0;        // mean gamma over the calibration sample
+  double exposure_scale = 0.0;    // the scale actually used
+  double relevance_offset = 0.0;  // c in gamma
+  double mean_relevance = 0.0;    // mean gamma over the calibration sample
   uint64_t users_with_clicks = 0;
   uint64_t items_with_clicks = 0;
   uint64_t test_events = 0;
@@ -99,8 +100,12 @@ class MnarWorld {
 
   const MnarWorldOptions& options() const { return options_; }
   const MnarWorldSummary& summary() const { return summary_; }
-  uint32_t num_users() const { return static_cast<uint32_t>(options_.num_users); }
-  uint32_t num_items() const { return static_cast<uint32_t>(options_.num_items); }
+  uint32_t num_users() const {
+    return static_cast<uint32_t>(options_.num_users);
+  }
+  uint32_t num_items() const {
+    return static_cast<uint32_t>(options_.num_items);
+  }
 
   // Truth for any pair; NaN when u or i is out of range.
   double Relevance(uint32_t u, uint32_t i) const;  // gamma_ui
@@ -144,17 +149,17 @@ class MnarWorld {
 
   MnarWorldOptions options_;
   MnarWorldSummary summary_;
-  std::vector<float> user_factors_;  // U x dim, row-major
-  std::vector<float> item_factors_;  // I x dim, row-major, pre-scaled
-  std::vector<float> item_const_;    // I: scaled bias + offset
+  std::vector<float> user_factors_;      // U x dim, row-major
+  std::vector<float> item_factors_;      // I x dim, row-major, pre-scaled
+  std::vector<float> item_const_;        // I: scaled bias + offset
   std::vector<double> exposure_weight_;  // I: (pop_i / max pop)^p
   std::vector<double> popularity_;       // I: pop_i / max pop
   std::vector<double> activity_;         // U: a_u (empty when sigma = 0)
   double scale_ = 1.0;
   std::vector<uint64_t> click_offsets_;  // U + 1
   std::vector<uint32_t> click_items_;
-  std::vector<uint32_t> test_items_;     // U x K
-  std::vector<uint8_t> test_labels_;     // U x K
+  std::vector<uint32_t> test_items_;  // U x K
+  std::vector<uint8_t> test_labels_;  // U x K
 };
 
 }  // namespace debias::synth

@@ -16,8 +16,19 @@ double StandardNormal(std::mt19937_64& rng) {
   // 1 - U in (0, 1] keeps the log finite.
   const double u1 = 1.0 - clickmodels::Uniform01(rng);
   const double u2 = clickmodels::Uniform01(rng);
-  return std::sqrt(-2.0 * std::log(u1)) *
-         std::cos(2.0 * std::numbers::pi * u2);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+void FillStandardNormal(std::mt19937_64& rng, float* out, size_t n) {
+  size_t k = 0;
+  for (; k + 1 < n; k += 2) {
+    const double r =
+        std::sqrt(-2.0 * std::log(1.0 - clickmodels::Uniform01(rng)));
+    const double t = 2.0 * std::numbers::pi * clickmodels::Uniform01(rng);
+    out[k] = static_cast<float>(r * std::cos(t));
+    out[k + 1] = static_cast<float>(r * std::sin(t));
+  }
+  if (k < n) out[k] = static_cast<float>(StandardNormal(rng));
 }
 
 absl::Status WriteEventsCsv(

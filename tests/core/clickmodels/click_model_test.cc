@@ -125,10 +125,10 @@ TEST(PbmTest, LogLikelihoodByHand) {
   const std::vector<uint8_t> c = {1, 0, 1};
   absl::StatusOr<double> ll = pbm->LogLikelihood(a, c);
   ASSERT_OK(ll);
-  EXPECT_NEAR(*ll,
-              std::log(0.68 * 0.5) + std::log(1 - 0.61 * 0.2) +
-                  std::log(0.48 * 1.0),
-              1e-12);
+  EXPECT_NEAR(
+      *ll,
+      std::log(0.68 * 0.5) + std::log(1 - 0.61 * 0.2) + std::log(0.48 * 1.0),
+      1e-12);
 }
 
 TEST(ClickModelTest, LabelsAreTruncatedAndClamped) {
@@ -209,9 +209,9 @@ TEST(ClickModelTest, LikelihoodSumsToOneOverAllClickVectors) {
 
 TEST(UbmTest, TableAndCurve) {
   auto ubm = Make(ClickModelKind::kUbm);
-  EXPECT_THAT(ubm->ExaminationCurve(10),
-              ElementsAre(1.0, 1.0, 0.95, 0.82, 0.69, 0.54, 0.47, 0.43, 0.41,
-                          0.43));
+  EXPECT_THAT(
+      ubm->ExaminationCurve(10),
+      ElementsAre(1.0, 1.0, 0.95, 0.82, 0.69, 0.54, 0.47, 0.43, 0.41, 0.43));
   const auto* u = static_cast<const UserBrowsingModel*>(ubm.get());
   EXPECT_DOUBLE_EQ(u->Examination(3, 2), 1.0);   // just clicked rank 2
   EXPECT_DOUBLE_EQ(u->Examination(5, 1), 0.31);  // d = 4 -> gamma(5, 4)

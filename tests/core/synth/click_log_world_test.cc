@@ -10,6 +10,7 @@
 
 #include "Eigen/Dense"
 #include "core/clickmodels/ubm.h"
+#include "core/data/loaders.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -75,9 +76,9 @@ TEST(ClickLogWorldTest, ClickLogHasTheRightShape) {
       std::ranges::sort(top);
     }
     EXPECT_EQ(shown, top) << "list " << li;
-    const std::string list_key =
-        "q" + std::to_string(q) + (w.ListRandomized(li) ? "-r" : "-l") +
-        std::to_string(li % 5);
+    const std::string list_key = "q" + std::to_string(q) +
+                                 (w.ListRandomized(li) ? "-r" : "-l") +
+                                 std::to_string(li % 5);
     for (int r = 0; r < 10; ++r) {
       const data::Interaction& e = ev[li * 10 + r];
       EXPECT_EQ(e.user, "q" + std::to_string(q));
@@ -240,9 +241,10 @@ TEST(ClickLogWorldTest, TestQueriesAreLabelledCandidates) {
 TEST(ClickLogWorldTest, RejectsBadOptions) {
   ClickLogWorldOptions o = Small();
   o.docs_per_query = 5;
-  EXPECT_THAT(ClickLogWorld::Generate(o),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "docs_per_query=5: docs_per_query must be in [10, 1000]"));
+  EXPECT_THAT(
+      ClickLogWorld::Generate(o),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "docs_per_query=5: docs_per_query must be in [10, 1000]"));
   o = Small();
   o.feature_dim = 701;
   EXPECT_THAT(ClickLogWorld::Generate(o),
@@ -281,6 +283,14 @@ TEST(ClickLogWorldTest, WritesWorldFiles) {
   EXPECT_EQ(test[0], "user,item,label,list_id,features");
   EXPECT_EQ(test[1].rfind("q30,q30-d0,", 0), 0u);
   EXPECT_EQ(lines(dir + "/train_truth.csv").size(), 1 + 30u * 30u);
+  absl::StatusOr<data::LoadResult> clicks_back =
+      data::LoadFile(dir + "/clicks.csv", data::Format::kCsv, {});
+  ASSERT_OK(clicks_back);
+  EXPECT_EQ(clicks_back->events, w.ClickEvents());
+  absl::StatusOr<data::LoadResult> test_back =
+      data::LoadFile(dir + "/test.csv", data::Format::kCsv, {});
+  ASSERT_OK(test_back);
+  EXPECT_EQ(test_back->events, w.TestEvents());
   std::ifstream jin(dir + "/truth.json");
   nlohmann::json j = nlohmann::json::parse(jin);
   EXPECT_EQ(j["click_model"], "pbm");

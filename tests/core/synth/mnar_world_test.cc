@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/loaders.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -102,10 +103,10 @@ TEST(MnarWorldTest, ExposureIncreasesWithPopularity) {
   }
   // theta = min(1, scale * pop^p * a_u).
   const uint32_t i = by_pop[50];
-  EXPECT_NEAR(w.Exposure(3, i),
-              std::min(1.0, 10.0 * std::pow(w.Popularity(i), 2.0) *
-                                w.UserActivity(3)),
-              1e-12);
+  EXPECT_NEAR(
+      w.Exposure(3, i),
+      std::min(1.0, 10.0 * std::pow(w.Popularity(i), 2.0) * w.UserActivity(3)),
+      1e-12);
   // Realised clicks follow: the top tenth of items by popularity gets far
   // more clicks per item than the bottom half.
   std::vector<double> clicks(w.num_items(), 0.0);
@@ -187,7 +188,8 @@ TEST(MnarWorldTest, EventsAndViewsAreUserMajorWithWorldIds) {
   auto [b, end] = view->UserRange(5);
   auto items = w.ClickedItems(5);
   ASSERT_EQ(end - b, items.size());
-  for (size_t k = 0; k < items.size(); ++k) EXPECT_EQ(view->item[b + k], items[k]);
+  for (size_t k = 0; k < items.size(); ++k)
+    EXPECT_EQ(view->item[b + k], items[k]);
   absl::StatusOr<data::DatasetView> test = w.TestView();
   ASSERT_OK(test);
   EXPECT_EQ(test->num_events(), 2000u * 10u);
@@ -245,9 +247,18 @@ TEST(MnarWorldTest, WritesWorldFiles) {
   std::vector<std::string> train = lines(dir + "/train.csv");
   ASSERT_EQ(train.size(), w.num_clicks() + 1);
   EXPECT_EQ(train[0], "user,item,label");
-  EXPECT_EQ(train[1], w.ClickEvents()[0].user + "," +
-                          w.ClickEvents()[0].item + ",1");
+  EXPECT_EQ(train[1],
+            w.ClickEvents()[0].user + "," + w.ClickEvents()[0].item + ",1");
   EXPECT_EQ(lines(dir + "/test.csv").size(), 200u * 10u + 1);
+  // The files load back through the csv loader to the same events.
+  absl::StatusOr<data::LoadResult> train_back =
+      data::LoadFile(dir + "/train.csv", data::Format::kCsv, {});
+  ASSERT_OK(train_back);
+  EXPECT_EQ(train_back->events, w.ClickEvents());
+  absl::StatusOr<data::LoadResult> test_back =
+      data::LoadFile(dir + "/test.csv", data::Format::kCsv, {});
+  ASSERT_OK(test_back);
+  EXPECT_EQ(test_back->events, w.TestEvents());
   std::vector<std::string> truth = lines(dir + "/truth.csv");
   ASSERT_EQ(truth.size(), 1 + 200u * 10u + 500u);
   EXPECT_EQ(truth[0], "user,item,relevance,exposure");
