@@ -38,6 +38,11 @@ struct TrainSpec {
   std::optional<double> clip;         // propensity clipping M, if any
   std::optional<double> threshold;    // rating >= threshold -> positive
   uint64_t seed = 0;
+  // Optional MAR sample (e.g. Coat's random test ratings or a small
+  // randomised slice), for estimators that need one (naive-bayes). Not
+  // owned; valid for the duration of the training call. Its ids are its own:
+  // map by user_keys/item_keys.
+  const data::DatasetView* mar_sample = nullptr;
   // Hyperparameters as key=value strings; each trainer documents, parses and
   // validates its own keys and rejects unknown ones (INVALID_ARGUMENT).
   std::map<std::string, std::string> params;
