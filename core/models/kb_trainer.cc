@@ -75,7 +75,7 @@ struct Config {
   int pretrain_epochs = 100;
   double pretrain_lr = 1e-2, pretrain_l2 = 1e-4;
   double mcar_pos_rate = -1.0;  // < 0: not given
-  int wkb_ref_cap = 2048;
+  int wkb_ref_cap = 512;
   double threshold = 3.0;
   std::string propensity = "naive-bayes";
   double clip = 0.0;  // 0: no clipping

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerates docs/results/kb.md: kernel balancing (Li et al., ICLR 2024) on
+# Coat, all twelve variants next to naive MF, IPS and DR-JL, 5 seeds.
+# Usage: scripts/results_kb.sh [BUILD_DIR] [extra fidelity_kb flags]
+# Needs ../shared/data/coat (the program notes its absence and exits 0).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+shift || true
+ninja -C "$build" fidelity_kb
+mkdir -p "$root/docs/results"
+cd "$root"
+nice "$build/bench/fidelity_kb" --seeds 5 --compare-seeds 10 --out docs/results/kb.md "$@"
