@@ -2,8 +2,8 @@
 // clicks and known ground truth, in the style of the semi-synthetic setup of
 // Saito et al., "Unbiased Recommender Learning from Missing-Not-At-Random
 // Implicit Feedback" (WSDM 2020): a click needs exposure AND relevance,
-//   Y_ui = O_ui * R_ui,  O_ui ~ Bernoulli(theta_ui),  R_ui ~
-//   Bernoulli(gamma_ui),
+//   Y_ui = O_ui * R_ui,  O_ui ~ Bernoulli(theta_ui),
+//   R_ui ~ Bernoulli(gamma_ui),
 // and only Y is observed.
 //
 // Ground truth (all of it is a deterministic function of the options):
@@ -26,8 +26,8 @@
 // buckets and, per item and bucket, the exposed users are found by geometric
 // skipping over the bucket (independent Bernoulli(theta_ui) per user, cost
 // proportional to the number of exposures), then relevance is drawn only for
-// exposed pairs. Memory: 4 * (U + I) * dim bytes of factors plus 8 bytes per
-// click.
+// exposed pairs. Memory: 4 * (U + I) * dim bytes of factors, 4 bytes per
+// click (8 more while generating) and 5 bytes per MAR test pair.
 //
 // The MAR test sample draws, per user, mar_test_items_per_user distinct
 // items uniformly at random (independently of the clicks, so a test item may
