@@ -474,7 +474,37 @@ class Engine {
   Eigen::VectorXf grad_lw_, eps_, eps_grad_;
   std::unique_ptr<Adam> eps_adam_;
   double eps_prev_ = 0.0;
+  // Gaussian kernels of concatenated features factorise:
+  // k([a, b], [c, d]) = k(a, c) k(b, d). For small catalogues the user-user
+  // and item-item tables are precomputed once and K_OD is a product of two
+  // gathers (no exp in the loop). Only with one global normalisation.
+  bool factorised_ = false;
+  KernelMatrixF ku_, ki_;
+  std::vector<uint32_t> du_, di_;
+  void ComputeKod();
 };
+
+void Engine::ComputeKod() {
+  if (!factorised_) {
+    propensity::KernelMatrixUnchecked(phi_o_, phi_d_, c_.kernel,
+                                      static_cast<float>(c_.bandwidth), &k_od_);
+    return;
+  }
+  if (k_od_.rows() != static_cast<Eigen::Index>(b_) ||
+      k_od_.cols() != static_cast<Eigen::Index>(nd_)) {
+    k_od_.resize(b_, nd_);
+  }
+  for (size_t k = 0; k < nd_; ++k) {
+    du_[k] = dpairs_[k].u;
+    di_[k] = dpairs_[k].i;
+  }
+  for (size_t o = 0; o < b_; ++o) {
+    const float* ku = ku_.row(opairs_[o].u).data();
+    const float* ki = ki_.row(opairs_[o].i).data();
+    float* out = k_od_.row(o).data();
+    for (size_t k = 0; k < nd_; ++k) out[k] = ku[du_[k]] * ki[di_[k]];
+  }
+}
 
 void Engine::SampleD() {
   std::uniform_int_distribution<uint32_t> du(0, d_.nu - 1), di(0, d_.ni - 1);
@@ -619,6 +649,16 @@ absl::StatusOr<FitOutput> Engine::Run() {
     for (size_t k = 0; k < nd_; ++k) eps_[k] = unif(rng_);
     eps_grad_.setZero(nd_);
     eps_adam_ = std::make_unique<Adam>(c_.lr_eps, c_.l2_eps, nd_);
+    const double cells = double(d_.nu) * d_.nu + double(d_.ni) * d_.ni;
+    factorised_ = c_.kernel == KernelType::kGaussian &&
+                  c_.norm != KernelNorm::kReferenceBug && cells <= 8e6;
+    if (factorised_) {
+      const float bw = static_cast<float>(c_.bandwidth);
+      propensity::KernelMatrixUnchecked(feats_->user, feats_->user, c_.kernel, bw, &ku_);
+      propensity::KernelMatrixUnchecked(feats_->item, feats_->item, c_.kernel, bw, &ki_);
+      du_.resize(nd_);
+      di_.resize(nd_);
+    }
   }
   std::vector<size_t> perm(d_.n);
   std::iota(perm.begin(), perm.end(), 0);
@@ -656,8 +696,7 @@ absl::StatusOr<FitOutput> Engine::Run() {
         }
       };
       if (eps) {
-        propensity::KernelMatrixUnchecked(phi_o_, phi_d_, c_.kernel,
-                                          static_cast<float>(c_.bandwidth), &k_od_);
+        ComputeKod();
         if (tr_.centres == Centres::kAdaptive) {
           for (size_t o = 0; o < b_; ++o) {
             const Pair p = opairs_[o];

@@ -61,18 +61,19 @@ void KernelMatrixUnchecked(const KernelMatrixF& x, const KernelMatrixF& y,
   }
   if (x.rows() == 0 || y.rows() == 0) return;
   out->noalias() = x * y.transpose();
-  const Eigen::ArrayXf xn = x.rowwise().squaredNorm().array();
-  const Eigen::Array<float, 1, Eigen::Dynamic> yn =
-      y.rowwise().squaredNorm().transpose().array();
-  const Eigen::Index n = x.rows(), m = y.rows();
-  // One fused pass: d2 = xn + yn - 2 xy, clamped at 0 against cancellation.
-  if (type == KernelType::kGaussian) {
-    out->array() = ((out->array() * -2.0f + xn.replicate(1, m) + yn.replicate(n, 1))
-                        .max(0.0f) * -bandwidth).exp();
-  } else {
-    out->array() = ((out->array() * -2.0f + xn.replicate(1, m) + yn.replicate(n, 1))
-                        .max(0.0f).sqrt() * -bandwidth).exp();
+  const Eigen::VectorXf xn = x.rowwise().squaredNorm();
+  const Eigen::RowVectorXf yn = y.rowwise().squaredNorm().transpose();
+  // d2 = xn + yn - 2 xy, clamped at 0 against cancellation; row by row so
+  // that every expression is a plain contiguous one Eigen vectorises
+  // (including its packet exp; a replicate() expression falls back to scalar
+  // expf).
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    out->row(r).array() =
+        (out->row(r).array() * -2.0f + yn.array() + xn[r]).max(0.0f);
   }
+  Eigen::Map<Eigen::ArrayXf> flat(out->data(), out->size());
+  if (type == KernelType::kExponential) flat = flat.sqrt();
+  flat = (flat * -bandwidth).exp();
 }
 
 absl::Status KernelMatrix(const KernelMatrixF& x, const KernelMatrixF& y,
