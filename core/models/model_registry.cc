@@ -1,12 +1,15 @@
 #include "core/models/model_registry.h"
 
 #include "core/models/mf_model.h"
+#include "core/models/ranker_model.h"
 
 namespace debias::models {
 
 const std::vector<ModelKind>& ModelKinds() {
   static const auto* kinds = new std::vector<ModelKind>{
       {MfModel::kKind, &MfModel::Deserialize},
+      {RankerModel::kLinearKind, &RankerModel::Deserialize},
+      {RankerModel::kMlpKind, &RankerModel::Deserialize},
   };
   return *kinds;
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/models/dla_trainer.h"
 #include "core/models/kb_trainer.h"
 
 namespace debias::train {
@@ -42,6 +43,19 @@ const std::vector<TrainerInfo>& Trainers() {
        {FeedbackKind::kExplicit}, &models::TrainAkbDr},
       {"wkbdr", "WKBDR, worst-case kernel balancing DR (Li et al., ICLR 2024)",
        {FeedbackKind::kExplicit}, &models::TrainWkbDr},
+      // Position bias (issue 6): rankers over document features trained on
+      // click logs; each result also carries the position propensity curve
+      // in diagnostics["position_propensities"] (see core/models/dla_trainer.h).
+      {"dla", "DLA, dual learning of ranker and position propensities (Ai et al., SIGIR 2018)",
+       {FeedbackKind::kClickLog}, &models::TrainDla},
+      {"ipw", "IPW softmax ranker with given position propensities (Ai et al., SIGIR 2018)",
+       {FeedbackKind::kClickLog}, &models::TrainIpwRanker},
+      {"naive-clicks", "softmax ranker on raw clicks, no position-bias correction",
+       {FeedbackKind::kClickLog}, &models::TrainNaiveClickRanker},
+      {"regression-em", "regression EM for the PBM: propensities + relevance ranker (Wang et al., WSDM 2018)",
+       {FeedbackKind::kClickLog}, &models::TrainRegressionEm},
+      {"randomization", "result-randomisation propensities + IPW ranker (Ai et al., SIGIR 2018)",
+       {FeedbackKind::kClickLog}, &models::TrainRandomization},
   };
   return *trainers;
 }
