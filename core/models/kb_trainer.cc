@@ -569,12 +569,21 @@ void Engine::WorstCaseEpsStep() {
   const Eigen::VectorXd s = k_od_.colwise().sum().transpose().cast<double>();
   // v_d = sum_d' k(phi_d', phi_d), estimated from at most wkb_ref_cap rows.
   const size_t m = std::min<size_t>(nd_, c_.wkb_ref_cap);
-  if (phi_r_.rows() != static_cast<Eigen::Index>(m)) phi_r_.resize(m, phi_d_.cols());
-  phi_r_ = phi_d_.topRows(m);  // D is i.i.d., so its first m rows are a sample
-  propensity::KernelMatrixUnchecked(phi_r_, phi_d_, c_.kernel,
-                                    static_cast<float>(c_.bandwidth), &k_dr_);
-  const Eigen::VectorXd v =
-      k_dr_.colwise().sum().transpose().cast<double>() * (double(nd_) / m);
+  Eigen::VectorXd v = Eigen::VectorXd::Zero(nd_);
+  if (factorised_) {
+    for (size_t r = 0; r < m; ++r) {
+      const float* ku = ku_.row(dpairs_[r].u).data();
+      const float* ki = ki_.row(dpairs_[r].i).data();
+      for (size_t k = 0; k < nd_; ++k) v[k] += ku[du_[k]] * ki[di_[k]];
+    }
+  } else {
+    if (phi_r_.rows() != static_cast<Eigen::Index>(m)) phi_r_.resize(m, phi_d_.cols());
+    phi_r_ = phi_d_.topRows(m);  // D is i.i.d., so its first m rows are a sample
+    propensity::KernelMatrixUnchecked(phi_r_, phi_d_, c_.kernel,
+                                      static_cast<float>(c_.bandwidth), &k_dr_);
+    v = k_dr_.colwise().sum().transpose().cast<double>();
+  }
+  v *= double(nd_) / m;
   const Eigen::VectorXd uv = u - v;
   auto loss = [&](Eigen::VectorXf* grad) {
     const Eigen::VectorXd e = eps_.cast<double>();
