@@ -388,19 +388,22 @@ absl::StatusOr<train::TrainResult> TrainClickRanker(
         "click log: no training list has a click");
   }
 
-  // Standardisation from (up to 200,000) training documents.
+  // Standardisation from (up to 50,000) training documents, a prefix of the
+  // shuffled training lists (a random sample).
+  constexpr size_t kStandardizationRows = 50000;
   std::vector<float> sample;
+  sample.reserve(kStandardizationRows * view.feature_dim);
   {
     size_t rows = 0;
     for (uint32_t q : train_lists) {
-      for (int i = 1; i <= K && rows < 200000; ++i) {
+      for (int i = 1; i <= K && rows < kStandardizationRows; ++i) {
         const size_t s = cl.slot(q, i);
         if (!cl.mask[s]) continue;
         const auto f = view.FeaturesOf(cl.event[s]);
         sample.insert(sample.end(), f.begin(), f.end());
         ++rows;
       }
-      if (rows >= 200000) break;
+      if (rows >= kStandardizationRows) break;
     }
   }
   ASSIGN_OR_RETURN(RankerNet net, RankerNet::Create(view.feature_dim, c.hidden));

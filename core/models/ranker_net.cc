@@ -118,8 +118,10 @@ void RankerNet::Forward(const float* x, int n, RankerWorkspace* ws,
     ws->z[l].noalias() = ws->h[l] * w;
     ws->z[l].rowwise() += b;
     Resize(&ws->h[l + 1], n, out_[l]);
-    ws->h[l + 1] = ws->z[l].unaryExpr(
-        [](float v) { return v > 0.0f ? v : std::expm1(v); });
+    // Vectorised ELU; exp(min(z, 0)) - 1 keeps the unused branch finite.
+    ws->h[l + 1].array() =
+        (ws->z[l].array() > 0.0f)
+            .select(ws->z[l].array(), ws->z[l].array().min(0.0f).exp() - 1.0f);
   }
   const size_t L = layers - 1;
   Eigen::Map<const Eigen::VectorXf> w(params_.data() + w_off_[L], in_[L]);
