@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "core/models/dla_trainer.h"
 #include "core/models/kb_trainer.h"
+#include "core/models/nbpo_trainer.h"
 
 namespace debias::train {
 
@@ -56,6 +57,17 @@ const std::vector<TrainerInfo>& Trainers() {
        {FeedbackKind::kClickLog}, &models::TrainRegressionEm},
       {"randomization", "result-randomisation propensities + IPW ranker (Ai et al., SIGIR 2018)",
        {FeedbackKind::kClickLog}, &models::TrainRandomization},
+      // Noisy-label robust learning and its baselines (issue 5;
+      // core/models/nbpo_trainer.h). nbpo/nbpoo return model kind "nbpo-mf"
+      // (flip factors for the "nbpo" negative sampler).
+      {"bpr", "BPR, pairwise MF with uniform negatives (Rendle et al., UAI 2009)",
+       {FeedbackKind::kImplicit}, &models::TrainBpr},
+      {"bpo", "BPO, pointwise log-likelihood MF with uniform negatives (Yu & Qin, SIGIR 2020)",
+       {FeedbackKind::kImplicit}, &models::TrainBpo},
+      {"nbpo", "NBPO, noisy-label robust MF with a learned flip model (Yu & Qin, SIGIR 2020)",
+       {FeedbackKind::kImplicit}, &models::TrainNbpo},
+      {"nbpoo", "NBPOo, exact flip-model log-likelihood MF (Yu & Qin, SIGIR 2020)",
+       {FeedbackKind::kImplicit}, &models::TrainNbpoo},
   };
   return *trainers;
 }
