@@ -6,23 +6,31 @@
 namespace debias::propensity {
 namespace {
 
-// Linear-interpolated quantile of sorted values.
-double Quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0.0;
-  double pos = q * (sorted.size() - 1);
+// Linear-interpolated quantile via selection (O(n), no full sort, so the
+// summary stays cheap for tens of millions of events). Reorders v.
+double Quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0.0;
+  double pos = q * (v.size() - 1);
   size_t lo = static_cast<size_t>(std::floor(pos));
-  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  size_t hi = std::min(lo + 1, v.size() - 1);
+  std::nth_element(v.begin(), v.begin() + lo, v.end());
+  double a = v[lo];
+  double b = a;
+  if (hi != lo) b = *std::min_element(v.begin() + lo + 1, v.end());
   double f = pos - lo;
-  return sorted[lo] * (1 - f) + sorted[hi] * f;
+  return a * (1 - f) + b * f;
 }
 
 nlohmann::json Distribution(std::vector<double> v) {
   nlohmann::json j = nlohmann::json::object();
   if (v.empty()) return j;
-  std::sort(v.begin(), v.end());
-  double sum = 0;
-  for (double x : v) sum += x;
-  j["min"] = v.front();
+  double sum = 0, mn = v[0], mx = v[0];
+  for (double x : v) {
+    sum += x;
+    mn = std::min(mn, x);
+    mx = std::max(mx, x);
+  }
+  j["min"] = mn;
   j["p01"] = Quantile(v, 0.01);
   j["p05"] = Quantile(v, 0.05);
   j["p25"] = Quantile(v, 0.25);
@@ -30,7 +38,7 @@ nlohmann::json Distribution(std::vector<double> v) {
   j["p75"] = Quantile(v, 0.75);
   j["p95"] = Quantile(v, 0.95);
   j["p99"] = Quantile(v, 0.99);
-  j["max"] = v.back();
+  j["max"] = mx;
   j["mean"] = sum / v.size();
   return j;
 }

@@ -1,0 +1,110 @@
+#include "core/models/mf_losses.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace debias::models {
+
+double LogSigmoid(double x) {
+  return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x));
+}
+
+namespace {
+
+// BCE(sigma(s), y) for soft y.
+inline double Bce(double s, double y) {
+  return -(y * LogSigmoid(s) + (1 - y) * LogSigmoid(-s));
+}
+
+}  // namespace
+
+double PredictionLoss(const LossConfig& cfg, std::span<const LossSample> samples,
+                      std::span<const float> s, std::span<const float> t,
+                      std::span<float> grad_s) {
+  const size_t n = samples.size();
+  double loss = 0;
+  switch (cfg.objective) {
+    case Objective::kWeighted: {
+      const double inv = 1.0 / n;
+      for (size_t k = 0; k < n; ++k) {
+        const LossSample& x = samples[k];
+        loss += x.weight * Bce(s[k], x.label);
+        grad_s[k] = static_cast<float>(x.weight * (Sigmoid(s[k]) - x.label) * inv);
+      }
+      return loss * inv;
+    }
+    case Objective::kSelfNormalized: {
+      double sum_c = 0;
+      for (const LossSample& x : samples) sum_c += x.weight;
+      const double inv = sum_c > 0 ? 1.0 / sum_c : 0.0;
+      for (size_t k = 0; k < n; ++k) {
+        const LossSample& x = samples[k];
+        loss += x.weight * Bce(s[k], x.label);
+        grad_s[k] = static_cast<float>(x.weight * (Sigmoid(s[k]) - x.label) * inv);
+      }
+      return loss * inv;
+    }
+    case Objective::kRelabeled: {
+      const double inv = 1.0 / n;
+      for (size_t k = 0; k < n; ++k) {
+        const LossSample& x = samples[k];
+        const double z = x.weight * x.label;
+        const double p = Sigmoid(s[k]);
+        if (cfg.form == LossForm::kLog) {
+          loss += -(z * LogSigmoid(s[k]) + (1 - z) * LogSigmoid(-s[k]));
+          grad_s[k] = static_cast<float>((p - z) * inv);
+        } else {
+          loss += z * (1 - p) * (1 - p) + (1 - z) * p * p;
+          grad_s[k] = static_cast<float>(
+              (-2 * z * (1 - p) + 2 * (1 - z) * p) * p * (1 - p) * inv);
+        }
+      }
+      return loss * inv;
+    }
+    case Objective::kDoublyRobust: {
+      size_t no = 0, nd = 0;
+      for (const LossSample& x : samples) (x.role == Role::kAllPairs ? nd : no)++;
+      const double io = no ? 1.0 / no : 0.0, id = nd ? 1.0 / nd : 0.0;
+      for (size_t k = 0; k < n; ++k) {
+        const LossSample& x = samples[k];
+        const double m = Sigmoid(t[k]), p = Sigmoid(s[k]);
+        const double ehat = Bce(s[k], m);
+        if (x.role == Role::kAllPairs) {
+          loss += id * ehat;
+          grad_s[k] = static_cast<float>(id * (p - m));
+        } else {
+          const double e = Bce(s[k], x.label);
+          loss += io * x.weight * (e - ehat);
+          // d(e - ehat)/ds = (p - y) - (p - m) = m - y.
+          grad_s[k] = static_cast<float>(io * x.weight * (m - x.label));
+        }
+      }
+      return loss;
+    }
+  }
+  return loss;
+}
+
+double ImputationLoss(std::span<const LossSample> samples,
+                      std::span<const float> s, std::span<const float> t,
+                      std::span<float> grad_t) {
+  size_t no = 0;
+  for (const LossSample& x : samples) no += x.role != Role::kAllPairs;
+  const double io = no ? 1.0 / no : 0.0;
+  double loss = 0;
+  for (size_t k = 0; k < samples.size(); ++k) {
+    const LossSample& x = samples[k];
+    if (x.role == Role::kAllPairs) {
+      grad_t[k] = 0;
+      continue;
+    }
+    const double m = Sigmoid(t[k]);
+    const double diff = Bce(s[k], x.label) - Bce(s[k], m);
+    loss += io * x.weight2 * diff * diff;
+    // d ehat / dt = -s m (1 - m), so d diff^2/dt = 2 diff s m (1 - m).
+    grad_t[k] = static_cast<float>(io * x.weight2 * 2 * diff * s[k] * m * (1 - m));
+  }
+  return loss;
+}
+
+}  // namespace debias::models

@@ -1,0 +1,88 @@
+// Mini-batch sampling for MF-style trainers: a seeded epoch shuffler over
+// event indices, uniform (user, item) pair sampling with optional rejection
+// of indexed pairs (unlabeled / unobserved pairs on the fly, never
+// materialising users x items), and a seeded train/validation split of a
+// view that keeps the id space.
+// Determinism: everything draws from the caller's std::mt19937_64, so the
+// same seed gives the same sequence. Not thread-safe (one per thread).
+#ifndef DEBIAS_CORE_MODELS_MINIBATCH_H_
+#define DEBIAS_CORE_MODELS_MINIBATCH_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "core/data/dataset_view.h"
+#include "core/propensity/pair_index.h"
+
+namespace debias::models {
+
+// Uniform integer in [0, n) from one 64-bit draw (Lemire's multiply-shift;
+// bias < n / 2^32, negligible for n < 2^32).
+inline uint32_t UniformBelow(std::mt19937_64& rng, uint32_t n) {
+  return static_cast<uint32_t>(((rng() >> 32) * uint64_t{n}) >> 32);
+}
+
+// Visits a fixed set of indices in a fresh random order every epoch.
+class EpochShuffler {
+ public:
+  explicit EpochShuffler(std::vector<uint32_t> indices)
+      : order_(std::move(indices)) {}
+  // Reshuffles and rewinds.
+  void NewEpoch(std::mt19937_64& rng) {
+    std::shuffle(order_.begin(), order_.end(), rng);
+    pos_ = 0;
+  }
+  // The next at most `n` indices of this epoch (empty at the end).
+  std::span<const uint32_t> Next(size_t n) {
+    size_t b = pos_, e = std::min(order_.size(), pos_ + n);
+    pos_ = e;
+    return {order_.data() + b, e - b};
+  }
+  size_t size() const { return order_.size(); }
+
+ private:
+  std::vector<uint32_t> order_;
+  size_t pos_ = 0;
+};
+
+// Uniform pairs over num_users x num_items; with `reject` set, pairs it
+// contains are redrawn (up to max_tries, after which the last draw is
+// returned, so a nearly full grid cannot spin forever).
+class PairSampler {
+ public:
+  PairSampler(uint32_t num_users, uint32_t num_items,
+              const propensity::PairIndex* reject = nullptr, int max_tries = 100)
+      : nu_(num_users), ni_(num_items), reject_(reject), max_tries_(max_tries) {}
+  std::pair<uint32_t, uint32_t> Sample(std::mt19937_64& rng) const {
+    uint32_t u = UniformBelow(rng, nu_), i = UniformBelow(rng, ni_);
+    for (int t = 1; reject_ != nullptr && t < max_tries_ && reject_->Contains(u, i); ++t) {
+      u = UniformBelow(rng, nu_);
+      i = UniformBelow(rng, ni_);
+    }
+    return {u, i};
+  }
+
+ private:
+  uint32_t nu_, ni_;
+  const propensity::PairIndex* reject_;
+  int max_tries_;
+};
+
+// The events of `view` for which keep(event) holds, as a view with the same
+// key tables (so ids are unchanged) and a rebuilt CSR.
+data::DatasetView SubsetView(const data::DatasetView& view,
+                             const std::function<bool(size_t)>& keep);
+
+// Splits the events of `view` at random into (train, validation) with
+// round(fraction * events) validation events; fraction in [0, 1).
+std::pair<data::DatasetView, data::DatasetView> SplitView(
+    const data::DatasetView& view, double fraction, uint64_t seed);
+
+}  // namespace debias::models
+
+#endif  // DEBIAS_CORE_MODELS_MINIBATCH_H_
