@@ -11,6 +11,8 @@
 #        BATCH=8192      events per message / per WriteBatch (debiasctl's default)
 #        KEEP=1          keep the temp dir (world, logs, per-run JSON)
 #        NICE=10         niceness of everything the script starts (0: none)
+#        SORTED=1        also run raw_rocksdb_ingest --sort-batch each round (the
+#                        experiment behind the key-sorted-batch proposal)
 #
 # Every run gets a fresh database in a temp dir; the server listens on
 # 127.0.0.1 with a free port. The rates are events/s over the span that
@@ -105,24 +107,30 @@ EOF
   rm -rf "$dir"
 }
 
-run_raw() {  # $1 = round; appends one JSON line to $TMP/raw.jsonl
-  local load_before
+run_raw() {  # $1 = round, $2 = name (raw|sorted), rest = extra flags; appends to $TMP/$2.jsonl
+  local r=$1 name=$2 load_before
+  shift 2
   load_before=$(loadavg)
-  "${RUN[@]}" "$RAW" --csv "$CSV" --db "$TMP/raw-$1" --batch-size "$BATCH" >"$TMP/raw-$1.json"
-  python3 - "$TMP/raw-$1.json" "$load_before" >>"$TMP/raw.jsonl" <<'EOF'
+  "${RUN[@]}" "$RAW" --csv "$CSV" --db "$TMP/$name-$r" --batch-size "$BATCH" "$@" \
+    >"$TMP/$name-$r.json"
+  python3 - "$TMP/$name-$r.json" "$load_before" >>"$TMP/$name.jsonl" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 j["load"] = sys.argv[2]
 print(json.dumps(j))
 EOF
-  rm -rf "$TMP/raw-$1"
+  rm -rf "${TMP:?}/$name-$r"
 }
 
 for r in $(seq 1 "$RUNS"); do
   run_e2e "$r"
   echo "bench_ingest: round $r e2e: $(tail -n1 "$TMP/e2e.jsonl")" >&2
-  run_raw "$r"
+  run_raw "$r" raw
   echo "bench_ingest: round $r raw: $(tail -n1 "$TMP/raw.jsonl")" >&2
+  if [[ ${SORTED:-0} == 1 ]]; then
+    run_raw "$r" sorted --sort-batch
+    echo "bench_ingest: round $r raw --sort-batch: $(tail -n1 "$TMP/sorted.jsonl")" >&2
+  fi
 done
 
 END_LOAD=$(loadavg)
@@ -173,6 +181,14 @@ row("CPU µs/event: debiasctl (excl. CSV parsing)", cli_us)
 row("CPU µs/event: end-to-end total", e2e_us)
 row("CPU µs/event: raw RocksDB (all threads)", raw_us)
 print(f"| CPU ratio raw / end-to-end | {med(raw_us) / med(e2e_us):.2f} | | |")
+import os
+sorted_path = os.path.join(os.path.dirname(sys.argv[2]), "sorted.jsonl")
+if os.path.exists(sorted_path):
+    srt = [json.loads(l) for l in open(sorted_path)]
+    sr = [r["events_per_second"] for r in srt]
+    print(f"| raw RocksDB, key-sorted batches (--sort-batch), events/s | {med(sr):,.0f} "
+          f"| {spread(sr)} | |")
+    row("CPU µs/event: raw RocksDB, key-sorted batches", [us(b["cpu_seconds"], b) for b in srt])
 print()
 print("Per run (round: e2e events/s, raw events/s, load before each):")
 for k, (a, b) in enumerate(zip(e2e, raw), 1):

@@ -23,9 +23,15 @@
 // "db_open_seconds" and "close_seconds".
 //
 // Usage: raw_rocksdb_ingest --csv FILE --db DIR [--batch-size N] [--sync]
+//                           [--sort-batch]
+// --sort-batch is an experiment, not the baseline: it sorts each batch's
+// records by key (stable, so in-batch duplicates still keep the last one)
+// before putting them, to measure how much RocksDB's memtable insert gains
+// from key-ordered batches (see docs/BENCHMARKS.md, "Ingest").
 // DIR must not exist (the benchmark wants a fresh database every run).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +39,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "core/data/dataset_view.h"
@@ -66,7 +74,8 @@ double CpuSeconds() {
 int Usage(const char* msg) {
   std::fprintf(stderr,
                "raw_rocksdb_ingest: %s\n"
-               "usage: raw_rocksdb_ingest --csv FILE --db DIR [--batch-size N] [--sync]\n",
+               "usage: raw_rocksdb_ingest --csv FILE --db DIR [--batch-size N] [--sync] "
+               "[--sort-batch]\n",
                msg);
   return 2;
 }
@@ -95,6 +104,7 @@ int main(int argc, char** argv) {
   std::string csv, db_dir;
   size_t batch_size = 8192;
   bool sync = false;
+  bool sort_batch = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -114,6 +124,8 @@ int main(int argc, char** argv) {
       batch_size = static_cast<size_t>(n);
     } else if (a == "--sync") {
       sync = true;
+    } else if (a == "--sort-batch") {
+      sort_batch = true;
     } else {
       return Usage(("unknown argument '" + std::string(a) + "'").c_str());
     }
@@ -151,14 +163,22 @@ int main(int argc, char** argv) {
   constexpr uint32_t kDataset = 1;
   absl::flat_hash_map<std::string, uint32_t> users, items, lists;
   rocksdb::WriteBatch batch;
+  std::vector<std::pair<std::string, std::string>> pending;  // --sort-batch
+  auto put = [&](std::string k, std::string_view v) {
+    if (sort_batch) {
+      pending.emplace_back(std::move(k), std::string(v));
+    } else {
+      batch.Put(k, rocksdb::Slice(v.data(), v.size()));
+    }
+  };
   auto intern = [&](absl::flat_hash_map<std::string, uint32_t>& map, char fwd, char rev,
                     const std::string& key) -> uint32_t {
     auto [it, inserted] = map.try_emplace(key, static_cast<uint32_t>(map.size()));
     if (inserted) {
       std::string v;
       debias::util::PutFixed32(&v, it->second);
-      batch.Put(keys::KeyToId(kDataset, fwd, key), v);
-      batch.Put(keys::IdToKey(kDataset, rev, it->second), key);
+      put(keys::KeyToId(kDataset, fwd, key), v);
+      put(keys::IdToKey(kDataset, rev, it->second), key);
     }
     return it->second;
   };
@@ -170,6 +190,7 @@ int main(int argc, char** argv) {
   for (size_t off = 0; off < events.size(); off += batch_size) {
     const size_t end = std::min(events.size(), off + batch_size);
     batch.Clear();
+    pending.clear();
     for (size_t k = off; k < end; ++k) {
       const debias::data::Interaction& e = events[k];
       const uint32_t u = intern(users, 'U', 'u', e.user);
@@ -180,7 +201,12 @@ int main(int argc, char** argv) {
       keys::AppendEventKey(&key, u, i, l, e);
       value.clear();
       keys::EncodeEventValue(&value, l, e);
-      batch.Put(key, value);
+      put(key, value);
+    }
+    if (sort_batch) {
+      std::stable_sort(pending.begin(), pending.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [k, v] : pending) batch.Put(k, v);
     }
     s = db->Write(wo, &batch);
     if (!s.ok()) {
@@ -206,6 +232,7 @@ int main(int argc, char** argv) {
                    {"items", items.size()},
                    {"batch_size", batch_size},
                    {"sync", sync},
+                   {"sort_batch", sort_batch},
                    {"cpu_seconds", cpu},
                    {"load_seconds", load_secs},
                    {"load_cpu_seconds", load_cpu},
