@@ -33,6 +33,7 @@ struct Config {
   int batch_size = 256;
   int max_steps = 6000;
   int eval_every = 200;
+  int em_update_every = 50;
   int patience = 5;
   double valid_fraction = 0.1;
   int max_positions = 10;
@@ -145,6 +146,7 @@ absl::StatusOr<Config> ParseConfig(ClickMethod method,
   RETURN_IF_ERROR(ParseInt(p, "max_steps", 1, 10000000, &c.max_steps));
   RETURN_IF_ERROR(ParseInt(p, "eval_every", 1, 1000000, &c.eval_every));
   RETURN_IF_ERROR(ParseInt(p, "patience", 0, 1000000, &c.patience));
+  RETURN_IF_ERROR(ParseInt(p, "em_update_every", 1, 1000000, &c.em_update_every));
   RETURN_IF_ERROR(ParseDouble(p, "valid_fraction", 0, 0.5, false, &c.valid_fraction));
   RETURN_IF_ERROR(ParseInt(p, "max_positions", 1, propensity::kMaxListPositions,
                            &c.max_positions));
@@ -215,6 +217,9 @@ absl::StatusOr<Config> ParseConfig(ClickMethod method,
   r["batch_size"] = absl::StrCat(c.batch_size);
   r["max_steps"] = absl::StrCat(c.max_steps);
   r["eval_every"] = absl::StrCat(c.eval_every);
+  if (method == ClickMethod::kRegressionEm) {
+    r["em_update_every"] = absl::StrCat(c.em_update_every);
+  }
   r["patience"] = absl::StrCat(c.patience);
   r["valid_fraction"] = absl::StrCat(c.valid_fraction);
   r["max_positions"] = absl::StrCat(c.max_positions);
@@ -325,6 +330,7 @@ std::vector<std::string> ClickParamKeys(ClickMethod m) {
     keys.push_back("max_ratio");
   }
   if (m == ClickMethod::kIpw) keys.push_back("propensities");
+  if (m == ClickMethod::kRegressionEm) keys.push_back("em_update_every");
   std::sort(keys.begin(), keys.end());
   return keys;
 }
@@ -553,11 +559,14 @@ absl::StatusOr<train::TrainResult> TrainClickRanker(
     running_loss += loss;
     ++running_n;
 
+    if (method == ClickMethod::kRegressionEm &&
+        (step % c.em_update_every == 0 || step % c.eval_every == 0 ||
+         step == c.max_steps)) {
+      // M-step for theta from the posteriors of the steps since the last one.
+      theta = theta_acc.Theta(theta);
+      theta_acc = propensity::PbmThetaAccumulator(K);
+    }
     if (step % c.eval_every == 0 || step == c.max_steps) {
-      if (method == ClickMethod::kRegressionEm) {
-        theta = theta_acc.Theta(theta);
-        theta_acc = propensity::PbmThetaAccumulator(K);
-      }
       const double crit = validate ? evaluate(valid_lists) : running_loss / running_n;
       trace.push_back({{"step", step},
                        {"train_loss", running_loss / running_n},
