@@ -805,10 +805,12 @@ absl::StatusOr<FitOutput> Engine::Run() {
 
 // Naive-Bayes base inverse propensity (reference _compute_IPS): depends only
 // on the label. P(o=1) = n / (users * items); P(y=1 | o=1) = observed positive
-// rate; P(y=1) = mcar_pos_rate when given (the reference uses a 5 % MCAR
-// slice), else the observed rate (then rho is the same for both labels).
+// rate; P(y=1) = the mcar_pos_rate param when given, else the positive rate
+// of spec.mar_sample (the reference uses a 5 % MCAR slice), else the
+// observed rate (then rho is the same for both labels).
 absl::Status ComputeBaseRho(const Config& c, const data::DatasetView& view,
-                            Data* d, nlohmann::json* diag) {
+                            const data::DatasetView* mar, Data* d,
+                            nlohmann::json* diag) {
   if (c.propensity == "logged") {
     if (!view.has_propensities()) {
       return absl::FailedPreconditionError(
@@ -830,7 +832,22 @@ absl::Status ComputeBaseRho(const Config& c, const data::DatasetView& view,
   for (float y : d->y) pos += y;
   const double py_o = pos / d->n;
   const double po = static_cast<double>(d->n) / (double(d->nu) * double(d->ni));
-  const double py = c.mcar_pos_rate > 0 ? c.mcar_pos_rate : py_o;
+  double py = py_o;
+  std::string source = "observed";
+  if (c.mcar_pos_rate > 0) {
+    py = c.mcar_pos_rate;
+    source = "mcar_pos_rate";
+  } else if (mar != nullptr && mar->num_events() > 0) {
+    double mp = 0;
+    for (float l : mar->label) {
+      if (!std::isfinite(l)) {
+        return absl::InvalidArgumentError("mar_sample: labels must be finite");
+      }
+      mp += l >= c.threshold ? 1.0 : 0.0;
+    }
+    py = std::clamp(mp / mar->num_events(), 1e-6, 1.0 - 1e-6);
+    source = "mar_sample";
+  }
   auto prop = [&](bool positive) {
     const double num = positive ? py_o : 1.0 - py_o;
     const double den = positive ? py : 1.0 - py;
@@ -847,7 +864,7 @@ absl::Status ComputeBaseRho(const Config& c, const data::DatasetView& view,
   }
   (*diag)["base_propensity"] = {
       {"estimator", "naive-bayes"}, {"p_obs", po}, {"p_pos_given_obs", py_o},
-      {"p_pos", py}, {"p_pos_source", c.mcar_pos_rate > 0 ? "mcar_pos_rate" : "observed"},
+      {"p_pos", py}, {"p_pos_source", source},
       {"propensity_pos", p1}, {"propensity_neg", p0}};
   return absl::OkStatus();
 }
@@ -945,7 +962,7 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
   }
   nlohmann::json& diag = result.diagnostics;
   diag["method"] = std::string(KbMethodName(method));
-  if (NeedsBase(tr)) RETURN_IF_ERROR(ComputeBaseRho(c, view, &d, &diag));
+  if (NeedsBase(tr)) RETURN_IF_ERROR(ComputeBaseRho(c, view, spec.mar_sample, &d, &diag));
 
   // Kernel features.
   FeatureTable feats;

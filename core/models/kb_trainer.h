@@ -14,8 +14,9 @@
 // model f, the weight model a in (0, 1), and (DR variants) the imputation
 // model m. The learned inverse-propensity weight of an observed pair is
 // w_o = a(o) * rho(y_o), rho the naive-Bayes base inverse propensity
-// (spec.propensity "" or "naive-bayes"; "logged" uses 1 / the events' logged
-// propensity). Each mini-batch (B observed pairs O, G*B sampled pairs D):
+// (spec.propensity "" or "naive-bayes"; P(y=1) from the param mcar_pos_rate,
+// else from spec.mar_sample's labels, else the observed rate; "logged" uses
+// 1 / the events' logged propensity). Each mini-batch (B observed pairs O, G*B sampled pairs D):
 //  1. centres: J points of D, chosen at random (KB*), by the largest |eps|
 //     of a kernel projection of the per-sample prediction loss (AKB*), or by
 //     the worst-case kernel function (WKB*);

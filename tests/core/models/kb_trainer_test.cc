@@ -190,6 +190,27 @@ TEST(KbTrainerTest, DiagnosticsShowBalanceImprovesAndWeightsSummarised) {
   EXPECT_GT(d["pretrain_epochs"].get<int>(), 0);
 }
 
+TEST(KbTrainerTest, NaiveBayesUsesMarSampleWhenGiven) {
+  data::DatasetViewBuilder b;
+  for (uint32_t u = 0; u < 4; ++u) {
+    b.Add(u, 0, u == 0 ? 5.0f : 1.0f, std::nullopt, data::kNoList, std::nullopt,
+          std::nullopt, {});
+  }
+  auto mar = b.Finish({"a", "b", "c", "d"}, {"x"}, {}, 1);
+  ASSERT_OK(mar);
+  auto s = Spec("kb-ips");
+  s.params["max_epochs"] = "1";
+  s.mar_sample = &*mar;
+  auto r = TrainKernelBalancing(KbMethod::kIps, World().train, s, {});
+  ASSERT_OK(r);
+  EXPECT_EQ(r->diagnostics["base_propensity"]["p_pos_source"], "mar_sample");
+  EXPECT_NEAR(r->diagnostics["base_propensity"]["p_pos"].get<double>(), 0.25, 1e-12);
+  s.params["mcar_pos_rate"] = "0.4";  // the explicit param wins
+  r = TrainKernelBalancing(KbMethod::kIps, World().train, s, {});
+  ASSERT_OK(r);
+  EXPECT_NEAR(r->diagnostics["base_propensity"]["p_pos"].get<double>(), 0.4, 1e-12);
+}
+
 TEST(KbTrainerTest, CancelledBetweenBatches) {
   std::atomic<bool> stop{true};
   train::TrainContext ctx;
