@@ -44,6 +44,7 @@ void EndProgress();
 
 // Subcommand families.
 void RegisterDataCommands(CLI::App& app, Context& ctx);
+void RegisterModelCommands(CLI::App& app, Context& ctx);
 
 }  // namespace debias::cli
 

@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,9 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
     : channel_(std::move(channel)),
       options_(options),
       datasets_(v1::DatasetService::NewStub(channel_)),
+      models_(v1::ModelService::NewStub(channel_)),
+      scoring_(v1::ScoringService::NewStub(channel_)),
+      evaluation_(v1::EvaluationService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::SetDeadline(grpc::ClientContext* ctx) const {
@@ -178,6 +182,107 @@ absl::Status Client::Export(const std::string& dataset,
   grpc::Status st = reader->Finish();
   if (stopped && st.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
   return FromGrpcStatus(st);
+}
+
+template <typename Req, typename Resp, typename Call>
+absl::StatusOr<Resp> Client::Unary(const Req& req, Call call) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  Resp resp;
+  absl::Status s = FromGrpcStatus(call(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<v1::Model> Client::Train(
+    const v1::TrainRequest& request,
+    const std::function<void(const v1::TrainEvent&)>& on_event) {
+  grpc::ClientContext ctx;  // no deadline: training takes as long as it takes
+  auto reader = models_->Train(&ctx, request);
+  v1::TrainEvent ev;
+  std::optional<v1::Model> finished;
+  uint64_t model_id = 0;
+  while (reader->Read(&ev)) {
+    if (ev.has_started()) model_id = ev.started().model_id();
+    if (ev.has_finished()) finished = ev.finished();
+    if (on_event) on_event(ev);
+  }
+  absl::Status s = FromGrpcStatus(reader->Finish());
+  if (!s.ok()) return s;
+  if (finished) return *finished;
+  if (model_id != 0) return GetModel(model_id);
+  return absl::InternalError("training stream ended without a model");
+}
+
+absl::StatusOr<std::vector<v1::Model>> Client::ListModels(const std::string& dataset) {
+  v1::ListModelsRequest req;
+  req.set_dataset(dataset);
+  auto r = Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->ListModels(c, q, p); });
+  if (!r.ok()) return r.status();
+  return std::vector<v1::Model>(r->models().begin(), r->models().end());
+}
+
+absl::StatusOr<v1::Model> Client::GetModel(uint64_t id) {
+  v1::GetModelRequest req;
+  req.set_id(id);
+  return Unary<v1::GetModelRequest, v1::Model>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->GetModel(c, q, p); });
+}
+
+absl::Status Client::DeleteModel(uint64_t id) {
+  v1::DeleteModelRequest req;
+  req.set_id(id);
+  return Unary<v1::DeleteModelRequest, v1::DeleteModelResponse>(
+             req, [&](auto* c, const auto& q, auto* p) { return models_->DeleteModel(c, q, p); })
+      .status();
+}
+
+absl::StatusOr<v1::Model> Client::CancelTraining(uint64_t id) {
+  v1::CancelTrainingRequest req;
+  req.set_id(id);
+  return Unary<v1::CancelTrainingRequest, v1::Model>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->CancelTraining(c, q, p); });
+}
+
+absl::StatusOr<v1::ListMethodsResponse> Client::ListMethods() {
+  return Unary<v1::ListMethodsRequest, v1::ListMethodsResponse>(
+      v1::ListMethodsRequest(),
+      [&](auto* c, const auto& q, auto* p) { return models_->ListMethods(c, q, p); });
+}
+
+absl::StatusOr<v1::ScoreResponse> Client::Score(const v1::ScoreRequest& request) {
+  return Unary<v1::ScoreRequest, v1::ScoreResponse>(
+      request, [&](auto* c, const auto& q, auto* p) { return scoring_->Score(c, q, p); });
+}
+
+absl::StatusOr<v1::TopKResponse> Client::TopK(const v1::TopKRequest& request) {
+  return Unary<v1::TopKRequest, v1::TopKResponse>(
+      request, [&](auto* c, const auto& q, auto* p) { return scoring_->TopK(c, q, p); });
+}
+
+absl::StatusOr<v1::BatchScoreResponse> Client::BatchScore(const v1::BatchScoreRequest& request) {
+  return Unary<v1::BatchScoreRequest, v1::BatchScoreResponse>(
+      request, [&](auto* c, const auto& q, auto* p) { return scoring_->BatchScore(c, q, p); });
+}
+
+absl::StatusOr<v1::GetPropensitiesResponse> Client::GetPropensities(
+    const v1::GetPropensitiesRequest& request) {
+  return Unary<v1::GetPropensitiesRequest, v1::GetPropensitiesResponse>(
+      request,
+      [&](auto* c, const auto& q, auto* p) { return scoring_->GetPropensities(c, q, p); });
+}
+
+absl::StatusOr<v1::SampleNegativesResponse> Client::SampleNegatives(
+    const v1::SampleNegativesRequest& request) {
+  return Unary<v1::SampleNegativesRequest, v1::SampleNegativesResponse>(
+      request,
+      [&](auto* c, const auto& q, auto* p) { return scoring_->SampleNegatives(c, q, p); });
+}
+
+absl::StatusOr<v1::EvaluateResponse> Client::Evaluate(const v1::EvaluateRequest& request) {
+  return Unary<v1::EvaluateRequest, v1::EvaluateResponse>(
+      request, [&](auto* c, const auto& q, auto* p) { return evaluation_->Evaluate(c, q, p); });
 }
 
 }  // namespace debias

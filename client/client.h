@@ -16,6 +16,9 @@
 #include "absl/status/statusor.h"
 #include "core/data/interaction.h"
 #include "debias/v1/dataset_service.grpc.pb.h"
+#include "debias/v1/evaluation_service.grpc.pb.h"
+#include "debias/v1/model_service.grpc.pb.h"
+#include "debias/v1/scoring_service.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -68,13 +71,40 @@ class Client {
                       const std::function<bool(const v1::ExportResponse&)>& sink,
                       uint32_t batch_size = 0);
 
+  // --- Models (request messages as in proto/debias/v1) -----------------
+  // Starts training and blocks until the job ends; `on_event` sees every
+  // event (started, progress). Returns the final model, whose state may be
+  // "failed" or "cancelled" (with its error).
+  absl::StatusOr<v1::Model> Train(const v1::TrainRequest& request,
+                                  const std::function<void(const v1::TrainEvent&)>& on_event = {});
+  absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& dataset = "");
+  absl::StatusOr<v1::Model> GetModel(uint64_t id);
+  absl::Status DeleteModel(uint64_t id);
+  absl::StatusOr<v1::Model> CancelTraining(uint64_t id);
+  absl::StatusOr<v1::ListMethodsResponse> ListMethods();
+
+  // --- Scoring and evaluation -----------------------------------------------
+  absl::StatusOr<v1::ScoreResponse> Score(const v1::ScoreRequest& request);
+  absl::StatusOr<v1::TopKResponse> TopK(const v1::TopKRequest& request);
+  absl::StatusOr<v1::BatchScoreResponse> BatchScore(const v1::BatchScoreRequest& request);
+  absl::StatusOr<v1::GetPropensitiesResponse> GetPropensities(
+      const v1::GetPropensitiesRequest& request);
+  absl::StatusOr<v1::SampleNegativesResponse> SampleNegatives(
+      const v1::SampleNegativesRequest& request);
+  absl::StatusOr<v1::EvaluateResponse> Evaluate(const v1::EvaluateRequest& request);
+
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
   void SetDeadline(grpc::ClientContext* ctx) const;
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
+  template <typename Req, typename Resp, typename Call>
+  absl::StatusOr<Resp> Unary(const Req& req, Call call);
   std::unique_ptr<v1::DatasetService::Stub> datasets_;
+  std::unique_ptr<v1::ModelService::Stub> models_;
+  std::unique_ptr<v1::ScoringService::Stub> scoring_;
+  std::unique_ptr<v1::EvaluationService::Stub> evaluation_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 

@@ -11,6 +11,7 @@
 #include "client/cli.h"
 #include "core/data/csv.h"
 #include "core/data/loaders.h"
+#include "core/synth/click_log_world.h"
 #include "core/synth/mnar_world.h"
 #include "server/convert.h"
 
@@ -35,10 +36,30 @@ void RegisterSynth(CLI::App& app, Context& ctx) {
     std::string world = "mnar";
     std::string out;
     synth::MnarWorldOptions mnar;
+    synth::ClickLogWorldOptions clicks;
+    std::string click_model = "pbm";
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("--world", args->world, "mnar (exposure bias)")
-      ->check(CLI::IsMember({"mnar"}))
+  sub->add_option("--world", args->world,
+                  "mnar (exposure bias: train.csv, test.csv, truth.csv) or clicklog "
+                  "(position bias: clicks.csv, test.csv, truth.json)")
+      ->check(CLI::IsMember({"mnar", "clicklog"}))
+      ->capture_default_str();
+  sub->add_option("--queries", args->clicks.num_queries, "clicklog: queries")
+      ->capture_default_str();
+  sub->add_option("--impressions", args->clicks.impressions_per_query,
+                  "clicklog: logged lists per query")
+      ->capture_default_str();
+  sub->add_option("--features", args->clicks.feature_dim, "clicklog: feature dimension")
+      ->capture_default_str();
+  sub->add_option("--eta", args->clicks.eta, "clicklog: position-bias severity")
+      ->capture_default_str();
+  sub->add_option("--eps", args->clicks.eps, "clicklog: click noise on irrelevant documents")
+      ->capture_default_str();
+  sub->add_option("--click-model", args->click_model, "clicklog: pbm|ubm|cascade")
+      ->capture_default_str();
+  sub->add_option("--randomized-fraction", args->clicks.randomized_fraction,
+                  "clicklog: share of lists shown in random order")
       ->capture_default_str();
   sub->add_option("--out", args->out, "output directory")->required();
   sub->add_option("--users", args->mnar.num_users, "users")->capture_default_str();
@@ -58,6 +79,24 @@ void RegisterSynth(CLI::App& app, Context& ctx) {
   sub->callback([&ctx, args] {
     ctx.run = [&ctx, args]() -> int {
       auto t0 = std::chrono::steady_clock::now();
+      if (args->world == "clicklog") {
+        auto kind = clickmodels::ParseClickModelKind(args->click_model);
+        if (!kind.ok()) return Fail(kind.status());
+        args->clicks.click_model = *kind;
+        args->clicks.seed = args->mnar.seed;
+        auto world = synth::ClickLogWorld::Generate(args->clicks);
+        if (!world.ok()) return Fail(world.status());
+        std::error_code ec;
+        std::filesystem::create_directories(args->out, ec);
+        if (auto s = world->WriteWorld(args->out); !s.ok()) return Fail(s);
+        json j = world->TruthJson();
+        j["out"] = args->out;
+        j["world"] = args->world;
+        return Emit(ctx, j,
+                    absl::StrCat("wrote ", args->out,
+                                 ": clicks.csv (ranked lists with positions and features), "
+                                 "test.csv (graded labels), truth.json"));
+      }
       auto world = synth::MnarWorld::Generate(args->mnar);
       if (!world.ok()) return Fail(world.status());
       std::error_code ec;

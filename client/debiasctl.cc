@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     };
   });
   debias::cli::RegisterDataCommands(app, ctx);
+  debias::cli::RegisterModelCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -26,6 +26,17 @@ int main(int argc, char** argv) {
                  "largest request/response message")
       ->check(CLI::Range(1 << 16, 1 << 30))
       ->capture_default_str();
+  app.add_option("--max_training_jobs", options.limits.max_training_jobs,
+                 "concurrent training jobs")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--max_candidates", options.limits.max_candidates,
+                 "items per Score request")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max_k", options.limits.max_k, "largest TopK k")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   std::string log_level = "info";
   app.add_option("--log_level", log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

@@ -15,6 +15,12 @@ struct Limits {
   int max_events_per_batch = 100000;
   int max_export_batch = 100000;
   int max_concurrent_streams = 64;
+  int max_candidates = 10000;      // items per Score / pairs per request
+  int max_k = 1000;                // TopK k
+  int max_batch_users = 1000;      // users per BatchScore
+  int max_samples = 10000;         // SampleNegatives n
+  int max_training_jobs = 2;       // concurrent Train jobs
+  int max_params = 64;             // hyperparameters per Train request
 };
 
 struct ServerOptions {

@@ -9,6 +9,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/grpcpp.h"
 #include "server/dataset_service.h"
+#include "server/model_manager.h"
+#include "server/model_services.h"
 #include "spdlog/spdlog.h"
 
 namespace debias::server {
@@ -17,6 +19,10 @@ struct DebiasServer::Impl {
   ServerOptions options;
   std::unique_ptr<store::InteractionStore> store;
   std::unique_ptr<DatasetServiceImpl> datasets;
+  std::unique_ptr<ModelManager> models;
+  std::unique_ptr<ModelServiceImpl> model_service;
+  std::unique_ptr<ScoringServiceImpl> scoring_service;
+  std::unique_ptr<EvaluationServiceImpl> evaluation_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   absl::Mutex mu;
@@ -38,6 +44,13 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   if (!st.ok()) return st.status();
   impl->store = std::move(*st);
   impl->datasets = std::make_unique<DatasetServiceImpl>(impl->store.get(), impl->options);
+  impl->models = std::make_unique<ModelManager>(
+      impl->store.get(), ModelManager::Options{impl->options.limits.max_training_jobs});
+  impl->model_service = std::make_unique<ModelServiceImpl>(impl->models.get(), impl->options);
+  impl->scoring_service = std::make_unique<ScoringServiceImpl>(
+      impl->models.get(), impl->store.get(), impl->options);
+  impl->evaluation_service = std::make_unique<EvaluationServiceImpl>(
+      impl->models.get(), impl->store.get(), impl->options);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -48,6 +61,9 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              options.limits.max_concurrent_streams);
   builder.RegisterService(impl->datasets.get());
+  builder.RegisterService(impl->model_service.get());
+  builder.RegisterService(impl->scoring_service.get());
+  builder.RegisterService(impl->evaluation_service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return absl::FailedPreconditionError(
@@ -75,7 +91,8 @@ void DebiasServer::Shutdown(absl::Duration grace) {
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(grace));
   impl_->server->Wait();
-  impl_->store.reset();  // flushes and closes RocksDB
+  impl_->models.reset();  // cancels and joins training jobs
+  impl_->store.reset();   // flushes and closes RocksDB
   spdlog::info("debiasd stopped");
 }
 

@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both install
+# missing Debian packages first (scripts/install-deps.sh).
+BUILD ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo sanitize results bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then \
+	  cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null; \
+	fi
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+# Core and store tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEBIAS_SANITIZE=ON \
+	  -DDEBIAS_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target data_tests store_tests
+	@ctest --test-dir build-asan --output-on-failure -j $(JOBS) -R '^(Store|Csv|Loader|DatasetView|Interaction)'
+
+clean:
+	rm -rf $(BUILD) build-asan var

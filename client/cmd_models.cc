@@ -1,0 +1,427 @@
+// debiasctl subcommands for models: methods, train, models, cancel,
+// delete-model, score, topk, propensity, evaluate, sample-negatives.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "client/cli.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace debias::cli {
+namespace {
+
+using nlohmann::json;
+
+json StructJson(const google::protobuf::Struct& s) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(s, &out).ok()) return json::object();
+  return json::parse(out, nullptr, false);
+}
+
+json ModelJson(const v1::Model& m, bool full) {
+  json j{{"model_id", m.id()},
+         {"dataset", m.dataset()},
+         {"data_version", m.data_version()},
+         {"state", m.state()},
+         {"spec", StructJson(m.spec())},
+         {"metrics", StructJson(m.metrics())},
+         {"error", m.error()},
+         {"users", m.users()},
+         {"items", m.items()},
+         {"create_time_unix_ms", m.create_time_unix_ms()},
+         {"finish_time_unix_ms", m.finish_time_unix_ms()},
+         {"diagnostics", StructJson(m.diagnostics())}};
+  if (full) {
+    json curve = json::array();
+    for (const auto& p : m.progress()) {
+      json metrics = json::object();
+      for (const auto& [k, v] : p.metrics()) metrics[k] = v;
+      curve.push_back({{"epoch", p.epoch()},
+                       {"loss", p.loss()},
+                       {"elapsed_seconds", p.elapsed_seconds()},
+                       {"metrics", metrics}});
+    }
+    j["progress"] = curve;
+  }
+  return j;
+}
+
+template <typename Container>
+json JsonArray(const Container& c) {
+  json arr = json::array();
+  for (const auto& v : c) arr.push_back(v);
+  return arr;
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipEmpty())) {
+    out.emplace_back(part);
+  }
+  return out;
+}
+
+void RegisterMethods(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("methods", "list losses, propensity estimators and samplers");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx] {
+    ctx.run = [&ctx]() -> int {
+      auto r = ctx.Connect()->ListMethods();
+      if (!r.ok()) return Fail(r.status());
+      json arr = json::array();
+      std::string human;
+      for (const auto& m : r->methods()) {
+        json fb = json::array();
+        for (const auto& f : m.feedback()) fb.push_back(f);
+        arr.push_back({{"kind", m.kind()}, {"name", m.name()},
+                       {"description", m.description()}, {"feedback", fb}});
+        absl::StrAppendFormat(&human, "%-11s %-14s %s\n", m.kind(), m.name(), m.description());
+      }
+      return Emit(ctx, json{{"methods", arr}}, human);
+    };
+  });
+}
+
+void RegisterTrain(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("train", "train a model and wait for it");
+  struct Args {
+    std::string dataset, loss, feedback, propensity, mar_dataset;
+    std::optional<double> clip, threshold;
+    uint64_t seed = 0;
+    std::vector<std::string> params;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--dataset", a->dataset, "training dataset")->required();
+  sub->add_option("--loss", a->loss, "loss/method name (see `debiasctl methods`)")->required();
+  sub->add_option("--feedback", a->feedback, "explicit|implicit|clicklog (default: from data)")
+      ->check(CLI::IsMember({"explicit", "implicit", "clicklog"}));
+  sub->add_option("--propensity", a->propensity, "propensity estimator");
+  sub->add_option("--clip", a->clip, "propensity clipping M in (0, 1]");
+  sub->add_option("--threshold", a->threshold, "ratings >= T are positives");
+  sub->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  sub->add_option("--param", a->params, "hyperparameter key=value (repeatable)");
+  sub->add_option("--mar-dataset", a->mar_dataset, "dataset with a MAR sample (naive-bayes)");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      v1::TrainRequest req;
+      req.set_dataset(a->dataset);
+      req.set_loss(a->loss);
+      req.set_feedback(a->feedback);
+      req.set_propensity(a->propensity);
+      req.set_mar_dataset(a->mar_dataset);
+      if (a->clip) req.set_clip(*a->clip);
+      if (a->threshold) req.set_threshold(*a->threshold);
+      req.set_seed(a->seed);
+      for (const auto& p : a->params) {
+        const size_t eq = p.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return Fail(absl::InvalidArgumentError(
+              absl::StrCat("--param '", p, "': expected key=value")));
+        }
+        (*req.mutable_params())[p.substr(0, eq)] = p.substr(eq + 1);
+      }
+      const bool progress = ShowProgress() && !ctx.global.json;
+      auto m = ctx.Connect()->Train(req, [&](const v1::TrainEvent& ev) {
+        if (!progress) return;
+        if (ev.has_started()) {
+          ProgressLine(absl::StrCat("model ", ev.started().model_id(), ": training ", a->loss));
+        } else if (ev.has_progress()) {
+          const auto& p = ev.progress();
+          std::string line = absl::StrFormat("epoch %d/%d loss %.5f %.1fs", p.epoch(),
+                                             p.total_epochs(), p.loss(), p.elapsed_seconds());
+          for (const auto& [k, v] : p.metrics()) absl::StrAppendFormat(&line, " %s=%.4f", k, v);
+          ProgressLine(line);
+        }
+      });
+      EndProgress();
+      if (!m.ok()) return Fail(m.status());
+      if (m->state() != "ready") {
+        if (ctx.global.json) std::cout << ModelJson(*m, false).dump() << std::endl;
+        return Fail(absl::Status(
+            m->state() == "cancelled" ? absl::StatusCode::kCancelled : absl::StatusCode::kAborted,
+            absl::StrCat("model ", m->id(), " ended ", m->state(), ": ", m->error())));
+      }
+      json j = ModelJson(*m, false);
+      std::string human = absl::StrCat("model ", m->id(), " ready (", a->loss, " on ",
+                                       a->dataset, ")");
+      for (auto& [k, v] : j["metrics"].items()) absl::StrAppend(&human, " ", k, "=", v.dump());
+      return Emit(ctx, j, human);
+    };
+  });
+}
+
+void RegisterModels(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("models", "list models, or show one with --model");
+  struct Args {
+    std::string dataset;
+    uint64_t id = 0;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--dataset", a->dataset, "only models of this dataset");
+  sub->add_option("--model", a->id, "show one model in full");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      auto client = ctx.Connect();
+      if (a->id != 0) {
+        auto m = client->GetModel(a->id);
+        if (!m.ok()) return Fail(m.status());
+        json j = ModelJson(*m, true);
+        return Emit(ctx, j, j.dump(2));
+      }
+      auto list = client->ListModels(a->dataset);
+      if (!list.ok()) return Fail(list.status());
+      json arr = json::array();
+      std::string human = absl::StrFormat("%-6s %-10s %-14s %-24s %s\n", "ID", "STATE", "LOSS",
+                                          "DATASET", "METRICS");
+      for (const auto& m : *list) {
+        json j = ModelJson(m, false);
+        arr.push_back(j);
+        absl::StrAppendFormat(&human, "%-6d %-10s %-14s %-24s %s\n", m.id(), m.state(),
+                              j["spec"].value("loss", ""), m.dataset(), j["metrics"].dump());
+      }
+      return Emit(ctx, json{{"models", arr}}, human);
+    };
+  });
+}
+
+void RegisterCancelDelete(CLI::App& app, Context& ctx) {
+  auto id = std::make_shared<uint64_t>(0);
+  auto* cancel = app.add_subcommand("cancel", "cancel a training job");
+  cancel->add_option("--model", *id, "model id")->required();
+  AddGlobalOptions(cancel, &ctx.global);
+  cancel->callback([&ctx, id] {
+    ctx.run = [&ctx, id]() -> int {
+      auto m = ctx.Connect()->CancelTraining(*id);
+      if (!m.ok()) return Fail(m.status());
+      return Emit(ctx, ModelJson(*m, false), absl::StrCat("model ", *id, ": cancel requested"));
+    };
+  });
+  auto* del = app.add_subcommand("delete-model", "delete a model");
+  del->add_option("--model", *id, "model id")->required();
+  AddGlobalOptions(del, &ctx.global);
+  del->callback([&ctx, id] {
+    ctx.run = [&ctx, id]() -> int {
+      if (auto s = ctx.Connect()->DeleteModel(*id); !s.ok()) return Fail(s);
+      return Emit(ctx, json{{"model_id", *id}, {"deleted", true}},
+                  absl::StrCat("deleted model ", *id));
+    };
+  });
+}
+
+void RegisterScore(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("score", "score items for a user");
+  struct Args {
+    uint64_t model = 0;
+    std::string user, items;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--user", a->user, "user key")->required();
+  sub->add_option("--items", a->items, "comma-separated item keys")->required();
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      v1::ScoreRequest req;
+      req.set_model_id(a->model);
+      req.set_user(a->user);
+      for (auto& i : SplitList(a->items)) req.add_items(i);
+      auto r = ctx.Connect()->Score(req);
+      if (!r.ok()) return Fail(r.status());
+      json scores = JsonArray(r->scores());
+      std::string human;
+      for (int k = 0; k < r->scores_size(); ++k) {
+        absl::StrAppendFormat(&human, "%s\t%g\n", req.items(k), r->scores(k));
+      }
+      return Emit(ctx, json{{"model_id", a->model}, {"user", a->user}, {"scores", scores}}, human);
+    };
+  });
+}
+
+void RegisterTopK(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("topk", "the best k items for a user");
+  struct Args {
+    uint64_t model = 0;
+    std::string user;
+    uint32_t k = 10;
+    bool exclude_seen = false;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--user", a->user, "user key")->required();
+  sub->add_option("--k", a->k, "number of items")->capture_default_str();
+  sub->add_flag("--exclude-seen", a->exclude_seen, "leave out the user's training items");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      v1::TopKRequest req;
+      req.set_model_id(a->model);
+      req.set_user(a->user);
+      req.set_k(a->k);
+      req.set_exclude_seen(a->exclude_seen);
+      auto r = ctx.Connect()->TopK(req);
+      if (!r.ok()) return Fail(r.status());
+      std::string human;
+      for (int k = 0; k < r->items_size(); ++k) {
+        absl::StrAppendFormat(&human, "%d\t%s\t%g\n", k + 1, r->items(k), r->scores(k));
+      }
+      return Emit(ctx,
+                  json{{"model_id", a->model},
+                       {"user", a->user},
+                       {"items", JsonArray(r->items())},
+                       {"scores", JsonArray(r->scores())}},
+                  human);
+    };
+  });
+}
+
+void RegisterPropensity(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("propensity", "a model's propensities and their diagnostics");
+  struct Args {
+    uint64_t model = 0;
+    std::vector<std::string> pairs;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--pair", a->pairs, "user:item whose P(observed) to print (repeatable)");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      auto client = ctx.Connect();
+      auto m = client->GetModel(a->model);
+      if (!m.ok()) return Fail(m.status());
+      json diag = StructJson(m->diagnostics());
+      v1::GetPropensitiesRequest req;
+      req.set_model_id(a->model);
+      for (const auto& p : a->pairs) {
+        const size_t colon = p.rfind(':');
+        if (colon == std::string::npos) {
+          return Fail(absl::InvalidArgumentError(absl::StrCat("--pair '", p, "': expected user:item")));
+        }
+        auto* pair = req.add_pairs();
+        pair->set_user(p.substr(0, colon));
+        pair->set_item(p.substr(colon + 1));
+      }
+      json j{{"model_id", a->model}, {"diagnostics", diag}};
+      if (!a->pairs.empty() || diag.contains("position_propensities")) {
+        auto r = client->GetPropensities(req);
+        if (!r.ok()) return Fail(r.status());
+        if (r->position_propensities_size() > 0) {
+          j["position_propensities"] =
+              JsonArray(r->position_propensities());
+        }
+        if (r->pair_propensities_size() > 0) {
+          j["pair_propensities"] =
+              JsonArray(r->pair_propensities());
+        }
+      }
+      return Emit(ctx, j, j.dump(2));
+    };
+  });
+}
+
+void RegisterEvaluate(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("evaluate", "metrics of a model on a labelled test dataset");
+  struct Args {
+    uint64_t model = 0;
+    std::string dataset, exclude, convention, ks;
+    std::optional<double> threshold;
+    bool rank_all = false;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--dataset", a->dataset, "test dataset")->required();
+  sub->add_option("--k", a->ks, "comma-separated cut-offs (default 5,10)");
+  sub->add_option("--threshold", a->threshold, "ratings >= T are relevant");
+  sub->add_flag("--rank-all-items", a->rank_all, "rank every item (hold-out protocol)");
+  sub->add_option("--exclude-dataset", a->exclude, "drop each user's items in this dataset");
+  sub->add_option("--convention", a->convention, "standard|kb")
+      ->check(CLI::IsMember({"standard", "kb"}));
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      v1::EvaluateRequest req;
+      req.set_model_id(a->model);
+      req.set_dataset(a->dataset);
+      for (const auto& k : SplitList(a->ks)) {
+        uint32_t v = 0;
+        if (!absl::SimpleAtoi(k, &v)) {
+          return Fail(absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number")));
+        }
+        req.add_k(v);
+      }
+      if (a->threshold) req.set_threshold(*a->threshold);
+      req.set_rank_all_items(a->rank_all);
+      req.set_exclude_dataset(a->exclude);
+      req.set_convention(a->convention);
+      auto r = ctx.Connect()->Evaluate(req);
+      if (!r.ok()) return Fail(r.status());
+      json metrics = json::object();
+      std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
+      std::string human;
+      for (const auto& [k, v] : sorted) {
+        metrics[k] = v;
+        absl::StrAppendFormat(&human, "%-14s %.4f\n", k, v);
+      }
+      return Emit(ctx, json{{"model_id", a->model}, {"metrics", metrics},
+                            {"diagnostics", StructJson(r->diagnostics())}},
+                  human);
+    };
+  });
+}
+
+void RegisterSampleNegatives(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("sample-negatives", "draw negative items for a user");
+  struct Args {
+    uint64_t model = 0;
+    std::string dataset, user, sampler;
+    uint32_t n = 10;
+    uint64_t seed = 0;
+    std::optional<double> power;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id (needed for --sampler nbpo)");
+  sub->add_option("--dataset", a->dataset, "dataset (instead of --model)");
+  sub->add_option("--user", a->user, "user key")->required();
+  sub->add_option("--n", a->n, "number of negatives")->capture_default_str();
+  sub->add_option("--sampler", a->sampler, "uniform|popularity|nbpo (default uniform)");
+  sub->add_option("--seed", a->seed, "random seed (0: fresh)");
+  sub->add_option("--power", a->power, "popularity exponent");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      v1::SampleNegativesRequest req;
+      req.set_model_id(a->model);
+      req.set_dataset(a->dataset);
+      req.set_user(a->user);
+      req.set_n(a->n);
+      req.set_sampler(a->sampler);
+      req.set_seed(a->seed);
+      if (a->power) req.set_power(*a->power);
+      auto r = ctx.Connect()->SampleNegatives(req);
+      if (!r.ok()) return Fail(r.status());
+      std::string human;
+      for (const auto& i : r->items()) absl::StrAppend(&human, i, "\n");
+      return Emit(ctx, json{{"user", a->user}, {"items", JsonArray(r->items())}},
+                  human);
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterModelCommands(CLI::App& app, Context& ctx) {
+  RegisterMethods(app, ctx);
+  RegisterTrain(app, ctx);
+  RegisterModels(app, ctx);
+  RegisterCancelDelete(app, ctx);
+  RegisterScore(app, ctx);
+  RegisterTopK(app, ctx);
+  RegisterPropensity(app, ctx);
+  RegisterEvaluate(app, ctx);
+  RegisterSampleNegatives(app, ctx);
+}
+
+}  // namespace debias::cli

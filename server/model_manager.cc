@@ -1,0 +1,448 @@
+#include "server/model_manager.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "core/models/model_registry.h"
+#include "core/propensity/registry.h"
+#include "core/train/registry.h"
+#include "server/dataset_service.h"
+#include "spdlog/spdlog.h"
+
+namespace debias::server {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json ProgressJson(const train::TrainProgress& p) {
+  return json{{"epoch", p.epoch},
+              {"total_epochs", p.total_epochs},
+              {"loss", p.loss},
+              {"elapsed_seconds", p.elapsed_seconds},
+              {"metrics", p.metrics}};
+}
+
+json SpecJson(const TrainJobRequest& r) {
+  json j{{"dataset", r.dataset},
+         {"loss", r.spec.loss},
+         {"feedback", r.feedback},
+         {"propensity", r.spec.propensity},
+         {"seed", r.spec.seed},
+         {"params", r.spec.params}};
+  if (r.spec.clip) j["clip"] = *r.spec.clip;
+  if (r.spec.threshold) j["threshold"] = *r.spec.threshold;
+  if (!r.mar_dataset.empty()) j["mar_dataset"] = r.mar_dataset;
+  return j;
+}
+
+}  // namespace
+
+struct ModelManager::Job {
+  uint64_t id = 0;
+  std::atomic<bool> cancel{false};
+  absl::Mutex mu;
+  absl::CondVar changed;
+  store::ModelRecord record ABSL_GUARDED_BY(mu);
+  bool finished ABSL_GUARDED_BY(mu) = false;
+  std::thread thread;
+};
+
+// --- LoadedModel ------------------------------------------------------------
+
+absl::StatusOr<const std::vector<std::vector<uint32_t>>*> LoadedModel::Seen(
+    store::InteractionStore* store) const {
+  absl::MutexLock l(&mu_);
+  if (!seen_) {
+    auto view = store->LoadView(record.dataset);
+    if (!view.ok()) {
+      seen_ = absl::FailedPreconditionError(absl::StrCat(
+          "exclude_seen needs the training dataset '", record.dataset,
+          "': ", view.status().message()));
+    } else {
+      const data::DatasetView& v = **view;
+      std::vector<std::vector<uint32_t>> seen(record.user_keys.size());
+      for (uint32_t u = 0; u < v.num_users(); ++u) {
+        auto mu = user_index.find(v.user_keys[u]);
+        if (mu == user_index.end()) continue;
+        auto [b, e] = v.UserRange(u);
+        for (uint64_t k = b; k < e; ++k) {
+          auto mi = item_index.find(v.item_keys[v.item[k]]);
+          if (mi != item_index.end()) seen[mu->second].push_back(mi->second);
+        }
+        std::sort(seen[mu->second].begin(), seen[mu->second].end());
+      }
+      seen_ = std::move(seen);
+    }
+  }
+  if (!seen_->ok()) return seen_->status();
+  return &seen_->value();
+}
+
+absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
+    store::InteractionStore* store) const {
+  absl::MutexLock l(&mu_);
+  if (!propensity_) {
+    propensity_ = [&]() -> absl::StatusOr<std::unique_ptr<FittedPropensity>> {
+      const json& spec = record.spec;
+      std::string name = spec.value("propensity", "");
+      if (name.empty()) name = "popularity";
+      auto view = store->LoadView(record.dataset);
+      if (!view.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "pair propensities are refitted on the training dataset '", record.dataset,
+            "': ", view.status().message()));
+      }
+      // Pass on the estimator's own keys from the resolved hyperparameters.
+      std::map<std::string, std::string> params;
+      for (const auto& info : propensity::Estimators()) {
+        if (info.name != name) continue;
+        // Trainers pass estimator parameters as "prop.<key>".
+        for (auto key : info.params) {
+          auto it = spec["params"].find("prop." + std::string(key));
+          if (it != spec["params"].end() && it->is_string()) {
+            params[std::string(key)] = it->get<std::string>();
+          }
+        }
+      }
+      if (spec.contains("clip")) params["clip"] = std::to_string(spec["clip"].get<double>());
+      propensity::FitContext ctx;
+      ctx.seed = spec.value("seed", uint64_t{0});
+      if (spec.contains("threshold")) ctx.rule.threshold = spec["threshold"].get<double>();
+      ctx.mar_rule = ctx.rule;
+      std::shared_ptr<const data::DatasetView> mar;
+      if (spec.contains("mar_dataset")) {
+        auto m = store->LoadView(spec["mar_dataset"].get<std::string>());
+        if (!m.ok()) return m.status();
+        mar = *m;
+        ctx.mar = mar.get();
+      }
+      auto est = propensity::FitEstimator(name, **view, params, ctx);
+      if (!est.ok()) return est.status();
+      auto out = std::make_unique<FittedPropensity>();
+      out->view = *view;
+      out->estimator = std::move(*est);
+      return out;
+    }();
+  }
+  if (!propensity_->ok()) return propensity_->status();
+  return propensity_->value().get();
+}
+
+// --- ModelManager -------------------------------------------------------------
+
+ModelManager::ModelManager(store::InteractionStore* store, Options options)
+    : store_(store), options_(options) {
+  for (store::ModelRecord r : store_->ListModels()) {
+    if (r.state != store::ModelState::kTraining) continue;
+    r.state = store::ModelState::kFailed;
+    r.error = "interrupted: the server stopped while this model was training";
+    r.finish_time_unix_ms = NowMs();
+    if (auto s = store_->PutModel(r, nullptr); !s.ok()) {
+      spdlog::warn("cannot mark model {} as failed: {}", r.id, s.ToString());
+    }
+  }
+}
+
+ModelManager::~ModelManager() {
+  std::vector<Job*> running;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto& [_, job] : jobs_) {
+      job->cancel = true;
+      running.push_back(job.get());
+    }
+  }
+  for (Job* job : running) {
+    if (job->thread.joinable()) job->thread.join();
+  }
+}
+
+void ModelManager::ReapFinishedLocked() {
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    bool finished;
+    {
+      absl::MutexLock jl(&it->second->mu);
+      finished = it->second->finished;
+    }
+    if (finished) {
+      if (it->second->thread.joinable()) it->second->thread.join();
+      it = jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+int ModelManager::running_jobs() {
+  absl::MutexLock l(&mu_);
+  ReapFinishedLocked();
+  return static_cast<int>(jobs_.size());
+}
+
+absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
+  auto trainer = train::FindTrainer(request.spec.loss);
+  if (!trainer.ok()) return absl::InvalidArgumentError(trainer.status().message());
+  auto info = store_->GetDataset(request.dataset);
+  if (!info.ok()) return info.status();
+  if (request.feedback.empty()) {
+    auto view = store_->LoadView(request.dataset);  // cached; the job reuses it
+    if (!view.ok()) return view.status();
+    request.feedback = EffectiveFeedback(info->feedback, data::ComputeStats(**view));
+  }
+  {
+    auto kind = train::ParseFeedbackKind(request.feedback);
+    if (!kind.ok()) return kind.status();
+    const auto& kinds = (*trainer)->feedback;
+    if (std::find(kinds.begin(), kinds.end(), *kind) == kinds.end()) {
+      std::string names;
+      for (auto k : kinds) {
+        absl::StrAppend(&names, names.empty() ? "" : " or ", std::string(train::FeedbackKindName(k)));
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "loss '", request.spec.loss, "' needs ", names, " feedback; dataset '",
+          request.dataset, "' is ", request.feedback, " (set feedback to override)"));
+    }
+  }
+  if (!request.mar_dataset.empty()) {
+    auto mar = store_->GetDataset(request.mar_dataset);
+    if (!mar.ok()) return mar.status();
+  }
+
+  absl::MutexLock l(&mu_);
+  ReapFinishedLocked();
+  if (static_cast<int>(jobs_.size()) >= options_.max_jobs) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_training_jobs=", options_.max_jobs,
+        " jobs are already running; wait for one to finish or cancel one"));
+  }
+  auto id = store_->NextModelId();
+  if (!id.ok()) return id.status();
+  auto job = std::make_shared<Job>();
+  job->id = *id;
+  store::ModelRecord rec;
+  rec.id = *id;
+  rec.dataset = request.dataset;
+  rec.data_version = info->data_version;
+  rec.state = store::ModelState::kTraining;
+  rec.spec = SpecJson(request);
+  rec.create_time_unix_ms = NowMs();
+  if (auto s = store_->PutModel(rec, nullptr); !s.ok()) return s;
+  {
+    absl::MutexLock jl(&job->mu);
+    job->record = rec;
+  }
+  spdlog::info("model {}: training {} on dataset {} started", *id,
+               rec.spec["loss"].get<std::string>(), rec.dataset);
+  Job* raw = job.get();
+  jobs_[*id] = job;
+  raw->thread = std::thread([this, raw, req = std::move(request)]() mutable {
+    RunJob(raw, std::move(req));
+  });
+  return *id;
+}
+
+void ModelManager::RunJob(Job* job, TrainJobRequest request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  store::ModelRecord rec;
+  {
+    absl::MutexLock l(&job->mu);
+    rec = job->record;
+  }
+  std::string snapshot;
+  absl::Status status = [&]() -> absl::Status {
+    auto view = store_->LoadView(request.dataset);
+    if (!view.ok()) return view.status();
+    rec.data_version = (*view)->data_version;
+    std::shared_ptr<const data::DatasetView> mar;
+    if (!request.mar_dataset.empty()) {
+      auto m = store_->LoadView(request.mar_dataset);
+      if (!m.ok()) return m.status();
+      mar = *m;
+      request.spec.mar_sample = mar.get();
+    }
+    std::string feedback = request.feedback;
+    if (feedback.empty()) {
+      auto info = store_->GetDataset(request.dataset);
+      feedback = EffectiveFeedback(info.ok() ? info->feedback : "",
+                                   data::ComputeStats(**view));
+    }
+    auto kind = train::ParseFeedbackKind(feedback);
+    if (!kind.ok()) return kind.status();
+    request.spec.feedback = *kind;
+    rec.spec["feedback"] = feedback;
+
+    train::TrainContext ctx;
+    ctx.cancelled = &job->cancel;
+    ctx.on_progress = [job](const train::TrainProgress& p) {
+      absl::MutexLock l(&job->mu);
+      job->record.progress.push_back(ProgressJson(p));
+      job->changed.SignalAll();
+    };
+    auto result = train::RunTraining(**view, request.spec, ctx);
+    if (!result.ok()) return result.status();
+    if (!result->model) return absl::InternalError("trainer returned no model");
+    rec.metrics = result->metrics;
+    rec.diagnostics = result->diagnostics;
+    rec.spec["params"] = result->resolved_params;
+    rec.user_keys = (*view)->user_keys;
+    rec.item_keys = (*view)->item_keys;
+    snapshot = result->model->Serialize();
+    return absl::OkStatus();
+  }();
+
+  {
+    absl::MutexLock l(&job->mu);
+    rec.progress = job->record.progress;
+  }
+  rec.finish_time_unix_ms = NowMs();
+  if (status.ok()) {
+    rec.state = store::ModelState::kReady;
+  } else if (absl::IsCancelled(status) || job->cancel) {
+    rec.state = store::ModelState::kCancelled;
+    rec.error = std::string(status.message());
+  } else {
+    rec.state = store::ModelState::kFailed;
+    rec.error = status.ToString();
+  }
+  absl::Status put = store_->PutModel(rec, status.ok() ? &snapshot : nullptr);
+  if (!put.ok()) {
+    rec.state = store::ModelState::kFailed;
+    rec.error = absl::StrCat("could not persist the model: ", put.ToString());
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("model {}: {} after {:.2f}s{}{}", rec.id, store::ModelStateName(rec.state), secs,
+               rec.error.empty() ? "" : ": ", rec.error);
+  absl::MutexLock l(&job->mu);
+  rec.user_keys.clear();  // the live record need not hold them
+  rec.item_keys.clear();
+  job->record = std::move(rec);
+  job->finished = true;
+  job->changed.SignalAll();
+}
+
+absl::StatusOr<store::ModelRecord> ModelManager::GetRecord(uint64_t id) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) {
+      absl::MutexLock jl(&it->second->mu);
+      if (!it->second->finished) return it->second->record;
+    }
+  }
+  return store_->GetModel(id);
+}
+
+std::vector<store::ModelRecord> ModelManager::ListRecords() {
+  std::vector<store::ModelRecord> out = store_->ListModels();
+  absl::MutexLock l(&mu_);
+  for (auto& r : out) {
+    auto it = jobs_.find(r.id);
+    if (it == jobs_.end()) continue;
+    absl::MutexLock jl(&it->second->mu);
+    if (!it->second->finished) r = it->second->record;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.id > b.id; });
+  return out;
+}
+
+absl::StatusOr<ModelManager::Update> ModelManager::WaitForUpdate(uint64_t id,
+                                                                 size_t seen_progress,
+                                                                 absl::Duration timeout) {
+  std::shared_ptr<Job> job;  // shared: a reap may drop the map's reference
+  {
+    absl::MutexLock l(&mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) job = it->second;
+  }
+  if (job == nullptr) {
+    // Not running (any more): the stored record is final.
+    auto rec = store_->GetModel(id);
+    if (!rec.ok()) return rec.status();
+    return Update{std::move(*rec), rec->state != store::ModelState::kTraining};
+  }
+  absl::MutexLock jl(&job->mu);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!job->finished && job->record.progress.size() <= seen_progress) {
+    if (job->changed.WaitWithDeadline(&job->mu, deadline)) break;
+  }
+  return Update{job->record, job->finished};
+}
+
+absl::Status ModelManager::Cancel(uint64_t id) {
+  absl::MutexLock l(&mu_);
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) {
+    absl::MutexLock jl(&it->second->mu);
+    if (!it->second->finished) {
+      it->second->cancel = true;
+      return absl::OkStatus();
+    }
+  }
+  auto rec = store_->GetModel(id);
+  if (!rec.ok()) return rec.status();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "model ", id, " is not training (state ", std::string(store::ModelStateName(rec->state)), ")"));
+}
+
+absl::Status ModelManager::Delete(uint64_t id) {
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) {
+      it->second->cancel = true;
+      job = std::move(it->second);
+      jobs_.erase(it);
+    }
+    cache_.erase(id);
+  }
+  if (job && job->thread.joinable()) job->thread.join();
+  return store_->DeleteModel(id);
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end()) return it->second;
+  }
+  auto rec = GetRecord(id);
+  if (!rec.ok()) return rec.status();
+  if (rec->state != store::ModelState::kReady) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", id, " is not ready (state ", std::string(store::ModelStateName(rec->state)), ")"));
+  }
+  if (rec->user_keys.empty() && rec->item_keys.empty()) {
+    // Records from a live job carry no key tables; read the stored one.
+    auto stored = store_->GetModel(id);
+    if (!stored.ok()) return stored.status();
+    rec = std::move(stored);
+  }
+  auto snapshot = store_->GetModelSnapshot(id);
+  if (!snapshot.ok()) return snapshot.status();
+  auto model = models::DeserializeModel(*snapshot);
+  if (!model.ok()) return model.status();
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->record = std::move(*rec);
+  loaded->model = std::move(*model);
+  for (uint32_t u = 0; u < loaded->record.user_keys.size(); ++u) {
+    loaded->user_index.emplace(loaded->record.user_keys[u], u);
+  }
+  for (uint32_t i = 0; i < loaded->record.item_keys.size(); ++i) {
+    loaded->item_index.emplace(loaded->record.item_keys[i], i);
+  }
+  absl::MutexLock l(&mu_);
+  auto [it, inserted] = cache_.emplace(id, std::move(loaded));
+  return it->second;
+}
+
+}  // namespace debias::server

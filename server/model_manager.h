@@ -1,0 +1,120 @@
+// ModelManager: training jobs and the cache of loaded models.
+//
+// Jobs run on their own threads, at most Options::max_jobs at once; each
+// persists its record when it starts (state "training") and when it ends
+// ("ready" with parameters, "failed" or "cancelled"). Loaded models are
+// shared_ptr<const>: a request holding one keeps it alive even if the model
+// is deleted or replaced meanwhile (hot-swap safe).
+// Thread safety: every method may be called from any thread.
+#ifndef DEBIAS_SERVER_MODEL_MANAGER_H_
+#define DEBIAS_SERVER_MODEL_MANAGER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/models/model.h"
+#include "core/propensity/estimator.h"
+#include "core/store/interaction_store.h"
+#include "core/train/train_spec.h"
+
+namespace debias::server {
+
+struct TrainJobRequest {
+  std::string dataset;
+  std::string mar_dataset;      // optional
+  std::string feedback;         // "" = the dataset's kind
+  train::TrainSpec spec;        // feedback/mar_sample are filled by the job
+};
+
+// A ready model with everything serving needs.
+struct LoadedModel {
+  store::ModelRecord record;
+  std::unique_ptr<models::Model> model;
+  absl::flat_hash_map<std::string, uint32_t> user_index;
+  absl::flat_hash_map<std::string, uint32_t> item_index;
+
+  // Items of each model user in the training dataset now (sorted model item
+  // ids), built on first use. FAILED_PRECONDITION if the dataset is gone.
+  absl::StatusOr<const std::vector<std::vector<uint32_t>>*> Seen(
+      store::InteractionStore* store) const;
+  // The training propensity estimator, refitted on first use (deterministic
+  // for the model's spec and seed), and the view it was fitted on.
+  struct FittedPropensity {
+    std::shared_ptr<const data::DatasetView> view;
+    std::unique_ptr<propensity::Estimator> estimator;
+  };
+  absl::StatusOr<const FittedPropensity*> Propensity(store::InteractionStore* store) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  mutable std::optional<absl::StatusOr<std::vector<std::vector<uint32_t>>>> seen_
+      ABSL_GUARDED_BY(mu_);
+  mutable std::optional<absl::StatusOr<std::unique_ptr<FittedPropensity>>> propensity_
+      ABSL_GUARDED_BY(mu_);
+};
+
+class ModelManager {
+ public:
+  struct Options {
+    int max_jobs = 2;
+  };
+  // Marks records left in state "training" by a previous process as failed.
+  ModelManager(store::InteractionStore* store, Options options);
+  // Cancels running jobs and waits for them.
+  ~ModelManager();
+
+  // Validates the request, reserves a job slot, persists the new record and
+  // starts the job. Returns the model id. RESOURCE_EXHAUSTED past max_jobs.
+  absl::StatusOr<uint64_t> StartTraining(TrainJobRequest request);
+
+  // The current record of a model (live progress for running jobs).
+  absl::StatusOr<store::ModelRecord> GetRecord(uint64_t id);
+  std::vector<store::ModelRecord> ListRecords();
+
+  // Blocks until job `id` has more than `seen_progress` progress entries or
+  // has finished, or `timeout` passes. Returns the record then and whether
+  // the job is finished. NOT_FOUND if there is no such job or model.
+  struct Update {
+    store::ModelRecord record;
+    bool finished = false;
+  };
+  absl::StatusOr<Update> WaitForUpdate(uint64_t id, size_t seen_progress,
+                                       absl::Duration timeout);
+
+  // FAILED_PRECONDITION if the model is not training.
+  absl::Status Cancel(uint64_t id);
+  // Cancels a running job first.
+  absl::Status Delete(uint64_t id);
+
+  // A ready model, loaded on first use. FAILED_PRECONDITION for a model
+  // that is not ready, NOT_FOUND for none.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(uint64_t id);
+
+  int running_jobs();
+
+ private:
+  struct Job;
+  void RunJob(Job* job, TrainJobRequest request);
+  void ReapFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  store::InteractionStore* store_;
+  Options options_;
+  absl::Mutex mu_;
+  std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<const LoadedModel>> cache_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace debias::server
+
+#endif  // DEBIAS_SERVER_MODEL_MANAGER_H_

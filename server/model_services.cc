@@ -1,0 +1,536 @@
+#include "server/model_services.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "core/eval/ranking_eval.h"
+#include "core/models/nbpo_mf_model.h"
+#include "core/propensity/registry.h"
+#include "core/samplers/registry.h"
+#include "core/train/registry.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/status_util.h"
+
+namespace debias::server {
+namespace {
+
+using nlohmann::json;
+
+grpc::Status Invalid(std::string msg) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
+}
+
+void JsonToStruct(const json& j, google::protobuf::Struct* out) {
+  if (!j.is_object()) return;
+  (void)google::protobuf::util::JsonStringToMessage(j.dump(), out);
+}
+
+grpc::Status CheckModelId(uint64_t id) {
+  if (id == 0) return Invalid("model_id=0: must be >= 1");
+  return grpc::Status::OK;
+}
+
+void ProgressToProto(const json& p, v1::TrainProgress* out) {
+  out->set_epoch(p.value("epoch", 0));
+  out->set_total_epochs(p.value("total_epochs", 0));
+  out->set_loss(p.value("loss", 0.0));
+  out->set_elapsed_seconds(p.value("elapsed_seconds", 0.0));
+  if (p.contains("metrics") && p["metrics"].is_object()) {
+    for (auto& [k, v] : p["metrics"].items()) {
+      if (v.is_number()) (*out->mutable_metrics())[k] = v.get<double>();
+    }
+  }
+}
+
+// Model ids of `keys`, or NOT_FOUND naming the first unknown key.
+absl::Status MapItems(const LoadedModel& m, const google::protobuf::RepeatedPtrField<std::string>& keys,
+                      std::vector<uint32_t>* ids) {
+  ids->resize(keys.size());
+  for (int k = 0; k < keys.size(); ++k) {
+    auto it = m.item_index.find(keys[k]);
+    if (it == m.item_index.end()) {
+      return absl::NotFoundError(absl::StrCat("items[", k, "]='", keys[k].substr(0, 200),
+                                              "' is not known to model ", m.record.id));
+    }
+    (*ids)[k] = it->second;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> MapUser(const LoadedModel& m, const std::string& user) {
+  if (user.empty()) return absl::InvalidArgumentError("user: required");
+  auto it = m.user_index.find(user);
+  if (it == m.user_index.end()) {
+    return absl::NotFoundError(absl::StrCat("user '", user.substr(0, 200),
+                                            "' is not known to model ", m.record.id));
+  }
+  return it->second;
+}
+
+// Scores feature candidates with a ranker.
+absl::Status ScoreCandidates(const LoadedModel& m,
+                             const google::protobuf::RepeatedPtrField<v1::Candidate>& cands,
+                             std::vector<float>* scores) {
+  const int dim = m.model->feature_dim();
+  if (dim <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "candidates: model ", m.record.id, " scores user/item keys, not feature vectors"));
+  }
+  std::vector<float> features;
+  features.reserve(static_cast<size_t>(cands.size()) * dim);
+  for (int c = 0; c < cands.size(); ++c) {
+    if (cands[c].features_size() != dim) {
+      return absl::InvalidArgumentError(absl::StrCat("candidates[", c, "].features: ",
+                                                     cands[c].features_size(),
+                                                     " values; the model needs ", dim));
+    }
+    for (float f : cands[c].features()) {
+      if (!std::isfinite(f)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("candidates[", c, "].features: must be finite"));
+      }
+      features.push_back(f);
+    }
+  }
+  scores->resize(cands.size());
+  return m.model->ScoreFeatures(features, *scores);
+}
+
+// Indices of the k largest scores, best first (ties by index).
+std::vector<uint32_t> TopIndices(const std::vector<float>& scores, size_t k) {
+  std::vector<uint32_t> idx(scores.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  auto better = [&](uint32_t a, uint32_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  };
+  k = std::min(k, idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), better);
+  idx.resize(k);
+  return idx;
+}
+
+}  // namespace
+
+void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
+  out->set_id(r.id);
+  out->set_dataset(r.dataset);
+  out->set_data_version(r.data_version);
+  out->set_state(std::string(store::ModelStateName(r.state)));
+  JsonToStruct(r.spec, out->mutable_spec());
+  JsonToStruct(r.metrics, out->mutable_metrics());
+  JsonToStruct(r.diagnostics, out->mutable_diagnostics());
+  out->set_error(r.error);
+  out->set_create_time_unix_ms(r.create_time_unix_ms);
+  out->set_finish_time_unix_ms(r.finish_time_unix_ms);
+  for (const json& p : r.progress) ProgressToProto(p, out->add_progress());
+  out->set_users(r.user_keys.size());
+  out->set_items(r.item_keys.size());
+}
+
+// --- ModelService -------------------------------------------------------------
+
+grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
+                                     grpc::ServerWriter<v1::TrainEvent>* writer) {
+  if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
+  if (req->loss().empty()) return Invalid("loss: required (see ListMethods)");
+  if (!req->mar_dataset().empty()) {
+    if (auto s = store::ValidateDatasetName(req->mar_dataset()); !s.ok()) {
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("mar_dataset: ", s.message())));
+    }
+  }
+  if (req->has_clip() && !(req->clip() > 0.0 && req->clip() <= 1.0)) {
+    return Invalid(absl::StrCat("clip=", req->clip(), ": must be in (0, 1]"));
+  }
+  if (req->has_threshold() && !std::isfinite(req->threshold())) {
+    return Invalid("threshold: must be finite");
+  }
+  if (req->params_size() > options_.limits.max_params) {
+    return Invalid(absl::StrCat("params: ", req->params_size(), " entries; at most ",
+                                options_.limits.max_params, " allowed"));
+  }
+  TrainJobRequest job;
+  job.dataset = req->dataset();
+  job.mar_dataset = req->mar_dataset();
+  job.feedback = req->feedback();
+  job.spec.loss = req->loss();
+  job.spec.propensity = req->propensity();
+  if (req->has_clip()) job.spec.clip = req->clip();
+  if (req->has_threshold()) job.spec.threshold = req->threshold();
+  job.spec.seed = req->seed();
+  for (const auto& [k, v] : req->params()) {
+    if (k.empty() || k.size() > 128 || v.size() > 4096) {
+      return Invalid(absl::StrCat("params['", k.substr(0, 128),
+                                  "']: keys must be 1-128 bytes and values at most 4096"));
+    }
+    job.spec.params[k] = v;
+  }
+  auto id = models_->StartTraining(std::move(job));
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  v1::TrainEvent started;
+  started.mutable_started()->set_model_id(*id);
+  if (!writer->Write(started)) return grpc::Status::OK;  // the job goes on
+
+  size_t sent = 0;
+  while (true) {
+    if (ctx->IsCancelled()) return grpc::Status::OK;  // the job goes on
+    auto update = models_->WaitForUpdate(*id, sent, absl::Milliseconds(250));
+    if (!update.ok()) return ToGrpcStatus(update.status());
+    const auto& progress = update->record.progress;
+    for (; sent < progress.size(); ++sent) {
+      v1::TrainEvent ev;
+      ProgressToProto(progress[sent], ev.mutable_progress());
+      if (!writer->Write(ev)) return grpc::Status::OK;
+    }
+    if (update->finished) {
+      auto final_record = models_->GetRecord(*id);
+      v1::TrainEvent ev;
+      RecordToProto(final_record.ok() ? *final_record : update->record,
+                    ev.mutable_finished());
+      writer->Write(ev);
+      return grpc::Status::OK;
+    }
+  }
+}
+
+grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext*, const v1::ListModelsRequest* req,
+                                          v1::ListModelsResponse* resp) {
+  for (const auto& r : models_->ListRecords()) {
+    if (!req->dataset().empty() && r.dataset != req->dataset()) continue;
+    RecordToProto(r, resp->add_models());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext*, const v1::GetModelRequest* req,
+                                        v1::Model* resp) {
+  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
+  auto r = models_->GetRecord(req->id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  RecordToProto(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext*,
+                                           const v1::DeleteModelRequest* req,
+                                           v1::DeleteModelResponse*) {
+  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
+  return ToGrpcStatus(models_->Delete(req->id()));
+}
+
+grpc::Status ModelServiceImpl::CancelTraining(grpc::ServerContext*,
+                                              const v1::CancelTrainingRequest* req,
+                                              v1::Model* resp) {
+  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
+  if (auto s = models_->Cancel(req->id()); !s.ok()) return ToGrpcStatus(s);
+  auto r = models_->GetRecord(req->id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  RecordToProto(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext*, const v1::ListMethodsRequest*,
+                                           v1::ListMethodsResponse* resp) {
+  for (const auto& t : train::Trainers()) {
+    auto* m = resp->add_methods();
+    m->set_kind("loss");
+    m->set_name(std::string(t.name));
+    m->set_description(std::string(t.description));
+    for (auto k : t.feedback) m->add_feedback(std::string(train::FeedbackKindName(k)));
+  }
+  for (const auto& e : propensity::Estimators()) {
+    auto* m = resp->add_methods();
+    m->set_kind("propensity");
+    m->set_name(std::string(e.name));
+    m->set_description(std::string(e.description));
+  }
+  for (const auto& s : samplers::Samplers()) {
+    auto* m = resp->add_methods();
+    m->set_kind("sampler");
+    m->set_name(std::string(s.name));
+    m->set_description(std::string(s.description));
+  }
+  return grpc::Status::OK;
+}
+
+// --- ScoringService -------------------------------------------------------------
+
+grpc::Status ScoringServiceImpl::Score(grpc::ServerContext*, const v1::ScoreRequest* req,
+                                       v1::ScoreResponse* resp) {
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  const int n = req->items_size() + req->candidates_size();
+  const int max = options_.limits.max_candidates;
+  if (n == 0) return Invalid("items or candidates: give at least one");
+  if (req->items_size() > 0 && req->candidates_size() > 0) {
+    return Invalid("items and candidates: give one or the other");
+  }
+  if (n > max) {
+    return Invalid(absl::StrCat(req->items_size() ? "items: " : "candidates: ", n,
+                                " given; max_candidates is ", max));
+  }
+  auto m = models_->Get(req->model_id());
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  std::vector<float> scores;
+  if (req->candidates_size() > 0) {
+    if (auto s = ScoreCandidates(**m, req->candidates(), &scores); !s.ok()) return ToGrpcStatus(s);
+  } else {
+    auto u = MapUser(**m, req->user());
+    if (!u.ok()) return ToGrpcStatus(u.status());
+    std::vector<uint32_t> ids;
+    if (auto s = MapItems(**m, req->items(), &ids); !s.ok()) return ToGrpcStatus(s);
+    scores.resize(ids.size());
+    (*m)->model->ScoreItems(*u, ids, scores);
+  }
+  resp->mutable_scores()->Assign(scores.begin(), scores.end());
+  return grpc::Status::OK;
+}
+
+grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext*, const v1::TopKRequest* req,
+                                      v1::TopKResponse* resp) {
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  if (req->k() < 1 || req->k() > static_cast<uint32_t>(options_.limits.max_k)) {
+    return Invalid(absl::StrCat("k=", req->k(), ": must be in [1, ", options_.limits.max_k, "]"));
+  }
+  if (req->candidates_size() > options_.limits.max_candidates) {
+    return Invalid(absl::StrCat("candidates: ", req->candidates_size(),
+                                " given; max_candidates is ", options_.limits.max_candidates));
+  }
+  auto m = models_->Get(req->model_id());
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  const LoadedModel& lm = **m;
+  std::vector<float> scores;
+  if (req->candidates_size() > 0) {
+    if (auto s = ScoreCandidates(lm, req->candidates(), &scores); !s.ok()) return ToGrpcStatus(s);
+    for (uint32_t i : TopIndices(scores, req->k())) {
+      resp->add_items(req->candidates(i).item());
+      resp->add_scores(scores[i]);
+    }
+    return grpc::Status::OK;
+  }
+  if (lm.model->num_items() == 0) {
+    return Invalid(absl::StrCat("model ", lm.record.id,
+                                " is a ranker: give candidates with features"));
+  }
+  auto u = MapUser(lm, req->user());
+  if (!u.ok()) return ToGrpcStatus(u.status());
+  scores.resize(lm.model->num_items());
+  lm.model->ScoreAll(*u, scores);
+  if (req->exclude_seen()) {
+    auto seen = lm.Seen(store_);
+    if (!seen.ok()) return ToGrpcStatus(seen.status());
+    for (uint32_t i : (**seen)[*u]) scores[i] = -std::numeric_limits<float>::infinity();
+  }
+  for (uint32_t i : TopIndices(scores, req->k())) {
+    if (scores[i] == -std::numeric_limits<float>::infinity()) break;
+    resp->add_items(lm.record.item_keys[i]);
+    resp->add_scores(scores[i]);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ScoringServiceImpl::BatchScore(grpc::ServerContext*,
+                                            const v1::BatchScoreRequest* req,
+                                            v1::BatchScoreResponse* resp) {
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  if (req->requests_size() < 1 || req->requests_size() > options_.limits.max_batch_users) {
+    return Invalid(absl::StrCat("requests: ", req->requests_size(), " users; must be in [1, ",
+                                options_.limits.max_batch_users, "]"));
+  }
+  auto m = models_->Get(req->model_id());
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  std::vector<uint32_t> ids;
+  std::vector<float> scores;
+  for (int r = 0; r < req->requests_size(); ++r) {
+    const auto& ui = req->requests(r);
+    if (ui.items_size() < 1 || ui.items_size() > options_.limits.max_candidates) {
+      return Invalid(absl::StrCat("requests[", r, "].items: ", ui.items_size(),
+                                  "; must be in [1, ", options_.limits.max_candidates, "]"));
+    }
+    auto u = MapUser(**m, ui.user());
+    if (!u.ok()) {
+      return ToGrpcStatus(absl::Status(u.status().code(),
+                                       absl::StrCat("requests[", r, "]: ", u.status().message())));
+    }
+    if (auto s = MapItems(**m, ui.items(), &ids); !s.ok()) {
+      return ToGrpcStatus(
+          absl::Status(s.code(), absl::StrCat("requests[", r, "].", s.message())));
+    }
+    scores.resize(ids.size());
+    (*m)->model->ScoreItems(*u, ids, scores);
+    resp->add_responses()->mutable_scores()->Assign(scores.begin(), scores.end());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext*,
+                                                 const v1::GetPropensitiesRequest* req,
+                                                 v1::GetPropensitiesResponse* resp) {
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  if (req->pairs_size() > options_.limits.max_candidates) {
+    return Invalid(absl::StrCat("pairs: ", req->pairs_size(), " given; max_candidates is ",
+                                options_.limits.max_candidates));
+  }
+  auto m = models_->Get(req->model_id());
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  const json& diag = (*m)->record.diagnostics;
+  if (diag.contains("position_propensities") && diag["position_propensities"].is_array()) {
+    for (const auto& p : diag["position_propensities"]) {
+      if (p.is_number()) resp->add_position_propensities(p.get<double>());
+    }
+  }
+  if (req->pairs_size() == 0) {
+    if (resp->position_propensities_size() == 0) {
+      return Invalid(absl::StrCat("pairs: model ", req->model_id(),
+                                  " has no position curve; give (user, item) pairs"));
+    }
+    return grpc::Status::OK;
+  }
+  auto fitted = (*m)->Propensity(store_);
+  if (!fitted.ok()) return ToGrpcStatus(fitted.status());
+  const data::DatasetView& v = *(*fitted)->view;
+  // The estimator is indexed by the training view's ids.
+  absl::flat_hash_map<std::string_view, uint32_t> users, items;
+  for (uint32_t u = 0; u < v.num_users(); ++u) users.emplace(v.user_keys[u], u);
+  for (uint32_t i = 0; i < v.num_items(); ++i) items.emplace(v.item_keys[i], i);
+  for (int k = 0; k < req->pairs_size(); ++k) {
+    auto u = users.find(req->pairs(k).user());
+    auto i = items.find(req->pairs(k).item());
+    if (u == users.end() || i == items.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("pairs[", k, "]: ", u == users.end() ? "user" : "item",
+                                       " is not in the training dataset"));
+    }
+    resp->add_pair_propensities((*fitted)->estimator->Pair(u->second, i->second));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext*,
+                                                 const v1::SampleNegativesRequest* req,
+                                                 v1::SampleNegativesResponse* resp) {
+  if ((req->model_id() == 0) == req->dataset().empty()) {
+    return Invalid("model_id or dataset: give exactly one");
+  }
+  if (req->n() < 1 || req->n() > static_cast<uint32_t>(options_.limits.max_samples)) {
+    return Invalid(absl::StrCat("n=", req->n(), ": must be in [1, ", options_.limits.max_samples,
+                                "]"));
+  }
+  if (req->user().empty()) return Invalid("user: required");
+  const std::string sampler_name = req->sampler().empty() ? "uniform" : req->sampler();
+  samplers::SamplerOptions so;
+  if (req->has_power()) {
+    if (!(req->power() >= 0.0 && req->power() <= 4.0)) {
+      return Invalid(absl::StrCat("power=", req->power(), ": must be in [0, 4]"));
+    }
+    so.params["power"] = absl::StrCat(req->power());
+  }
+  std::string dataset = req->dataset();
+  std::shared_ptr<const LoadedModel> model;
+  if (req->model_id() != 0) {
+    auto m = models_->Get(req->model_id());
+    if (!m.ok()) return ToGrpcStatus(m.status());
+    model = *m;
+    dataset = model->record.dataset;
+  } else if (auto s = store::ValidateDatasetName(dataset); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  auto view = store_->LoadView(dataset);
+  if (!view.ok()) return ToGrpcStatus(view.status());
+  const data::DatasetView& v = **view;
+  samplers::NbpoFactors remapped;
+  if (sampler_name == "nbpo") {
+    const auto* nbpo = model ? dynamic_cast<const models::NbpoMfModel*>(model->model.get())
+                             : nullptr;
+    if (nbpo == nullptr) {
+      return Invalid("sampler=nbpo: needs model_id of a model trained with loss nbpo or nbpoo");
+    }
+    // The model's ids are those of the dataset at training time; the view
+    // may have grown since, so only the same key tables are accepted.
+    if (v.user_keys != model->record.user_keys || v.item_keys != model->record.item_keys) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("sampler=nbpo: dataset '", dataset,
+                                       "' changed since model ", model->record.id,
+                                       " was trained; retrain it"));
+    }
+    so.nbpo = &nbpo->factors();
+  }
+  auto sampler = samplers::CreateSampler(sampler_name, v, so);
+  if (!sampler.ok()) return ToGrpcStatus(sampler.status());
+  uint32_t user = 0;
+  {
+    auto it = std::find(v.user_keys.begin(), v.user_keys.end(), req->user());
+    if (it == v.user_keys.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("user '", req->user().substr(0, 200),
+                                       "' is not in dataset '", dataset, "'"));
+    }
+    user = static_cast<uint32_t>(it - v.user_keys.begin());
+  }
+  samplers::Rng rng(req->seed() != 0 ? req->seed() : std::random_device{}());
+  auto drawn = (*sampler)->Sample(user, req->n(), rng);
+  if (!drawn.ok()) return ToGrpcStatus(drawn.status());
+  for (uint32_t i : *drawn) resp->add_items(v.item_keys[i]);
+  return grpc::Status::OK;
+}
+
+// --- EvaluationService -----------------------------------------------------------
+
+grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext*,
+                                             const v1::EvaluateRequest* req,
+                                             v1::EvaluateResponse* resp) {
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
+  eval::RankingEvalOptions opts;
+  if (req->k_size() > 0) {
+    if (req->k_size() > 20) return Invalid("k: at most 20 cut-offs");
+    opts.metrics.ks.clear();
+    for (uint32_t k : req->k()) {
+      if (k < 1 || k > 1000) return Invalid(absl::StrCat("k=", k, ": must be in [1, 1000]"));
+      opts.metrics.ks.push_back(static_cast<int>(k));
+    }
+  }
+  if (req->has_threshold()) {
+    if (!std::isfinite(req->threshold())) return Invalid("threshold: must be finite");
+    opts.threshold = req->threshold();
+  }
+  if (req->convention() == "kb") {
+    opts.metrics.empty_users = eval::EmptyUsers::kNdcgOne;
+    opts.metrics.f1 = eval::F1Mode::kFromAverages;
+  } else if (!req->convention().empty() && req->convention() != "standard") {
+    return Invalid(absl::StrCat("convention='", req->convention().substr(0, 64),
+                                "': must be standard or kb"));
+  }
+  opts.protocol = req->rank_all_items() ? eval::Protocol::kAllItems : eval::Protocol::kTestItems;
+  opts.num_threads = 2;
+  auto m = models_->Get(req->model_id());
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  if ((*m)->model->num_items() == 0) {
+    return Invalid(absl::StrCat("model ", req->model_id(),
+                                " is a ranker over features; evaluate it on ranked lists"));
+  }
+  auto test = store_->LoadView(req->dataset());
+  if (!test.ok()) return ToGrpcStatus(test.status());
+  std::shared_ptr<const data::DatasetView> exclude;
+  if (!req->exclude_dataset().empty()) {
+    if (!req->rank_all_items()) return Invalid("exclude_dataset: needs rank_all_items");
+    auto ex = store_->LoadView(req->exclude_dataset());
+    if (!ex.ok()) return ToGrpcStatus(ex.status());
+    exclude = *ex;
+    opts.exclude = exclude.get();
+  }
+  auto metrics = eval::EvaluateRanking(*(*m)->model, (*m)->record.user_keys,
+                                       (*m)->record.item_keys, **test, opts);
+  if (!metrics.ok()) return ToGrpcStatus(metrics.status());
+  for (const auto& [k, v] : *metrics) (*resp->mutable_metrics())[k] = v;
+  JsonToStruct(json{{"model_id", req->model_id()},
+                    {"dataset", req->dataset()},
+                    {"protocol", req->rank_all_items() ? "all-items" : "test-items"},
+                    {"convention", req->convention().empty() ? "standard" : req->convention()},
+                    {"test_events", (*test)->num_events()}},
+               resp->mutable_diagnostics());
+  return grpc::Status::OK;
+}
+
+}  // namespace debias::server

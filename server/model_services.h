@@ -1,0 +1,75 @@
+// ModelService, ScoringService and EvaluationService: gRPC adapters over
+// ModelManager and core/eval. Each handler validates the request, converts
+// it, calls core and maps the status (server/status_util.h).
+#ifndef DEBIAS_SERVER_MODEL_SERVICES_H_
+#define DEBIAS_SERVER_MODEL_SERVICES_H_
+
+#include "debias/v1/evaluation_service.grpc.pb.h"
+#include "debias/v1/model_service.grpc.pb.h"
+#include "debias/v1/scoring_service.grpc.pb.h"
+#include "server/model_manager.h"
+#include "server/options.h"
+
+namespace debias::server {
+
+// Converts a stored record to the wire message.
+void RecordToProto(const store::ModelRecord& r, v1::Model* out);
+
+class ModelServiceImpl final : public v1::ModelService::Service {
+ public:
+  ModelServiceImpl(ModelManager* models, const ServerOptions& options)
+      : models_(models), options_(options) {}
+  grpc::Status Train(grpc::ServerContext*, const v1::TrainRequest*,
+                     grpc::ServerWriter<v1::TrainEvent>*) override;
+  grpc::Status ListModels(grpc::ServerContext*, const v1::ListModelsRequest*,
+                          v1::ListModelsResponse*) override;
+  grpc::Status GetModel(grpc::ServerContext*, const v1::GetModelRequest*, v1::Model*) override;
+  grpc::Status DeleteModel(grpc::ServerContext*, const v1::DeleteModelRequest*,
+                           v1::DeleteModelResponse*) override;
+  grpc::Status CancelTraining(grpc::ServerContext*, const v1::CancelTrainingRequest*,
+                              v1::Model*) override;
+  grpc::Status ListMethods(grpc::ServerContext*, const v1::ListMethodsRequest*,
+                           v1::ListMethodsResponse*) override;
+
+ private:
+  ModelManager* models_;
+  const ServerOptions& options_;
+};
+
+class ScoringServiceImpl final : public v1::ScoringService::Service {
+ public:
+  ScoringServiceImpl(ModelManager* models, store::InteractionStore* store,
+                     const ServerOptions& options)
+      : models_(models), store_(store), options_(options) {}
+  grpc::Status Score(grpc::ServerContext*, const v1::ScoreRequest*, v1::ScoreResponse*) override;
+  grpc::Status TopK(grpc::ServerContext*, const v1::TopKRequest*, v1::TopKResponse*) override;
+  grpc::Status BatchScore(grpc::ServerContext*, const v1::BatchScoreRequest*,
+                          v1::BatchScoreResponse*) override;
+  grpc::Status GetPropensities(grpc::ServerContext*, const v1::GetPropensitiesRequest*,
+                               v1::GetPropensitiesResponse*) override;
+  grpc::Status SampleNegatives(grpc::ServerContext*, const v1::SampleNegativesRequest*,
+                               v1::SampleNegativesResponse*) override;
+
+ private:
+  ModelManager* models_;
+  store::InteractionStore* store_;
+  const ServerOptions& options_;
+};
+
+class EvaluationServiceImpl final : public v1::EvaluationService::Service {
+ public:
+  EvaluationServiceImpl(ModelManager* models, store::InteractionStore* store,
+                        const ServerOptions& options)
+      : models_(models), store_(store), options_(options) {}
+  grpc::Status Evaluate(grpc::ServerContext*, const v1::EvaluateRequest*,
+                        v1::EvaluateResponse*) override;
+
+ private:
+  ModelManager* models_;
+  store::InteractionStore* store_;
+  const ServerOptions& options_;
+};
+
+}  // namespace debias::server
+
+#endif  // DEBIAS_SERVER_MODEL_SERVICES_H_

@@ -1,0 +1,186 @@
+// End-to-end: the real debiasd binary on a free port, driven by the real
+// debiasctl binary, as a user's script would.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kBin = DEBIAS_BINARY_DIR;
+
+struct Result {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("debias_e2e_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      const std::string log = (dir_ / "debiasd.log").string();
+      freopen(log.c_str(), "w", stdout);
+      freopen(log.c_str(), "a", stderr);
+      execl((kBin + "/server/debiasd").c_str(), "debiasd", "--listen", "127.0.0.1:0",
+            "--data_dir", (dir_ / "db").c_str(), "--port_file", (dir_ / "port").c_str(),
+            nullptr);
+      _exit(127);
+    }
+    ASSERT_GT(pid_, 0);
+    for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(fs::exists(dir_ / "port")) << Slurp(dir_ / "debiasd.log");
+    server_ = "127.0.0.1:" + std::to_string(std::stoi(Slurp(dir_ / "port")));
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+  Result Ctl(const std::string& args) {
+    const fs::path out = dir_ / "out", err = dir_ / "err";
+    const std::string cmd = kBin + "/client/debiasctl " + args + " --server " + server_ +
+                            " >" + out.string() + " 2>" + err.string();
+    int rc = std::system(cmd.c_str());
+    return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, Slurp(out), Slurp(err)};
+  }
+  json CtlJson(const std::string& args) {
+    Result r = Ctl(args + " --json");
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+    return json::parse(r.out);
+  }
+  // SIGTERM, and the exit status of the server.
+  int StopServer() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  fs::path dir_;
+  pid_t pid_ = -1;
+  std::string server_;
+};
+
+TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
+  const std::string world = (dir_ / "world").string();
+  json synth = CtlJson("synth --world mnar --users 300 --items 200 --seed 3 --out " + world);
+  const uint64_t clicks = synth["summary"]["clicks"];
+  ASSERT_GT(clicks, 100u);
+
+  json ing = CtlJson("ingest --dataset train --format csv " + world + "/train.csv");
+  EXPECT_EQ(ing["dataset"], "train");
+  EXPECT_EQ(ing["events_acknowledged"], clicks);
+  json stats = CtlJson("stats --dataset train");
+  EXPECT_EQ(stats["events"], clicks);
+  EXPECT_EQ(stats["positives"], clicks);
+  EXPECT_EQ(stats["users"], synth["summary"]["users_with_clicks"]);
+  EXPECT_EQ(stats["items"], synth["summary"]["items_with_clicks"]);
+  EXPECT_EQ(stats["feedback"], "implicit");
+
+  // Re-ingesting changes no count.
+  CtlJson("ingest --dataset train --format csv " + world + "/train.csv");
+  EXPECT_EQ(CtlJson("stats --dataset train")["events"], clicks);
+
+  json test_ing = CtlJson("ingest --dataset test --format csv " + world + "/test.csv");
+  EXPECT_EQ(test_ing["events_acknowledged"], synth["summary"]["test_events"]);
+  json list = CtlJson("datasets");
+  ASSERT_EQ(list["datasets"].size(), 2u);
+
+  // Export writes the same events back.
+  json exp = CtlJson("export --dataset train --out " + (dir_ / "exported.csv").string());
+  EXPECT_EQ(exp["events"], clicks);
+
+  EXPECT_EQ(StopServer(), 0);
+}
+
+TEST_F(CliE2eTest, BadInputGivesClearErrorsAndTheServerStaysUp) {
+  {
+    std::ofstream f(dir_ / "bad.csv");
+    f << "user,item,label\nu1,i1,1\nu2,i2,notanumber\n";
+  }
+  Result r = Ctl("ingest --dataset bad --format csv " + (dir_ / "bad.csv").string() + " --json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad.csv:3"), std::string::npos) << r.err;
+  // Nothing of the file was written.
+  r = Ctl("stats --dataset bad --json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+
+  // With --skip-bad-rows the good row goes in and the skip is counted.
+  json ok = CtlJson("ingest --dataset bad --format csv --skip-bad-rows " +
+                    (dir_ / "bad.csv").string());
+  EXPECT_EQ(ok["events_acknowledged"], 1);
+  EXPECT_EQ(ok["skipped_rows"], 1);
+
+  r = Ctl("stats --dataset 'has space' --json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("INVALID_ARGUMENT"), std::string::npos) << r.err;
+
+  r = Ctl("ingest --dataset x --format nosuch " + (dir_ / "bad.csv").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("nosuch"), std::string::npos) << r.err;
+
+  r = Ctl("ingest --dataset x --format csv " + (dir_ / "missing.csv").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+
+  r = Ctl("delete --dataset nothere --json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+
+  EXPECT_EQ(CtlJson("health")["status"], "SERVING");
+  EXPECT_EQ(StopServer(), 0);
+}
+
+TEST_F(CliE2eTest, CoatIngestCountsAndIdempotence) {
+  const std::string coat = std::string(DEBIAS_SHARED_DATA_DIR) + "/coat";
+  if (!fs::exists(coat + "/train.ascii")) GTEST_SKIP() << "no shared Coat data";
+  EXPECT_EQ(CtlJson("ingest --dataset coat-train --format coat " + coat + "/train.ascii")
+                ["events_acknowledged"],
+            6960);
+  EXPECT_EQ(CtlJson("ingest --dataset coat-test --format coat " + coat + "/test.ascii")
+                ["events_acknowledged"],
+            4640);
+  CtlJson("ingest --dataset coat-train --format coat " + coat + "/train.ascii");
+  json s = CtlJson("stats --dataset coat-train");
+  EXPECT_EQ(s["events"], 6960);
+  EXPECT_EQ(s["users"], 290);
+  EXPECT_EQ(s["feedback"], "explicit");
+  EXPECT_EQ(CtlJson("stats --dataset coat-test")["events"], 4640);
+  EXPECT_EQ(StopServer(), 0);
+}
+
+}  // namespace

@@ -1,0 +1,184 @@
+// Integration test: an in-process debiasd on a free port, driven through the
+// C++ client library.
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/util/status_matchers.h"
+
+namespace debias {
+namespace {
+
+using ::debias::testing::StatusIs;
+
+class DatasetServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("debias_server_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    server::ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.data_dir = dir_.string();
+    o.limits.max_events_per_batch = 1000;
+    auto s = server::DebiasServer::Start(o);
+    ASSERT_OK(s);
+    server_ = std::move(*s);
+    client_ = Client::Connect("127.0.0.1:" + std::to_string(server_->port()));
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  static std::vector<data::Interaction> Events(int n, int users) {
+    std::vector<data::Interaction> out;
+    for (int k = 0; k < n; ++k) {
+      data::Interaction e;
+      e.user = "u" + std::to_string(k % users);
+      e.item = "i" + std::to_string(k);
+      e.label = (k % 3 == 0) ? 0.0f : 1.0f;
+      out.push_back(e);
+    }
+    return out;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<server::DebiasServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(DatasetServiceTest, HealthIsServing) { EXPECT_OK(client_->Health()); }
+
+TEST_F(DatasetServiceTest, CreateListGetDelete) {
+  ASSERT_OK(client_->CreateDataset("a", "first", "implicit"));
+  ASSERT_OK(client_->CreateDataset("b"));
+  EXPECT_THAT(client_->CreateDataset("a"),
+              StatusIs(absl::StatusCode::kAlreadyExists, "already exists"));
+  EXPECT_THAT(client_->CreateDataset("no spaces"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "dataset name"));
+  EXPECT_THAT(client_->CreateDataset("x", "", "weird"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "feedback"));
+  auto list = client_->ListDatasets();
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name(), "a");
+  auto a = client_->GetDataset("a");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->description(), "first");
+  EXPECT_EQ(a->feedback(), "implicit");
+  ASSERT_OK(client_->DeleteDataset("a"));
+  EXPECT_THAT(client_->GetDataset("a"), StatusIs(absl::StatusCode::kNotFound, "'a'"));
+  EXPECT_THAT(client_->DeleteDataset("a"), StatusIs(absl::StatusCode::kNotFound, "'a'"));
+}
+
+TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
+  auto events = Events(2500, 50);
+  events[0].list_id = "l0";
+  events[0].position = 1;
+  events[1].propensity = 0.5f;
+  IngestOptions io;
+  io.batch_size = 700;
+  std::vector<uint64_t> progress;
+  io.on_progress = [&](uint64_t done, uint64_t) { progress.push_back(done); };
+  IngestSummary r = client_->Ingest("d", events, io);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_acknowledged, 2500u);
+  EXPECT_EQ(progress, (std::vector<uint64_t>{700, 1400, 2100, 2500}));
+  // Re-ingest: no duplicates.
+  ASSERT_OK(client_->Ingest("d", events, io).status);
+  auto stats = client_->GetStats("d");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->events(), 2500u);
+  EXPECT_EQ(stats->users(), 50u);
+  EXPECT_EQ(stats->items(), 2500u);
+  EXPECT_EQ(stats->positives(), 2500u - 834u);
+  EXPECT_EQ(stats->zero_labels(), 834u);
+  EXPECT_EQ(stats->lists(), 1u);
+  EXPECT_EQ(stats->with_propensity(), 1u);
+  EXPECT_EQ(stats->feedback(), "clicklog");
+  EXPECT_EQ(stats->data_version(), 8u);
+
+  std::multiset<std::pair<std::string, std::string>> want, got;
+  for (const auto& e : events) want.emplace(e.user, e.item);
+  size_t batches = 0;
+  ASSERT_OK(client_->Export(
+      "d",
+      [&](const v1::ExportResponse& resp) {
+        ++batches;
+        for (const auto& e : resp.events()) got.emplace(e.user(), e.item());
+        return true;
+      },
+      1000));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(batches, 3u);
+}
+
+TEST_F(DatasetServiceTest, MalformedIngestIsRejectedWithTheFieldNamed) {
+  auto events = Events(10, 2);
+  events[7].position = 0;
+  IngestSummary r = client_->Ingest("d", events);
+  EXPECT_THAT(r.status, StatusIs(absl::StatusCode::kInvalidArgument, "events[7].position"));
+  EXPECT_EQ(r.events_acknowledged, 0u);
+  // Nothing of the bad batch was written, and the dataset was not created
+  // by the failed batch either.
+  EXPECT_THAT(client_->GetStats("d"), StatusIs(absl::StatusCode::kNotFound, "'d'"));
+
+  IngestOptions no_create;
+  no_create.create_if_missing = false;
+  EXPECT_THAT(client_->Ingest("missing", Events(3, 1), no_create).status,
+              StatusIs(absl::StatusCode::kNotFound, "missing"));
+  EXPECT_THAT(client_->Ingest("bad name", Events(3, 1)).status,
+              StatusIs(absl::StatusCode::kInvalidArgument, "dataset name"));
+  // Over the per-message limit (1000 in this server).
+  IngestOptions big;
+  big.batch_size = 1001;
+  EXPECT_THAT(client_->Ingest("d", Events(1001, 1), big).status,
+              StatusIs(absl::StatusCode::kInvalidArgument, "at most 1000"));
+  // A failed batch after good ones: the good ones stay acknowledged.
+  auto mixed = Events(30, 3);
+  mixed[25].label = std::numeric_limits<float>::quiet_NaN();
+  IngestOptions small;
+  small.batch_size = 10;
+  IngestSummary m = client_->Ingest("d", mixed, small);
+  EXPECT_THAT(m.status, StatusIs(absl::StatusCode::kInvalidArgument, "events[5].label"));
+  EXPECT_EQ(m.events_acknowledged, 20u);
+  auto stats = client_->GetStats("d");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->events(), 20u);
+  EXPECT_OK(client_->Health());
+}
+
+TEST_F(DatasetServiceTest, ExportAndStatsValidateTheirRequests) {
+  EXPECT_THAT(client_->GetStats(""), StatusIs(absl::StatusCode::kInvalidArgument, "dataset name"));
+  EXPECT_THAT(client_->Export("nope", [](const v1::ExportResponse&) { return true; }),
+              StatusIs(absl::StatusCode::kNotFound, "nope"));
+  ASSERT_OK(client_->Ingest("d", Events(5, 1)).status);
+  EXPECT_THAT(client_->Export("d", [](const v1::ExportResponse&) { return true; }, 200000),
+              StatusIs(absl::StatusCode::kInvalidArgument, "batch_size=200000"));
+}
+
+TEST_F(DatasetServiceTest, DataSurvivesARestart) {
+  ASSERT_OK(client_->Ingest("d", Events(100, 10)).status);
+  const int port = server_->port();
+  (void)port;
+  client_.reset();
+  server_.reset();
+  server::ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.data_dir = dir_.string();
+  auto s = server::DebiasServer::Start(o);
+  ASSERT_OK(s);
+  server_ = std::move(*s);
+  client_ = Client::Connect("127.0.0.1:" + std::to_string(server_->port()));
+  auto stats = client_->GetStats("d");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->events(), 100u);
+}
+
+}  // namespace
+}  // namespace debias
