@@ -1,6 +1,7 @@
 #include "core/samplers/nbpo_sampler.h"
 
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -16,10 +17,27 @@ double Softplus(double z) {
 
 class NbpoSampler final : public NegativeSampler {
  public:
-  NbpoSampler(std::shared_ptr<const PositiveIndex> pos, NbpoFactors f)
-      : NegativeSampler(std::move(pos)), f_(std::move(f)) {}
+  NbpoSampler(std::shared_ptr<const PositiveIndex> pos, NbpoFactors f,
+              uint64_t max_table_entries)
+      : NegativeSampler(std::move(pos)), f_(std::move(f)) {
+    const uint64_t entries = uint64_t{num_users()} * num_items();
+    if (entries == 0 || entries > max_table_entries) return;
+    // Dense table of w(u, i): one matrix-vector product per user instead of
+    // two dot products per proposal.
+    table_.resize(entries);
+    Eigen::VectorXf x(num_items()), gamma(num_items());
+    for (uint32_t u = 0; u < num_users(); ++u) {
+      x.noalias() = f_.item_factors * f_.user_factors.row(u).transpose();
+      gamma.noalias() = f_.item_flip * f_.user_flip.row(u).transpose();
+      float* row = table_.data() + uint64_t{u} * num_items();
+      for (uint32_t i = 0; i < num_items(); ++i) {
+        row[i] = static_cast<float>(Sigmoid(Softplus(-gamma[i]) - x[i]));
+      }
+    }
+  }
   std::string_view name() const override { return "nbpo"; }
   double Weight(uint32_t user, uint32_t item) const override {
+    if (!table_.empty()) return table_[uint64_t{user} * num_items() + item];
     return NbpoTrueNegativeProbability(f_, user, item);
   }
 
@@ -36,6 +54,7 @@ class NbpoSampler final : public NegativeSampler {
 
  private:
   NbpoFactors f_;
+  std::vector<float> table_;  // users x items, row-major; empty = on the fly
 };
 
 bool AllFinite(const FactorMatrix& m) { return m.array().isFinite().all(); }
@@ -51,7 +70,7 @@ double NbpoTrueNegativeProbability(const NbpoFactors& f, uint32_t user,
 }
 
 absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
-    const data::DatasetView& view, NbpoFactors f) {
+    const data::DatasetView& view, NbpoFactors f, uint64_t max_table_entries) {
   if (f.user_factors.cols() != f.item_factors.cols() ||
       f.user_flip.cols() != f.item_flip.cols() ||
       f.user_factors.rows() != f.user_flip.rows() ||
@@ -79,7 +98,8 @@ absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
   if (view.num_items() == 0) {
     return absl::FailedPreconditionError("nbpo sampler: no items");
   }
-  return std::make_unique<NbpoSampler>(BuildPositiveIndex(view), std::move(f));
+  return std::make_unique<NbpoSampler>(BuildPositiveIndex(view), std::move(f),
+                                       max_table_entries);
 }
 
 }  // namespace debias::samplers

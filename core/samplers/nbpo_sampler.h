@@ -10,8 +10,11 @@
 // that likely hidden positives are drawn less often.
 //
 // Draws: a uniform proposal kept with probability w (exact thinning, since
-// w is in [0, 1]); O(dim + flip_dim) per proposal, no per-user tables, and
-// the complement fallback of NegativeSampler when acceptance collapses.
+// w is in [0, 1]), and the complement fallback of NegativeSampler when
+// acceptance collapses. When users x items <= max_table_entries the weights
+// are precomputed into a dense float table at set-up (O(users x items x
+// (dim + flip_dim)) time, 4 bytes per pair), making a proposal O(1);
+// otherwise each proposal costs O(dim + flip_dim) and no memory.
 #ifndef DEBIAS_CORE_SAMPLERS_NBPO_SAMPLER_H_
 #define DEBIAS_CORE_SAMPLERS_NBPO_SAMPLER_H_
 
@@ -43,8 +46,10 @@ double NbpoTrueNegativeProbability(const NbpoFactors& f, uint32_t user,
 // factors. INVALID_ARGUMENT when the factor shapes disagree with each other
 // or hold non-finite values; FAILED_PRECONDITION when their user/item counts
 // differ from the view's (model trained on another dataset version).
+inline constexpr uint64_t kDefaultNbpoTableEntries = uint64_t{1} << 23;  // 32 MiB
 absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
-    const data::DatasetView& view, NbpoFactors factors);
+    const data::DatasetView& view, NbpoFactors factors,
+    uint64_t max_table_entries = kDefaultNbpoTableEntries);
 
 }  // namespace debias::samplers
 

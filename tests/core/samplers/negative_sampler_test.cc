@@ -256,16 +256,22 @@ TEST(NbpoSamplerTest, WeightIsTrueNegativeProbability) {
 TEST(NbpoSamplerTest, DrawsByTrueNegativeProbability) {
   NbpoFactors f = TinyFactors();
   auto view = MakeView({{{0, 1}}, {{5, 1}, {2, 1}}}, 6);
-  auto s = MakeNbpoSampler(view, f);
-  ASSERT_OK(s);
-  EXPECT_EQ((*s)->name(), "nbpo");
-  const size_t n = 100000;
-  for (uint32_t u = 0; u < 2; ++u) {
-    std::vector<double> w;
-    for (uint32_t i = 0; i < 6; ++i) w.push_back(NbpoTrueNegativeProbability(f, u, i));
-    std::vector<bool> pos(6, false);
-    for (uint32_t i : (*s)->positives().Of(u)) pos[i] = true;
-    ExpectMatches(Frequencies(**s, u, n, 100 + u), w, pos, n);
+  // Dense weight table (default) and on-the-fly weights (table disabled).
+  for (uint64_t table : {kDefaultNbpoTableEntries, uint64_t{0}}) {
+    auto s = MakeNbpoSampler(view, f, table);
+    ASSERT_OK(s);
+    EXPECT_EQ((*s)->name(), "nbpo");
+    const size_t n = 100000;
+    for (uint32_t u = 0; u < 2; ++u) {
+      std::vector<double> w;
+      for (uint32_t i = 0; i < 6; ++i) {
+        w.push_back(NbpoTrueNegativeProbability(f, u, i));
+        EXPECT_NEAR((*s)->Weight(u, i), w.back(), 1e-6);
+      }
+      std::vector<bool> pos(6, false);
+      for (uint32_t i : (*s)->positives().Of(u)) pos[i] = true;
+      ExpectMatches(Frequencies(**s, u, n, 100 + u), w, pos, n);
+    }
   }
   // Items the model believes are hidden positives are drawn less often: for
   // user 0, item 4 (x = 3.5, g = 0.95) vs item 3 (x = -1, g = 0.82).
@@ -283,7 +289,7 @@ TEST(NbpoSamplerTest, CollapsedAcceptanceFallsBackToComplement) {
   f.user_flip = FactorMatrix::Constant(1, 1, 5.0f);
   f.item_flip = FactorMatrix::Constant(4, 1, 5.0f);
   auto view = MakeView({{{0, 1}}}, 4);
-  auto s = MakeNbpoSampler(view, f);
+  auto s = MakeNbpoSampler(view, f, /*max_table_entries=*/0);
   ASSERT_OK(s);
   const size_t n = 30000;
   std::vector<double> w;
