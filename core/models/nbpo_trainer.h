@@ -37,6 +37,12 @@
 // Init: U, V ~ U(0, 1/sqrt(dim)); P ~ 5 U(0, 1/sqrt(flip_dim));
 // Q ~ -5 U(0, 1/sqrt(flip_dim)) (so g starts near 0.002).
 //
+// Observed on Amazon (docs/results/nbpo.md): with the reference's defaults
+// (lambda_phi = 5, lr = 0.05) the flip factors decay to ~0, so g ~ 0.5 for
+// every pair; NBPO then acts as a re-weighted BPO (negative push
+// 0.5(1-r) - r) rather than through per-pair flip estimates. The flip
+// diagnostics make this visible; lower lambda_phi to learn a non-trivial g.
+//
 // Output: bpr/bpo -> MfModel ("mf", no biases). nbpo/nbpoo -> NbpoMfModel
 // ("nbpo-mf": scores U.V exactly like "mf", plus the flip factors the "nbpo"
 // sampler needs). TrainResult.diagnostics["flip"] (nbpo, nbpoo) holds the
