@@ -241,8 +241,9 @@ int main(int argc, char** argv) {
         auto r = Check(debias::models::TrainClickRanker(cm, view, spec, {}), m.c_str());
         auto metrics = Check(debias::eval::EvaluateRankerOnLists(*r.model, test), "eval");
         for (const auto& k : metric_keys) res[m][k].Add(metrics[k]);
-        std::cerr << "rank seed " << s << " " << m << " ndcg@10 " << metrics["ndcg@10"]
-                  << " steps " << r.diagnostics["steps"] << " " << Now() - t0 << " s\n";
+        std::cerr << "rank seed " << s << " " << m;
+        for (const auto& k : metric_keys) std::cerr << " " << k << " " << metrics[k];
+        std::cerr << " steps " << r.diagnostics["steps"] << " " << Now() - t0 << " s\n";
       }
     }
     for (const auto& m : methods) {

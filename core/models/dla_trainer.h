@@ -47,6 +47,8 @@
 //  valid_fraction=0.1 [0, 0.5]      max_positions=10 [1, 1000]
 //  max_grad_norm=5 (0 = off)        l2=0 (ranker weight decay)
 //  max_ratio=0 (dla: cap on r_qi, 0 = off)
+//  propensity_init=ctr|uniform (dla: start the logits at the log click-rate
+//                      ratios CTR_r/CTR_1, floored at 1e-3, or at 0)
 //  em_update_every=50 (regression-em: steps between theta M-steps, each
 //                      from the E-step posteriors of those steps' lists)
 //  propensities=comma list (ipw; > 0 each, normalised by the first)
