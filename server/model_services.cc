@@ -438,38 +438,55 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext*,
   }
   auto view = store_->LoadView(dataset);
   if (!view.ok()) return ToGrpcStatus(view.status());
-  const data::DatasetView& v = **view;
-  samplers::NbpoFactors remapped;
-  if (sampler_name == "nbpo") {
-    const auto* nbpo = model ? dynamic_cast<const models::NbpoMfModel*>(model->model.get())
-                             : nullptr;
-    if (nbpo == nullptr) {
-      return Invalid("sampler=nbpo: needs model_id of a model trained with loss nbpo or nbpoo");
-    }
-    // The model's ids are those of the dataset at training time; the view
-    // may have grown since, so only the same key tables are accepted.
-    if (v.user_keys != model->record.user_keys || v.item_keys != model->record.item_keys) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("sampler=nbpo: dataset '", dataset,
-                                       "' changed since model ", model->record.id,
-                                       " was trained; retrain it"));
-    }
-    so.nbpo = &nbpo->factors();
-  }
-  auto sampler = samplers::CreateSampler(sampler_name, v, so);
-  if (!sampler.ok()) return ToGrpcStatus(sampler.status());
-  uint32_t user = 0;
+  const std::string cache_key =
+      absl::StrCat(dataset, "|", (*view)->data_version, "|", sampler_name, "|",
+                   req->has_power() ? req->power() : -1.0, "|", req->model_id());
+  std::shared_ptr<const CachedSampler> cached;
   {
-    auto it = std::find(v.user_keys.begin(), v.user_keys.end(), req->user());
-    if (it == v.user_keys.end()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("user '", req->user().substr(0, 200),
-                                       "' is not in dataset '", dataset, "'"));
-    }
-    user = static_cast<uint32_t>(it - v.user_keys.begin());
+    absl::MutexLock l(&samplers_mu_);
+    auto it = samplers_.find(cache_key);
+    if (it != samplers_.end()) cached = it->second;
   }
+  if (!cached) {
+    auto built = std::make_shared<CachedSampler>();
+    built->view = *view;
+    built->model = model;
+    const data::DatasetView& v = **view;
+    if (sampler_name == "nbpo") {
+      const auto* nbpo = model ? dynamic_cast<const models::NbpoMfModel*>(model->model.get())
+                               : nullptr;
+      if (nbpo == nullptr) {
+        return Invalid("sampler=nbpo: needs model_id of a model trained with loss nbpo or nbpoo");
+      }
+      // The model's ids are those of the dataset at training time; the view
+      // may have grown since, so only the same key tables are accepted.
+      if (v.user_keys != model->record.user_keys || v.item_keys != model->record.item_keys) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("sampler=nbpo: dataset '", dataset,
+                                         "' changed since model ", model->record.id,
+                                         " was trained; retrain it"));
+      }
+      so.nbpo = &nbpo->factors();
+    }
+    auto sampler = samplers::CreateSampler(sampler_name, v, so);
+    if (!sampler.ok()) return ToGrpcStatus(sampler.status());
+    built->sampler = std::move(*sampler);
+    for (uint32_t u = 0; u < v.num_users(); ++u) built->users.emplace(v.user_keys[u], u);
+    cached = built;
+    absl::MutexLock l(&samplers_mu_);
+    if (samplers_.size() >= 32) samplers_.clear();  // bounded; rebuilt on demand
+    samplers_[cache_key] = cached;
+  }
+  auto user_it = cached->users.find(req->user());
+  if (user_it == cached->users.end()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("user '", req->user().substr(0, 200),
+                                     "' is not in dataset '", dataset, "'"));
+  }
+  const uint32_t user = user_it->second;
+  const data::DatasetView& v = *cached->view;
   samplers::Rng rng(req->seed() != 0 ? req->seed() : std::random_device{}());
-  auto drawn = (*sampler)->Sample(user, req->n(), rng);
+  auto drawn = cached->sampler->Sample(user, req->n(), rng);
   if (!drawn.ok()) return ToGrpcStatus(drawn.status());
   for (uint32_t i : *drawn) resp->add_items(v.item_keys[i]);
   return grpc::Status::OK;

@@ -147,19 +147,31 @@ TEST(ComputeStatsTest, Counts) {
   EXPECT_TRUE(s.IsExplicit());
 }
 
-TEST(ComputeStatsTest, ImplicitWhenNoZeroLabelsAndUnusedKeysNotCounted) {
+TEST(ComputeStatsTest, ImplicitWhenOnlyClicksAndUnusedKeysNotCounted) {
   DatasetViewBuilder b;
   b.Add(0, 0, 1.0f, std::nullopt, kNoList, std::nullopt, std::nullopt, {});
-  b.Add(0, 2, 2.0f, std::nullopt, kNoList, std::nullopt, std::nullopt, {});
+  b.Add(0, 2, 1.0f, std::nullopt, kNoList, std::nullopt, std::nullopt, {});
   absl::StatusOr<DatasetView> v = b.Finish({"a", "b"}, {"x", "y", "z"}, {}, 0);
   ASSERT_OK(v);
   DatasetStats s = ComputeStats(*v);
   EXPECT_EQ(s.users, 1u);
   EXPECT_EQ(s.items, 2u);
   EXPECT_EQ(s.min_label, 1.0f);
-  EXPECT_EQ(s.max_label, 2.0f);
+  EXPECT_EQ(s.max_label, 1.0f);
   EXPECT_DOUBLE_EQ(s.density, 1.0);
   EXPECT_FALSE(s.IsExplicit());
+}
+
+TEST(ComputeStatsTest, RatingsAboveOneAreExplicitFeedback) {
+  // Coat-style ratings 1..5 carry no zeros but are observed labels.
+  DatasetViewBuilder b;
+  b.Add(0, 0, 1.0f, std::nullopt, kNoList, std::nullopt, std::nullopt, {});
+  b.Add(0, 1, 4.0f, std::nullopt, kNoList, std::nullopt, std::nullopt, {});
+  absl::StatusOr<DatasetView> v = b.Finish({"a"}, {"x", "y"}, {}, 0);
+  ASSERT_OK(v);
+  DatasetStats s = ComputeStats(*v);
+  EXPECT_EQ(s.zero_labels, 0u);
+  EXPECT_TRUE(s.IsExplicit());
 }
 
 }  // namespace

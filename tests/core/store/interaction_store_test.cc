@@ -102,6 +102,18 @@ TEST_F(StoreTest, ReingestingTheSameEventsCreatesNoDuplicates) {
   EXPECT_EQ(s.max_position, 2);
 }
 
+TEST_F(StoreTest, WithinABatchTheLastCopyOfAnEventWins) {
+  std::vector<Interaction> events = {Ev("b", "y", 1), Ev("a", "x", 1), Ev("b", "y", 0),
+                                     Ev("a", "z", 1)};
+  ASSERT_OK(store_->Ingest("d", events, true));
+  auto v = store_->LoadView("d");
+  ASSERT_OK(v);
+  ASSERT_EQ((*v)->num_events(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    if ((*v)->user_keys[(*v)->user[k]] == "b") EXPECT_EQ((*v)->label[k], 0.0f);
+  }
+}
+
 TEST_F(StoreTest, EventIdIsTheDeduplicationKey) {
   Interaction a = Ev("u", "i", 1);
   a.event_id = "e1";
