@@ -21,7 +21,7 @@ fi
   echo
   for f in docs/results/*.md; do
     [[ -f "$f" ]] || continue
-    cat "$f"
+    sed "s/^# /## /" "$f"  # fragments may start at level 1
     echo
   done
 } > docs/RESULTS.md
