@@ -18,7 +18,7 @@ FROM debian:bookworm-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libgrpc29 libprotobuf32 librocksdb7.8 libspdlog1.10 libfmt9 \
+      libgrpc++1.51 libgrpc29 libprotobuf32 librocksdb7.8 libabsl20220623 libspdlog1.10 libfmt9 \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/debias --shell /usr/sbin/nologin debias \
