@@ -40,7 +40,7 @@ command -v python3 >/dev/null || { echo "bench_ingest: python3 is required" >&2;
 RUN=()
 [[ $NICE != 0 ]] && RUN=(nice -n "$NICE")
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/debias-bench-ingest.XXXXXX")
+TMP=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
   if [[ -n $SERVER_PID ]]; then
