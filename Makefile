@@ -26,12 +26,14 @@ test: build
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
-# Core and store tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The data and store tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (a Debug build of its own in build-asan/).
 sanitize: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEBIAS_SANITIZE=ON \
 	  -DDEBIAS_BUILD_BENCH=OFF >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target data_tests store_tests
-	@ctest --test-dir build-asan --output-on-failure -j $(JOBS) -R '^(Store|Csv|Loader|DatasetView|Interaction)'
+	@build-asan/tests/data_tests --gtest_brief=1
+	@build-asan/tests/store_tests --gtest_brief=1
 
 clean:
 	rm -rf $(BUILD) build-asan var
