@@ -13,18 +13,7 @@ using samplers::FactorMatrix;
 
 absl::StatusOr<std::unique_ptr<NbpoMfModel>> NbpoMfModel::Create(
     samplers::NbpoFactors f) {
-  if (f.user_factors.cols() != f.item_factors.cols() ||
-      f.user_flip.cols() != f.item_flip.cols() ||
-      f.user_factors.rows() != f.user_flip.rows() ||
-      f.item_factors.rows() != f.item_flip.rows() ||
-      f.user_factors.cols() == 0 || f.user_flip.cols() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "nbpo-mf: factor shapes disagree: U ", f.user_factors.rows(), "x",
-        f.user_factors.cols(), ", V ", f.item_factors.rows(), "x",
-        f.item_factors.cols(), ", P ", f.user_flip.rows(), "x",
-        f.user_flip.cols(), ", Q ", f.item_flip.rows(), "x",
-        f.item_flip.cols()));
-  }
+  if (absl::Status s = samplers::ValidateNbpoFactorShapes(f, "nbpo-mf"); !s.ok()) return s;
   return std::unique_ptr<NbpoMfModel>(new NbpoMfModel(std::move(f)));
 }
 

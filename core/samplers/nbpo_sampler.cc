@@ -69,20 +69,25 @@ double NbpoTrueNegativeProbability(const NbpoFactors& f, uint32_t user,
   return Sigmoid(Softplus(-gamma) - x);
 }
 
-absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
-    const data::DatasetView& view, NbpoFactors f, uint64_t max_table_entries) {
+absl::Status ValidateNbpoFactorShapes(const NbpoFactors& f, const std::string& who) {
   if (f.user_factors.cols() != f.item_factors.cols() ||
       f.user_flip.cols() != f.item_flip.cols() ||
       f.user_factors.rows() != f.user_flip.rows() ||
       f.item_factors.rows() != f.item_flip.rows() ||
       f.user_factors.cols() == 0 || f.user_flip.cols() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "nbpo sampler: factor shapes disagree: U ", f.user_factors.rows(), "x",
+        who, ": factor shapes disagree: U ", f.user_factors.rows(), "x",
         f.user_factors.cols(), ", V ", f.item_factors.rows(), "x",
         f.item_factors.cols(), ", P ", f.user_flip.rows(), "x",
         f.user_flip.cols(), ", Q ", f.item_flip.rows(), "x",
         f.item_flip.cols()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
+    const data::DatasetView& view, NbpoFactors f, uint64_t max_table_entries) {
+  if (absl::Status s = ValidateNbpoFactorShapes(f, "nbpo sampler"); !s.ok()) return s;
   if (!AllFinite(f.user_factors) || !AllFinite(f.item_factors) ||
       !AllFinite(f.user_flip) || !AllFinite(f.item_flip)) {
     return absl::InvalidArgumentError("nbpo sampler: factors hold NaN or inf");

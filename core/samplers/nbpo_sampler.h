@@ -19,6 +19,7 @@
 #define DEBIAS_CORE_SAMPLERS_NBPO_SAMPLER_H_
 
 #include <memory>
+#include <string>
 
 #include "Eigen/Core"
 #include "absl/status/statusor.h"
@@ -37,6 +38,11 @@ struct NbpoFactors {
   FactorMatrix user_flip;     // P: num_users x flip_dim
   FactorMatrix item_flip;     // Q: num_items x flip_dim
 };
+
+// OK when U/V share their dim, P/Q share theirs, U/P and V/Q share their row
+// counts and both dims are positive; otherwise INVALID_ARGUMENT
+// "<who>: factor shapes disagree: ..." with every shape.
+absl::Status ValidateNbpoFactorShapes(const NbpoFactors& f, const std::string& who);
 
 // P(true negative | unobserved) for one pair (see above).
 double NbpoTrueNegativeProbability(const NbpoFactors& f, uint32_t user,
