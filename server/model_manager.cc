@@ -128,6 +128,9 @@ absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
       auto out = std::make_unique<FittedPropensity>();
       out->view = *view;
       out->estimator = std::move(*est);
+      const data::DatasetView& v = **view;
+      for (uint32_t u = 0; u < v.num_users(); ++u) out->users.emplace(v.user_keys[u], u);
+      for (uint32_t i = 0; i < v.num_items(); ++i) out->items.emplace(v.item_keys[i], i);
       return out;
     }();
   }

@@ -52,6 +52,8 @@ struct LoadedModel {
   struct FittedPropensity {
     std::shared_ptr<const data::DatasetView> view;
     std::unique_ptr<propensity::Estimator> estimator;
+    // Keys of `view` -> its ids (the estimator's ids), built once.
+    absl::flat_hash_map<std::string, uint32_t> users, items;
   };
   absl::StatusOr<const FittedPropensity*> Propensity(store::InteractionStore* store) const;
 

@@ -389,11 +389,9 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext*,
   }
   auto fitted = (*m)->Propensity(store_);
   if (!fitted.ok()) return ToGrpcStatus(fitted.status());
-  const data::DatasetView& v = *(*fitted)->view;
   // The estimator is indexed by the training view's ids.
-  absl::flat_hash_map<std::string_view, uint32_t> users, items;
-  for (uint32_t u = 0; u < v.num_users(); ++u) users.emplace(v.user_keys[u], u);
-  for (uint32_t i = 0; i < v.num_items(); ++i) items.emplace(v.item_keys[i], i);
+  const auto& users = (*fitted)->users;
+  const auto& items = (*fitted)->items;
   for (int k = 0; k < req->pairs_size(); ++k) {
     auto u = users.find(req->pairs(k).user());
     auto i = items.find(req->pairs(k).item());
