@@ -45,6 +45,7 @@ void EndProgress();
 // Subcommand families.
 void RegisterDataCommands(CLI::App& app, Context& ctx);
 void RegisterModelCommands(CLI::App& app, Context& ctx);
+void RegisterBenchCommands(CLI::App& app, Context& ctx);
 
 }  // namespace debias::cli
 

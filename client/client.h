@@ -28,6 +28,9 @@ struct ClientOptions {
   // Per-call deadline for unary calls (streams get none unless set).
   std::chrono::milliseconds timeout{30000};
   int max_message_bytes = 64 << 20;
+  // Open a connection of this client's own instead of sharing one with
+  // other channels to the same target (load generators use several).
+  bool own_connection = false;
 };
 
 struct IngestOptions {

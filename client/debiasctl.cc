@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   });
   debias::cli::RegisterDataCommands(app, ctx);
   debias::cli::RegisterModelCommands(app, ctx);
+  debias::cli::RegisterBenchCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

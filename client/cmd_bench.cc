@@ -1,0 +1,347 @@
+// debiasctl bench: a closed- or open-loop load generator for debiasd.
+//
+//   debiasctl bench health|score|topk|sample-negatives|ingest
+//       [--model ID] [--dataset D] [--concurrency N] [--duration S]
+//       [--warmup S] [--rate R] [--connections C] [--candidates M] [--k K]
+//       [--n N] [--sampler S] [--batch B] [--json]
+//
+// Each of N workers issues calls back to back (closed loop) or, with --rate,
+// at fixed intervals that add up to R calls/s (open loop: latency is measured
+// from the intended start, so a stalled server is not hidden by the workers
+// waiting for it). Calls made during the warm-up are not counted. The report
+// gives throughput (successful calls per second), latency quantiles over the
+// successful calls, and errors by gRPC status name.
+//
+// score/topk/sample-negatives need a model; the user and item keys of the
+// requests are read from the model's dataset (the first --key-events events
+// of an Export). `health` is the baseline: the same transport with no work.
+// `ingest` streams synthetic clicks into --dataset (created if missing), one
+// batch of --batch events per call.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/cli.h"
+
+namespace debias::cli {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  std::string kind;
+  uint64_t model_id = 0;
+  std::string dataset;
+  int concurrency = 8;
+  double duration = 10;
+  double warmup = 1;
+  double rate = 0;  // calls/s over all workers; 0 = closed loop
+  int connections = 0;
+  int candidates = 100;
+  int k = 100;
+  int n = 10;
+  std::string sampler;
+  int batch = 1000;
+  int64_t key_events = 200000;
+  uint64_t seed = 1;
+};
+
+// Keys of the model's dataset, for building realistic requests.
+struct Keys {
+  std::vector<std::string> users;
+  std::vector<std::string> items;
+};
+
+absl::StatusOr<Keys> LoadKeys(Client& client, const std::string& dataset, int64_t max_events) {
+  absl::flat_hash_set<std::string> users, items;
+  Keys keys;
+  int64_t seen = 0;
+  absl::Status s = client.Export(dataset, [&](const v1::ExportResponse& r) {
+    for (const auto& e : r.events()) {
+      if (users.insert(e.user()).second) keys.users.push_back(e.user());
+      if (items.insert(e.item()).second) keys.items.push_back(e.item());
+      if (++seen >= max_events) return false;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (keys.users.empty() || keys.items.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset '", dataset, "' has no events to take request keys from"));
+  }
+  return keys;
+}
+
+struct WorkerResult {
+  std::vector<double> latencies_us;  // successful calls after warm-up
+  std::map<std::string, int64_t> errors;
+  int64_t events = 0;  // ingest only
+};
+
+double Quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  size_t idx = static_cast<size_t>(std::ceil(q * v.size())) ;
+  idx = std::min(v.size() - 1, idx == 0 ? 0 : idx - 1);
+  std::nth_element(v.begin(), v.begin() + idx, v.end());
+  return v[idx];
+}
+
+// One call of the chosen kind; returns its status.
+class CallMaker {
+ public:
+  CallMaker(const BenchArgs& a, const Keys* keys, int worker)
+      : a_(a), keys_(keys), rng_(a.seed * 1000003 + worker), worker_(worker) {}
+
+  absl::Status Call(Client& c, int64_t* events) {
+    if (a_.kind == "health") return c.Health();
+    if (a_.kind == "score") {
+      v1::ScoreRequest req;
+      req.set_model_id(a_.model_id);
+      req.set_user(PickUser());
+      for (int i = 0; i < a_.candidates; ++i) req.add_items(PickItem());
+      return c.Score(req).status();
+    }
+    if (a_.kind == "topk") {
+      v1::TopKRequest req;
+      req.set_model_id(a_.model_id);
+      req.set_user(PickUser());
+      req.set_k(a_.k);
+      return c.TopK(req).status();
+    }
+    if (a_.kind == "sample-negatives") {
+      v1::SampleNegativesRequest req;
+      req.set_model_id(a_.model_id);
+      req.set_user(PickUser());
+      req.set_n(a_.n);
+      if (!a_.sampler.empty()) req.set_sampler(a_.sampler);
+      req.set_seed(rng_());
+      return c.SampleNegatives(req).status();
+    }
+    // ingest: synthetic clicks from this worker's own users, so batches of
+    // different workers never deduplicate against each other.
+    batch_.resize(a_.batch);
+    for (auto& e : batch_) {
+      e.user = absl::StrCat("bench-w", worker_, "-u", rng_() % 100000);
+      e.item = absl::StrCat("bench-i", rng_() % 20000);
+      e.label = 1;
+      e.timestamp = static_cast<int64_t>(counter_++);
+    }
+    IngestOptions o;
+    o.batch_size = batch_.size();
+    IngestSummary s = c.Ingest(a_.dataset, batch_, o);
+    *events += static_cast<int64_t>(s.events_acknowledged);
+    return s.status;
+  }
+
+ private:
+  const std::string& PickUser() { return keys_->users[rng_() % keys_->users.size()]; }
+  const std::string& PickItem() { return keys_->items[rng_() % keys_->items.size()]; }
+
+  const BenchArgs& a_;
+  const Keys* keys_;
+  std::mt19937_64 rng_;
+  int worker_;
+  uint64_t counter_ = 0;
+  std::vector<data::Interaction> batch_;
+};
+
+absl::Status Validate(const BenchArgs& a) {
+  static const char* kKinds[] = {"health", "score", "topk", "sample-negatives", "ingest"};
+  if (std::find(std::begin(kKinds), std::end(kKinds), a.kind) == std::end(kKinds)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kind='", a.kind, "': must be one of health, score, topk, sample-negatives, ingest"));
+  }
+  bool needs_model = a.kind == "score" || a.kind == "topk" || a.kind == "sample-negatives";
+  if (needs_model && a.model_id == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--model is required for bench ", a.kind));
+  }
+  if (a.kind == "ingest" && a.dataset.empty()) {
+    return absl::InvalidArgumentError("--dataset is required for bench ingest");
+  }
+  return absl::OkStatus();
+}
+
+int RunBench(const Context& ctx, const BenchArgs& a) {
+  if (absl::Status s = Validate(a); !s.ok()) return Fail(s);
+  ClientOptions base;
+  base.timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx.global.timeout_seconds * 1000));
+  auto control = Client::Connect(ctx.global.server, base);
+  if (absl::Status s = control->Health(); !s.ok()) return Fail(s);
+
+  Keys keys;
+  if (a.model_id != 0 && a.kind != "ingest" && a.kind != "health") {
+    auto m = control->GetModel(a.model_id);
+    if (!m.ok()) return Fail(m.status());
+    if (m->state() != "ready") {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("model ", a.model_id, " is ", m->state(), ", not ready")));
+    }
+    auto k = LoadKeys(*control, a.dataset.empty() ? m->dataset() : a.dataset, a.key_events);
+    if (!k.ok()) return Fail(k.status());
+    keys = std::move(*k);
+  }
+
+  const int connections = a.connections > 0 ? a.connections : std::min(a.concurrency, 4);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < connections; ++i) {
+    ClientOptions o = base;
+    o.own_connection = true;
+    clients.push_back(Client::Connect(ctx.global.server, o));
+  }
+
+  std::vector<WorkerResult> results(a.concurrency);
+  const auto start = Clock::now();
+  const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(a.warmup));
+  const auto stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(a.duration));
+  const bool open_loop = a.rate > 0;
+  const auto interval = open_loop ? std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(a.concurrency / a.rate))
+                                  : Clock::duration::zero();
+  std::atomic<int64_t> done_calls{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < a.concurrency; ++w) {
+    threads.emplace_back([&, w] {
+      CallMaker maker(a, &keys, w);
+      Client& client = *clients[w % connections];
+      WorkerResult& out = results[w];
+      // Spread the open-loop workers' schedules over one interval.
+      auto next = start + interval * w / std::max(1, a.concurrency);
+      while (true) {
+        if (open_loop) {
+          std::this_thread::sleep_until(next);
+        }
+        const auto t0 = open_loop ? next : Clock::now();
+        if (t0 >= stop_at) break;
+        int64_t events = 0;
+        absl::Status s = maker.Call(client, &events);
+        const auto t1 = Clock::now();
+        if (open_loop) next += interval;
+        if (t0 < measure_from) continue;
+        done_calls.fetch_add(1, std::memory_order_relaxed);
+        if (s.ok()) {
+          out.latencies_us.push_back(
+              std::chrono::duration<double, std::micro>(t1 - t0).count());
+          out.events += events;
+        } else {
+          ++out.errors[absl::StatusCodeToString(s.code())];
+        }
+      }
+    });
+  }
+  const bool progress = ShowProgress() && !ctx.global.json;
+  while (progress && Clock::now() < stop_at) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    double elapsed = std::chrono::duration<double>(Clock::now() - measure_from).count();
+    if (elapsed > 0) {
+      ProgressLine(absl::StrFormat("bench %s: %.0f s, %.0f calls/s", a.kind, elapsed,
+                                   done_calls.load() / elapsed));
+    }
+  }
+  for (auto& t : threads) t.join();
+  EndProgress();
+
+  std::vector<double> lat;
+  std::map<std::string, int64_t> errors;
+  int64_t events = 0, error_count = 0;
+  for (auto& r : results) {
+    lat.insert(lat.end(), r.latencies_us.begin(), r.latencies_us.end());
+    for (const auto& [k, v] : r.errors) {
+      errors[k] += v;
+      error_count += v;
+    }
+    events += r.events;
+  }
+  const double secs = a.duration;
+  const int64_t ok = static_cast<int64_t>(lat.size());
+  double mean = 0;
+  for (double v : lat) mean += v;
+  mean = ok ? mean / ok : 0;
+  json j{{"kind", a.kind},
+         {"concurrency", a.concurrency},
+         {"connections", connections},
+         {"duration_seconds", secs},
+         {"target_rate", a.rate},
+         {"calls", ok + error_count},
+         {"ok", ok},
+         {"errors", error_count},
+         {"errors_by_code", errors},
+         {"throughput", ok / secs},
+         {"latency_ms",
+          {{"mean", mean / 1000},
+           {"p50", Quantile(lat, 0.5) / 1000},
+           {"p90", Quantile(lat, 0.9) / 1000},
+           {"p99", Quantile(lat, 0.99) / 1000},
+           {"p999", Quantile(lat, 0.999) / 1000},
+           {"max", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()) / 1000}}}};
+  if (a.kind == "ingest") j["events_per_second"] = events / secs;
+  if (a.kind == "score") j["candidates"] = a.candidates;
+  if (a.kind == "topk") j["k"] = a.k;
+  if (a.kind == "sample-negatives") j["n"] = a.n;
+  std::string human = absl::StrFormat(
+      "%s: %d workers, %.0f s: %.0f calls/s ok, %d errors; latency ms p50 %.3f p99 %.3f "
+      "p999 %.3f max %.3f\n",
+      a.kind, a.concurrency, secs, ok / secs, error_count, j["latency_ms"]["p50"].get<double>(),
+      j["latency_ms"]["p99"].get<double>(), j["latency_ms"]["p999"].get<double>(),
+      j["latency_ms"]["max"].get<double>());
+  for (const auto& [k, v] : errors) absl::StrAppendFormat(&human, "  %s: %d\n", k, v);
+  Emit(ctx, j, human);
+  return error_count == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+void RegisterBenchCommands(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand(
+      "bench", "load generator: throughput and latency of one RPC over N workers");
+  AddGlobalOptions(sub, &ctx.global);
+  sub->add_option("kind", args->kind, "health|score|topk|sample-negatives|ingest")->required();
+  sub->add_option("--model", args->model_id, "model id (score, topk, sample-negatives)");
+  sub->add_option("--dataset", args->dataset,
+                  "ingest: target dataset; others: dataset to take keys from (default: "
+                  "the model's)");
+  sub->add_option("--concurrency", args->concurrency, "workers issuing calls")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub->add_option("--duration", args->duration, "measured seconds")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  sub->add_option("--warmup", args->warmup, "seconds run before measuring")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--rate", args->rate, "target calls/s over all workers (0: as fast as possible)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
+  sub->add_option("--connections", args->connections,
+                  "separate HTTP/2 connections (default: min(concurrency, 4))")
+      ->check(CLI::Range(0, 1024));
+  sub->add_option("--candidates", args->candidates, "score: items per call")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub->add_option("--k", args->k, "topk: k")->check(CLI::Range(1, 100000))->capture_default_str();
+  sub->add_option("--n", args->n, "sample-negatives: n")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub->add_option("--sampler", args->sampler, "sample-negatives: sampler name");
+  sub->add_option("--batch", args->batch, "ingest: events per call")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  sub->add_option("--key-events", args->key_events, "events read to collect request keys")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}))
+      ->capture_default_str();
+  sub->add_option("--seed", args->seed, "random seed of the request stream")->capture_default_str();
+  sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunBench(ctx, *args); }; });
+}
+
+}  // namespace debias::cli
