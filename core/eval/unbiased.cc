@@ -488,13 +488,14 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
   for (size_t u = 0; u < users.size(); ++u) {
     const UserRanking& r = users[u];
     double* row = table.values.data() + u * static_cast<size_t>(S);
-    double wsum = 0.0;
+    double wsum = 0.0, wsq = 0.0;
     for (size_t i = 0; i < r.clicked.size(); ++i) {
       double p = r.clicked_propensity[i];
       if (clip > 0 && p < clip) ++clipped;
       double w = 1.0 / std::max(p, clip);
       click_weights.push_back(w);
       wsum += weight(p);
+      wsq += weight(p) * weight(p);
     }
     if (!r.clicked.empty()) ++users_with_clicks;
     row[col_n] = static_cast<double>(r.clicked.size());
@@ -517,7 +518,7 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
       }
     }
     // Prefix sums over ranks, read off at each k.
-    double dcg = 0, cum = 0, ap = 0;
+    double dcg = 0, cum = 0, cum_sq = 0, ap = 0;
     size_t next = 0;
     for (size_t pos = 0; pos < max_k; ++pos) {
       double x = rel_hat[pos];
@@ -525,13 +526,20 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
       dcg += x / std::log2(rank + 1.0);
       ap += x * (1.0 + cum) / rank;
       cum += x;
+      cum_sq += x * x;
       while (next < ks.size() && static_cast<size_t>(ks[next]) == pos + 1) {
         double k = ks[next];
         double* c = row + next * per_k;
         c[0] = dcg;
         c[1] = cum / k;
         if (!dr && wsum > 0) {
-          c[2] = cum / wsum;
+          // Second-order (delta-method) correction of the ratio's bias:
+          // E[A/T] ~ (A/T)(1 - Var T / T^2 + Cov(A, T) / (A T)), with the
+          // variances of the Poisson-sampled clicks estimated by sum w^2.
+          // It is exactly 1 for naive (w = 1).
+          double corr = 1.0 - wsq / (wsum * wsum) +
+                        (cum > 0 ? cum_sq / (cum * wsum) : 0.0);
+          c[2] = cum / wsum * corr;
           c[3] = ap / std::min(wsum, k);
         }
         ++next;

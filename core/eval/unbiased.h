@@ -30,8 +30,13 @@
 //   kNaive: rel_hat = c (the click itself; T_u = the user's click count).
 //   kIps:   rel_hat = c w. With clip = 0 and true propensities, dcg, precision
 //           and pointwise_loss are unbiased; recall and map are per-user
-//           ratios (T_u estimated by sum_clicked w), so they are consistent
-//           as the user's clicks grow, not exactly unbiased.
+//           ratios (T_u estimated by T_hat = sum_clicked w), so they are
+//           consistent as the user's clicks grow, not exactly unbiased.
+//           recall@K = (A / T_hat)(1 - S / T_hat^2 + S_K / (A T_hat)), A =
+//           sum_{r<=K} rel_hat, S = sum_clicked w^2, S_K = the same over the
+//           top K: the second-order (delta-method) correction of the
+//           ratio's bias E[A/T_hat] - A/T (Var and Cov of the clicks
+//           estimated by S and S_K); it is 1 for naive, and stays in [0, 1].
 //   kSnips: global self-normalisation: rel_hat = c w / w_bar with w_bar the
 //           mean of w over ALL logged clicks, so the weights average to 1 and
 //           sum to the click count. Under implicit feedback the exposures are

@@ -78,7 +78,8 @@ TEST(UnbiasedTest, IpsHandComputed) {
   const auto& m = r->metrics;
   EXPECT_NEAR(m.at("dcg@2"), 2 * kL3, 1e-12);  // rel_hat = 1 / 0.5
   EXPECT_NEAR(m.at("precision@2"), 1.0, 1e-12);
-  EXPECT_NEAR(m.at("recall@2"), 2.0 / 6.0, 1e-12);  // T_hat = 2 + 4
+  // T_hat = 2 + 4, S = 4 + 16, S_2 = 4: (2/6)(1 - 20/36 + 4/(2*6)).
+  EXPECT_NEAR(m.at("recall@2"), 2.0 / 6.0 * (1 - 20.0 / 36 + 4.0 / 12), 1e-12);
   EXPECT_NEAR(m.at("map@2"), (2.0 * 1.0 / 2) / 2, 1e-12);
   EXPECT_NEAR(m.at("map@3"), (2.0 * 1.0 / 2) / 3, 1e-12);
   // One user: the normal interval has zero width.
@@ -88,7 +89,8 @@ TEST(UnbiasedTest, IpsHandComputed) {
 TEST(UnbiasedTest, IpsClipsPropensities) {
   auto r = Estimate({UserA()}, RelevanceEstimator::kIps, {2}, 0.5);
   ASSERT_OK(r);
-  EXPECT_NEAR(r->metrics.at("recall@2"), 2.0 / 4.0, 1e-12);  // 0.25 -> 0.5
+  // 0.25 -> 0.5: weights 2, 2: (2/4)(1 - 8/16 + 4/(2*4)).
+  EXPECT_NEAR(r->metrics.at("recall@2"), 0.5, 1e-12);
   EXPECT_EQ(r->diagnostics["weights"]["clipped"], 1);
   EXPECT_NEAR(r->diagnostics["weights"]["max"].get<double>(), 2.0, 1e-12);
 }
@@ -108,7 +110,8 @@ TEST(UnbiasedTest, SnipsNormalisesWeightsOverAllClicks) {
   // Per-user ratios: the global scale cancels, SNIPS = IPS.
   EXPECT_NEAR(snips->metrics.at("recall@2"), ips->metrics.at("recall@2"),
               1e-12);
-  EXPECT_NEAR(snips->metrics.at("recall@2"), (1.0 / 3 + 1.0) / 2, 1e-12);
+  EXPECT_NEAR(snips->metrics.at("recall@2"),
+              (2.0 / 6.0 * (1 - 20.0 / 36 + 4.0 / 12) + 1.0) / 2, 1e-12);
 }
 
 TEST(UnbiasedTest, DrHandComputed) {
