@@ -1,11 +1,15 @@
 // debiasctl subcommands for models: methods, train, models, cancel,
 // delete-model, score, topk, propensity, evaluate, sample-negatives.
+#include <cmath>
+#include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/cli.h"
+#include "core/data/csv.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace debias::cli {
@@ -322,23 +326,105 @@ void RegisterPropensity(CLI::App& app, Context& ctx) {
   });
 }
 
+// Reads uploaded scores: CSV rows user,item,score (a first row whose score
+// is not a number is a header).
+absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--scores ", path, ": cannot open"));
+  data::CsvRecordReader reader(in);
+  std::map<std::string, v1::UserScores*> by_user;
+  while (true) {
+    auto more = reader.Next();
+    if (!more.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", reader.line(), ": ", more.status().message()));
+    }
+    if (!*more) break;
+    if (reader.num_fields() != 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", reader.line(), ": expected 3 fields user,item,score, got ",
+          reader.num_fields()));
+    }
+    float score = 0;
+    if (!absl::SimpleAtof(reader.field(2), &score) || !std::isfinite(score)) {
+      if (reader.line() == 1) continue;  // header
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", reader.line(), ": score '",
+                                                     reader.field(2), "' is not a finite number"));
+    }
+    auto& us = by_user[reader.field(0)];
+    if (us == nullptr) {
+      us = req->add_scores();
+      us->set_user(reader.field(0));
+    }
+    us->add_items(reader.field(1));
+    us->add_scores(score);
+  }
+  if (req->scores_size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--scores ", path, ": no rows"));
+  }
+  return absl::OkStatus();
+}
+
+json MapJson(const google::protobuf::Map<std::string, double>& m) {
+  json j = json::object();
+  for (const auto& [k, v] : std::map<std::string, double>(m.begin(), m.end())) j[k] = v;
+  return j;
+}
+
+json IntervalsJson(const google::protobuf::Map<std::string, v1::Interval>& m) {
+  json j = json::object();
+  for (const auto& [k, v] : m) j[k] = json::array({v.low(), v.high()});
+  return j;
+}
+
 void RegisterEvaluate(CLI::App& app, Context& ctx) {
-  auto* sub = app.add_subcommand("evaluate", "metrics of a model on a labelled test dataset");
+  auto* sub = app.add_subcommand(
+      "evaluate",
+      "a model's metrics on a labelled test dataset, or (with --estimator) its true ranking "
+      "quality estimated from a biased click log, with intervals");
   struct Args {
     uint64_t model = 0;
     std::string dataset, exclude, convention, ks;
     std::optional<double> threshold;
     bool rank_all = false;
+    std::string estimator, propensity_from, scores, mar_dataset;
+    std::vector<std::string> propensity_params;
+    double clip = 0, confidence = 0;
+    uint32_t bootstrap = 0, max_users = 0;
+    uint64_t seed = 0, imputation_model = 0;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id")->required();
-  sub->add_option("--dataset", a->dataset, "test dataset")->required();
+  sub->add_option("--model", a->model, "model id (or --scores)");
+  sub->add_option("--dataset", a->dataset,
+                  "labelled test dataset; with --estimator, the biased click log")
+      ->required();
   sub->add_option("--k", a->ks, "comma-separated cut-offs (default 5,10)");
-  sub->add_option("--threshold", a->threshold, "ratings >= T are relevant");
+  sub->add_option("--threshold", a->threshold,
+                  "labels >= T are relevant (test) / clicks (log); default label > 0");
   sub->add_flag("--rank-all-items", a->rank_all, "rank every item (hold-out protocol)");
   sub->add_option("--exclude-dataset", a->exclude, "drop each user's items in this dataset");
   sub->add_option("--convention", a->convention, "standard|kb")
       ->check(CLI::IsMember({"standard", "kb"}));
+  sub->add_option("--estimator", a->estimator,
+                  "naive|ips|snips|dr: estimate from the click log in --dataset")
+      ->check(CLI::IsMember({"naive", "ips", "snips", "dr"}));
+  sub->add_option("--propensity-from", a->propensity_from,
+                  "propensity estimator fitted on the log (default popularity), 'logged', or "
+                  "a model id whose training propensities to use");
+  sub->add_option("--propensity-param", a->propensity_params,
+                  "key=value for the fitted propensity estimator (repeatable)");
+  sub->add_option("--clip", a->clip, "raise propensities below M to M (0: none)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--bootstrap", a->bootstrap, "bootstrap resamples of users (0: none)");
+  sub->add_option("--seed", a->seed, "seed of the bootstrap and the user subset");
+  sub->add_option("--confidence", a->confidence, "interval level (default 0.95)");
+  sub->add_option("--imputation-model", a->imputation_model,
+                  "dr: model imputing relevance (default: the evaluated model)");
+  sub->add_option("--scores", a->scores,
+                  "evaluate uploaded scores: CSV user,item,score instead of --model");
+  sub->add_option("--mar-dataset", a->mar_dataset,
+                  "also evaluate on this labelled missing-at-random sample");
+  sub->add_option("--max-users", a->max_users, "estimate on a seeded subset of users (0: all)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -356,18 +442,70 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       req.set_rank_all_items(a->rank_all);
       req.set_exclude_dataset(a->exclude);
       req.set_convention(a->convention);
+      req.set_estimator(a->estimator);
+      req.set_propensity_from(a->propensity_from);
+      for (const auto& kv : a->propensity_params) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return Fail(absl::InvalidArgumentError(
+              absl::StrCat("--propensity-param '", kv, "': expected key=value")));
+        }
+        (*req.mutable_propensity_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      req.set_clip(a->clip);
+      req.set_bootstrap(a->bootstrap);
+      req.set_seed(a->seed);
+      req.set_confidence(a->confidence);
+      req.set_imputation_model_id(a->imputation_model);
+      req.set_mar_dataset(a->mar_dataset);
+      req.set_max_users(a->max_users);
+      if (!a->scores.empty()) {
+        if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
+      }
+      if (a->model == 0 && a->scores.empty()) {
+        return Fail(absl::InvalidArgumentError("give --model ID or --scores FILE"));
+      }
       auto r = ctx.Connect()->Evaluate(req);
       if (!r.ok()) return Fail(r.status());
-      json metrics = json::object();
-      std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
       std::string human;
+      std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
       for (const auto& [k, v] : sorted) {
-        metrics[k] = v;
-        absl::StrAppendFormat(&human, "%-14s %.4f\n", k, v);
+        absl::StrAppendFormat(&human, "%-16s %.4f", k, v);
+        auto bi = r->intervals().find(k);
+        auto ni = r->normal_intervals().find(k);
+        if (bi != r->intervals().end()) {
+          absl::StrAppendFormat(&human, "  [%.4f, %.4f] bootstrap", bi->second.low(),
+                                bi->second.high());
+        } else if (ni != r->normal_intervals().end()) {
+          absl::StrAppendFormat(&human, "  [%.4f, %.4f] normal", ni->second.low(),
+                                ni->second.high());
+        }
+        auto mi = r->mar_metrics().find(k);
+        if (mi != r->mar_metrics().end()) absl::StrAppendFormat(&human, "  MAR %.4f", mi->second);
+        human += "\n";
       }
-      return Emit(ctx, json{{"model_id", a->model}, {"metrics", metrics},
-                            {"diagnostics", StructJson(r->diagnostics())}},
-                  human);
+      json diag = StructJson(r->diagnostics());
+      if (r->mar_metrics_size() > 0) {
+        human += "on the MAR sample:\n";
+        for (const auto& [k, v] : std::map<std::string, double>(r->mar_metrics().begin(),
+                                                                r->mar_metrics().end())) {
+          absl::StrAppendFormat(&human, "  %-14s %.4f\n", k, v);
+        }
+      }
+      if (diag.contains("warnings") && diag["warnings"].is_array()) {
+        for (const auto& w : diag["warnings"]) {
+          if (w.is_string()) human += "warning: " + w.get<std::string>() + "\n";
+        }
+      }
+      json out{{"metrics", MapJson(r->metrics())}, {"diagnostics", diag}};
+      if (a->model != 0) out["model_id"] = a->model;
+      if (!a->estimator.empty()) {
+        out["estimator"] = a->estimator;
+        out["intervals"] = IntervalsJson(r->intervals());
+        out["normal_intervals"] = IntervalsJson(r->normal_intervals());
+      }
+      if (r->mar_metrics_size() > 0) out["mar_metrics"] = MapJson(r->mar_metrics());
+      return Emit(ctx, out, human);
     };
   });
 }

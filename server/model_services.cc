@@ -12,6 +12,7 @@
 #include "core/samplers/registry.h"
 #include "core/train/registry.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/log_evaluation.h"
 #include "server/status_util.h"
 
 namespace debias::server {
@@ -495,8 +496,17 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext*,
 grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext*,
                                              const v1::EvaluateRequest* req,
                                              v1::EvaluateResponse* resp) {
-  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
+  if (!req->estimator().empty()) {
+    return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp));
+  }
+  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  if (req->scores_size() > 0 || req->bootstrap() > 0 || !req->propensity_from().empty() ||
+      req->imputation_model_id() != 0 || !req->mar_dataset().empty() || req->clip() != 0) {
+    return Invalid(
+        "scores, bootstrap, propensity_from, clip, imputation_model_id and mar_dataset need "
+        "estimator (naive, ips, snips or dr); without it dataset is a labelled test set");
+  }
   eval::RankingEvalOptions opts;
   if (req->k_size() > 0) {
     if (req->k_size() > 20) return Invalid("k: at most 20 cut-offs");

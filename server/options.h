@@ -21,6 +21,7 @@ struct Limits {
   int max_samples = 10000;         // SampleNegatives n
   int max_training_jobs = 2;       // concurrent Train jobs
   int max_params = 64;             // hyperparameters per Train request
+  int max_bootstrap = 10000;       // Evaluate bootstrap resamples
 };
 
 struct ServerOptions {

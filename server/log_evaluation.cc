@@ -1,0 +1,547 @@
+#include "server/log_evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/eval/unbiased.h"
+#include "core/propensity/registry.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace debias::server {
+namespace {
+
+using nlohmann::json;
+using KeyIndex = absl::flat_hash_map<std::string, uint32_t>;
+
+double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+KeyIndex IndexKeys(const std::vector<std::string>& keys) {
+  KeyIndex idx;
+  idx.reserve(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) idx.emplace(keys[i], i);
+  return idx;
+}
+
+// Answers P(exposed) for the log's clicks and for arbitrary (user, item)
+// keys, whichever source the request named.
+class PropensitySource {
+ public:
+  // Fitted on the log, or the log's recorded column.
+  static absl::StatusOr<PropensitySource> FromLog(const v1::EvaluateRequest& req,
+                                                  const data::DatasetView& log,
+                                                  const propensity::LabelRule& rule,
+                                                  const Limits& limits) {
+    PropensitySource src;
+    src.log_ = &log;
+    std::string name = req.propensity_from().empty() ? "popularity" : req.propensity_from();
+    if (req.propensity_params_size() > limits.max_params) {
+      return absl::InvalidArgumentError(absl::StrCat("propensity_params: at most ",
+                                                     limits.max_params, " allowed"));
+    }
+    std::map<std::string, std::string> params(req.propensity_params().begin(),
+                                              req.propensity_params().end());
+    if (name == "logged") {
+      if (!log.has_propensities()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "propensity_from=logged: dataset '", req.dataset(),
+            "' has no logged propensities; use a fitted estimator such as popularity"));
+      }
+      src.logged_ = true;
+      src.name_ = "logged";
+      return src;
+    }
+    propensity::FitContext ctx;
+    ctx.rule = rule;
+    ctx.seed = req.seed();
+    auto est = propensity::FitEstimator(name, log, params, ctx);
+    if (!est.ok()) {
+      return absl::Status(est.status().code(),
+                          absl::StrCat("propensity_from=", name.substr(0, 64), ": ",
+                                       est.status().message()));
+    }
+    src.owned_ = std::move(*est);
+    src.estimator_ = src.owned_.get();
+    src.users_ = IndexKeys(log.user_keys);
+    src.items_ = IndexKeys(log.item_keys);
+    src.name_ = std::string(src.estimator_->name());
+    return src;
+  }
+
+  // The training propensity estimator of another model.
+  static absl::StatusOr<PropensitySource> FromModel(uint64_t id, ModelManager* models,
+                                                    store::InteractionStore* store,
+                                                    const data::DatasetView& log) {
+    PropensitySource src;
+    src.log_ = &log;
+    auto m = models->Get(id);
+    if (!m.ok()) return m.status();
+    auto fitted = (*m)->Propensity(store);
+    if (!fitted.ok()) {
+      return absl::Status(fitted.status().code(),
+                          absl::StrCat("propensity_from=", id, ": ", fitted.status().message()));
+    }
+    src.model_ = *m;  // keeps the fitted estimator alive
+    src.estimator_ = (*fitted)->estimator.get();
+    src.users_ptr_ = &(*fitted)->users;
+    src.items_ptr_ = &(*fitted)->items;
+    src.name_ = absl::StrCat("model ", id, " (", std::string(src.estimator_->name()), ")");
+    return src;
+  }
+
+  const std::string& name() const { return name_; }
+  bool logged() const { return logged_; }
+
+  // Propensity of log event e (a click).
+  double Click(size_t e) const {
+    if (logged_) return log_->propensity[e];
+    return Pair(log_->user_keys[log_->user[e]], log_->item_keys[log_->item[e]]);
+  }
+  // Propensity of an arbitrary pair by key; unknown keys get the estimator's
+  // fallback (its floor or marginal), never 0.
+  double Pair(const std::string& user, const std::string& item) const {
+    const KeyIndex& users = users_ptr_ ? *users_ptr_ : users_;
+    const KeyIndex& items = items_ptr_ ? *items_ptr_ : items_;
+    auto u = users.find(user);
+    auto i = items.find(item);
+    uint32_t uid = u == users.end() ? UINT32_MAX : u->second;
+    uint32_t iid = i == items.end() ? UINT32_MAX : i->second;
+    return estimator_->Pair(uid, iid, 1);
+  }
+
+ private:
+  const data::DatasetView* log_ = nullptr;
+  bool logged_ = false;
+  std::string name_;
+  std::unique_ptr<propensity::Estimator> owned_;
+  std::shared_ptr<const LoadedModel> model_;
+  const propensity::Estimator* estimator_ = nullptr;
+  KeyIndex users_, items_;
+  const KeyIndex* users_ptr_ = nullptr;
+  const KeyIndex* items_ptr_ = nullptr;
+};
+
+// The ranking side: a served model or uploaded scores, over one item key
+// space shared with the log.
+struct RankingInput {
+  std::vector<std::string> users;          // population, by key
+  std::vector<std::string> item_keys;      // eval item id -> key
+  KeyIndex item_index;                     // key -> eval item id
+};
+
+absl::Status ValidateOptions(const v1::EvaluateRequest& req, const Limits& limits,
+                             eval::UnbiasedRankingOptions* opts) {
+  auto est = eval::ParseRelevanceEstimator(req.estimator());
+  if (!est.ok()) return est.status();
+  opts->estimator = *est;
+  if (req.k_size() > 0) {
+    if (req.k_size() > 20) return absl::InvalidArgumentError("k: at most 20 cut-offs");
+    opts->ks.clear();
+    for (uint32_t k : req.k()) {
+      if (k < 1 || k > static_cast<uint32_t>(limits.max_k)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("k=", k, ": must be in [1, ", limits.max_k, "]"));
+      }
+      if (std::find(opts->ks.begin(), opts->ks.end(), static_cast<int>(k)) != opts->ks.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("k=", k, ": listed twice"));
+      }
+      opts->ks.push_back(static_cast<int>(k));
+    }
+  }
+  if (!std::isfinite(req.clip()) || req.clip() < 0 || req.clip() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip=", req.clip(), ": must be 0 (no clipping) or in (0, 1]"));
+  }
+  opts->clip = req.clip();
+  if (req.bootstrap() > static_cast<uint32_t>(limits.max_bootstrap)) {
+    return absl::InvalidArgumentError(absl::StrCat("bootstrap=", req.bootstrap(),
+                                                   ": must be in [0, ", limits.max_bootstrap,
+                                                   "] (the server's max_bootstrap)"));
+  }
+  opts->bootstrap = static_cast<int>(req.bootstrap());
+  opts->seed = req.seed();
+  if (req.confidence() != 0) {
+    if (!std::isfinite(req.confidence()) || req.confidence() < 0.5 ||
+        req.confidence() > 0.9999) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("confidence=", req.confidence(), ": must be in [0.5, 0.9999]"));
+    }
+    opts->confidence = req.confidence();
+  }
+  if (req.rank_all_items() || !req.exclude_dataset().empty() || !req.convention().empty()) {
+    return absl::InvalidArgumentError(
+        "rank_all_items, exclude_dataset and convention belong to the labelled-test mode "
+        "(estimator empty); the log estimators always rank all items");
+  }
+  if (req.has_threshold() && !std::isfinite(req.threshold())) {
+    return absl::InvalidArgumentError("threshold: must be finite");
+  }
+  const bool uploaded = req.scores_size() > 0;
+  if (uploaded == (req.model_id() != 0)) {
+    return absl::InvalidArgumentError(
+        "model_id and scores: give exactly one (a served model or uploaded scores)");
+  }
+  if (req.scores_size() > limits.max_batch_users) {
+    return absl::InvalidArgumentError(absl::StrCat("scores: ", req.scores_size(),
+                                                   " users, at most ", limits.max_batch_users));
+  }
+  for (int u = 0; u < req.scores_size(); ++u) {
+    const v1::UserScores& s = req.scores(u);
+    if (s.user().empty()) return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].user: required"));
+    if (s.items_size() != s.scores_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "scores[", u, "]: ", s.items_size(), " items but ", s.scores_size(), " scores"));
+    }
+    if (s.items_size() < 1 || s.items_size() > limits.max_candidates) {
+      return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items: ", s.items_size(),
+                                                     " given, must be in [1, ",
+                                                     limits.max_candidates, "]"));
+    }
+    for (int i = 0; i < s.scores_size(); ++i) {
+      if (!std::isfinite(s.scores(i))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("scores[", u, "].scores[", i, "]: must be finite"));
+      }
+      if (s.items(i).empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items[", i, "]: empty"));
+      }
+    }
+  }
+  if (uploaded && opts->estimator == eval::RelevanceEstimator::kDr &&
+      req.imputation_model_id() == 0) {
+    return absl::InvalidArgumentError(
+        "imputation_model_id: required for estimator=dr with uploaded scores");
+  }
+  if (opts->estimator == eval::RelevanceEstimator::kDr && req.propensity_from() == "logged") {
+    return absl::InvalidArgumentError(
+        "propensity_from=logged: dr needs propensities of unclicked pairs too; use a "
+        "fitted estimator (e.g. popularity) or a model id");
+  }
+  if (uploaded && !req.mar_dataset().empty()) {
+    return absl::InvalidArgumentError("mar_dataset: needs a served model (model_id)");
+  }
+  return absl::OkStatus();
+}
+
+bool IsNumber(const std::string& s, uint64_t* out) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); }) &&
+         absl::SimpleAtoi(s, out);
+}
+
+}  // namespace
+
+absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* store,
+                             const Limits& limits, const v1::EvaluateRequest& req,
+                             v1::EvaluateResponse* resp) {
+  eval::UnbiasedRankingOptions opts;
+  if (absl::Status s = ValidateOptions(req, limits, &opts); !s.ok()) return s;
+  opts.num_threads = 2;
+  const int max_k = *std::max_element(opts.ks.begin(), opts.ks.end());
+  const bool dr = opts.estimator == eval::RelevanceEstimator::kDr;
+
+  auto log_or = store->LoadView(req.dataset());
+  if (!log_or.ok()) return log_or.status();
+  const data::DatasetView& log = **log_or;
+  propensity::LabelRule rule;
+  if (req.has_threshold()) rule.threshold = req.threshold();
+
+  // The ranking source.
+  std::shared_ptr<const LoadedModel> model;
+  if (req.model_id() != 0) {
+    auto m = models->Get(req.model_id());
+    if (!m.ok()) return m.status();
+    model = *m;
+    if (model->model->num_items() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model ", req.model_id(), " is a ranker over features; evaluate it on ranked lists"));
+    }
+  }
+  std::shared_ptr<const LoadedModel> imputer = model;
+  if (dr && req.imputation_model_id() != 0) {
+    auto m = models->Get(req.imputation_model_id());
+    if (!m.ok()) return m.status();
+    imputer = *m;
+    if (imputer->model->num_items() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("imputation_model_id=",
+                                                     req.imputation_model_id(),
+                                                     ": a feature ranker cannot impute pairs"));
+    }
+  }
+
+  // Propensities.
+  absl::StatusOr<PropensitySource> prop = absl::UnknownError("unset");
+  uint64_t prop_model = 0;
+  if (IsNumber(req.propensity_from(), &prop_model)) {
+    if (prop_model == 0) return absl::InvalidArgumentError("propensity_from=0: model ids are >= 1");
+    prop = PropensitySource::FromModel(prop_model, models, store, log);
+  } else {
+    prop = PropensitySource::FromLog(req, log, rule, limits);
+  }
+  if (!prop.ok()) return prop.status();
+
+  // Item key space: the ranking's items first, then the log's other items.
+  RankingInput in;
+  if (model) {
+    in.item_keys = model->record.item_keys;
+    in.item_index = KeyIndex(model->item_index.begin(), model->item_index.end());
+    in.users = model->record.user_keys;
+  } else {
+    for (const auto& s : req.scores()) {
+      in.users.push_back(s.user());
+      for (const auto& k : s.items()) {
+        if (in.item_index.emplace(k, in.item_keys.size()).second) in.item_keys.push_back(k);
+      }
+    }
+    std::vector<std::string> sorted = in.users;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+      return absl::InvalidArgumentError("scores: a user appears twice");
+    }
+  }
+  const size_t ranked_items = in.item_keys.size();
+  std::vector<uint32_t> log_item_to_eval(log.num_items());
+  for (uint32_t i = 0; i < log.num_items(); ++i) {
+    auto [it, added] = in.item_index.emplace(log.item_keys[i], in.item_keys.size());
+    if (added) in.item_keys.push_back(log.item_keys[i]);
+    log_item_to_eval[i] = it->second;
+  }
+  KeyIndex log_users = IndexKeys(log.user_keys);
+
+  // Population subset.
+  std::vector<uint32_t> order(in.users.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (req.max_users() > 0 && req.max_users() < order.size()) {
+    std::mt19937_64 rng(req.seed() ^ 0x5eedf00dULL);
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(req.max_users());
+    std::sort(order.begin(), order.end());
+  }
+  // Log users the population does not cover.
+  int64_t log_users_outside = 0, log_clicks_outside = 0;
+  {
+    absl::flat_hash_map<std::string, bool> pop;
+    for (const auto& u : in.users) pop.emplace(u, true);
+    for (uint32_t u = 0; u < log.num_users(); ++u) {
+      if (pop.contains(log.user_keys[u])) continue;
+      ++log_users_outside;
+      auto [b, e] = log.UserRange(u);
+      log_clicks_outside += static_cast<int64_t>(e - b);
+    }
+  }
+
+  // Per-user inputs, built on two threads.
+  std::vector<eval::UserRanking> users(order.size());
+  const bool pointwise = model != nullptr && !dr;
+  std::atomic<bool> pointwise_ok{pointwise};
+  std::atomic<int64_t> clicks_total{0};
+  auto build = [&](size_t begin, size_t end) {
+    std::vector<float> scores;
+    std::vector<uint32_t> idx;
+    std::vector<std::pair<uint32_t, double>> clicks;
+    for (size_t n = begin; n < end; ++n) {
+      eval::UserRanking& ur = users[n];
+      const std::string& user_key = in.users[order[n]];
+      // Ranking.
+      if (model) {
+        const uint32_t mu = order[n];
+        scores.resize(model->model->num_items());
+        model->model->ScoreAll(mu, scores);
+        idx.resize(scores.size());
+        std::iota(idx.begin(), idx.end(), 0);
+        const size_t k = std::min<size_t>(max_k, idx.size());
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](uint32_t a, uint32_t b) {
+          return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+        });
+        ur.ranked.assign(idx.begin(), idx.begin() + k);
+      } else {
+        const v1::UserScores& s = req.scores(order[n]);
+        idx.resize(s.items_size());
+        std::iota(idx.begin(), idx.end(), 0);
+        const size_t k = std::min<size_t>(max_k, idx.size());
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](uint32_t a, uint32_t b) {
+          return s.scores(a) > s.scores(b) || (s.scores(a) == s.scores(b) && a < b);
+        });
+        ur.ranked.clear();
+        for (size_t r = 0; r < k; ++r) ur.ranked.push_back(in.item_index.at(s.items(idx[r])));
+      }
+      // Clicks (distinct items; a repeated click keeps its first propensity).
+      clicks.clear();
+      if (auto lu = log_users.find(user_key); lu != log_users.end()) {
+        auto [b, e] = log.UserRange(lu->second);
+        for (size_t ev = b; ev < e; ++ev) {
+          if (!rule.IsPositive(log.label[ev])) continue;
+          clicks.emplace_back(log_item_to_eval[log.item[ev]], prop->Click(ev));
+        }
+      }
+      std::stable_sort(clicks.begin(), clicks.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      clicks.erase(std::unique(clicks.begin(), clicks.end(),
+                               [](const auto& a, const auto& b) { return a.first == b.first; }),
+                   clicks.end());
+      ur.clicked.clear();
+      ur.clicked_propensity.clear();
+      for (const auto& [item, p] : clicks) {
+        ur.clicked.push_back(static_cast<int32_t>(item));
+        ur.clicked_propensity.push_back(p);
+      }
+      clicks_total.fetch_add(static_cast<int64_t>(clicks.size()));
+      // Pointwise loss inputs (served model: every item is a candidate).
+      if (pointwise && pointwise_ok.load()) {
+        double neg = 0;
+        for (float s : scores) {
+          double p = std::clamp(Sigmoid(s), 1e-7, 1 - 1e-7);
+          neg += -std::log1p(-p);
+        }
+        ur.negative_log_loss_sum = neg;
+        ur.num_candidates = static_cast<int64_t>(scores.size());
+        ur.clicked_score.clear();
+        for (int32_t item : ur.clicked) {
+          if (static_cast<size_t>(item) >= ranked_items) {
+            pointwise_ok = false;  // a click on an item the model cannot score
+            break;
+          }
+          ur.clicked_score.push_back(Sigmoid(scores[item]));
+        }
+      }
+      // DR: imputed relevance and propensity of every ranked item.
+      if (dr) {
+        ur.ranked_imputed.clear();
+        ur.ranked_propensity.clear();
+        auto iu = imputer->user_index.find(user_key);
+        for (int32_t item : ur.ranked) {
+          const std::string& key = in.item_keys[item];
+          double r = 0;
+          if (iu != imputer->user_index.end()) {
+            if (auto ii = imputer->item_index.find(key); ii != imputer->item_index.end()) {
+              float s = 0;
+              uint32_t one = ii->second;
+              imputer->model->ScoreItems(iu->second, {&one, 1}, {&s, 1});
+              r = Sigmoid(s);
+            }
+          }
+          ur.ranked_imputed.push_back(std::isfinite(r) ? r : 0.0);
+          ur.ranked_propensity.push_back(prop->Pair(user_key, key));
+        }
+      }
+    }
+  };
+  if (users.size() >= 64) {
+    const size_t half = users.size() / 2;
+    std::thread t([&] { build(0, half); });
+    build(half, users.size());
+    t.join();
+  } else {
+    build(0, users.size());
+  }
+  if (users.empty()) {
+    return absl::FailedPreconditionError("no users to evaluate: the model has no users");
+  }
+  if (pointwise && !pointwise_ok.load()) {
+    for (auto& ur : users) {
+      ur.clicked_score.clear();
+      ur.num_candidates = 0;
+      ur.negative_log_loss_sum = 0;
+    }
+  }
+  auto result = eval::EstimateRankingMetrics(users, opts);
+  if (!result.ok()) return result.status();
+
+  for (const auto& [k, v] : result->metrics) (*resp->mutable_metrics())[k] = v;
+  for (const auto& [k, v] : result->intervals) {
+    v1::Interval iv;
+    iv.set_low(v.low);
+    iv.set_high(v.high);
+    (*resp->mutable_intervals())[k] = iv;
+  }
+  for (const auto& [k, v] : result->normal_intervals) {
+    v1::Interval iv;
+    iv.set_low(v.low);
+    iv.set_high(v.high);
+    (*resp->mutable_normal_intervals())[k] = iv;
+  }
+  json diag = result->diagnostics;
+  diag["mode"] = "log";
+  diag["dataset"] = req.dataset();
+  if (model) diag["model_id"] = req.model_id();
+  diag["ranking"] = model ? "served model" : "uploaded scores";
+  diag["propensity_from"] = prop->name();
+  if (dr) diag["imputation_model_id"] = imputer ? imputer->record.id : 0;
+  diag["population_users"] = in.users.size();
+  diag["log_users_outside_population"] = log_users_outside;
+  diag["log_clicks_outside_population"] = log_clicks_outside;
+  if (log_users_outside > 0) {
+    if (!diag.contains("warnings") || !diag["warnings"].is_array()) diag["warnings"] = json::array();
+    diag["warnings"].push_back(absl::StrCat(
+        log_users_outside, " users of the log (", log_clicks_outside,
+        " events) are unknown to the ranking and were left out"));
+  }
+  // Labelled MAR sample, side by side: the same metrics, estimated without
+  // bias from the randomly sampled labelled items of each user (IPS with the
+  // known uniform sampling probability m_u / N over the N rankable items).
+  if (!req.mar_dataset().empty()) {
+    auto mar_or = store->LoadView(req.mar_dataset());
+    if (!mar_or.ok()) return mar_or.status();
+    const data::DatasetView& mar = **mar_or;
+    KeyIndex mar_users = IndexKeys(mar.user_keys);
+    std::vector<eval::UserRanking> mar_rankings;
+    std::vector<int32_t> sampled;
+    std::vector<int32_t> positive;
+    for (size_t n = 0; n < users.size(); ++n) {
+      auto mu = mar_users.find(in.users[order[n]]);
+      if (mu == mar_users.end()) continue;
+      sampled.clear();
+      positive.clear();
+      auto [b, e] = mar.UserRange(mu->second);
+      for (size_t ev = b; ev < e; ++ev) {
+        auto it = in.item_index.find(mar.item_keys[mar.item[ev]]);
+        if (it == in.item_index.end() || it->second >= ranked_items) continue;
+        sampled.push_back(static_cast<int32_t>(it->second));
+        if (rule.IsPositive(mar.label[ev])) positive.push_back(static_cast<int32_t>(it->second));
+      }
+      std::sort(sampled.begin(), sampled.end());
+      sampled.erase(std::unique(sampled.begin(), sampled.end()), sampled.end());
+      std::sort(positive.begin(), positive.end());
+      positive.erase(std::unique(positive.begin(), positive.end()), positive.end());
+      if (sampled.empty()) continue;
+      eval::UserRanking ur;
+      ur.ranked = users[n].ranked;
+      ur.clicked = positive;
+      ur.clicked_propensity.assign(positive.size(),
+                                   static_cast<double>(sampled.size()) / ranked_items);
+      mar_rankings.push_back(std::move(ur));
+    }
+    if (mar_rankings.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "mar_dataset '", req.mar_dataset(), "': no user of the ranking has labelled items"));
+    }
+    eval::UnbiasedRankingOptions mopts = opts;
+    mopts.estimator = eval::RelevanceEstimator::kIps;
+    mopts.clip = 0;
+    mopts.bootstrap = 0;
+    auto mm = eval::EstimateRankingMetrics(mar_rankings, mopts);
+    if (!mm.ok()) return mm.status();
+    json mar_intervals = json::object();
+    for (const auto& [k, v] : mm->metrics) {
+      if (!result->metrics.contains(k)) continue;
+      (*resp->mutable_mar_metrics())[k] = v;
+      if (auto it = mm->normal_intervals.find(k); it != mm->normal_intervals.end()) {
+        mar_intervals[k] = json::array({it->second.low, it->second.high});
+      }
+    }
+    diag["mar"] = json{{"dataset", req.mar_dataset()},
+                       {"users", mar_rankings.size()},
+                       {"normal_intervals", mar_intervals},
+                       {"method", "IPS with the uniform sampling probability of each user's "
+                                  "labelled items among the ranked items"}};
+  }
+  (void)google::protobuf::util::JsonStringToMessage(diag.dump(), resp->mutable_diagnostics());
+  return absl::OkStatus();
+}
+
+}  // namespace debias::server
