@@ -12,6 +12,13 @@ namespace {
 
 std::string Num(double x) { return absl::StrFormat("%g", x); }
 
+// Bounds that keep weights, weighted rewards and their squares finite.
+constexpr double kMinLoggingProb = 1e-12;
+constexpr double kMaxAbsValue = 1e12;
+bool ValidValue(double x) {
+  return std::isfinite(x) && std::abs(x) <= kMaxAbsValue;
+}
+
 bool UsesRewardModel(PolicyEstimator e) {
   return e == PolicyEstimator::kDm || e == PolicyEstimator::kDr ||
          e == PolicyEstimator::kSwitchDr || e == PolicyEstimator::kDrOs;
@@ -78,28 +85,29 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
         " needs one reward-model prediction per position"));
   }
   for (size_t k = 0; k < L; ++k) {
-    if (!std::isfinite(d.reward[k])) {
-      return DecisionError(x, "reward", k, d.reward[k], "must be finite");
+    if (!ValidValue(d.reward[k])) {
+      return DecisionError(x, "reward", k, d.reward[k],
+                           "must be finite with |reward| <= 1e12");
     }
     double mu = d.logging_prob[k];
-    if (!(std::isfinite(mu) && mu > 0.0 && mu <= 1.0)) {
+    if (!(std::isfinite(mu) && mu >= kMinLoggingProb && mu <= 1.0)) {
       return DecisionError(x, "logging_prob", k, mu,
-                           "must be finite and in (0, 1]");
+                           "must be finite and in (0, 1] (at least 1e-12)");
     }
     double pi = d.target_prob[k];
     if (!(std::isfinite(pi) && pi >= 0.0 && pi <= 1.0)) {
       return DecisionError(x, "target_prob", k, pi,
                            "must be finite and in [0, 1]");
     }
-    if (k < d.reward_hat.size() && !std::isfinite(d.reward_hat[k])) {
+    if (k < d.reward_hat.size() && !ValidValue(d.reward_hat[k])) {
       return DecisionError(x, "reward_hat", k, d.reward_hat[k],
-                           "must be finite");
+                           "must be finite with |reward_hat| <= 1e12");
     }
   }
-  if (UsesRewardModel(est) && !std::isfinite(d.target_dm)) {
+  if (UsesRewardModel(est) && !ValidValue(d.target_dm)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "decisions[", x, "].target_dm=", Num(d.target_dm),
-        ": must be finite"));
+        ": must be finite with |target_dm| <= 1e12"));
   }
   return absl::OkStatus();
 }

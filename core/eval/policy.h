@@ -59,12 +59,12 @@ std::string_view PolicyEstimatorName(PolicyEstimator e);
 
 // One logged decision (a slate of L >= 1 positions; L = 1 for one action).
 struct LoggedDecision {
-  std::vector<double> reward;        // r_k, finite
-  std::vector<double> logging_prob;  // mu_k, in (0, 1]
+  std::vector<double> reward;        // r_k, finite, |r_k| <= 1e12
+  std::vector<double> logging_prob;  // mu_k, in [1e-12, 1]
   std::vector<double> target_prob;   // pi_k, in [0, 1]
   // Model-based estimators only (kDm, kDr, kSwitchDr, kDrOs):
-  std::vector<double> reward_hat;  // r_hat_k (not needed by kDm), finite
-  double target_dm = 0.0;          // dm_x, finite
+  std::vector<double> reward_hat;  // r_hat_k (not kDm), |r_hat_k| <= 1e12
+  double target_dm = 0.0;          // dm_x, |dm_x| <= 1e12
 };
 
 struct PolicyOptions {
@@ -86,9 +86,9 @@ struct PolicyResult {
 };
 
 // INVALID_ARGUMENT naming the decision index and field for bad input
-// ("decisions[4].logging_prob[0]=0: must be finite and in (0, 1]"), for
-// mismatched lengths, missing reward_hat for DR-family estimators, bad
-// options, or no decisions.
+// ("decisions[4].logging_prob[0]=0: must be finite and in (0, 1] (at least
+// 1e-12)"), for mismatched lengths, missing reward_hat for DR-family
+// estimators, bad options, or no decisions.
 absl::StatusOr<PolicyResult> EstimatePolicyValue(
     std::span<const LoggedDecision> decisions, const PolicyOptions& options);
 

@@ -17,6 +17,10 @@ namespace {
 constexpr int kMaxK = 1000;
 constexpr int kMaxBootstrap = 100000;
 constexpr double kMinScore = 1e-7;
+// Propensities below this are rejected: their weights (> 1e12) could only
+// come from a broken estimator, and their squares would overflow the
+// variance and ESS sums.
+constexpr double kMinPropensity = 1e-12;
 
 // Small, fast and fully specified generator (splitmix64), so bootstrap
 // resamples are reproducible across standard libraries.
@@ -56,7 +60,7 @@ double SortedQuantile(const std::vector<double>& sorted, double q) {
 }
 
 bool ValidProbability(double p) {
-  return std::isfinite(p) && p > 0.0 && p <= 1.0;
+  return std::isfinite(p) && p >= kMinPropensity && p <= 1.0;
 }
 
 std::string Num(double x) { return absl::StrFormat("%g", x); }
@@ -351,7 +355,7 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
     }
     if (!ValidProbability(r.clicked_propensity[i])) {
       return UserError(u, "clicked_propensity", i, r.clicked_propensity[i],
-                       "must be finite and in (0, 1]");
+                       "must be finite and in (0, 1] (at least 1e-12)");
     }
   }
   if (est == RelevanceEstimator::kDr) {
@@ -366,7 +370,7 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
     for (size_t i = 0; i < used; ++i) {
       if (!ValidProbability(r.ranked_propensity[i])) {
         return UserError(u, "ranked_propensity", i, r.ranked_propensity[i],
-                         "must be finite and in (0, 1]");
+                         "must be finite and in (0, 1] (at least 1e-12)");
       }
       double x = r.ranked_imputed[i];
       if (!(std::isfinite(x) && x >= 0.0 && x <= 1.0)) {
@@ -401,10 +405,11 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
       }
     }
     if (!(std::isfinite(r.negative_log_loss_sum) &&
-          r.negative_log_loss_sum >= 0.0)) {
+          r.negative_log_loss_sum >= 0.0 &&
+          r.negative_log_loss_sum <= 1e12)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "users[", u, "].negative_log_loss_sum=",
-          Num(r.negative_log_loss_sum), ": must be finite and >= 0"));
+          Num(r.negative_log_loss_sum), ": must be finite and in [0, 1e12]"));
     }
   } else if (r.num_candidates != 0 || !r.clicked_score.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(

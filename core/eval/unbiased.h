@@ -102,10 +102,12 @@ struct UserRanking {
   // used); shorter lists count missing ranks as non-relevant.
   std::vector<int32_t> ranked;
   // Item ids the user clicked in the log, strictly ascending, and the
-  // propensity P(exposed) of each clicked pair, finite and in (0, 1].
+  // propensity P(exposed) of each clicked pair, finite and in (0, 1]; values
+  // below 1e-12 are rejected (weights above 1e12 would overflow the variance
+  // sums; clip instead).
   std::vector<int32_t> clicked;
   std::vector<double> clicked_propensity;
-  // kDr only (same length as `ranked`): propensity (0, 1] and imputed
+  // kDr only (same length as `ranked`): propensity [1e-12, 1] and imputed
   // relevance [0, 1] of every ranked item. For a ranked item that was
   // clicked, clicked_propensity is used in the click term.
   std::vector<double> ranked_propensity;
@@ -113,8 +115,9 @@ struct UserRanking {
   // pointwise_loss only (optional; all users or none; not for kDr): the
   // model's relevance probability of each clicked item (same length as
   // `clicked`, in [0, 1]), the sum over the user's n candidate items (every
-  // item, clicked or not) of -log(1 - s) with s clamped to [1e-7, 1 - 1e-7],
-  // and n (>= number of clicks). num_candidates = 0 means "not given".
+  // item, clicked or not) of -log(1 - s) with s clamped to [1e-7, 1 - 1e-7]
+  // (in [0, 1e12]), and n (>= number of clicks). num_candidates = 0 means
+  // "not given".
   std::vector<double> clicked_score;
   double negative_log_loss_sum = 0.0;
   int64_t num_candidates = 0;

@@ -306,6 +306,10 @@ TEST(PolicyTest, RejectsBadInput) {
               StatusIs(kInvalidArgument, "decisions[2].target_prob[0]=nan"));
   EXPECT_THAT(bad([](LoggedDecision& d) { d.reward[0] = INFINITY; }),
               StatusIs(kInvalidArgument, "decisions[2].reward[0]=inf"));
+  EXPECT_THAT(bad([](LoggedDecision& d) { d.reward[0] = 1e300; }),
+              StatusIs(kInvalidArgument, "|reward| <= 1e12"));
+  EXPECT_THAT(bad([](LoggedDecision& d) { d.logging_prob[0] = 1e-300; }),
+              StatusIs(kInvalidArgument, "at least 1e-12"));
   EXPECT_THAT(bad([](LoggedDecision& d) { d.target_prob.push_back(0.5); }),
               StatusIs(kInvalidArgument, "same length"));
   EXPECT_THAT(bad([](LoggedDecision& d) { d.reward.clear(); }),

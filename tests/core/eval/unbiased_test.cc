@@ -452,6 +452,8 @@ TEST(UnbiasedTest, RejectsBadInput) {
               StatusIs(kInvalidArgument, "users[1].clicked_propensity[0]=0"));
   EXPECT_THAT(bad([](UserRanking& u) { u.clicked_propensity[0] = 1.5; }),
               StatusIs(kInvalidArgument, "in (0, 1]"));
+  EXPECT_THAT(bad([](UserRanking& u) { u.clicked_propensity[0] = 1e-13; }),
+              StatusIs(kInvalidArgument, "at least 1e-12"));
   EXPECT_THAT(
       bad([](UserRanking& u) { u.clicked_propensity[0] = INFINITY; }),
       StatusIs(kInvalidArgument, "users[1].clicked_propensity[0]=inf"));
