@@ -87,7 +87,8 @@ void BM_PointEstimateBaseline(benchmark::State& state) {
 BENCHMARK(BM_PointEstimateBaseline)->Unit(benchmark::kMillisecond);
 
 void BM_Bootstrap1000(benchmark::State& state) {
-  Run(state, RelevanceEstimator::kSnips, 1000, static_cast<int>(state.range(0)));
+  Run(state, RelevanceEstimator::kSnips, 1000,
+      static_cast<int>(state.range(0)));
 }
 BENCHMARK(BM_Bootstrap1000)
     ->Arg(1)

@@ -142,15 +142,15 @@ std::vector<std::vector<int32_t>> TopFromScores(const std::vector<float>& s,
 
 std::map<std::string, std::string> MfParams() {
   // The semi-synthetic MF setting of fidelity_relmf (Saito et al. 2020).
-  return {{"sampling", "uniform"}, {"bias", "true"},    {"dim", "10"},
-          {"lr", "0.01"},          {"l2", "1e-5"},      {"epochs", "10"},
-          {"neg_ratio", "9"},      {"val_fraction", "0"},
-          {"batch_size", "512"}};
+  return {
+      {"sampling", "uniform"}, {"bias", "true"},      {"dim", "10"},
+      {"lr", "0.01"},          {"l2", "1e-5"},        {"epochs", "10"},
+      {"neg_ratio", "9"},      {"val_fraction", "0"}, {"batch_size", "512"}};
 }
 
 absl::StatusOr<std::vector<float>> TrainAndScore(const data::DatasetView& v,
-                                                 const std::string& loss,
-                                                 int U, int I) {
+                                                 const std::string& loss, int U,
+                                                 int I) {
   train::TrainSpec spec;
   spec.loss = loss;
   spec.feedback = train::FeedbackKind::kImplicit;
@@ -164,8 +164,9 @@ absl::StatusOr<std::vector<float>> TrainAndScore(const data::DatasetView& v,
   if (!r.ok()) return r.status();
   std::vector<float> s(static_cast<size_t>(U) * I);
   for (int u = 0; u < U; ++u) {
-    r->model->ScoreAll(u, std::span<float>(s.data() + static_cast<size_t>(u) * I,
-                                           static_cast<size_t>(I)));
+    r->model->ScoreAll(u,
+                       std::span<float>(s.data() + static_cast<size_t>(u) * I,
+                                        static_cast<size_t>(I)));
   }
   return s;
 }
@@ -176,7 +177,7 @@ struct Row {
   RelevanceEstimator est;
   double popularity_eta;  // > 0: fitted popularity propensities, not theta
   double clip;
-  bool click_scale;  // SNIPS: compare with kappa x truth
+  bool click_scale;              // SNIPS: compare with kappa x truth
   bool good_imputation = false;  // DR: gamma + noise instead of relmf
 };
 
@@ -224,7 +225,7 @@ std::string RankingSection(int seeds, int bootstrap) {
 
   // The models.
   std::vector<ModelRanks> models;
-  std::vector<float> relmf_prob;  // DR imputation
+  std::vector<float> relmf_prob;            // DR imputation
   std::vector<float> good_imp(rel.size());  // gamma + N(0, 0.05^2), clamped
   {
     std::mt19937_64 g(99);
@@ -236,7 +237,8 @@ std::string RankingSection(int seeds, int bootstrap) {
       std::vector<float> s(rel.size());
       for (size_t j = 0; j < s.size(); ++j) s[j] = rel[j] + sd * n01(g);
       models.push_back({absl::StrFormat("oracle + N(0, %.2f²)", sd),
-                        TopFromScores(s, U, I), {}});
+                        TopFromScores(s, U, I),
+                        {}});
     }
     for (const char* loss : {"relmf", "naive"}) {
       auto s = TrainAndScore(*train_view, loss, U, I);
@@ -247,7 +249,8 @@ std::string RankingSection(int seeds, int bootstrap) {
           relmf_prob[j] = static_cast<float>(Sigmoid((*s)[j]));
         }
       }
-      models.push_back({absl::StrCat("MF ", loss), TopFromScores(*s, U, I), {}});
+      models.push_back(
+          {absl::StrCat("MF ", loss), TopFromScores(*s, U, I), {}});
     }
     std::vector<float> pop(rel.size());
     std::vector<double> count(I, 0.0);
@@ -416,7 +419,8 @@ std::string RankingSection(int seeds, int bootstrap) {
         "predicted relevance or a good model (γ + N(0, 0.05²)).\n\n";
 
   md << "True metrics of the models (from γ):\n\n"
-     << "| model | dcg@5 | precision@5 | recall@5 | map@5 |\n|---|---|---|---|---|\n";
+     << "| model | dcg@5 | precision@5 | recall@5 | map@5 "
+        "|\n|---|---|---|---|---|\n";
   for (const auto& m : models) {
     md << "| " << m.name;
     for (const auto& n : kMetricNames) {
@@ -428,10 +432,12 @@ std::string RankingSection(int seeds, int bootstrap) {
 
   for (const std::string metric : {"dcg@5", "recall@5"}) {
     md << "Relative bias of the mean estimate over the seeds, " << metric
-       << " (ratio = |bias| / |naive bias| on the same scale; target <= 0.33):\n\n"
+       << " (ratio = |bias| / |naive bias| on the same scale; target <= "
+          "0.33):\n\n"
        << "| model | truth | naive |";
     for (int r = 1; r < NR; ++r) md << " " << rows[r].name << " |";
-    if (metric == "dcg@5") md << " naive on the click scale | ratio IPS | ratio SNIPS |";
+    if (metric == "dcg@5")
+      md << " naive on the click scale | ratio IPS | ratio SNIPS |";
     md << "\n|---|---|---|";
     for (int r = 1; r < NR; ++r) md << "---|";
     if (metric == "dcg@5") md << "---|---|---|";
@@ -510,20 +516,20 @@ std::string RankingSection(int seeds, int bootstrap) {
     int snips_models = 0;
     int min_cov_ips = seeds, min_cov_snips = seeds;
     for (int m = 0; m < NM; ++m) {
-      max_ratio_ips = std::max(
-          max_ratio_ips,
-          std::abs(relbias(1, m, "dcg@5") / relbias(0, m, "dcg@5")));
+      max_ratio_ips = std::max(max_ratio_ips, std::abs(relbias(1, m, "dcg@5") /
+                                                       relbias(0, m, "dcg@5")));
       // Only where naive's click-scale bias is real (> 3 standard errors
       // of the mean over the seeds); elsewhere the ratio is noise / noise.
       const auto& ne = cells[0][m]["dcg@5"].est;
-      double naive_se = Sd(ne) / std::sqrt(ne.size()) /
-                        (kappa * models[m].truth["dcg@5"]);
+      double naive_se =
+          Sd(ne) / std::sqrt(ne.size()) / (kappa * models[m].truth["dcg@5"]);
       double snips_abs = std::abs(relbias(2, m, "dcg@5"));
       max_snips_bias = std::max(max_snips_bias, snips_abs);
       if (std::abs(naive_click_bias(m, "dcg@5")) > 3 * naive_se) {
         ++snips_models;
-        max_ratio_snips = std::max(
-            max_ratio_snips, snips_abs / std::abs(naive_click_bias(m, "dcg@5")));
+        max_ratio_snips =
+            std::max(max_ratio_snips,
+                     snips_abs / std::abs(naive_click_bias(m, "dcg@5")));
       }
       min_cov_ips = std::min(min_cov_ips, cells[1][m]["dcg@5"].boot_cover);
       min_cov_snips = std::min(min_cov_snips, cells[2][m]["dcg@5"].boot_cover);
@@ -557,8 +563,8 @@ std::string RankingSection(int seeds, int bootstrap) {
               "truth: naive %.3f, IPS %.3f, SNIPS %.3f; mean per-seed tau: "
               "naive %.3f, IPS %.3f, SNIPS %.3f.\n\n",
               KendallTau(naive_mean, tr), KendallTau(ips_mean, tr),
-              KendallTau(snips_mean, tr), Mean(seed_tau[0]),
-              Mean(seed_tau[1]), Mean(seed_tau[2]));
+              KendallTau(snips_mean, tr), Mean(seed_tau[0]), Mean(seed_tau[1]),
+              Mean(seed_tau[2]));
   }
   std::cerr << "ranking section "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -683,10 +689,10 @@ std::string PolicySection(int seeds, int bootstrap) {
         dm_good += pi[base + b] * good[base + b];
         dm_poor += pi[base + b] * poor[base + b];
       }
-      good_log[t] = {{r}, {mu[base + a]}, {pi[base + a]}, {good[base + a]},
-                     dm_good};
-      poor_log[t] = {{r}, {mu[base + a]}, {pi[base + a]}, {poor[base + a]},
-                     dm_poor};
+      good_log[t] = {
+          {r}, {mu[base + a]}, {pi[base + a]}, {good[base + a]}, dm_good};
+      poor_log[t] = {
+          {r}, {mu[base + a]}, {pi[base + a]}, {poor[base + a]}, dm_poor};
     }
     for (size_t k = 0; k < rows.size(); ++k) {
       eval::PolicyOptions o;
@@ -696,17 +702,19 @@ std::string PolicySection(int seeds, int bootstrap) {
       o.bootstrap = bootstrap;
       o.seed = seed;
       o.num_threads = 2;
-      auto r = eval::EstimatePolicyValue(rows[k].good_model ? good_log : poor_log,
-                                         o);
+      auto r = eval::EstimatePolicyValue(
+          rows[k].good_model ? good_log : poor_log, o);
       if (!r.ok()) return r.status().ToString();
       record(acc[k], *r, truth);
     }
   }
   md << "### Off-policy estimates on logged decisions\n\n"
-     << "Contexts: the world's users (uniform); actions: 20 fixed items; reward "
+     << "Contexts: the world's users (uniform); actions: 20 fixed items; "
+        "reward "
         "~ Bernoulli(γ). Logging policy: 0.9 x item popularity (normalised) + "
         "0.1 uniform; target policy: softmax(2 x relmf score) over the 20 "
-        "actions. Good reward model: γ + N(0, 0.05²) (clamped to [0, 1]); poor: "
+        "actions. Good reward model: γ + N(0, 0.05²) (clamped to [0, 1]); "
+        "poor: "
         "naive MF's sigmoid. "
      << seeds << " logs of " << n << " decisions, " << bootstrap
      << " bootstrap resamples, 95% intervals. True value V(π) = "
@@ -717,10 +725,10 @@ std::string PolicySection(int seeds, int bootstrap) {
   for (size_t k = 0; k < rows.size(); ++k) {
     const Acc& a = acc[k];
     md << "| " << rows[k].name
-       << absl::StrFormat(" | %.4f | %+.2f%% | %.4f | %.4f | %.0f%% | %.0f%% |\n",
-                          Mean(a.v), 100 * (Mean(a.v) - truth) / truth,
-                          Sd(a.v), Mean(a.w), 100.0 * a.cover / seeds,
-                          100.0 * a.ncover / seeds);
+       << absl::StrFormat(
+              " | %.4f | %+.2f%% | %.4f | %.4f | %.0f%% | %.0f%% |\n",
+              Mean(a.v), 100 * (Mean(a.v) - truth) / truth, Sd(a.v), Mean(a.w),
+              100.0 * a.cover / seeds, 100.0 * a.ncover / seeds);
   }
   md << "\n";
   {
@@ -792,10 +800,10 @@ std::string PolicySection(int seeds, int bootstrap) {
   for (int k = 0; k < 3; ++k) {
     const Acc& a = sacc[k];
     md << "| " << snames[k]
-       << absl::StrFormat(" | %.4f | %+.2f%% | %.4f | %.0f%% | %.0f%% |\n",
-                          Mean(a.v), 100 * (Mean(a.v) - slate_truth) / slate_truth,
-                          Sd(a.v), 100.0 * a.cover / seeds,
-                          100.0 * a.ncover / seeds);
+       << absl::StrFormat(
+              " | %.4f | %+.2f%% | %.4f | %.0f%% | %.0f%% |\n", Mean(a.v),
+              100 * (Mean(a.v) - slate_truth) / slate_truth, Sd(a.v),
+              100.0 * a.cover / seeds, 100.0 * a.ncover / seeds);
   }
   md << "\n";
   std::cerr << "policy section "
@@ -821,7 +829,8 @@ int main(int argc, char** argv) {
      << "Produced by `bench/fidelity/fidelity_eval.cc` "
         "(`scripts/results_eval.sh`); estimator definitions in "
         "`core/eval/unbiased.h` and `core/eval/policy.h`.\n\n";
-  if (part == "all" || part == "ranking") md << RankingSection(seeds, bootstrap);
+  if (part == "all" || part == "ranking")
+    md << RankingSection(seeds, bootstrap);
   if (part == "all" || part == "policy") md << PolicySection(seeds, bootstrap);
   if (out.empty()) {
     std::cout << md.str();

@@ -28,17 +28,18 @@ bool UsesCorrection(PolicyEstimator e) {
          e == PolicyEstimator::kDrOs;
 }
 
-absl::Status DecisionError(size_t x, std::string_view field, size_t k,
-                           double v, std::string_view expected) {
+absl::Status DecisionError(size_t x, std::string_view field, size_t k, double v,
+                           std::string_view expected) {
   return absl::InvalidArgumentError(
-      absl::StrCat("decisions[", x, "].", std::string(field), "[", k, "]=",
-                   Num(v), ": ", std::string(expected)));
+      absl::StrCat("decisions[", x, "].", std::string(field), "[", k,
+                   "]=", Num(v), ": ", std::string(expected)));
 }
 
 absl::Status ValidateOptions(const PolicyOptions& o) {
   if (!(std::isfinite(o.clip) && o.clip >= 0.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "clip=", Num(o.clip), ": clip must be 0 (none) or a finite weight > 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip=", Num(o.clip),
+                     ": clip must be 0 (none) or a finite weight > 0"));
   }
   if (!(o.tau > 0.0) || std::isnan(o.tau)) {
     return absl::InvalidArgumentError(
@@ -73,16 +74,17 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
   }
   if (d.logging_prob.size() != L || d.target_prob.size() != L) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "decisions[", x, "]: reward, logging_prob and target_prob must have "
-        "the same length, got ", L, ", ", d.logging_prob.size(), " and ",
-        d.target_prob.size()));
+        "decisions[", x,
+        "]: reward, logging_prob and target_prob must have "
+        "the same length, got ",
+        L, ", ", d.logging_prob.size(), " and ", d.target_prob.size()));
   }
   if (UsesCorrection(est) && d.reward_hat.size() != L) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "decisions[", x, "].reward_hat has ", d.reward_hat.size(),
-        " values for ", L, " positions; estimator ",
-        std::string(PolicyEstimatorName(est)),
-        " needs one reward-model prediction per position"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("decisions[", x, "].reward_hat has ", d.reward_hat.size(),
+                     " values for ", L, " positions; estimator ",
+                     std::string(PolicyEstimatorName(est)),
+                     " needs one reward-model prediction per position"));
   }
   for (size_t k = 0; k < L; ++k) {
     if (!ValidValue(d.reward[k])) {
@@ -105,9 +107,9 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
     }
   }
   if (UsesRewardModel(est) && !ValidValue(d.target_dm)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "decisions[", x, "].target_dm=", Num(d.target_dm),
-        ": must be finite with |target_dm| <= 1e12"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("decisions[", x, "].target_dm=", Num(d.target_dm),
+                     ": must be finite with |target_dm| <= 1e12"));
   }
   return absl::OkStatus();
 }

@@ -69,10 +69,10 @@ struct LoggedDecision {
 
 struct PolicyOptions {
   PolicyEstimator estimator = PolicyEstimator::kIps;
-  double clip = 0.0;     // weight cap; 0 = none, else > 0
-  double tau = 1e300;    // kSwitchDr threshold, > 0
-  double lambda = 1.0;   // kDrOs shrinkage, > 0 (infinity = kDr)
-  int bootstrap = 0;     // resamples of decisions, [0, 100000]
+  double clip = 0.0;    // weight cap; 0 = none, else > 0
+  double tau = 1e300;   // kSwitchDr threshold, > 0
+  double lambda = 1.0;  // kDrOs shrinkage, > 0 (infinity = kDr)
+  int bootstrap = 0;    // resamples of decisions, [0, 100000]
   uint64_t seed = 0;
   double confidence = 0.95;  // [0.5, 0.9999]
   int num_threads = 1;       // [1, 64]

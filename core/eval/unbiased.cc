@@ -35,8 +35,8 @@ class SplitMix64 {
   }
   // Uniform in [0, n) by Lemire's multiply-shift (bias < n / 2^64).
   uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>(
-        (static_cast<unsigned __int128>(Next()) * n) >> 64);
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >>
+                                 64);
   }
 
  private:
@@ -96,12 +96,10 @@ double NormalQuantile(double q) {
   } else if (q <= 1 - plow) {
     double t = q - 0.5, r = t * t;
     x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) *
-        t /
-        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+        t / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
   } else {
     double t = std::sqrt(-2 * std::log(1 - q));
-    x = -(((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t +
-          c[5]) /
+    x = -(((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) /
         ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1);
   }
   double e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - q;
@@ -282,9 +280,9 @@ absl::Status ValidateIntervalOptions(int bootstrap, double confidence,
         "bootstrap=", bootstrap, ": bootstrap must be in [0, 100000]"));
   }
   if (!(confidence >= 0.5 && confidence <= 0.9999)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "confidence=", Num(confidence),
-        ": confidence must be in [0.5, 0.9999]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("confidence=", Num(confidence),
+                     ": confidence must be in [0.5, 0.9999]"));
   }
   if (num_threads < 1 || num_threads > 64) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -318,8 +316,8 @@ absl::Status ValidateRankingOptions(const UnbiasedRankingOptions& o) {
 absl::Status UserError(size_t u, std::string_view field, size_t i, double v,
                        std::string_view expected) {
   return absl::InvalidArgumentError(
-      absl::StrCat("users[", u, "].", std::string(field), "[", i, "]=",
-                   Num(v), ": ", std::string(expected)));
+      absl::StrCat("users[", u, "].", std::string(field), "[", i, "]=", Num(v),
+                   ": ", std::string(expected)));
 }
 
 absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
@@ -361,11 +359,12 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
   if (est == RelevanceEstimator::kDr) {
     if (r.ranked_propensity.size() != r.ranked.size() ||
         r.ranked_imputed.size() != r.ranked.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "users[", u, "]: estimator dr needs ranked_propensity and "
-          "ranked_imputed of the same length as ranked (",
-          r.ranked.size(), "), got ", r.ranked_propensity.size(), " and ",
-          r.ranked_imputed.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("users[", u,
+                       "]: estimator dr needs ranked_propensity and "
+                       "ranked_imputed of the same length as ranked (",
+                       r.ranked.size(), "), got ", r.ranked_propensity.size(),
+                       " and ", r.ranked_imputed.size()));
     }
     for (size_t i = 0; i < used; ++i) {
       if (!ValidProbability(r.ranked_propensity[i])) {
@@ -388,14 +387,13 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
     if (r.num_candidates < static_cast<int64_t>(r.clicked.size())) {
       return absl::InvalidArgumentError(absl::StrCat(
           "users[", u, "].num_candidates=", r.num_candidates,
-          ": must be >= the number of clicked items (", r.clicked.size(),
-          ")"));
+          ": must be >= the number of clicked items (", r.clicked.size(), ")"));
     }
     if (r.clicked_score.size() != r.clicked.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "users[", u, "].clicked_score has ", r.clicked_score.size(),
-          " values for ", r.clicked.size(),
-          " clicked items; the lengths must match"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("users[", u, "].clicked_score has ",
+                       r.clicked_score.size(), " values for ", r.clicked.size(),
+                       " clicked items; the lengths must match"));
     }
     for (size_t i = 0; i < r.clicked_score.size(); ++i) {
       double s = r.clicked_score[i];
@@ -405,11 +403,10 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
       }
     }
     if (!(std::isfinite(r.negative_log_loss_sum) &&
-          r.negative_log_loss_sum >= 0.0 &&
-          r.negative_log_loss_sum <= 1e12)) {
+          r.negative_log_loss_sum >= 0.0 && r.negative_log_loss_sum <= 1e12)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "users[", u, "].negative_log_loss_sum=",
-          Num(r.negative_log_loss_sum), ": must be finite and in [0, 1e12]"));
+          "users[", u, "].negative_log_loss_sum=", Num(r.negative_log_loss_sum),
+          ": must be finite and in [0, 1e12]"));
     }
   } else if (r.num_candidates != 0 || !r.clicked_score.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -459,8 +456,8 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
   const int per_k = dr ? 2 : 4;  // dcg, precision[, recall, map]
   int col = nk * per_k;
   const int col_has = dr ? -1 : col++;
-  const int col_n = col++;   // clicks
-  const int col_w = col++;   // sum of inverse weights over clicks
+  const int col_n = col++;  // clicks
+  const int col_w = col++;  // sum of inverse weights over clicks
   const int col_s0 = pointwise ? col++ : -1;
   const int col_d = pointwise ? col++ : -1;
   const int col_cand = pointwise ? col++ : -1;
@@ -479,9 +476,7 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
   const int M = static_cast<int>(names.size());
 
   const double clip = options.clip;
-  auto weight = [&](double p) {
-    return naive ? 1.0 : 1.0 / std::max(p, clip);
-  };
+  auto weight = [&](double p) { return naive ? 1.0 : 1.0 / std::max(p, clip); };
   UnitStatistics table;
   table.num_stats = S;
   table.values.assign(users.size() * static_cast<size_t>(S), 0.0);
@@ -556,8 +551,8 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
       double dsum = 0.0;
       for (size_t i = 0; i < r.clicked.size(); ++i) {
         double s = std::clamp(r.clicked_score[i], kMinScore, 1.0 - kMinScore);
-        dsum += weight(r.clicked_propensity[i]) *
-                (-std::log(s) + std::log1p(-s));
+        dsum +=
+            weight(r.clicked_propensity[i]) * (-std::log(s) + std::log1p(-s));
       }
       row[col_d] = dsum;
       row[col_cand] = static_cast<double>(r.num_candidates);
@@ -579,9 +574,8 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
       }
     }
     if (pointwise) {
-      out[o++] = m[col_cand] > 0
-                     ? (m[col_s0] + scale * m[col_d]) / m[col_cand]
-                     : 0.0;
+      out[o++] =
+          m[col_cand] > 0 ? (m[col_s0] + scale * m[col_d]) / m[col_cand] : 0.0;
     }
   };
   IntervalOptions io{options.bootstrap, options.seed, options.confidence,

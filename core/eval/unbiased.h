@@ -128,7 +128,7 @@ struct UnbiasedRankingOptions {
   std::vector<int> ks = {5, 10};  // each in [1, 1000], distinct
   // 0 = no clipping; else in (0, 1]: propensities below clip are raised to it.
   double clip = 0.0;
-  int bootstrap = 0;        // resamples of users, [0, 100000]
+  int bootstrap = 0;  // resamples of users, [0, 100000]
   uint64_t seed = 0;
   double confidence = 0.95;  // in [0.5, 0.9999]
   int num_threads = 1;       // [1, 64]

@@ -117,8 +117,8 @@ Bandit MakeBandit(uint64_t seed, double model_noise) {
     std::vector<double> q(b.A), lm(b.A), lp(b.A);
     for (int a = 0; a < b.A; ++a) {
       q[a] = unif(g);
-      lm[a] = 1.5 * unif(g);        // logging: mostly random
-      lp[a] = 4.0 * q[a];           // target: prefers good actions
+      lm[a] = 1.5 * unif(g);  // logging: mostly random
+      lp[a] = 4.0 * q[a];     // target: prefers good actions
     }
     softmax(lm);
     softmax(lp);
@@ -208,8 +208,8 @@ TEST(PolicyTest, SlatePositionWiseIpsIsUnbiasedUnderPbm) {
   for (int k = 0; k < L; ++k) {
     double sm = 0, sp = 0;
     for (int i = 0; i < I; ++i) {
-      sm += (mu[k][i] = 1.0 + i);          // logging prefers bad items
-      sp += (pi[k][i] = std::exp(-i + k)); // target prefers good ones
+      sm += (mu[k][i] = 1.0 + i);           // logging prefers bad items
+      sp += (pi[k][i] = std::exp(-i + k));  // target prefers good ones
     }
     for (int i = 0; i < I; ++i) {
       mu[k][i] /= sm;
@@ -253,8 +253,8 @@ TEST(PolicyTest, IntervalsCoverTruth) {
     auto r = EstimatePolicyValue(d, o);
     ASSERT_OK(r);
     ips_cov += r->interval->low <= b.truth && b.truth <= r->interval->high;
-    ips_normal += r->normal_interval.low <= b.truth &&
-                  b.truth <= r->normal_interval.high;
+    ips_normal +=
+        r->normal_interval.low <= b.truth && b.truth <= r->normal_interval.high;
     o.estimator = PolicyEstimator::kDr;
     r = EstimatePolicyValue(d, o);
     ASSERT_OK(r);
@@ -262,8 +262,8 @@ TEST(PolicyTest, IntervalsCoverTruth) {
     o.estimator = PolicyEstimator::kSnips;
     r = EstimatePolicyValue(d, o);
     ASSERT_OK(r);
-    snips_normal += r->normal_interval.low <= b.truth &&
-                    b.truth <= r->normal_interval.high;
+    snips_normal +=
+        r->normal_interval.low <= b.truth && b.truth <= r->normal_interval.high;
   }
   EXPECT_GE(ips_cov, 0.85 * reps);
   EXPECT_GE(dr_cov, 0.85 * reps);

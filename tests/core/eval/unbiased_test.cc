@@ -34,10 +34,9 @@ UserRanking UserB() {
   return u;
 }
 
-absl::StatusOr<UnbiasedRankingResult> Estimate(const std::vector<UserRanking>& u,
-                                          RelevanceEstimator e,
-                                          std::vector<int> ks = {1, 2, 3},
-                                          double clip = 0.0) {
+absl::StatusOr<UnbiasedRankingResult> Estimate(
+    const std::vector<UserRanking>& u, RelevanceEstimator e,
+    std::vector<int> ks = {1, 2, 3}, double clip = 0.0) {
   UnbiasedRankingOptions o;
   o.estimator = e;
   o.ks = std::move(ks);
@@ -105,8 +104,7 @@ TEST(UnbiasedTest, SnipsNormalisesWeightsOverAllClicks) {
   EXPECT_NEAR(ips->metrics.at("dcg@1"), 0.5, 1e-12);
   EXPECT_NEAR(snips->metrics.at("dcg@1"), 0.5 * scale, 1e-12);
   EXPECT_NEAR(snips->metrics.at("dcg@2"), (2 * kL3 + 1) / 2 * scale, 1e-12);
-  EXPECT_NEAR(snips->metrics.at("precision@2"), (1.0 + 0.5) / 2 * scale,
-              1e-12);
+  EXPECT_NEAR(snips->metrics.at("precision@2"), (1.0 + 0.5) / 2 * scale, 1e-12);
   // Per-user ratios: the global scale cancels, SNIPS = IPS.
   EXPECT_NEAR(snips->metrics.at("recall@2"), ips->metrics.at("recall@2"),
               1e-12);
@@ -357,8 +355,8 @@ TEST(UnbiasedTest, IpsPointwiseLossIsUnbiased) {
         users[u].clicked_score.push_back(s[u * w.I + i]);
       }
     }
-    est.push_back(EstimateRankingMetrics(users, o)->metrics.at(
-        "pointwise_loss"));
+    est.push_back(
+        EstimateRankingMetrics(users, o)->metrics.at("pointwise_loss"));
   }
   MeanSe m = Summarize(est);
   EXPECT_NEAR(m.mean, truth, 4 * m.se + 1e-9);
@@ -454,14 +452,17 @@ TEST(UnbiasedTest, RejectsBadInput) {
               StatusIs(kInvalidArgument, "in (0, 1]"));
   EXPECT_THAT(bad([](UserRanking& u) { u.clicked_propensity[0] = 1e-13; }),
               StatusIs(kInvalidArgument, "at least 1e-12"));
-  EXPECT_THAT(
-      bad([](UserRanking& u) { u.clicked_propensity[0] = INFINITY; }),
-      StatusIs(kInvalidArgument, "users[1].clicked_propensity[0]=inf"));
-  EXPECT_THAT(bad([](UserRanking& u) { u.clicked = {7, 3}; }),
+  EXPECT_THAT(bad([](UserRanking& u) { u.clicked_propensity[0] = INFINITY; }),
+              StatusIs(kInvalidArgument, "users[1].clicked_propensity[0]=inf"));
+  EXPECT_THAT(bad([](UserRanking& u) {
+                u.clicked = {7, 3};
+              }),
               StatusIs(kInvalidArgument, "strictly ascending"));
   EXPECT_THAT(bad([](UserRanking& u) { u.clicked_propensity.pop_back(); }),
               StatusIs(kInvalidArgument, "lengths must match"));
-  EXPECT_THAT(bad([](UserRanking& u) { u.ranked = {1, 2, 1}; }),
+  EXPECT_THAT(bad([](UserRanking& u) {
+                u.ranked = {1, 2, 1};
+              }),
               StatusIs(kInvalidArgument, "users[1].ranked: item 1 appears"));
   EXPECT_THAT(bad([](UserRanking& u) { u.ranked = {-1}; }),
               StatusIs(kInvalidArgument, "users[1].ranked[0]=-1"));
@@ -488,7 +489,8 @@ TEST(UnbiasedTest, RejectsBadInput) {
   EXPECT_THAT(EstimateRankingMetrics(one, o),
               StatusIs(kInvalidArgument, "clip=1.5"));
   o.clip = -0.1;
-  EXPECT_THAT(EstimateRankingMetrics(one, o), StatusIs(kInvalidArgument, "clip"));
+  EXPECT_THAT(EstimateRankingMetrics(one, o),
+              StatusIs(kInvalidArgument, "clip"));
   o.clip = 0;
   o.bootstrap = 100001;
   EXPECT_THAT(EstimateRankingMetrics(one, o),
