@@ -1,0 +1,229 @@
+// EvaluationService.Evaluate in its log-estimator mode, through the client
+// library against an in-process server: hand-computed IPS on uploaded
+// scores, the request validation, and a served model with intervals and a
+// MAR sample side by side.
+#include <filesystem>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "core/synth/mnar_world.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/util/status_matchers.h"
+
+namespace debias {
+namespace {
+
+using ::debias::testing::StatusIs;
+
+class LogEvaluationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("debias_logeval_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    server::ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.data_dir = dir_.string();
+    o.limits.max_bootstrap = 500;
+    auto s = server::DebiasServer::Start(o);
+    ASSERT_OK(s);
+    server_ = std::move(*s);
+    client_ = Client::Connect("127.0.0.1:" + std::to_string(server_->port()));
+    // A tiny log with the logging policy's propensities.
+    std::vector<data::Interaction> log;
+    auto click = [&](std::string u, std::string i, float p) {
+      data::Interaction e;
+      e.user = std::move(u);
+      e.item = std::move(i);
+      e.propensity = p;
+      log.push_back(std::move(e));
+    };
+    click("a", "i1", 0.5f);
+    click("a", "i3", 0.25f);
+    click("b", "i2", 1.0f);
+    ASSERT_OK(client_->Ingest("log", log).status);
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static void AddScores(v1::EvaluateRequest* r, const std::string& user,
+                        std::vector<std::pair<std::string, float>> scores) {
+    auto* us = r->add_scores();
+    us->set_user(user);
+    for (auto& [item, s] : scores) {
+      us->add_items(item);
+      us->add_scores(s);
+    }
+  }
+  v1::EvaluateRequest Uploaded(const std::string& estimator) {
+    v1::EvaluateRequest r;
+    r.set_dataset("log");
+    r.set_estimator(estimator);
+    r.set_propensity_from("logged");
+    r.add_k(1);
+    r.add_k(2);
+    r.add_k(3);
+    AddScores(&r, "a", {{"i1", 0.9f}, {"i2", 0.5f}, {"i3", 0.1f}});
+    AddScores(&r, "b", {{"i2", 1.0f}, {"i1", 0.0f}});
+    return r;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<server::DebiasServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(LogEvaluationTest, IpsOnUploadedScoresMatchesAHandComputation) {
+  auto ips = client_->Evaluate(Uploaded("ips"));
+  ASSERT_OK(ips);
+  // a ranks i1 (clicked, p = 0.5) first: relevance 1 / 0.5 = 2 at rank 1;
+  // b ranks i2 (clicked, p = 1) first: 1. Rank 2 holds no clicks.
+  EXPECT_NEAR(ips->metrics().at("dcg@1"), (2.0 + 1.0) / 2, 1e-9);
+  EXPECT_NEAR(ips->metrics().at("dcg@2"), (2.0 + 1.0) / 2, 1e-9);
+  EXPECT_NEAR(ips->metrics().at("precision@2"), (2.0 / 2 + 1.0 / 2) / 2, 1e-9);
+  // Rank 3 of a holds i3 (clicked, p = 0.25): 4 / log2(4) = 2.
+  EXPECT_NEAR(ips->metrics().at("dcg@3"), (2.0 + 2.0 + 1.0) / 2, 1e-9);
+  // recall@3 takes in all of each user's clicks.
+  EXPECT_NEAR(ips->metrics().at("recall@3"), 1.0, 1e-9);
+  EXPECT_EQ(ips->normal_intervals().count("dcg@1"), 1u);
+  EXPECT_EQ(ips->intervals().count("dcg@1"), 0u);  // no bootstrap asked
+
+  auto naive = client_->Evaluate(Uploaded("naive"));
+  ASSERT_OK(naive);
+  EXPECT_NEAR(naive->metrics().at("dcg@1"), 1.0, 1e-9);
+  EXPECT_NEAR(naive->metrics().at("recall@2"), (1.0 / 2 + 1.0) / 2, 1e-9);
+
+  // Clipping at 0.5 lifts a's p = 0.25 click to 0.5 (reported as clipped).
+  v1::EvaluateRequest clipped = Uploaded("ips");
+  clipped.set_clip(0.5);
+  auto c = client_->Evaluate(clipped);
+  ASSERT_OK(c);
+  EXPECT_NEAR(c->metrics().at("dcg@3"), (2.0 + 1.0 + 1.0) / 2, 1e-9);
+  const auto& weights = c->diagnostics().fields().at("weights").struct_value().fields();
+  EXPECT_EQ(weights.at("clipped").number_value(), 1);
+}
+
+TEST_F(LogEvaluationTest, BadRequestsNameTheField) {
+  v1::EvaluateRequest r = Uploaded("ipw");
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "estimator"));
+  r = Uploaded("ips");
+  r.set_clip(1.5);
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "clip=1.5"));
+  r = Uploaded("ips");
+  r.set_bootstrap(501);
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_bootstrap"));
+  r = Uploaded("ips");
+  r.set_model_id(3);
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "exactly one"));
+  r = Uploaded("ips");
+  r.clear_scores();
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "exactly one"));
+  r = Uploaded("ips");
+  r.mutable_scores(0)->add_scores(1.0f);  // one more score than items
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "scores[0]"));
+  r = Uploaded("ips");
+  r.mutable_scores(1)->set_scores(0, std::numeric_limits<float>::quiet_NaN());
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, "scores[1].scores[0]"));
+  r = Uploaded("ips");
+  r.set_confidence(0.2);
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "confidence"));
+  r = Uploaded("dr");
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, "imputation_model_id"));
+  r = Uploaded("ips");
+  r.set_dataset("nosuchlog");
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kNotFound, "nosuchlog"));
+  r = Uploaded("ips");
+  r.set_propensity_from("nosuchestimator");
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kNotFound, "nosuchestimator"));
+  // A log without recorded propensities cannot give "logged" ones.
+  data::Interaction e;
+  e.user = "a";
+  e.item = "i1";
+  ASSERT_OK(client_->Ingest("plain", std::vector<data::Interaction>{e}).status);
+  r = Uploaded("ips");
+  r.set_dataset("plain");
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kFailedPrecondition, "logged"));
+  // The labelled-test mode refuses the log-mode fields instead of ignoring them.
+  r = Uploaded("");
+  r.clear_scores();
+  r.set_model_id(1);
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument, "estimator"));
+  EXPECT_OK(client_->Health());
+}
+
+TEST_F(LogEvaluationTest, ServedModelGetsIntervalsDiagnosticsAndTheMarSample) {
+  synth::MnarWorldOptions o;
+  o.num_users = 150;
+  o.num_items = 80;
+  o.expected_clicks = 2000;
+  o.mar_test_items_per_user = 10;
+  o.seed = 3;
+  auto world = synth::MnarWorld::Generate(o);
+  ASSERT_OK(world);
+  ASSERT_OK(client_->Ingest("clicks", world->ClickEvents()).status);
+  ASSERT_OK(client_->Ingest("mar", world->TestEvents()).status);
+  v1::TrainRequest t;
+  t.set_dataset("clicks");
+  t.set_loss("naive");
+  t.set_seed(1);
+  (*t.mutable_params())["epochs"] = "3";
+  (*t.mutable_params())["dim"] = "8";
+  auto m = client_->Train(t);
+  ASSERT_OK(m);
+  ASSERT_EQ(m->state(), "ready") << m->error();
+
+  v1::EvaluateRequest r;
+  r.set_model_id(m->id());
+  r.set_dataset("clicks");
+  r.set_estimator("snips");
+  r.set_bootstrap(100);
+  r.set_seed(9);
+  r.set_mar_dataset("mar");
+  auto a = client_->Evaluate(r);
+  ASSERT_OK(a);
+  for (const char* k : {"dcg@5", "precision@10", "recall@5", "map@10"}) {
+    ASSERT_EQ(a->metrics().count(k), 1u) << k;
+    ASSERT_EQ(a->intervals().count(k), 1u) << k;
+    const v1::Interval& iv = a->intervals().at(k);
+    EXPECT_LE(iv.low(), a->metrics().at(k)) << k;
+    EXPECT_GE(iv.high(), a->metrics().at(k)) << k;
+    EXPECT_LT(iv.low(), iv.high()) << k;
+    EXPECT_EQ(a->mar_metrics().count(k), 1u) << k;
+  }
+  const auto& d = a->diagnostics().fields();
+  EXPECT_EQ(d.at("propensity_from").string_value(), "popularity");
+  EXPECT_EQ(d.at("population_users").number_value(), 150);
+  EXPECT_GT(d.at("weights").struct_value().fields().at("ess").number_value(), 0);
+  // Same seed, same answer.
+  auto b = client_->Evaluate(r);
+  ASSERT_OK(b);
+  EXPECT_EQ(a->intervals().at("dcg@5").low(), b->intervals().at("dcg@5").low());
+  EXPECT_EQ(a->intervals().at("dcg@5").high(), b->intervals().at("dcg@5").high());
+
+  // DR with the model as its own imputation, and propensities taken from a
+  // model id (one trained with a propensity estimator).
+  t.set_loss("relmf");
+  auto relmf = client_->Train(t);
+  ASSERT_OK(relmf);
+  r.set_estimator("dr");
+  r.set_bootstrap(0);
+  r.set_clip(0.05);
+  r.set_propensity_from(std::to_string(relmf->id()));
+  r.clear_mar_dataset();
+  auto dr = client_->Evaluate(r);
+  ASSERT_OK(dr);
+  EXPECT_EQ(dr->metrics().count("dcg@5"), 1u);
+  EXPECT_EQ(dr->metrics().count("recall@5"), 0u);  // DR reports dcg and precision
+  EXPECT_GT(dr->metrics().at("dcg@5"), 0);
+}
+
+}  // namespace
+}  // namespace debias
