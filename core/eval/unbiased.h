@@ -31,7 +31,9 @@
 //   kIps:   rel_hat = c w. With clip = 0 and true propensities, dcg, precision
 //           and pointwise_loss are unbiased; recall and map are per-user
 //           ratios (T_u estimated by T_hat = sum_clicked w), so they are
-//           consistent as the user's clicks grow, not exactly unbiased.
+//           consistent as the user's clicks grow, not exactly unbiased;
+//           both average over the users with at least one click (for map the
+//           denominator is min(T_hat, K)).
 //           recall@K = (A / T_hat)(1 - S / T_hat^2 + S_K / (A T_hat)), A =
 //           sum_{r<=K} rel_hat, S = sum_clicked w^2, S_K = the same over the
 //           top K: the second-order (delta-method) correction of the
@@ -45,9 +47,10 @@
 //           (p and rel trade off). SNIPS therefore estimates kappa x the
 //           metric with kappa = E[#clicks] / sum_ui rel_ui (the
 //           relevance-weighted mean exposure), one constant for every model
-//           scored on the same log: it orders and compares models like IPS,
-//           is invariant to a global scale error of the propensities (which a
-//           popularity estimator cannot identify), and has lower variance.
+//           scored on the same log: it orders and compares models like IPS
+//           and is invariant to a global scale error of the propensities
+//           (which a popularity estimator cannot identify). Its relative
+//           interval width is about that of IPS (docs/results/eval.md).
 //           recall@K and map@K are per-user ratios in which the scale
 //           cancels, so SNIPS reports the IPS value for them.
 //   kDr:    rel_hat = r_hat + (c - p r_hat) w, with r_hat the imputed
