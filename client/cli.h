@@ -46,6 +46,7 @@ void EndProgress();
 void RegisterDataCommands(CLI::App& app, Context& ctx);
 void RegisterModelCommands(CLI::App& app, Context& ctx);
 void RegisterBenchCommands(CLI::App& app, Context& ctx);
+void RegisterReplayCommand(CLI::App& app, Context& ctx);
 
 }  // namespace debias::cli
 

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   debias::cli::RegisterDataCommands(app, ctx);
   debias::cli::RegisterModelCommands(app, ctx);
   debias::cli::RegisterBenchCommands(app, ctx);
+  debias::cli::RegisterReplayCommand(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end, on an embedded RocksDB under ./var:
 # start debiasd, generate a synthetic MNAR world with known truth, ingest it
-# through the server, print the dataset statistics, train naive MF and
-# Rel-MF (each with its l2 chosen on a validation split of the training
-# clicks), evaluate both on the missing-at-random truth sample, serve a
-# top-k, stop the server.
+# through the server, print the dataset statistics, replay the log with
+# naive MF, Rel-MF and IPS-MF (`debiasctl replay`: each model's l2 chosen on a
+# validation split of the training clicks; every model estimated from the
+# biased log with naive/IPS/SNIPS and bootstrap intervals, next to the
+# missing-at-random truth sample), write the HTML report, serve a top-k,
+# stop the server.
 set -euo pipefail
 BUILD=${1:-build}
 BIN=$BUILD
@@ -33,35 +35,20 @@ echo "== 3. dataset statistics"
 "$CTL" stats --dataset demo-train
 "$CTL" stats --dataset demo-test
 "$CTL" datasets
-echo "== 4. train naive MF and Rel-MF (Saito et al., WSDM 2020) on the biased clicks"
-echo "   (l2 chosen per loss by val_auc on a validation split carved from the training"
-echo "    clicks; the MAR test sample is never used for selection)"
-best_model() {  # best_model LOSS -> prints the model id with the best val_auc
-  local loss=$1 best_id="" best_auc=-1 out id auc
-  for l2 in 0.001 0.0001 0.00001; do
-    out=$("$CTL" train --dataset demo-train --loss "$loss" --seed 1 --param l2=$l2 --json)
-    read -r id auc < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["model_id"], d["metrics"].get("val_auc", 0))' "$out")
-    echo "   $loss l2=$l2: model $id, val_auc $auc" >&2
-    if python3 -c "import sys; sys.exit(0 if float('$auc') > float('$best_auc') else 1)"; then
-      best_id=$id; best_auc=$auc
-    fi
-  done
-  echo "$best_id"
-}
-NAIVE_ID=$(best_model naive)
-RELMF_ID=$(best_model relmf)
-echo "== 5. the selected models against the truth: the missing-at-random test sample"
-NAIVE_EVAL=$("$CTL" evaluate --model "$NAIVE_ID" --dataset demo-test --json)
-RELMF_EVAL=$("$CTL" evaluate --model "$RELMF_ID" --dataset demo-test --json)
-python3 - "$NAIVE_EVAL" "$RELMF_EVAL" "$NAIVE_ID" "$RELMF_ID" <<'PY'
-import json, sys
-naive, relmf = (json.loads(a)["metrics"] for a in sys.argv[1:3])
-keys = [k for k in ("auc", "ndcg@5", "ndcg@10", "recall@5", "precision@5", "map@5") if k in naive]
-print(f"{'metric':<14}{'naive #' + sys.argv[3]:>12}{'relmf #' + sys.argv[4]:>12}")
-for k in keys:
-    print(f"{k:<14}{naive[k]:>12.4f}{relmf[k]:>12.4f}")
-PY
+echo "== 4. replay the log: train naive MF, Rel-MF (Saito et al., WSDM 2020) and IPS-MF through"
+echo "   debiasd (l2 chosen per model on a validation split of the training clicks, never on"
+echo "   the MAR sample), estimate each model's quality from the biased log with IPS/SNIPS"
+echo "   and bootstrap intervals, and compare with the missing-at-random truth sample"
+"$CTL" replay "$VAR/demo-world/train.csv" --test "$VAR/demo-world/test.csv" \
+  --dataset demo-replay --models naive,relmf,ips --tune l2=0.001,0.0001,0.00001 \
+  --estimators naive,ips,snips --k 5,10 --bootstrap 200 --seed 1 \
+  --report "$VAR/demo-report.html" >"$VAR/demo-replay.txt"
+cat "$VAR/demo-replay.txt"
+RELMF_ID=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([m["model_id"] for m in d["models"] if m["name"]=="relmf"][0])' "$VAR/demo-report.json")
+echo "== 5. one model, one estimator, from the CLI: IPS with 1000 bootstrap resamples"
+"$CTL" evaluate --model "$RELMF_ID" --dataset demo-replay --estimator ips --bootstrap 1000 \
+  --k 5 --mar-dataset demo-replay-test --seed 1
 echo "== 6. serve: top 5 unseen items for one user from the Rel-MF model"
 USER=$(sed -n 2p "$VAR/demo-world/train.csv" | cut -d, -f1)
 "$CTL" topk --model "$RELMF_ID" --user "$USER" --k 5 --exclude-seen
-echo "== done: server log in $VAR/debiasd.log"
+echo "== done: report in $VAR/demo-report.html (numbers: $VAR/demo-report.json); server log in $VAR/debiasd.log"
