@@ -184,3 +184,62 @@ TEST_F(CliE2eTest, CoatIngestCountsAndIdempotence) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(CliE2eTest, ReplayWritesTheReportAndEvaluateKeepsItsJsonContract) {
+  const std::string world = (dir_ / "world").string();
+  CtlJson("synth --world mnar --users 200 --items 120 --expected-clicks 3000 --seed 4 --out " +
+          world);
+  const std::string report = (dir_ / "report.html").string();
+  json rep = CtlJson("replay " + world + "/train.csv --test " + world +
+                     "/test.csv --dataset logs --models naive,relmf --param epochs=3 "
+                     "--bootstrap 50 --k 5 --report " + report);
+  ASSERT_EQ(rep["models"].size(), 2u);
+  for (const auto& m : rep["models"]) {
+    for (const char* est : {"naive", "ips", "snips"}) {
+      const json& e = m["estimates"][est];
+      ASSERT_TRUE(e["metrics"].contains("dcg@5")) << m["name"] << " " << est;
+      const double v = e["metrics"]["dcg@5"];
+      EXPECT_LE(e["intervals"]["dcg@5"][0].get<double>(), v);
+      EXPECT_GE(e["intervals"]["dcg@5"][1].get<double>(), v);
+    }
+    EXPECT_TRUE(m["mar_metrics"].contains("dcg@5"));
+    EXPECT_GE(m["curve"].size(), 3u);
+  }
+  const std::string html = Slurp(report);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  // Self-contained: nothing to fetch (the SVG namespace is a name, not a fetch).
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_EQ(html.find("<link"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("<img"), std::string::npos);
+  json saved = json::parse(Slurp(dir_ / "report.json"));
+  EXPECT_EQ(saved["models"].size(), 2u);
+  // Replay refuses to reuse a dataset.
+  Result again = Ctl("replay " + world + "/train.csv --dataset logs --report " + report);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("ALREADY_EXISTS"), std::string::npos) << again.err;
+
+  // The documented contract of evaluate --json.
+  const uint64_t id = rep["models"][0]["model_id"];
+  json ev = CtlJson("evaluate --model " + std::to_string(id) +
+                    " --dataset logs --estimator snips --bootstrap 20 --seed 3 --k 5");
+  EXPECT_TRUE(ev["metrics"].contains("dcg@5"));
+  EXPECT_EQ(ev["intervals"]["dcg@5"].size(), 2u);
+  EXPECT_TRUE(ev["diagnostics"]["weights"].contains("ess"));
+  EXPECT_TRUE(ev["diagnostics"].contains("warnings"));
+
+  // The load generator reports throughput, quantiles and no errors.
+  json b = CtlJson("bench score --model " + std::to_string(id) +
+                   " --concurrency 2 --duration 0.5 --warmup 0.1 --candidates 20");
+  EXPECT_GT(b["ok"].get<int64_t>(), 0);
+  EXPECT_EQ(b["errors"], 0);
+  EXPECT_GT(b["latency_ms"]["p99"].get<double>(), 0);
+  EXPECT_LE(b["latency_ms"]["p50"].get<double>(), b["latency_ms"]["p99"].get<double>());
+  Result bad = Ctl("bench score --duration 0.2");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--model"), std::string::npos) << bad.err;
+}
+
+}  // namespace
