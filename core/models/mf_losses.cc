@@ -11,56 +11,40 @@ double LogSigmoid(double x) {
 
 namespace {
 
-// BCE(sigma(s), y) for soft y.
+// The DR losses' BCE in the two-log form: their gradients use its value
+// (e - ehat), so it stays as it was to keep results reproducible.
 inline double Bce(double s, double y) {
   return -(y * LogSigmoid(s) + (1 - y) * LogSigmoid(-s));
 }
 
 }  // namespace
 
+double SeparableScale(const LossConfig& cfg, std::span<const LossSample> samples) {
+  if (cfg.objective == Objective::kSelfNormalized) {
+    double sum_c = 0;
+    for (const LossSample& x : samples) sum_c += x.weight;
+    return sum_c > 0 ? 1.0 / sum_c : 0.0;
+  }
+  return samples.empty() ? 0.0 : 1.0 / samples.size();
+}
+
 double PredictionLoss(const LossConfig& cfg, std::span<const LossSample> samples,
                       std::span<const float> s, std::span<const float> t,
                       std::span<float> grad_s) {
   const size_t n = samples.size();
   double loss = 0;
+  if (IsSeparable(cfg)) {
+    const double scale = SeparableScale(cfg, samples);
+    for (size_t k = 0; k < n; ++k) {
+      loss += SeparableTerm(cfg, samples[k], s[k], scale, &grad_s[k]);
+    }
+    return loss * scale;
+  }
   switch (cfg.objective) {
-    case Objective::kWeighted: {
-      const double inv = 1.0 / n;
-      for (size_t k = 0; k < n; ++k) {
-        const LossSample& x = samples[k];
-        loss += x.weight * Bce(s[k], x.label);
-        grad_s[k] = static_cast<float>(x.weight * (Sigmoid(s[k]) - x.label) * inv);
-      }
-      return loss * inv;
-    }
-    case Objective::kSelfNormalized: {
-      double sum_c = 0;
-      for (const LossSample& x : samples) sum_c += x.weight;
-      const double inv = sum_c > 0 ? 1.0 / sum_c : 0.0;
-      for (size_t k = 0; k < n; ++k) {
-        const LossSample& x = samples[k];
-        loss += x.weight * Bce(s[k], x.label);
-        grad_s[k] = static_cast<float>(x.weight * (Sigmoid(s[k]) - x.label) * inv);
-      }
-      return loss * inv;
-    }
-    case Objective::kRelabeled: {
-      const double inv = 1.0 / n;
-      for (size_t k = 0; k < n; ++k) {
-        const LossSample& x = samples[k];
-        const double z = x.weight * x.label;
-        const double p = Sigmoid(s[k]);
-        if (cfg.form == LossForm::kLog) {
-          loss += -(z * LogSigmoid(s[k]) + (1 - z) * LogSigmoid(-s[k]));
-          grad_s[k] = static_cast<float>((p - z) * inv);
-        } else {
-          loss += z * (1 - p) * (1 - p) + (1 - z) * p * p;
-          grad_s[k] = static_cast<float>(
-              (-2 * z * (1 - p) + 2 * (1 - z) * p) * p * (1 - p) * inv);
-        }
-      }
-      return loss * inv;
-    }
+    case Objective::kWeighted:
+    case Objective::kSelfNormalized:
+    case Objective::kRelabeled:
+      break;  // separable, handled above
     case Objective::kDoublyRobust: {
       size_t no = 0, nd = 0;
       for (const LossSample& x : samples) (x.role == Role::kAllPairs ? nd : no)++;

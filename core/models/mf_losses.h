@@ -73,6 +73,42 @@ double ImputationLoss(std::span<const LossSample> samples,
 // Numerically stable pieces, exposed for reuse.
 inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 double LogSigmoid(double x);  // log sigma(x)
+// softplus(x) = log(1 + e^x) = -log sigma(-x), one exp and one log1p.
+inline double Softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+// BCE(sigma(s), y) for soft y: -[y log sigma(s) + (1-y) log sigma(-s)]
+// = softplus(s) - y s.
+inline double BceLogit(double s, double y) { return Softplus(s) - y * s; }
+
+// True for the objectives whose batch loss is a sum of per-sample terms
+// times one batch constant (all but kDoublyRobust), which SeparableTerm
+// computes one sample at a time so that a trainer can back-propagate each
+// sample while its factor rows are in cache.
+inline bool IsSeparable(const LossConfig& cfg) {
+  return cfg.objective != Objective::kDoublyRobust;
+}
+// The batch constant: 1 / B (kWeighted, kRelabeled) or 1 / sum c
+// (kSelfNormalized; 0 when sum c = 0).
+double SeparableScale(const LossConfig& cfg, std::span<const LossSample> samples);
+// Sample x's loss term at logit s (PredictionLoss = scale x sum of terms) and
+// dL/ds (already times scale) in *grad. Precondition: IsSeparable(cfg).
+inline double SeparableTerm(const LossConfig& cfg, const LossSample& x, float s,
+                            double scale, float* grad) {
+  if (cfg.objective == Objective::kRelabeled) {
+    const double z = x.weight * x.label;
+    const double p = Sigmoid(s);
+    if (cfg.form == LossForm::kLog) {
+      *grad = static_cast<float>((p - z) * scale);
+      return BceLogit(s, z);
+    }
+    *grad = static_cast<float>((-2 * z * (1 - p) + 2 * (1 - z) * p) * p * (1 - p) * scale);
+    return z * (1 - p) * (1 - p) + (1 - z) * p * p;
+  }
+  // kWeighted, kSelfNormalized.
+  *grad = static_cast<float>(x.weight * (Sigmoid(s) - x.label) * scale);
+  return x.weight * BceLogit(s, x.label);
+}
 
 }  // namespace debias::models
 

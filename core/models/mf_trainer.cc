@@ -1,13 +1,16 @@
 #include "core/models/mf_trainer.h"
 
 #include <algorithm>
+#include <barrier>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -152,6 +155,7 @@ struct Settings {
   bool dense, bias;
   double val_fraction;
   int64_t val_max_users;
+  int threads = 1;
   double neg_ratio = 0;
   bool uniform_sampling = false;
   LossForm form = LossForm::kLog;
@@ -174,45 +178,194 @@ inline float Score(const MfParams& P, uint32_t u, uint32_t i) {
   return s;
 }
 
-// Optimisers of one MF parameter set.
+// Optimisers of one MF parameter set. With `shards` > 1, row r of each
+// table belongs to shard r % shards (see RowOptimizer), and the global bias
+// to shard 0.
 struct MfOptim {
   std::unique_ptr<RowOptimizer> u, v, bu, bi, bg;
-  MfOptim(MfParams* P, const OptimizerOptions& o) {
+  MfOptim(MfParams* P, const OptimizerOptions& o, int shards = 1) {
     u = std::make_unique<RowOptimizer>(P->user_factors.data(), P->user_factors.rows(),
-                                       P->user_factors.cols(), o);
+                                       P->user_factors.cols(), o, shards);
     v = std::make_unique<RowOptimizer>(P->item_factors.data(), P->item_factors.rows(),
-                                       P->item_factors.cols(), o);
+                                       P->item_factors.cols(), o, shards);
     if (P->user_bias.size()) {
-      bu = std::make_unique<RowOptimizer>(P->user_bias.data(), P->user_bias.size(), 1, o);
-      bi = std::make_unique<RowOptimizer>(P->item_bias.data(), P->item_bias.size(), 1, o);
+      bu = std::make_unique<RowOptimizer>(P->user_bias.data(), P->user_bias.size(), 1, o,
+                                          shards);
+      bi = std::make_unique<RowOptimizer>(P->item_bias.data(), P->item_bias.size(), 1, o,
+                                          shards);
       OptimizerOptions og = o;
       og.l2 = 0;  // the global bias is not regularised (Saito's semi code)
       og.dense = false;
-      bg = std::make_unique<RowOptimizer>(&P->global_bias, 1, 1, og);
+      bg = std::make_unique<RowOptimizer>(&P->global_bias, 1, 1, og, shards);
     }
   }
   // Adds dL/ds = g of sample (u, i) into the gradients of P.
   void Backprop(const MfParams& P, uint32_t uid, uint32_t iid, float g) {
+    BackpropUser(P, uid, iid, g, 0);
+    BackpropItem(P, uid, iid, g, 0);
+    if (bg) *bg->Grad(0) += g;
+  }
+  // The user-side (item-side) half of Backprop, into `shard`; the global
+  // bias is left to the caller.
+  void BackpropUser(const MfParams& P, uint32_t uid, uint32_t iid, float g, int shard) {
     const int d = P.user_factors.cols();
-    Eigen::Map<Eigen::VectorXf>(u->Grad(uid), d).noalias() +=
+    Eigen::Map<Eigen::VectorXf>(u->Grad(uid, shard), d).noalias() +=
         g * P.item_factors.row(iid).transpose();
-    Eigen::Map<Eigen::VectorXf>(v->Grad(iid), d).noalias() +=
+    if (bu) *bu->Grad(uid, shard) += g;
+  }
+  void BackpropItem(const MfParams& P, uint32_t uid, uint32_t iid, float g, int shard) {
+    const int d = P.user_factors.cols();
+    Eigen::Map<Eigen::VectorXf>(v->Grad(iid, shard), d).noalias() +=
         g * P.user_factors.row(uid).transpose();
+    if (bi) *bi->Grad(iid, shard) += g;
+  }
+  void Step(int shard) {
+    u->Step(shard);
+    v->Step(shard);
     if (bu) {
-      *bu->Grad(uid) += g;
-      *bi->Grad(iid) += g;
-      *bg->Grad(0) += g;
+      bu->Step(shard);
+      bi->Step(shard);
+      bg->Step(shard);
     }
   }
-  void Step() {
-    u->Step();
-    v->Step();
-    if (bu) {
-      bu->Step();
-      bi->Step();
-      bg->Step();
+  void StepAll() {
+    for (int s = 0; s < u->num_shards(); ++s) Step(s);
+  }
+};
+
+// Hints the cache about the factor rows of (u, i) a few samples ahead.
+inline void PrefetchRows(const MfParams& P, uint32_t u, uint32_t i) {
+  const int d = P.user_factors.cols();
+  const float* a = P.user_factors.data() + static_cast<size_t>(u) * d;
+  const float* b = P.item_factors.data() + static_cast<size_t>(i) * d;
+  for (int k = 0; k < d; k += 16) {
+    __builtin_prefetch(a + k);
+    __builtin_prefetch(b + k);
+  }
+}
+
+// Which users and items occur exactly once in a mini-batch. Such a row gets
+// its whole gradient from one sample and nothing else in the batch reads it,
+// so its lazy update can be applied right after that sample, while the row
+// is in cache, with the same result as at the end of the batch.
+class BatchOnce {
+ public:
+  BatchOnce(uint32_t nu, uint32_t ni, bool enabled)
+      : enabled_(enabled), u_(enabled ? nu : 0), i_(enabled ? ni : 0) {}
+  void Count(std::span<const LossSample> b) {
+    if (!enabled_) return;
+    for (const LossSample& x : b) {
+      u_[x.user] += u_[x.user] < 2;
+      i_[x.item] += i_[x.item] < 2;
     }
   }
+  void Clear(std::span<const LossSample> b) {
+    if (!enabled_) return;
+    for (const LossSample& x : b) u_[x.user] = i_[x.item] = 0;
+  }
+  bool User(uint32_t u) const { return enabled_ && u_[u] == 1; }
+  bool Item(uint32_t i) const { return enabled_ && i_[i] == 1; }
+
+ private:
+  bool enabled_;
+  std::vector<uint8_t> u_, i_;  // occurrences, saturating at 2
+};
+
+// One mini-batch of a separable loss on one thread: per sample, score,
+// gradient and back-propagation (rows that occur once in the batch are
+// updated at once, see BatchOnce), then the optimiser step for the rest.
+// Returns the batch loss. scratch: 2 x dim floats.
+double RunFused(const LossConfig& cfg, std::span<const LossSample> samples,
+                MfParams& P, MfOptim& opt, BatchOnce& once,
+                std::vector<float>& scratch) {
+  const size_t n = samples.size();
+  const int d = P.user_factors.cols();
+  const double scale = SeparableScale(cfg, samples);
+  once.Count(samples);
+  constexpr size_t kAhead = 6;
+  double sum = 0;
+  Eigen::Map<Eigen::VectorXf> gu(scratch.data(), d), gi(scratch.data() + d, d);
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) {
+      const LossSample& y = samples[k + kAhead];
+      PrefetchRows(P, y.user, y.item);
+      opt.u->Prefetch(y.user);
+    }
+    const LossSample& x = samples[k];
+    float g;
+    sum += SeparableTerm(cfg, x, Score(P, x.user, x.item), scale, &g);
+    if (g == 0.0f) continue;
+    const bool u1 = once.User(x.user), i1 = once.Item(x.item);
+    if (!u1 && !i1) {
+      opt.Backprop(P, x.user, x.item, g);
+      continue;
+    }
+    // Both halves from the parameters before either row is updated.
+    if (u1) {
+      gu.noalias() = g * P.item_factors.row(x.item).transpose();
+    } else {
+      opt.BackpropUser(P, x.user, x.item, g, 0);
+    }
+    if (i1) {
+      gi.noalias() = g * P.user_factors.row(x.user).transpose();
+    } else {
+      opt.BackpropItem(P, x.user, x.item, g, 0);
+    }
+    if (u1) {
+      opt.u->UpdateNow(x.user, gu.data());
+      if (opt.bu) opt.bu->UpdateNow(x.user, &g);
+    }
+    if (i1) {
+      opt.v->UpdateNow(x.item, gi.data());
+      if (opt.bi) opt.bi->UpdateNow(x.item, &g);
+    }
+    if (opt.bg) *opt.bg->Grad(0) += g;
+  }
+  opt.StepAll();
+  once.Clear(samples);
+  return sum * scale;
+}
+
+// A fixed team of threads that run one job at a time (the calling thread is
+// member 0). Sync() inside a job waits for every member; Run() returns when
+// all have finished. Blocking waits (std::barrier), so a descheduled member
+// costs latency, not spinning CPU on a shared machine.
+class Team {
+ public:
+  explicit Team(int n) : n_(n), bar_(n) {
+    for (int t = 1; t < n; ++t) threads_.emplace_back([this, t] { Loop(t); });
+  }
+  ~Team() {
+    stop_ = true;
+    if (n_ > 1) bar_.arrive_and_wait();
+    for (auto& th : threads_) th.join();
+  }
+  int size() const { return n_; }
+  void Run(const std::function<void(int)>& job) {
+    if (n_ == 1) return job(0);
+    job_ = &job;
+    bar_.arrive_and_wait();
+    job(0);
+    bar_.arrive_and_wait();
+  }
+  void Sync() {
+    if (n_ > 1) bar_.arrive_and_wait();
+  }
+
+ private:
+  void Loop(int t) {
+    for (;;) {
+      bar_.arrive_and_wait();
+      if (stop_) return;
+      (*job_)(t);
+      bar_.arrive_and_wait();
+    }
+  }
+  int n_;
+  std::barrier<> bar_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int)>* job_ = nullptr;
+  bool stop_ = false;  // written before a barrier, read after it
 };
 
 absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
@@ -237,6 +390,8 @@ absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
   ASSIGN_OR_RETURN(st.bias, p.Bool("bias", false));
   ASSIGN_OR_RETURN(st.val_fraction, p.Double("val_fraction", 0.1, 0, 0.9));
   ASSIGN_OR_RETURN(st.val_max_users, p.Int("val_max_users", 500, 1, 10000000));
+  ASSIGN_OR_RETURN(int64_t threads, p.Int("threads", 1, 1, 64));
+  st.threads = static_cast<int>(threads);
   if (implicit) {
     ASSIGN_OR_RETURN(st.neg_ratio, p.Double("neg_ratio", d.neg_ratio, 1e-6, 1000));
     ASSIGN_OR_RETURN(std::string s, p.Choice("sampling", "balanced", {"balanced", "uniform"}));
@@ -394,6 +549,8 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   MfParams P;
   P.user_factors.resize(nu, st.dim);
   P.item_factors.resize(ni, st.dim);
+  AdviseHugePages(P.user_factors.data(), P.user_factors.size() * sizeof(float));
+  AdviseHugePages(P.item_factors.data(), P.item_factors.size() * sizeof(float));
   GlorotInit(&P.user_factors, rng);
   GlorotInit(&P.item_factors, rng);
   if (st.bias) {
@@ -405,8 +562,10 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   oo.lr = static_cast<float>(st.lr);
   oo.l2 = static_cast<float>(st.l2);
   oo.dense = st.dense;
-  MfOptim opt(&P, oo);
   const bool dr = loss == Loss::kDrJl || loss == Loss::kMrdrJl;
+  // DR losses are not separable per sample and run on one thread.
+  const int nthreads = dr ? 1 : st.threads;
+  MfOptim opt(&P, oo, nthreads);
   MfParams Q;  // imputation model (DR)
   std::unique_ptr<MfOptim> qopt;
   if (dr) {
@@ -440,14 +599,97 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   PairSampler unlabeled(nu, ni, &positives);
   PairSampler uniform(nu, ni, nullptr);
 
+  // The training events packed in one array, shuffled in place every epoch
+  // (the same permutation EpochShuffler gives their indices), so a batch
+  // reads them sequentially instead of gathering five columns at random.
+  std::vector<LossSample> obs;
+  obs.reserve(events.size());
+  for (uint32_t e : events) {
+    obs.push_back({tr.user[e], tr.item[e], static_cast<float>(st.rule.Binary(tr.label[e])),
+                   c[e], c2[e], Role::kObserved});
+  }
+  std::vector<uint32_t>().swap(events);
+  std::vector<float>().swap(c);
+  std::vector<float>().swap(c2);
+
   const size_t extra_per_batch =
       implicit ? static_cast<size_t>(std::ceil(st.neg_ratio * st.batch_size))
                : dr ? static_cast<size_t>(std::ceil(st.all_pairs_ratio * st.batch_size))
                     : 0;
+  const size_t max_batch =
+      implicit && st.uniform_sampling
+          ? st.batch_size + static_cast<size_t>(std::ceil(st.neg_ratio * st.batch_size))
+          : st.batch_size + extra_per_batch;
   std::vector<LossSample> samples;
-  samples.reserve(st.batch_size + extra_per_batch);
+  samples.reserve(max_batch);
   std::vector<float> s, t, gs, gt;
-  EpochShuffler shuffler(events);
+  std::vector<double> terms;
+
+  // Separable losses (all but DR) with threads > 1 run each batch in two
+  // phases over `team`; member t owns the rows with id % threads == t:
+  //  A. for the samples of its users, in batch order: score, gradient, the
+  //     user row's gradient (a user that occurs once in the batch is updated
+  //     at once, see BatchOnce), and the item row's gradient g U_u stashed
+  //     per sample (taken before U_u changes; nothing else reads U_u);
+  //  B. for the samples of its items, in batch order: the stashed item
+  //     gradients (items that occur once updated at once), then the
+  //     optimiser step of its rows.
+  // Every row sees the same operations in the same order as on one thread
+  // (RunFused), so models are identical for any `threads`.
+  const bool separable = IsSeparable(cfg);
+  Team team(nthreads);
+  BatchOnce once(nu, ni, !st.dense);
+  std::vector<float> scratch(2 * st.dim * nthreads);
+  std::vector<float> stash;  // samples x dim: g U_u per sample (threads > 1)
+  double batch_scale = 0;
+  std::function<void(int)> phased = [&](int tid) {
+    const size_t n = samples.size();
+    const int d = st.dim;
+    constexpr size_t kAhead = 6;
+    Eigen::Map<Eigen::VectorXf> gu(scratch.data() + 2 * d * tid, d);
+    for (size_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) {
+        const LossSample& y = samples[k + kAhead];
+        if (static_cast<int>(y.user % nthreads) == tid) {
+          PrefetchRows(P, y.user, y.item);
+          opt.u->Prefetch(y.user);
+        }
+      }
+      const LossSample& x = samples[k];
+      if (static_cast<int>(x.user % nthreads) != tid) continue;
+      float g;
+      terms[k] = SeparableTerm(cfg, x, Score(P, x.user, x.item), batch_scale, &g);
+      gs[k] = g;
+      if (g == 0.0f) continue;
+      Eigen::Map<Eigen::VectorXf>(stash.data() + k * d, d).noalias() =
+          g * P.user_factors.row(x.user).transpose();
+      if (once.User(x.user)) {
+        gu.noalias() = g * P.item_factors.row(x.item).transpose();
+        opt.u->UpdateNow(x.user, gu.data(), tid);
+        if (opt.bu) opt.bu->UpdateNow(x.user, &g, tid);
+      } else {
+        opt.BackpropUser(P, x.user, x.item, g, tid);
+      }
+    }
+    team.Sync();
+    for (size_t k = 0; k < n; ++k) {
+      const float g = gs[k];
+      if (g == 0.0f) continue;
+      const LossSample& x = samples[k];
+      if (opt.bg && tid == 0) *opt.bg->Grad(0, 0) += g;
+      if (static_cast<int>(x.item % nthreads) != tid) continue;
+      const float* gi = stash.data() + k * d;
+      if (once.Item(x.item)) {
+        opt.v->UpdateNow(x.item, gi, tid);
+        if (opt.bi) opt.bi->UpdateNow(x.item, &g, tid);
+      } else {
+        Eigen::Map<Eigen::VectorXf>(opt.v->Grad(x.item, tid), d) +=
+            Eigen::Map<const Eigen::VectorXf>(gi, d);
+        if (opt.bi) *opt.bi->Grad(x.item, tid) += g;
+      }
+    }
+    opt.Step(tid);
+  };
 
   eval::RankingEvalOptions vo;
   vo.metrics.ks = {5};
@@ -461,18 +703,21 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   std::map<std::string, double> val_metrics;
   double last_loss = 0;
 
+  const auto t_setup = std::chrono::steady_clock::now();
+  double epochs_seconds = 0;
   for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    shuffler.NewEpoch(rng);
+    const auto t_epoch = std::chrono::steady_clock::now();
+    std::shuffle(obs.begin(), obs.end(), rng);
     double loss_sum = 0;
     int64_t batches = 0;
-    while (true) {
+    for (size_t pos = 0; pos < obs.size();) {
       if (ctx.IsCancelled()) return absl::CancelledError("training cancelled");
-      std::span<const uint32_t> batch = shuffler.Next(st.batch_size);
-      if (batch.empty()) break;
+      const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
+      const LossSample* batch = obs.data() + pos;
+      pos += bn;
       samples.clear();
       if (implicit && st.uniform_sampling) {
-        const size_t n = batch.size() + static_cast<size_t>(
-                                            std::ceil(st.neg_ratio * batch.size()));
+        const size_t n = bn + static_cast<size_t>(std::ceil(st.neg_ratio * bn));
         for (size_t k = 0; k < n; ++k) {
           auto [u, i] = uniform.Sample(rng);
           LossSample x{u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled};
@@ -484,18 +729,13 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
           samples.push_back(x);
         }
       } else {
-        for (uint32_t e : batch) {
-          samples.push_back({tr.user[e], tr.item[e],
-                             static_cast<float>(st.rule.Binary(tr.label[e])), c[e],
-                             c2[e], Role::kObserved});
-        }
+        samples.insert(samples.end(), batch, batch + bn);
         const size_t extra = static_cast<size_t>(std::ceil(
-            (implicit ? st.neg_ratio : st.all_pairs_ratio) * batch.size()));
+            (implicit ? st.neg_ratio : st.all_pairs_ratio) * bn));
         if (implicit) {
-          for (size_t k = 0; k < extra; ++k) {
-            auto [u, i] = unlabeled.Sample(rng);
+          unlabeled.SampleMany(rng, extra, [&](uint32_t u, uint32_t i) {
             samples.push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled});
-          }
+          });
         } else if (dr) {
           for (size_t k = 0; k < extra; ++k) {
             auto [u, i] = uniform.Sample(rng);
@@ -504,6 +744,24 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
         }
       }
       const size_t n = samples.size();
+      ++batches;
+      if (separable && nthreads == 1) {
+        loss_sum += RunFused(cfg, samples, P, opt, once, scratch);
+        continue;
+      }
+      if (separable) {
+        batch_scale = SeparableScale(cfg, samples);
+        terms.assign(n, 0.0);
+        gs.resize(n);
+        stash.resize(n * st.dim);
+        once.Count(samples);
+        team.Run(phased);
+        once.Clear(samples);
+        double sum = 0;
+        for (size_t k = 0; k < n; ++k) sum += terms[k];
+        loss_sum += sum * batch_scale;
+        continue;
+      }
       s.resize(n);
       gs.resize(n);
       for (size_t k = 0; k < n; ++k) s[k] = Score(P, samples[k].user, samples[k].item);
@@ -513,19 +771,20 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
         for (size_t k = 0; k < n; ++k) t[k] = Score(Q, samples[k].user, samples[k].item);
       }
       loss_sum += PredictionLoss(cfg, samples, s, t, gs);
-      ++batches;
       for (size_t k = 0; k < n; ++k) {
         if (gs[k] != 0.0f) opt.Backprop(P, samples[k].user, samples[k].item, gs[k]);
       }
-      opt.Step();
+      opt.StepAll();
       if (dr) {
         ImputationLoss(samples, s, t, gt);
         for (size_t k = 0; k < n; ++k) {
           if (gt[k] != 0.0f) qopt->Backprop(Q, samples[k].user, samples[k].item, gt[k]);
         }
-        qopt->Step();
+        qopt->StepAll();
       }
     }
+    epochs_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     last_loss = batches ? loss_sum / batches : 0.0;
     if (!std::isfinite(last_loss) || !P.user_factors.allFinite() ||
         !P.item_factors.allFinite()) {
@@ -557,6 +816,10 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   result.diagnostics["train_events"] = tr.num_events();
   result.diagnostics["val_events"] = va ? va->num_events() : 0;
   result.diagnostics["positives"] = n_pos;
+  // Set-up (validation split, propensities and their diagnostics, indexes,
+  // initialisation) and the epochs' optimisation alone (without validation).
+  result.diagnostics["setup_seconds"] = std::chrono::duration<double>(t_setup - t0).count();
+  result.diagnostics["epoch_seconds"] = epochs_seconds;
   result.diagnostics["seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSIGN_OR_RETURN(auto model, MfModel::Create(std::move(P)));

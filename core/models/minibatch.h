@@ -67,7 +67,60 @@ class PairSampler {
     return {u, i};
   }
 
+  // emit(u, i) for n pairs: exactly the pairs (and engine draws) of n calls
+  // of Sample(rng), since both take the stream of candidate pairs in order
+  // and keep a candidate unless it is indexed (up to max_tries per pair).
+  // Faster for large indexes: candidates are drawn in blocks, and every
+  // candidate's index entries are prefetched before any is tested, so the
+  // cache misses of a block overlap instead of forming a chain of
+  // dependent binary-search loads per candidate.
+  template <class Emit>
+  void SampleMany(std::mt19937_64& rng, size_t n, Emit&& emit) const {
+    if (reject_ == nullptr) {
+      for (size_t k = 0; k < n; ++k) {
+        const uint32_t u = UniformBelow(rng, nu_), i = UniformBelow(rng, ni_);
+        emit(u, i);
+      }
+      return;
+    }
+    constexpr size_t kBlock = 32;
+    uint32_t cu[kBlock], ci[kBlock];
+    std::span<const uint32_t> items[kBlock];
+    int t = 1;  // candidates so far for the pair being drawn
+    for (size_t done = 0; done < n;) {
+      const size_t m = std::min(kBlock, n - done);
+      for (size_t b = 0; b < m; ++b) {
+        cu[b] = UniformBelow(rng, nu_);
+        ci[b] = UniformBelow(rng, ni_);
+        items[b] = reject_->ItemsOf(cu[b]);
+        PrefetchSearch(items[b]);
+      }
+      for (size_t b = 0; b < m; ++b) {
+        if (t < max_tries_ && std::binary_search(items[b].begin(), items[b].end(), ci[b])) {
+          ++t;
+          continue;
+        }
+        emit(cu[b], ci[b]);
+        ++done;
+        t = 1;
+      }
+    }
+  }
+
  private:
+  // Prefetches the lines a binary search over `s` visits first (all of a
+  // short list).
+  static void PrefetchSearch(std::span<const uint32_t> s) {
+    const size_t n = s.size();
+    if (n == 0) return;
+    if (n <= 64) {
+      for (size_t k = 0; k < n; k += 16) __builtin_prefetch(s.data() + k);
+      __builtin_prefetch(s.data() + n - 1);
+      return;
+    }
+    for (size_t k = 1; k < 8; ++k) __builtin_prefetch(s.data() + n * k / 8);
+  }
+
   uint32_t nu_, ni_;
   const propensity::PairIndex* reject_;
   int max_tries_;

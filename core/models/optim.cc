@@ -2,7 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+#include "Eigen/Core"
 #include "absl/strings/str_cat.h"
 
 namespace debias::models {
@@ -18,68 +25,124 @@ std::string_view OptimizerKindName(OptimizerKind k) {
   return k == OptimizerKind::kAdam ? "adam" : "sgd";
 }
 
-RowOptimizer::RowOptimizer(float* params, int64_t rows, int dim,
-                           const OptimizerOptions& opts)
-    : params_(params), rows_(rows), dim_(dim), opts_(opts),
-      slot_(rows, -1) {
-  if (opts_.kind == OptimizerKind::kAdam) {
-    m_.assign(static_cast<size_t>(rows) * dim, 0.0f);
-    v_.assign(static_cast<size_t>(rows) * dim, 0.0f);
-  }
-  touched_.reserve(1024);
-  grad_.reserve(1024 * static_cast<size_t>(dim));
+void AdviseHugePages(void* p, size_t bytes) {
+#ifdef __linux__
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
-void RowOptimizer::UpdateRow(float* w, const float* g, float* m, float* v,
-                             float c1, float c2) {
+HugeFloats::HugeFloats(size_t n) : n_(n) {
+  if (n == 0) return;
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = n * sizeof(float);
+  // Small arrays need no huge pages; large ones start on a 2 MiB boundary.
+  const size_t align = bytes >= kHuge ? kHuge : 64;
+  p_ = static_cast<float*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
+  if (p_ == nullptr) throw std::bad_alloc();
+  AdviseHugePages(p_, bytes);
+  std::fill_n(p_, n, 0.0f);
+}
+
+HugeFloats::~HugeFloats() { std::free(p_); }
+
+RowOptimizer::RowOptimizer(float* params, int64_t rows, int dim,
+                           const OptimizerOptions& opts, int num_shards)
+    : params_(params), rows_(rows), dim_(dim), opts_(opts),
+      slot_(rows, -1), zero_(dim, 0.0f),
+      shards_(static_cast<size_t>(std::max(1, num_shards))) {
+  if (opts_.kind == OptimizerKind::kAdam) {
+    mv_ = HugeFloats(static_cast<size_t>(rows) * 2 * dim);
+  }
+  for (Shard& sh : shards_) {
+    SetCorrections(sh);
+    sh.touched.reserve(1024);
+    sh.grad.reserve(1024 * static_cast<size_t>(dim));
+  }
+}
+
+// The same operations, in the same order, as the scalar loop
+//   gk = g + l2 w; m = b1 m + (1-b1) gk; v = b2 v + ((1-b2) gk) gk;
+//   w -= (lr/c1) m / (sqrt(v / c2) + eps)
+// evaluated by Eigen in SIMD packets (IEEE sqrt and division are exact in
+// both), so results do not depend on vectorisation.
+void RowOptimizer::UpdateRow(float* w, const float* g, float* mv, float c1,
+                             float c2) const {
+  using Arr = Eigen::Map<Eigen::ArrayXf>;
+  using CArr = Eigen::Map<const Eigen::ArrayXf>;
+  Arr W(w, dim_);
+  CArr G(g, dim_);
   const float lr = opts_.lr, l2 = opts_.l2;
   if (opts_.kind == OptimizerKind::kSgd) {
-    for (int k = 0; k < dim_; ++k) w[k] -= lr * (g[k] + l2 * w[k]);
+    W -= lr * (G + l2 * W);
     return;
   }
+  Arr M(mv, dim_), V(mv + dim_, dim_);
   const float b1 = opts_.beta1, b2 = opts_.beta2, eps = opts_.eps;
   const float a = lr / c1, inv_c2 = 1.0f / c2;
-  for (int k = 0; k < dim_; ++k) {
-    const float gk = g[k] + l2 * w[k];
-    m[k] = b1 * m[k] + (1 - b1) * gk;
-    v[k] = b2 * v[k] + (1 - b2) * gk * gk;
-    w[k] -= a * m[k] / (std::sqrt(v[k] * inv_c2) + eps);
+  M = b1 * M + (1 - b1) * (G + l2 * W);
+  V = b2 * V + ((1 - b2) * (G + l2 * W)) * (G + l2 * W);
+  W -= (a * M) / ((V * inv_c2).sqrt() + eps);
+}
+
+void RowOptimizer::Prefetch(uint32_t row) const {
+  constexpr int kFloatsPerLine = 16;
+  const float* w = params_ + static_cast<size_t>(row) * dim_;
+  for (int k = 0; k < dim_; k += kFloatsPerLine) __builtin_prefetch(w + k, 1);
+  if (!mv_.empty()) {
+    const float* mv = mv_.data() + static_cast<size_t>(row) * 2 * dim_;
+    for (int k = 0; k < 2 * dim_; k += kFloatsPerLine) __builtin_prefetch(mv + k, 1);
   }
 }
 
-void RowOptimizer::Step() {
-  ++t_;
-  float c1 = 1, c2 = 1;
-  if (opts_.kind == OptimizerKind::kAdam) {
-    c1 = 1.0f - std::pow(opts_.beta1, static_cast<float>(t_));
-    c2 = 1.0f - std::pow(opts_.beta2, static_cast<float>(t_));
-  }
+void RowOptimizer::SetCorrections(Shard& sh) const {
+  if (opts_.kind != OptimizerKind::kAdam) return;
+  sh.next_c1 = 1.0f - std::pow(opts_.beta1, static_cast<float>(sh.t + 1));
+  sh.next_c2 = 1.0f - std::pow(opts_.beta2, static_cast<float>(sh.t + 1));
+}
+
+void RowOptimizer::Step(int shard) {
+  Shard& sh = shards_[shard];
+  const float c1 = sh.next_c1, c2 = sh.next_c2;
+  ++sh.t;
+  SetCorrections(sh);
   const bool adam = opts_.kind == OptimizerKind::kAdam;
+  const size_t d = static_cast<size_t>(dim_);
   if (opts_.dense) {
-    static thread_local std::vector<float> zero;
-    zero.assign(dim_, 0.0f);
-    for (int64_t r = 0; r < rows_; ++r) {
-      const size_t off = static_cast<size_t>(r) * dim_;
+    const int64_t stride = num_shards();
+    for (int64_t r = shard; r < rows_; r += stride) {
       const int32_t s = slot_[r];
-      const float* g = s >= 0 ? grad_.data() + size_t{static_cast<uint32_t>(s)} * dim_
-                              : zero.data();
-      UpdateRow(params_ + off, g, adam ? m_.data() + off : nullptr,
-                adam ? v_.data() + off : nullptr, c1, c2);
+      const float* g = s >= 0 ? sh.grad.data() + size_t{static_cast<uint32_t>(s)} * d
+                              : zero_.data();
+      UpdateRow(params_ + static_cast<size_t>(r) * d, g,
+                adam ? mv_.data() + static_cast<size_t>(r) * 2 * d : nullptr, c1, c2);
     }
   } else {
-    for (size_t s = 0; s < touched_.size(); ++s) {
-      const size_t off = static_cast<size_t>(touched_[s]) * dim_;
-      UpdateRow(params_ + off, grad_.data() + s * dim_,
-                adam ? m_.data() + off : nullptr, adam ? v_.data() + off : nullptr,
-                c1, c2);
+    constexpr size_t kAhead = 8;
+    const size_t n = sh.touched.size();
+    for (size_t s = 0; s < std::min(n, kAhead); ++s) Prefetch(sh.touched[s]);
+    for (size_t s = 0; s < n; ++s) {
+      if (s + kAhead < n) Prefetch(sh.touched[s + kAhead]);
+      const size_t r = sh.touched[s];
+      UpdateRow(params_ + r * d, sh.grad.data() + s * d,
+                adam ? mv_.data() + r * 2 * d : nullptr, c1, c2);
     }
   }
-  Discard();
+  DiscardShard(sh);
+}
+
+void RowOptimizer::DiscardShard(Shard& sh) {
+  for (uint32_t r : sh.touched) slot_[r] = -1;
+  sh.touched.clear();
 }
 
 void RowOptimizer::Discard() {
-  for (uint32_t r : touched_) slot_[r] = -1;
-  touched_.clear();
+  for (Shard& sh : shards_) DiscardShard(sh);
 }
 
 }  // namespace debias::models

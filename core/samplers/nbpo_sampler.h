@@ -12,9 +12,15 @@
 // Draws: a uniform proposal kept with probability w (exact thinning, since
 // w is in [0, 1]), and the complement fallback of NegativeSampler when
 // acceptance collapses. When users x items <= max_table_entries the weights
-// are precomputed into a dense float table at set-up (O(users x items x
-// (dim + flip_dim)) time, 4 bytes per pair), making a proposal O(1);
-// otherwise each proposal costs O(dim + flip_dim) and no memory.
+// are precomputed at set-up (O(users x items x (dim + flip_dim)) time) into a
+// dense table of one byte per pair, w quantised to 1/254 (the user's
+// positives 0): a proposal is decided from the table except when its coin
+// falls within the 1/254 band of its weight, where the exact weight is
+// computed, so draws follow w exactly and a proposal is O(1) on average
+// with no positive lookup. The table also gives each user's exact acceptance
+// rate, so users below kMinAcceptance go straight to the complement (which
+// computes weights from the factors, O(items x (dim + flip_dim)) per call).
+// Otherwise each proposal costs O(dim + flip_dim) and no memory.
 #ifndef DEBIAS_CORE_SAMPLERS_NBPO_SAMPLER_H_
 #define DEBIAS_CORE_SAMPLERS_NBPO_SAMPLER_H_
 
@@ -52,7 +58,7 @@ double NbpoTrueNegativeProbability(const NbpoFactors& f, uint32_t user,
 // factors. INVALID_ARGUMENT when the factor shapes disagree with each other
 // or hold non-finite values; FAILED_PRECONDITION when their user/item counts
 // differ from the view's (model trained on another dataset version).
-inline constexpr uint64_t kDefaultNbpoTableEntries = uint64_t{1} << 23;  // 32 MiB
+inline constexpr uint64_t kDefaultNbpoTableEntries = uint64_t{1} << 25;  // 32 MiB
 absl::StatusOr<std::unique_ptr<NegativeSampler>> MakeNbpoSampler(
     const data::DatasetView& view, NbpoFactors factors,
     uint64_t max_table_entries = kDefaultNbpoTableEntries);

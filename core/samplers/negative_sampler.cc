@@ -22,6 +22,13 @@ class UniformSampler final : public NegativeSampler {
   double AcceptanceHint(uint32_t user) const override {
     return 1.0 - static_cast<double>(positives().Of(user).size()) / num_items();
   }
+  absl::Status Draw(uint32_t user, std::span<uint32_t> out,
+                    Rng& rng) const override {
+    const uint64_t n = num_items();
+    return RejectionLoop<true>(
+        user, out, rng, [n](Rng& r) { return static_cast<uint32_t>(UniformBelow(r, n)); },
+        [](uint32_t, Rng&) { return true; });
+  }
 };
 
 class PopularitySampler final : public NegativeSampler {
@@ -51,6 +58,12 @@ class PopularitySampler final : public NegativeSampler {
   }
   double AcceptanceHint(uint32_t user) const override {
     return acceptance_[user];
+  }
+  absl::Status Draw(uint32_t user, std::span<uint32_t> out,
+                    Rng& rng) const override {
+    return RejectionLoop<true>(
+        user, out, rng, [this](Rng& r) { return table_.Draw(r); },
+        [](uint32_t, Rng&) { return true; });
   }
 
  private:
@@ -111,23 +124,14 @@ absl::Status NegativeSampler::Sample(uint32_t user, std::span<uint32_t> out,
   if (AcceptanceHint(user) < kMinAcceptance) {
     return SampleFromComplement(user, out, rng);
   }
-  const PositiveIndex& pos = *positives_;
-  for (size_t k = 0; k < out.size(); ++k) {
-    int tries = 0;
-    for (;;) {
-      if (++tries > kMaxTriesPerDraw) {
-        // Accepted draws so far are exact, and the switch depends only on the
-        // number of proposals, so the remainder may come from the exact
-        // complement without biasing the sample.
-        return SampleFromComplement(user, out.subspan(k), rng);
-      }
-      const uint32_t i = Propose(user, rng);
-      if (pos.Contains(user, i) || !Accept(user, i, rng)) continue;
-      out[k] = i;
-      break;
-    }
-  }
-  return absl::OkStatus();
+  return Draw(user, out, rng);
+}
+
+absl::Status NegativeSampler::Draw(uint32_t user, std::span<uint32_t> out,
+                                   Rng& rng) const {
+  return RejectionLoop<true>(
+      user, out, rng, [&](Rng& r) { return Propose(user, r); },
+      [&](uint32_t i, Rng& r) { return Accept(user, i, r); });
 }
 
 absl::StatusOr<std::vector<uint32_t>> NegativeSampler::Sample(uint32_t user,

@@ -118,9 +118,50 @@ class NegativeSampler {
   // kept), used to skip hopeless rejection. 1 when unknown.
   virtual double AcceptanceHint(uint32_t user) const { return 1.0; }
 
- private:
+  // Fills `out` (non-empty; user in range; AcceptanceHint(user) >=
+  // kMinAcceptance) with draws. The default runs RejectionLoop over the
+  // virtual Propose/Accept; the samplers in this folder override it with
+  // the same loop over inlined proposals, which is what keeps a draw at a
+  // few nanoseconds (a virtual call per proposal costs as much as the draw).
+  virtual absl::Status Draw(uint32_t user, std::span<uint32_t> out,
+                            Rng& rng) const;
+
+  // Rejection sampling: propose(rng) -> item; the item is kept unless it is
+  // a positive (checked only when kCheckPositives; a sampler whose proposal
+  // already gives positives acceptance 0 skips the lookup) or
+  // accept(item, rng) says no. After kMaxTriesPerDraw proposals for one draw
+  // the remainder comes from the exact complement (see the class comment).
+  template <bool kCheckPositives, class ProposeFn, class AcceptFn>
+  absl::Status RejectionLoop(uint32_t user, std::span<uint32_t> out, Rng& rng,
+                             ProposeFn&& propose, AcceptFn&& accept) const {
+    const PositiveIndex& pos = *positives_;
+    for (size_t k = 0; k < out.size(); ++k) {
+      int tries = 0;
+      for (;;) {
+        if (++tries > kMaxTriesPerDraw) {
+          // Accepted draws so far are exact, and the switch depends only on
+          // the number of proposals, so the remainder may come from the exact
+          // complement without biasing the sample.
+          return SampleFromComplement(user, out.subspan(k), rng);
+        }
+        const uint32_t i = propose(rng);
+        if constexpr (kCheckPositives) {
+          if (pos.Contains(user, i)) continue;
+        }
+        if (!accept(i, rng)) continue;
+        out[k] = i;
+        break;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Exact draws over the user's non-positive items by enumeration, O(items)
+  // and one allocation per call. FAILED_PRECONDITION when nothing has weight.
   absl::Status SampleFromComplement(uint32_t user, std::span<uint32_t> out,
                                     Rng& rng) const;
+
+ private:
   std::shared_ptr<const PositiveIndex> positives_;
 };
 

@@ -1,8 +1,13 @@
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "core/data/dataset_view.h"
 #include "core/models/minibatch.h"
 #include "core/models/optim.h"
+#include "core/propensity/pair_index.h"
 #include "gtest/gtest.h"
 
 namespace debias::models {
@@ -63,6 +68,66 @@ TEST(RowOptimizerTest, AdamMinimisesQuadratic) {
   }
   EXPECT_NEAR(w[0], 1, 1e-2);
   EXPECT_NEAR(w[1], 1, 1e-2);
+}
+
+// UpdateNow applies exactly the update the coming Step would, for SGD and
+// for Adam at every step count, and leaves other rows to Step; shards do
+// not change the result.
+TEST(RowOptimizerTest, UpdateNowEqualsStep) {
+  for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdam}) {
+    OptimizerOptions o;
+    o.kind = kind;
+    o.lr = 0.05f;
+    o.l2 = 0.01f;
+    const int rows = 5, dim = 3;
+    std::vector<float> a(rows * dim), b(rows * dim);
+    for (int k = 0; k < rows * dim; ++k) a[k] = b[k] = 0.1f * k - 0.4f;
+    RowOptimizer oa(a.data(), rows, dim, o), ob(b.data(), rows, dim, o, /*num_shards=*/2);
+    for (int step = 0; step < 6; ++step) {
+      for (int r = 0; r < rows; ++r) {
+        float g[dim];
+        for (int k = 0; k < dim; ++k) g[k] = std::sin(1.0f + step * 7 + r * 3 + k);
+        std::copy(g, g + dim, oa.Grad(r));
+        if (r % 2 == 0) {
+          ob.UpdateNow(r, g, r % 2);
+        } else {
+          std::copy(g, g + dim, ob.Grad(r, r % 2));
+        }
+      }
+      oa.Step();
+      ob.StepAll();
+      EXPECT_EQ(a, b) << "step " << step;
+    }
+  }
+}
+
+TEST(MinibatchTest, SampleManyDrawsWhatSampleDraws) {
+  // A dense grid (most pairs indexed) so that rejections and the max_tries
+  // cut-off both happen.
+  std::vector<data::Interaction> ev;
+  for (int u = 0; u < 20; ++u) {
+    for (int i = 0; i < 30; ++i) {
+      if ((u * 7 + i * 3) % 10 < (u == 0 ? 10 : 8)) {
+        data::Interaction e;
+        e.user = "u" + std::to_string(u);
+        e.item = "i" + std::to_string(i);
+        e.label = 1;
+        ev.push_back(e);
+      }
+    }
+  }
+  auto view = data::BuildViewFromInteractions(ev);
+  ASSERT_TRUE(view.ok());
+  auto index = propensity::PairIndex::Build(*view);
+  for (int tries : {100, 3}) {
+    PairSampler ps(view->num_users(), view->num_items(), &index, tries);
+    std::mt19937_64 a(9), b(9);
+    std::vector<std::pair<uint32_t, uint32_t>> one, many;
+    for (int k = 0; k < 1000; ++k) one.push_back(ps.Sample(a));
+    ps.SampleMany(b, 1000, [&](uint32_t u, uint32_t i) { many.push_back({u, i}); });
+    EXPECT_EQ(one, many) << "max_tries " << tries;
+    EXPECT_EQ(a(), b());  // the same engine draws
+  }
 }
 
 TEST(MinibatchTest, ShufflerVisitsEveryIndexOncePerEpoch) {

@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/data/dataset_view.h"
 #include "core/models/mf_model.h"
@@ -135,6 +138,42 @@ TEST(MfTrainerTest, DeterministicForASeed) {
   spec.seed = 8;
   auto c = TrainMf("relmf", w.clicks, spec, {});
   EXPECT_NE((*a).model->Serialize(), (*c).model->Serialize());
+}
+
+// Rows are sharded by id over the threads and each row sees the same
+// operations in the same order, so the model does not depend on threads;
+// covers the lazy path with biases (rows updated at once when they occur
+// once in a batch), dense Adam, SGD and the explicit weighted losses.
+TEST(MfTrainerTest, SameModelForAnyThreadCount) {
+  World w = MakeWorld(5);
+  struct Case {
+    std::string loss;
+    FeedbackKind kind;
+    std::map<std::string, std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"relmf", FeedbackKind::kImplicit, {{"bias", "true"}, {"batch_size", "64"}}},
+      {"naive", FeedbackKind::kImplicit, {{"adam_mode", "dense"}, {"epochs", "2"}}},
+      {"relmf", FeedbackKind::kImplicit, {{"optimizer", "sgd"}, {"loss_form", "squared"}}},
+      {"snips", FeedbackKind::kExplicit, {{"bias", "true"}}},
+      {"ips", FeedbackKind::kExplicit, {{"batch_size", "1000"}}},
+  };
+  for (const Case& c : cases) {
+    auto spec = Spec(c.loss, c.kind);
+    for (const auto& [k, v] : c.extra) spec.params[k] = v;
+    const data::DatasetView& view = c.kind == FeedbackKind::kImplicit ? w.clicks : w.ratings;
+    auto one = TrainMf(c.loss, view, spec, {});
+    ASSERT_OK(one);
+    for (const char* threads : {"2", "3"}) {
+      spec.params["threads"] = threads;
+      auto many = TrainMf(c.loss, view, spec, {});
+      ASSERT_OK(many);
+      EXPECT_EQ(one->model->Serialize(), many->model->Serialize())
+          << c.loss << " threads=" << threads;
+      EXPECT_EQ(one->metrics.at("train_loss"), many->metrics.at("train_loss"));
+      EXPECT_EQ(many->resolved_params.at("threads"), threads);
+    }
+  }
 }
 
 TEST(MfTrainerTest, ExplicitLossesTrainAndReport) {

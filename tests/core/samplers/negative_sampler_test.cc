@@ -289,13 +289,38 @@ TEST(NbpoSamplerTest, CollapsedAcceptanceFallsBackToComplement) {
   f.user_flip = FactorMatrix::Constant(1, 1, 5.0f);
   f.item_flip = FactorMatrix::Constant(4, 1, 5.0f);
   auto view = MakeView({{{0, 1}}}, 4);
-  auto s = MakeNbpoSampler(view, f, /*max_table_entries=*/0);
+  // On-the-fly weights, and the table (whose exact per-user acceptance sends
+  // the user to the complement at once).
+  for (uint64_t table : {uint64_t{0}, kDefaultNbpoTableEntries}) {
+    auto s = MakeNbpoSampler(view, f, table);
+    ASSERT_OK(s);
+    const size_t n = 30000;
+    std::vector<double> w;
+    for (uint32_t i = 0; i < 4; ++i) w.push_back(NbpoTrueNegativeProbability(f, 0, i));
+    ASSERT_LT(w[1], 1e-8);
+    ExpectMatches(Frequencies(**s, 0, n, 9), w, {true, false, false, false}, n);
+  }
+}
+
+TEST(NbpoSamplerTest, TableDrawsFollowWeightsWithinQuantisationBands) {
+  // Weights spread over (0, 1) so that many sit near the table's 1/254
+  // band edges; many items, few positives; draws must follow the exact w.
+  const uint32_t ni = 40;
+  NbpoFactors f;
+  f.user_factors = FactorMatrix::Constant(1, 1, 1.0f);
+  f.item_factors.resize(ni, 1);
+  f.user_flip = FactorMatrix::Constant(1, 1, 1.0f);
+  f.item_flip = FactorMatrix::Constant(ni, 1, 0.0f);
+  for (uint32_t i = 0; i < ni; ++i) f.item_factors(i, 0) = -4.0f + 8.0f * i / ni;
+  auto view = MakeView({{{3, 1}, {17, 1}}}, ni);
+  auto s = MakeNbpoSampler(view, f);
   ASSERT_OK(s);
-  const size_t n = 30000;
   std::vector<double> w;
-  for (uint32_t i = 0; i < 4; ++i) w.push_back(NbpoTrueNegativeProbability(f, 0, i));
-  ASSERT_LT(w[1], 1e-8);
-  ExpectMatches(Frequencies(**s, 0, n, 9), w, {true, false, false, false}, n);
+  for (uint32_t i = 0; i < ni; ++i) w.push_back(NbpoTrueNegativeProbability(f, 0, i));
+  std::vector<bool> pos(ni, false);
+  pos[3] = pos[17] = true;
+  const size_t n = 400000;
+  ExpectMatches(Frequencies(**s, 0, n, 21), w, pos, n);
 }
 
 TEST(NbpoSamplerTest, RejectsBadFactors) {
