@@ -392,6 +392,8 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
     double clip = 0, confidence = 0;
     uint32_t bootstrap = 0, max_users = 0;
     uint64_t seed = 0, imputation_model = 0;
+    std::string policy_estimator, target;
+    double temperature = 0, tau = 0, lambda = 0;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--model", a->model, "model id (or --scores)");
@@ -413,8 +415,9 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                   "a model id whose training propensities to use");
   sub->add_option("--propensity-param", a->propensity_params,
                   "key=value for the fitted propensity estimator (repeatable)");
-  sub->add_option("--clip", a->clip, "raise propensities below M to M (0: none)")
-      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--clip", a->clip,
+                  "raise propensities below M to M (0: none); with --policy-estimator: cap "
+                  "the weights at M");
   sub->add_option("--bootstrap", a->bootstrap, "bootstrap resamples of users (0: none)");
   sub->add_option("--seed", a->seed, "seed of the bootstrap and the user subset");
   sub->add_option("--confidence", a->confidence, "interval level (default 0.95)");
@@ -425,6 +428,13 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
   sub->add_option("--mar-dataset", a->mar_dataset,
                   "also evaluate on this labelled missing-at-random sample");
   sub->add_option("--max-users", a->max_users, "estimate on a seeded subset of users (0: all)");
+  sub->add_option("--policy-estimator", a->policy_estimator,
+                  "dm|ips|snips|dr|switch-dr|dr-os: the model's value as a policy on the "
+                  "logged decisions in --dataset (propensities = logging probabilities)");
+  sub->add_option("--target", a->target, "policy: greedy (default) or softmax");
+  sub->add_option("--temperature", a->temperature, "policy: softmax temperature (default 1)");
+  sub->add_option("--tau", a->tau, "policy: switch-dr weight threshold");
+  sub->add_option("--lambda", a->lambda, "policy: dr-os shrinkage (default 1)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -459,6 +469,11 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       req.set_imputation_model_id(a->imputation_model);
       req.set_mar_dataset(a->mar_dataset);
       req.set_max_users(a->max_users);
+      req.set_policy_estimator(a->policy_estimator);
+      req.set_target(a->target);
+      req.set_temperature(a->temperature);
+      req.set_tau(a->tau);
+      req.set_lambda(a->lambda);
       if (!a->scores.empty()) {
         if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
       }
@@ -499,8 +514,9 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       }
       json out{{"metrics", MapJson(r->metrics())}, {"diagnostics", diag}};
       if (a->model != 0) out["model_id"] = a->model;
-      if (!a->estimator.empty()) {
-        out["estimator"] = a->estimator;
+      if (!a->estimator.empty() || !a->policy_estimator.empty()) {
+        if (!a->estimator.empty()) out["estimator"] = a->estimator;
+        if (!a->policy_estimator.empty()) out["policy_estimator"] = a->policy_estimator;
         out["intervals"] = IntervalsJson(r->intervals());
         out["normal_intervals"] = IntervalsJson(r->normal_intervals());
       }

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/eval/policy.h"
 #include "core/eval/unbiased.h"
 #include "core/propensity/registry.h"
 #include "google/protobuf/util/json_util.h"
@@ -539,6 +540,258 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
                        {"normal_intervals", mar_intervals},
                        {"method", "IPS with the uniform sampling probability of each user's "
                                   "labelled items among the ranked items"}};
+  }
+  (void)google::protobuf::util::JsonStringToMessage(diag.dump(), resp->mutable_diagnostics());
+  return absl::OkStatus();
+}
+
+absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore* store,
+                                   const Limits& limits, const v1::EvaluateRequest& req,
+                                   v1::EvaluateResponse* resp) {
+  auto est = eval::ParsePolicyEstimator(req.policy_estimator());
+  if (!est.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("policy_estimator='",
+                                                   req.policy_estimator().substr(0, 64),
+                                                   "': ", est.status().message()));
+  }
+  eval::PolicyOptions opts;
+  opts.estimator = *est;
+  opts.num_threads = 2;
+  if (!req.estimator().empty()) {
+    return absl::InvalidArgumentError("estimator and policy_estimator: give one, not both");
+  }
+  if (req.model_id() == 0) return absl::InvalidArgumentError("model_id=0: must be >= 1");
+  if (req.scores_size() > 0 || !req.mar_dataset().empty() || req.rank_all_items() ||
+      !req.exclude_dataset().empty() || !req.propensity_from().empty() || req.k_size() > 0) {
+    return absl::InvalidArgumentError(
+        "scores, mar_dataset, rank_all_items, exclude_dataset, propensity_from and k do not "
+        "apply to policy_estimator (the logged propensities are the logging probabilities)");
+  }
+  const std::string target = req.target().empty() ? "greedy" : req.target();
+  if (target != "greedy" && target != "softmax") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target='", req.target().substr(0, 64), "': must be greedy or softmax"));
+  }
+  auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
+  if (!finite_nonneg(req.temperature())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature=", req.temperature(), ": must be > 0 (0 means 1)"));
+  }
+  const double temperature = req.temperature() == 0 ? 1.0 : req.temperature();
+  if (!finite_nonneg(req.clip()) || req.clip() > 1e12) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip=", req.clip(), ": the weight cap must be 0 (none) or in (0, 1e12]"));
+  }
+  opts.clip = req.clip();
+  if (!finite_nonneg(req.tau())) {
+    return absl::InvalidArgumentError(absl::StrCat("tau=", req.tau(), ": must be >= 0"));
+  }
+  if (req.tau() > 0) opts.tau = req.tau();
+  if (!finite_nonneg(req.lambda())) {
+    return absl::InvalidArgumentError(absl::StrCat("lambda=", req.lambda(), ": must be >= 0"));
+  }
+  if (req.lambda() > 0) opts.lambda = req.lambda();
+  if (req.bootstrap() > static_cast<uint32_t>(limits.max_bootstrap)) {
+    return absl::InvalidArgumentError(absl::StrCat("bootstrap=", req.bootstrap(),
+                                                   ": must be in [0, ", limits.max_bootstrap,
+                                                   "] (the server's max_bootstrap)"));
+  }
+  opts.bootstrap = static_cast<int>(req.bootstrap());
+  opts.seed = req.seed();
+  if (req.confidence() != 0) {
+    if (!std::isfinite(req.confidence()) || req.confidence() < 0.5 ||
+        req.confidence() > 0.9999) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("confidence=", req.confidence(), ": must be in [0.5, 0.9999]"));
+    }
+    opts.confidence = req.confidence();
+  }
+  const bool model_based = opts.estimator != eval::PolicyEstimator::kIps &&
+                           opts.estimator != eval::PolicyEstimator::kSnips;
+
+  auto m = models->Get(req.model_id());
+  if (!m.ok()) return m.status();
+  std::shared_ptr<const LoadedModel> model = *m;
+  if (model->model->num_items() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model ", req.model_id(), " is a ranker over features; it is not an item policy"));
+  }
+  std::shared_ptr<const LoadedModel> rewarder = model;
+  if (req.imputation_model_id() != 0) {
+    auto r = models->Get(req.imputation_model_id());
+    if (!r.ok()) return r.status();
+    rewarder = *r;
+    if (rewarder->model->num_items() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("imputation_model_id=",
+                                                     req.imputation_model_id(),
+                                                     ": a feature ranker cannot model rewards"));
+    }
+  }
+  auto log_or = store->LoadView(req.dataset());
+  if (!log_or.ok()) return log_or.status();
+  const data::DatasetView& log = **log_or;
+  if (!log.has_propensities()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "dataset '", req.dataset(), "' has no logged propensities: policy estimates need the "
+        "logging policy's probability of every logged decision"));
+  }
+
+  // Reward model: sigmoid of the rewarder's score for (user key, item key).
+  auto reward_hat = [&](const std::string& user, const std::string& item) -> double {
+    auto u = rewarder->user_index.find(user);
+    auto i = rewarder->item_index.find(item);
+    if (u == rewarder->user_index.end() || i == rewarder->item_index.end()) return 0.0;
+    float s = 0;
+    uint32_t one = i->second;
+    rewarder->model->ScoreItems(u->second, {&one, 1}, {&s, 1});
+    return std::isfinite(s) ? Sigmoid(s) : 0.0;
+  };
+
+  // Group the events into decisions: a list is a slate, an event without a
+  // list is one action.
+  absl::flat_hash_map<uint32_t, std::vector<size_t>> slates;
+  std::vector<size_t> singles;
+  int64_t missing_prop = 0;
+  for (size_t e = 0; e < log.num_events(); ++e) {
+    if (!(log.propensity[e] > 0)) {
+      ++missing_prop;
+      continue;
+    }
+    if (!log.list.empty() && log.list[e] != data::kNoList) {
+      slates[log.list[e]].push_back(e);
+    } else {
+      singles.push_back(e);
+    }
+  }
+  if (target == "softmax" && !slates.empty()) {
+    return absl::InvalidArgumentError(
+        "target=softmax: only for single-action logs; slates use greedy re-ranking");
+  }
+  std::vector<eval::LoggedDecision> decisions;
+  int64_t skipped = 0;
+  std::vector<float> scores;
+  uint32_t scored_user = UINT32_MAX;
+  double dm_cache = 0;
+  uint32_t top_item = 0;
+  std::vector<double> pi;
+  for (size_t e : singles) {
+    auto u = model->user_index.find(log.user_keys[log.user[e]]);
+    auto i = model->item_index.find(log.item_keys[log.item[e]]);
+    if (u == model->user_index.end() || i == model->item_index.end()) {
+      ++skipped;
+      continue;
+    }
+    if (u->second != scored_user) {  // events are user-major: score each user once
+      scored_user = u->second;
+      scores.resize(model->model->num_items());
+      model->model->ScoreAll(scored_user, scores);
+      top_item = static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) -
+                                       scores.begin());
+      pi.assign(scores.size(), 0.0);
+      if (target == "greedy") {
+        pi[top_item] = 1.0;
+      } else {
+        const float mx = scores[top_item];
+        double z = 0;
+        for (size_t j = 0; j < scores.size(); ++j) {
+          pi[j] = std::exp((scores[j] - mx) / temperature);
+          z += pi[j];
+        }
+        for (double& p : pi) p /= z;
+      }
+      dm_cache = 0;
+      if (model_based) {
+        const std::string& ukey = model->record.user_keys[scored_user];
+        for (size_t j = 0; j < pi.size(); ++j) {
+          if (pi[j] > 1e-12) dm_cache += pi[j] * reward_hat(ukey, model->record.item_keys[j]);
+        }
+      }
+    }
+    eval::LoggedDecision d;
+    d.reward = {static_cast<double>(log.label[e])};
+    d.logging_prob = {std::min(1.0, static_cast<double>(log.propensity[e]))};
+    d.target_prob = {pi[i->second]};
+    if (model_based) {
+      d.reward_hat = {reward_hat(log.user_keys[log.user[e]], log.item_keys[log.item[e]])};
+      d.target_dm = dm_cache;
+    }
+    decisions.push_back(std::move(d));
+  }
+  // Slates, in list order for determinism.
+  std::vector<uint32_t> list_ids;
+  list_ids.reserve(slates.size());
+  for (const auto& [l, _] : slates) list_ids.push_back(l);
+  std::sort(list_ids.begin(), list_ids.end());
+  for (uint32_t l : list_ids) {
+    std::vector<size_t>& ev = slates[l];
+    std::sort(ev.begin(), ev.end(), [&](size_t a, size_t b) {
+      return log.position[a] < log.position[b] || (log.position[a] == log.position[b] && a < b);
+    });
+    const std::string& ukey = log.user_keys[log.user[ev.front()]];
+    auto u = model->user_index.find(ukey);
+    std::vector<uint32_t> ids;
+    bool known = u != model->user_index.end();
+    for (size_t e : ev) {
+      if (!known) break;
+      auto i = model->item_index.find(log.item_keys[log.item[e]]);
+      if (i == model->item_index.end()) known = false; else ids.push_back(i->second);
+    }
+    if (!known) {
+      ++skipped;
+      continue;
+    }
+    std::vector<float> s(ids.size());
+    model->model->ScoreItems(u->second, ids, s);
+    std::vector<size_t> order(ids.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+    eval::LoggedDecision d;
+    for (size_t k = 0; k < ev.size(); ++k) {
+      const size_t e = ev[k];
+      d.reward.push_back(log.label[e]);
+      d.logging_prob.push_back(std::min(1.0, static_cast<double>(log.propensity[e])));
+      d.target_prob.push_back(order[k] == k ? 1.0 : 0.0);
+      if (model_based) {
+        d.reward_hat.push_back(reward_hat(ukey, log.item_keys[log.item[e]]));
+        d.target_dm += reward_hat(ukey, log.item_keys[log.item[ev[order[k]]]]);
+      }
+    }
+    decisions.push_back(std::move(d));
+  }
+  if (decisions.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no logged decision of dataset '", req.dataset(), "' can be evaluated (", skipped,
+        " have users or items unknown to model ", req.model_id(), ", ", missing_prop,
+        " events lack a propensity)"));
+  }
+  auto result = eval::EstimatePolicyValue(decisions, opts);
+  if (!result.ok()) return result.status();
+  (*resp->mutable_metrics())["policy_value"] = result->value;
+  if (result->interval) {
+    v1::Interval iv;
+    iv.set_low(result->interval->low);
+    iv.set_high(result->interval->high);
+    (*resp->mutable_intervals())["policy_value"] = iv;
+  }
+  v1::Interval niv;
+  niv.set_low(result->normal_interval.low);
+  niv.set_high(result->normal_interval.high);
+  (*resp->mutable_normal_intervals())["policy_value"] = niv;
+  json diag = result->diagnostics;
+  diag["mode"] = "policy";
+  diag["dataset"] = req.dataset();
+  diag["model_id"] = req.model_id();
+  diag["target"] = target;
+  if (target == "softmax") diag["temperature"] = temperature;
+  diag["single_actions"] = singles.size();
+  diag["slates"] = list_ids.size();
+  diag["skipped_decisions"] = skipped;
+  diag["events_without_propensity"] = missing_prop;
+  if (skipped > 0 || missing_prop > 0) {
+    if (!diag.contains("warnings") || !diag["warnings"].is_array()) diag["warnings"] = json::array();
+    diag["warnings"].push_back(absl::StrCat(skipped, " decisions with users or items unknown to "
+                                            "the model and ", missing_prop,
+                                            " events without a propensity were left out"));
   }
   (void)google::protobuf::util::JsonStringToMessage(diag.dump(), resp->mutable_diagnostics());
   return absl::OkStatus();

@@ -26,6 +26,12 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
                              const Limits& limits, const v1::EvaluateRequest& req,
                              v1::EvaluateResponse* resp);
 
+// The off-policy mode (policy_estimator set): the served model's value as a
+// policy on logged decisions (see the proto). Same error conventions.
+absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore* store,
+                                   const Limits& limits, const v1::EvaluateRequest& req,
+                                   v1::EvaluateResponse* resp);
+
 }  // namespace debias::server
 
 #endif  // DEBIAS_SERVER_LOG_EVALUATION_H_

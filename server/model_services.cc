@@ -497,15 +497,21 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext*,
                                              const v1::EvaluateRequest* req,
                                              v1::EvaluateResponse* resp) {
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
+  if (!req->policy_estimator().empty()) {
+    return ToGrpcStatus(EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp));
+  }
   if (!req->estimator().empty()) {
     return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp));
   }
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->scores_size() > 0 || req->bootstrap() > 0 || !req->propensity_from().empty() ||
-      req->imputation_model_id() != 0 || !req->mar_dataset().empty() || req->clip() != 0) {
+      req->imputation_model_id() != 0 || !req->mar_dataset().empty() || req->clip() != 0 ||
+      !req->target().empty() || req->temperature() != 0 || req->tau() != 0 ||
+      req->lambda() != 0) {
     return Invalid(
-        "scores, bootstrap, propensity_from, clip, imputation_model_id and mar_dataset need "
-        "estimator (naive, ips, snips or dr); without it dataset is a labelled test set");
+        "scores, bootstrap, propensity_from, clip, imputation_model_id, mar_dataset, target, "
+        "temperature, tau and lambda need estimator or policy_estimator; without them dataset "
+        "is a labelled test set");
   }
   eval::RankingEvalOptions opts;
   if (req->k_size() > 0) {
