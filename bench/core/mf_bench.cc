@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
               "epoch %.2f s wall\n",
               r->diagnostics.value("setup_seconds", 0.0),
               r->diagnostics.value("epoch_seconds", 0.0));
+  std::printf("  set-up breakdown (s): %s\n", r->diagnostics["setup_breakdown"].dump().c_str());
   std::printf("peak RSS: %.0f MB\n", PeakRssKb() / 1024.0);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -488,6 +489,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
 
   // Observed (explicit) or clicked (implicit) training events.
   std::vector<uint32_t> events;
+  events.reserve(tr.num_events());
   uint64_t n_pos = 0;
   for (size_t e = 0; e < tr.num_events(); ++e) {
     const bool pos = st.rule.IsPositive(tr.label[e]);
@@ -505,8 +507,21 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   }
 
   train::TrainResult result;
+  const auto t_prop = std::chrono::steady_clock::now();
+  // Set-up work that nothing else waits for runs on helper threads while
+  // this one goes on (the futures join at the latest when they go out of
+  // scope, before what they read): the click index, needed at the first
+  // batch, and the propensity diagnostics, needed only in the result.
+  std::future<propensity::PairIndex> positives_f;
+  if (implicit) {
+    positives_f = std::async(std::launch::async, [&tr, rule = st.rule] {
+      return propensity::PairIndex::Build(
+          tr, [&](size_t e) { return rule.IsPositive(tr.label[e]); });
+    });
+  }
   // Propensities and per-event weights.
   std::unique_ptr<propensity::Estimator> est;
+  std::future<nlohmann::json> diagnostics_f;
   std::vector<float> c(tr.num_events(), 1.0f), c2(tr.num_events(), 1.0f);
   if (loss != Loss::kNaive) {
     std::map<std::string, std::string> pp = params.Prefixed("prop.");
@@ -541,9 +556,12 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
     } else {
       for (uint32_t e : events) c2[e] = c[e];
     }
-    result.diagnostics["propensity"] = propensity::Diagnostics(*est, tr, st.rule);
+    diagnostics_f = std::async(std::launch::async, [&tr, e = est.get(), rule = st.rule] {
+      return propensity::Diagnostics(*e, tr, rule);
+    });
   }
 
+  const auto t_init = std::chrono::steady_clock::now();
   // Parameters.
   std::mt19937_64 rng(spec.seed);
   MfParams P;
@@ -591,11 +609,9 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
     cfg.objective = Objective::kWeighted;
   }
 
+  const auto t_index = std::chrono::steady_clock::now();
   propensity::PairIndex positives;
-  if (implicit) {
-    positives = propensity::PairIndex::Build(
-        tr, [&](size_t e) { return st.rule.IsPositive(tr.label[e]); });
-  }
+  if (implicit) positives = positives_f.get();
   PairSampler unlabeled(nu, ni, &positives);
   PairSampler uniform(nu, ni, nullptr);
 
@@ -604,6 +620,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   // reads them sequentially instead of gathering five columns at random.
   std::vector<LossSample> obs;
   obs.reserve(events.size());
+  AdviseHugePages(obs.data(), obs.capacity() * sizeof(LossSample));
   for (uint32_t e : events) {
     obs.push_back({tr.user[e], tr.item[e], static_cast<float>(st.rule.Binary(tr.label[e])),
                    c[e], c2[e], Role::kObserved});
@@ -809,6 +826,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
     if (ctx.on_progress) ctx.on_progress(prog);
   }
 
+  if (diagnostics_f.valid()) result.diagnostics["propensity"] = diagnostics_f.get();
   result.metrics["train_loss"] = last_loss;
   for (const auto& [k, v] : val_metrics) result.metrics[k] = v;
   result.diagnostics["loss"] = std::string(loss_name);
@@ -818,7 +836,12 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   result.diagnostics["positives"] = n_pos;
   // Set-up (validation split, propensities and their diagnostics, indexes,
   // initialisation) and the epochs' optimisation alone (without validation).
-  result.diagnostics["setup_seconds"] = std::chrono::duration<double>(t_setup - t0).count();
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  result.diagnostics["setup_seconds"] = secs(t0, t_setup);
+  result.diagnostics["setup_breakdown"] = {{"checks_split", secs(t0, t_prop)},
+                                           {"propensities", secs(t_prop, t_init)},
+                                           {"init", secs(t_init, t_index)},
+                                           {"index_pack", secs(t_index, t_setup)}};
   result.diagnostics["epoch_seconds"] = epochs_seconds;
   result.diagnostics["seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
