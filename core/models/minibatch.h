@@ -96,7 +96,7 @@ class PairSampler {
         PrefetchSearch(items[b]);
       }
       for (size_t b = 0; b < m; ++b) {
-        if (t < max_tries_ && std::binary_search(items[b].begin(), items[b].end(), ci[b])) {
+        if (t < max_tries_ && Contains(items[b], ci[b])) {
           ++t;
           continue;
         }
@@ -108,6 +108,23 @@ class PairSampler {
   }
 
  private:
+  // Binary search without data-dependent branches (a conditional move per
+  // level): for a random item the direction of every level is a coin flip,
+  // which a branch would mispredict half the time.
+  static bool Contains(std::span<const uint32_t> s, uint32_t x) {
+    if (s.empty()) return false;
+    const uint32_t* first = s.data();
+    size_t n = s.size();
+    while (n > 1) {
+      const size_t half = n / 2;
+      first = first[half] < x ? first + half : first;
+      n -= half;
+    }
+    // The lower bound of x is first or first + 1.
+    const size_t lb = static_cast<size_t>(first - s.data()) + (*first < x);
+    return lb < s.size() && s[lb] == x;
+  }
+
   // Prefetches the lines a binary search over `s` visits first (all of a
   // short list).
   static void PrefetchSearch(std::span<const uint32_t> s) {
