@@ -35,5 +35,15 @@ sanitize: deps
 	@build-asan/tests/data_tests --gtest_brief=1
 	@build-asan/tests/store_tests --gtest_brief=1
 
+# The container image (Dockerfile) built with podman and exercised end to end
+# through a published port (scripts/container_smoke.sh; docs/OPERATIONS.md).
+.PHONY: container-smoke check-deploy
+container-smoke:
+	@BUILD=$(BUILD) bash scripts/container_smoke.sh
+
+# Parse and check the compose and Kubernetes files under deploy/.
+check-deploy:
+	@bash scripts/check_deploy.sh
+
 clean:
 	rm -rf $(BUILD) build-asan var
