@@ -3,7 +3,7 @@
 // ranker, PBM clicks with exam^eta and noise eps = 0.1); writes the markdown
 // fragment docs/results/dla.md (scripts/results_dla.sh runs it).
 //
-// Part 1, propensities: for each eta, one log of `--queries` x
+// Part 1, propensities: for each eta and seed, one log of `--queries` x
 // `--impressions` lists of 10 shown documents; the position curve recovered
 // by DLA and by regression-EM (both with their default settings: MLP ranker
 // 64-32, held-out stopping rule), the naive click-rate ratio, and the result
@@ -15,9 +15,21 @@
 // (2^l - 1 gains) and ERR@10 on the labelled test queries (all candidates
 // of each query ranked), mean and std over seeds.
 //
+// Two reference rows that are not methods: the PBM maximum-likelihood curve
+// given the true click probabilities (the log's own sampling noise) and
+// DLA's dual fixed point with the true relevance (DLA with a perfect ranker).
+// World seeds: propensities --world-seed (100) + s, rankers
+// --rank-world-seed (200) + s; tuning used other seeds (300-302), see the
+// fragment's notes. --trace-out writes one JSON line per curve run with the
+// per-evaluation propensities (diagnostics["trace"]) for studying the
+// stopping rule; --methods limits the trained curve methods.
+//
 // Usage: fidelity_dla [--out PATH] [--seeds N] [--rank-seeds N]
 //                     [--queries Q] [--impressions I] [--etas 0.5,1,2]
-//                     [--dim D] [--params k=v,k=v]
+//                     [--dim D] [--params k=v,k=v] [--world-seed S]
+//                     [--rank-world-seed S] [--methods dla,regression-em]
+//                     [--trace-out PATH]
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -33,11 +45,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/clickmodels/click_model.h"
 #include "core/data/dataset_view.h"
 #include "core/eval/ltr_metrics.h"
 #include "core/models/dla_trainer.h"
 #include "core/propensity/position_lists.h"
 #include "core/synth/click_log_world.h"
+#include "nlohmann/json.hpp"
 
 namespace {
 
@@ -81,7 +95,10 @@ double Now() {
 
 int main(int argc, char** argv) {
   std::string out = "docs/results/dla.md";
-  int seeds = 1, rank_seeds = 5, queries = 10000, impressions = 10, dim = 16;
+  int seeds = 3, rank_seeds = 5, queries = 10000, impressions = 10, dim = 16;
+  int world_seed = 100, rank_world_seed = 200;
+  std::string trace_out;
+  std::vector<std::string> curve_methods = {"dla", "regression-em"};
   std::vector<double> etas = {0.5, 1.0, 2.0};
   std::map<std::string, std::string> extra;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -92,6 +109,10 @@ int main(int argc, char** argv) {
     else if (k == "--queries") queries = std::stoi(v);
     else if (k == "--impressions") impressions = std::stoi(v);
     else if (k == "--dim") dim = std::stoi(v);
+    else if (k == "--world-seed") world_seed = std::stoi(v);
+    else if (k == "--rank-world-seed") rank_world_seed = std::stoi(v);
+    else if (k == "--trace-out") trace_out = v;
+    else if (k == "--methods") curve_methods = absl::StrSplit(v, ',');
     else if (k == "--etas") {
       etas.clear();
       if (v != "none") {
@@ -117,8 +138,11 @@ int main(int argc, char** argv) {
      << " logged lists of 10 shown documents (30 candidates per query, " << dim
      << " features, graded relevance 0..4 a nonlinear function of the features, "
      << "ridge logging ranker), PBM clicks with exam(r)^eta, eps = 0.1, ymax = 4. "
-     << "Trainers run with their default settings (MLP ranker 64-32, Adam, "
-     << "held-out stopping; see core/models/dla_trainer.h)"
+     << "Trainers run with their default settings (MLP ranker 64-32, Adam "
+     << "lr 0.001; DLA propensity logits started at the log click-rate ratios, "
+     << "Adagrad lr 0.05; evaluation every 200 steps, stop after 5 evaluations "
+     << "without a better held-out click likelihood, at most 6000 steps, best "
+     << "checkpoint returned; see core/models/dla_trainer.h)"
      << (extra.empty() ? "" : absl::StrCat(", overrides: ", absl::StrJoin(extra, ",", absl::PairFormatter("="))))
      << ".\n\n";
 
@@ -134,13 +158,25 @@ int main(int argc, char** argv) {
   // ---- Part 1: propensity curves.
   md << "## Position propensities (examination relative to position 1)\n\n"
      << "Relative error |p_hat - p| / p per position; `max` is the largest over "
-     << "positions 1-10. " << seeds << " seed(s) per eta.\n\n";
+     << "positions 1-10, mean ± std over " << seeds << " world seed(s) per eta ("
+     << world_seed << ".." << world_seed + seeds - 1
+     << "; each seed draws a new world and log, and trains with seed + 1). "
+     << "Per-position values are means over the seeds.\n\n";
+  std::ofstream trace_file;
+  if (!trace_out.empty()) trace_file.open(trace_out);
+  std::ostringstream notes, targets;
+  std::map<double, Stat> dla_max_by_eta, ctr_max_by_eta;
   for (double eta : etas) {
-    std::map<std::string, std::vector<Stat>> per_pos;
+    std::map<std::string, std::vector<Stat>> per_pos, per_pos_err;
     std::map<std::string, Stat> max_err;
     std::map<std::string, Stat> secs;
     std::vector<double> truth;
-    const std::vector<std::string> names = {"dla", "regression-em", "randomization", "click-rate ratio"};
+    std::vector<std::string> names = curve_methods;
+    for (const char* n : {"randomization", "click-rate ratio", "oracle-relevance MLE",
+                          "dla dual, true relevance"}) {
+      names.push_back(n);
+    }
+    std::vector<std::string> run_notes;
     for (int s = 0; s < seeds; ++s) {
       debias::synth::ClickLogWorldOptions o;
       o.num_queries = queries;
@@ -148,13 +184,13 @@ int main(int argc, char** argv) {
       o.feature_dim = dim;
       o.num_test_queries = 0;
       o.eta = eta;
-      o.seed = 100 + s;
+      o.seed = world_seed + s;
       auto world = Check(debias::synth::ClickLogWorld::Generate(o), "world");
       auto view = Check(world.ClickView(), "click view");
       truth = world.ExaminationCurve();
       for (int i = K - 1; i >= 0; --i) truth[i] /= truth[0];
       std::map<std::string, std::vector<double>> curves;
-      for (const std::string m : {"dla", "regression-em"}) {
+      for (const std::string& m : curve_methods) {
         const double t0 = Now();
         auto r = Check(debias::models::TrainClickRanker(
                            m == "dla" ? ClickMethod::kDla : ClickMethod::kRegressionEm,
@@ -162,12 +198,58 @@ int main(int argc, char** argv) {
                        m.c_str());
         secs[m].Add(Now() - t0);
         curves[m] = r.diagnostics["position_propensities"].get<std::vector<double>>();
-        std::cerr << "eta " << eta << " seed " << s << " " << m << " steps "
+        run_notes.push_back(absl::StrCat(
+            m, " seed ", o.seed, ": best step ", r.diagnostics["best_step"].dump(),
+            " of ", r.diagnostics["steps"].dump()));
+        std::cerr << "eta " << eta << " seed " << o.seed << " " << m << " steps "
                   << r.diagnostics["steps"] << " best " << r.diagnostics["best_step"]
                   << " " << Now() - t0 << " s\n";
+        if (trace_file.is_open()) {
+          nlohmann::json j = {{"eta", eta}, {"world_seed", o.seed}, {"method", m},
+                              {"truth", truth}, {"params", r.resolved_params},
+                              {"trace", r.diagnostics["trace"]},
+                              {"final", curves[m]}};
+          trace_file << j.dump() << "\n";
+          trace_file.flush();
+        }
       }
       auto cl = Check(debias::propensity::BuildClickLists(view, K), "lists");
       curves["click-rate ratio"] = Check(debias::propensity::ClickRateRatios(cl), "ctr");
+      // Noise floor: the PBM maximum-likelihood examination with the TRUE
+      // click probabilities of the shown documents (clicks_r / sum of
+      // click(y) at r), i.e. what an estimator that knew relevance exactly
+      // would get from this log.
+      {
+        auto cp = Check(debias::clickmodels::ClickProbabilities(o.eps, o.pos, o.ymax), "cp");
+        std::vector<double> num(K, 0.0), den(K, 0.0);
+        for (uint64_t l = 0; l < world.num_lists(); ++l) {
+          const auto docs = world.ListDocs(l);
+          const auto clicks = world.ListClicks(l);
+          const auto labels = world.Labels(world.ListQuery(l));
+          for (int i = 0; i < K && i < static_cast<int>(docs.size()); ++i) {
+            num[i] += clicks[i];
+            den[i] += cp[std::min<int>(labels[docs[i]], o.ymax)];
+          }
+        }
+        std::vector<double> e(K);
+        for (int i = 0; i < K; ++i) e[i] = num[i] / den[i];
+        for (int i = K - 1; i >= 0; --i) e[i] /= e[0];
+        curves["oracle-relevance MLE"] = e;
+        // DLA's dual fixed point with the TRUE relevance in place of the
+        // ranker: p_i proportional to sum_q c_qi click(y_q1) / click(y_qi).
+        std::vector<double> a(K, 0.0);
+        for (uint64_t l = 0; l < world.num_lists(); ++l) {
+          const auto docs = world.ListDocs(l);
+          const auto clicks = world.ListClicks(l);
+          const auto labels = world.Labels(world.ListQuery(l));
+          const double c1 = cp[std::min<int>(labels[docs[0]], o.ymax)];
+          for (int i = 0; i < K && i < static_cast<int>(docs.size()); ++i) {
+            if (clicks[i]) a[i] += c1 / cp[std::min<int>(labels[docs[i]], o.ymax)];
+          }
+        }
+        for (int i = K - 1; i >= 0; --i) a[i] /= a[0];
+        curves["dla dual, true relevance"] = a;
+      }
       o.randomized_fraction = 1.0;
       auto rworld = Check(debias::synth::ClickLogWorld::Generate(o), "world");
       auto rview = Check(rworld.ClickView(), "click view");
@@ -175,16 +257,20 @@ int main(int argc, char** argv) {
       curves["randomization"] = Check(debias::propensity::RandomizationPropensities(rcl), "rand");
       for (const auto& n : names) {
         per_pos[n].resize(K);
+        per_pos_err[n].resize(K);
         double mx = 0;
         for (int i = 0; i < K; ++i) {
           const double e = std::abs(curves[n][i] - truth[i]) / truth[i];
           per_pos[n][i].Add(curves[n][i]);
+          per_pos_err[n][i].Add(e);
           mx = std::max(mx, e);
         }
         max_err[n].Add(mx);
       }
     }
-    md << "### eta = " << eta << "\n\n| method | ";
+    if (max_err.count("dla")) dla_max_by_eta[eta] = max_err["dla"];
+    ctr_max_by_eta[eta] = max_err["click-rate ratio"];
+    md << "### eta = " << eta << "\n\nEstimates (mean over seeds):\n\n| method | ";
     for (int i = 1; i <= K; ++i) md << "p" << i << " | ";
     md << "max rel. error | train s |\n|---|";
     for (int i = 0; i <= K + 1; ++i) md << "---|";
@@ -199,17 +285,64 @@ int main(int argc, char** argv) {
       md << max_err[n].Fmt(3) << " | "
          << (secs.count(n) ? absl::StrFormat("%.0f", secs[n].Mean()) : "") << " |\n";
     }
+    md << "\nRelative error per position (mean over seeds):\n\n| method | ";
+    for (int i = 1; i <= K; ++i) md << "p" << i << " | ";
+    md << "\n|---|";
+    for (int i = 0; i < K; ++i) md << "---|";
     md << "\n";
+    for (const auto& n : names) {
+      md << "| " << n << " | ";
+      for (int i = 0; i < K; ++i) {
+        md << absl::StrFormat("%.3f", per_pos_err[n][i].Mean()) << " | ";
+      }
+      md << "\n";
+    }
+    md << "\n";
+    if (max_err.count("dla")) {
+      std::vector<std::string> per_seed;
+      for (double v : max_err["dla"].v) per_seed.push_back(absl::StrFormat("%.3f", v));
+      notes << "- eta = " << eta << ": DLA max relative error per seed "
+            << absl::StrJoin(per_seed, ", ") << "; " << absl::StrJoin(run_notes, "; ")
+            << ".\n";
+    }
     std::cerr << md.str().substr(md.str().rfind("### eta")) << "\n";
   }
-  if (!etas.empty()) md << "Randomisation is computed on a second log of the same world with every "
-     << "list shuffled (it needs such logs); the click-rate ratio is CTR(r)/CTR(1) "
-     << "on the logged (unshuffled) lists.\n\n";
+  if (!etas.empty()) {
+    md << "Randomisation is computed on a second log of the same world with every "
+       << "list shuffled (it needs such logs); the click-rate ratio is CTR(r)/CTR(1) "
+       << "on the logged (unshuffled) lists; `oracle-relevance MLE` is the PBM "
+       << "maximum-likelihood examination curve given the TRUE click probability of "
+       << "every shown document (clicks at r / sum of click(y) at r): not a method, "
+       << "but the sampling noise of the log itself, which no estimator beats on "
+       << "average.\n\n"
+       << "`dla dual, true relevance` is DLA's propensity fixed point "
+       << "(softmax(g)_i proportional to sum_q c_qi r_qi) with r_qi = click(y_q1) / "
+       << "click(y_qi) from the TRUE labels, i.e. DLA with a perfect ranker: the "
+       << "sampling noise of DLA's own estimator on this log.\n\n"
+       << "Training runs (best step = the checkpoint returned, chosen by held-out "
+       << "click likelihood):\n\n" << notes.str() << "\n"
+       << "How the DLA defaults were checked: the levers (stopping rule: patience, "
+       << "evaluation interval, best checkpoint; ranker lr 0.0003; propensity lr "
+       << "0.2 and 0.3; propensity_init uniform vs ctr; MLP 32-16; ranker l2 "
+       << "0.001 and 0.01) were compared at eta = 2 on world seeds 300-302, "
+       << "disjoint from the seeds reported here, using the per-evaluation curves "
+       << "in diagnostics[\"trace\"]. None brought the eta = 2 tail within 15% on "
+       << "all three seeds. From the click-rate start the position-10 estimate "
+       << "settles 15-30% below the truth by the held-out optimum and keeps "
+       << "sinking with longer training; from the uniform start with propensity lr "
+       << "0.05 it is still far above the truth when the stopping rule fires; with "
+       << "propensity lr 0.3 it crosses the truth and keeps sinking, and the "
+       << "chosen checkpoint lands anywhere between -15% and +34%. The held-out "
+       << "click likelihood is nearly flat along that direction "
+       << "(it cannot tell the tail propensity from the ranker's scores of the "
+       << "documents shown there), so the defaults were left unchanged.\n\n";
+  }
 
   // ---- Part 2: rankers at eta = 1.
   if (rank_seeds > 0) {
     md << "## Rankers at eta = 1 (test queries, all 30 candidates ranked)\n\n"
-       << rank_seeds << " seeds (world and training seed), mean ± std. `ipw oracle` "
+       << rank_seeds << " world seeds (" << rank_world_seed << ".." << rank_world_seed + rank_seeds - 1
+       << "; training seed = world seed index + 1), mean ± std. `ipw oracle` "
        << "uses the true examination ratios.\n\n"
        << "| method | nDCG@1 | nDCG@3 | nDCG@5 | nDCG@10 | ERR@10 |\n"
        << "|---|---|---|---|---|---|\n";
@@ -223,7 +356,7 @@ int main(int argc, char** argv) {
       o.feature_dim = dim;
       o.num_test_queries = 500;
       o.eta = 1.0;
-      o.seed = 200 + s;
+      o.seed = rank_world_seed + s;
       auto world = Check(debias::synth::ClickLogWorld::Generate(o), "world");
       auto view = Check(world.ClickView(), "click view");
       auto test = Check(debias::data::BuildViewFromInteractions(world.TestEvents()), "test");
@@ -258,6 +391,32 @@ int main(int argc, char** argv) {
                                     100.0 * (res["dla"][k].Mean() / res["ipw oracle"][k].Mean() - 1)));
     }
     md << absl::StrJoin(rel, ", ") << ".\n\n";
+    // The ranking targets, checked on the means.
+    bool beats_naive = true, within_2pct = true;
+    for (const auto& k : metric_keys) {
+      beats_naive &= res["dla"][k].Mean() > res["naive-clicks"][k].Mean();
+      within_2pct &= res["dla"][k].Mean() >= 0.98 * res["ipw oracle"][k].Mean();
+    }
+    targets << "- Rankers (eta = 1, " << rank_seeds << " seeds): DLA "
+            << (beats_naive ? "beats" : "does NOT beat")
+            << " the naive click ranker on every metric and is "
+            << (within_2pct ? "within" : "NOT within")
+            << " 2% of the IPW oracle on every metric (means).\n";
+  }
+  if (!dla_max_by_eta.empty() || rank_seeds > 0) {
+    std::ostringstream t;
+    for (const auto& [eta, st] : dla_max_by_eta) {
+      t << "- Propensities, eta = " << eta << ": DLA max relative error "
+        << st.Fmt(3) << " over " << st.v.size() << " seed(s), worst seed "
+        << absl::StrFormat("%.3f", *std::max_element(st.v.begin(), st.v.end()))
+        << "; the 15% target " << (st.Mean() <= 0.15 ? "holds" : "is MISSED")
+        << " on the mean"
+        << (*std::max_element(st.v.begin(), st.v.end()) <= 0.15
+                ? " and on every seed" : "")
+        << "; the click-rate ratio is " << ctr_max_by_eta[eta].Fmt(3) << " off.\n";
+    }
+    md << "## Against the issue's targets (computed by the program)\n\n"
+       << t.str() << targets.str() << "\n";
   }
   md << absl::StrFormat("Total run time %.0f s (wall, shared machine).\n", Now() - t_start);
   std::ofstream f(out);

@@ -561,9 +561,13 @@ absl::StatusOr<train::TrainResult> TrainClickRanker(
     }
     if (step % c.eval_every == 0 || step == c.max_steps) {
       const double crit = validate ? evaluate(valid_lists) : running_loss / running_n;
-      trace.push_back({{"step", step},
-                       {"train_loss", running_loss / running_n},
-                       {"valid_criterion", crit}});
+      nlohmann::json point = {{"step", step},
+                              {"train_loss", running_loss / running_n},
+                              {"valid_criterion", crit}};
+      if (IsDla(method) || method == ClickMethod::kRegressionEm) {
+        point["position_propensities"] = current_curve();
+      }
+      trace.push_back(std::move(point));
       if (crit < best_criterion || !validate) {
         best_criterion = crit;
         best_step = step;

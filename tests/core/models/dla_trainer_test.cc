@@ -187,6 +187,26 @@ TEST(DlaTrainerTest, SameSeedSameModel) {
   EXPECT_NE(a->model->Serialize(), c->model->Serialize());
 }
 
+TEST(DlaTrainerTest, TraceRecordsTheCurveAtEveryEvaluation) {
+  auto r = train::RunTraining(Log().clicks, Spec("dla", {{"max_steps", "300"}}), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& trace = r->diagnostics.at("trace");
+  ASSERT_EQ(trace.size(), 3u);  // steps 100, 200, 300
+  const int best = r->diagnostics.at("best_step").get<int>();
+  bool found = false;
+  for (const auto& point : trace) {
+    const auto p = point.at("position_propensities").get<std::vector<double>>();
+    ASSERT_EQ(p.size(), static_cast<size_t>(kK));
+    EXPECT_EQ(p[0], 1.0);
+    // The returned curve is the one recorded at the best checkpoint.
+    if (point.at("step").get<int>() == best) {
+      found = true;
+      EXPECT_EQ(p, Curve(*r));
+    }
+  }
+  EXPECT_TRUE(found) << "best_step " << best;
+}
+
 TEST(DlaTrainerTest, MlpRankerTrainsAndServes) {
   auto r = train::RunTraining(
       Log().clicks,
