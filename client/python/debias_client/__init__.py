@@ -1,0 +1,21 @@
+"""Python client of debias, the debiasing service for implicit feedback.
+
+    from debias_client import Client, DebiasError
+
+    with Client("127.0.0.1:50051") as c:
+        c.ingest("clicks", frame)                     # pandas DataFrame or dicts/tuples
+        model = c.train("clicks", "relmf", {"epochs": "10"}, on_progress=print)
+        scores = c.score(model["id"], "u1", ["i1", "i2"])   # numpy float32
+        items, top = c.topk(model["id"], "u1", 10)
+        report = c.evaluate(model["id"], "clicks", estimator="ips", bootstrap=200)
+
+The gRPC stubs are generated from proto/ by generate.sh into
+debias_client._proto (see README.md); they are never committed.
+"""
+
+from debias_client.client import EVENT_FIELDS, Client, message_to_dict
+from debias_client.errors import DebiasError, IngestError, TrainingError
+
+__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "EVENT_FIELDS",
+           "message_to_dict"]
+__version__ = "0.1.0"

@@ -1,0 +1,647 @@
+"""A thin, typed wrapper over the debias gRPC services.
+
+Every method maps to one RPC (see proto/debias/v1/*.proto for the exact
+contracts and limits) and converts protobuf messages to plain Python: dicts,
+lists, numpy arrays and pandas DataFrames. Failed calls raise
+:class:`DebiasError` carrying the gRPC status code name and the server's
+message.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, Union)
+
+import grpc
+import numpy as np
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from debias_client._proto.debias.v1 import common_pb2
+from debias_client._proto.debias.v1 import dataset_service_pb2 as ds_pb2
+from debias_client._proto.debias.v1 import dataset_service_pb2_grpc as ds_grpc
+from debias_client._proto.debias.v1 import evaluation_service_pb2 as ev_pb2
+from debias_client._proto.debias.v1 import evaluation_service_pb2_grpc as ev_grpc
+from debias_client._proto.debias.v1 import model_service_pb2 as ms_pb2
+from debias_client._proto.debias.v1 import model_service_pb2_grpc as ms_grpc
+from debias_client._proto.debias.v1 import scoring_service_pb2 as sc_pb2
+from debias_client._proto.debias.v1 import scoring_service_pb2_grpc as sc_grpc
+from debias_client._proto.grpc.health.v1 import health_pb2, health_pb2_grpc
+from debias_client.errors import DebiasError, IngestError, TrainingError
+
+# An event for ingest(): a dict keyed like Interaction's fields, or a tuple in
+# the order of EVENT_FIELDS.
+Event = Union[Mapping[str, Any], Sequence[Any]]
+# Documents to rank by their features: (item key, feature vector) pairs.
+Candidates = Sequence[Tuple[str, Sequence[float]]]
+
+#: Positional order of tuple events and the DataFrame columns ingest() reads.
+EVENT_FIELDS: Tuple[str, ...] = ("user", "item", "label", "timestamp", "list_id", "position",
+                                 "propensity")
+_EXTRA_EVENT_FIELDS = ("features", "event_id")
+_ALL_EVENT_FIELDS = EVENT_FIELDS + _EXTRA_EVENT_FIELDS
+
+# EvaluateRequest fields that evaluate() accepts as keyword options.
+_EVALUATE_OPTIONS = tuple(f.name for f in ev_pb2.EvaluateRequest.DESCRIPTOR.fields
+                          if f.name not in ("model_id", "dataset"))
+
+
+class Client:
+    """Client of one debiasd server.
+
+    Args:
+        target: ``host:port`` of the server.
+        timeout: deadline in seconds of every unary call (and of the streaming
+            calls unless they are given their own ``timeout``).
+        token: bearer token, sent as ``authorization`` metadata when the server
+            runs with ``--auth_tokens``.
+        credentials: channel credentials for a TLS server
+            (``grpc.ssl_channel_credentials(...)``); plaintext when None.
+
+    Usable as a context manager (closes the channel). Thread-safe like the
+    underlying grpc channel: several threads may call one Client.
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", timeout: float = 30.0, *,
+                 token: Optional[str] = None,
+                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        # The server enforces --max_message_bytes; the client does not add a
+        # second, smaller limit.
+        options = [("grpc.max_receive_message_length", -1),
+                   ("grpc.max_send_message_length", -1)]
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._metadata: Tuple[Tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ())
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._datasets = ds_grpc.DatasetServiceStub(self._channel)
+        self._models = ms_grpc.ModelServiceStub(self._channel)
+        self._scoring = sc_grpc.ScoringServiceStub(self._channel)
+        self._evaluation = ev_grpc.EvaluationServiceStub(self._channel)
+
+    # --- lifecycle -------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the channel; the client is unusable afterwards."""
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Any], request: Message,
+              timeout: Optional[float] = None) -> Any:
+        try:
+            return method(request, timeout=self.timeout if timeout is None else timeout,
+                          metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise DebiasError.from_rpc_error(e) from None
+
+    # --- health ----------------------------------------------------------
+
+    def health(self, service: str = "") -> str:
+        """Returns the serving status name of ``service`` ("" = the server):
+        "SERVING", "NOT_SERVING" or "UNKNOWN"."""
+        resp = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def wait_until_serving(self, timeout: float = 10.0) -> None:
+        """Polls health() until the server answers SERVING.
+
+        Raises:
+            DebiasError: code DEADLINE_EXCEEDED when it does not within ``timeout`` s.
+        """
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                status = self.health()
+                if status == "SERVING":
+                    return
+                last = status
+            except DebiasError as e:
+                last = str(e)
+            if time.monotonic() >= deadline:
+                raise DebiasError("DEADLINE_EXCEEDED",
+                                  f"{self.target} not SERVING after {timeout} s: {last}")
+            time.sleep(0.05)
+
+    # --- datasets --------------------------------------------------------
+
+    def create_dataset(self, name: str, description: str = "",
+                       feedback: str = "") -> Dict[str, Any]:
+        """Creates an empty dataset; returns its metadata (see Dataset).
+
+        ``feedback`` is "", "explicit", "implicit" or "clicklog".
+        ALREADY_EXISTS if the name is taken.
+        """
+        req = ds_pb2.CreateDatasetRequest(name=name, description=description, feedback=feedback)
+        return message_to_dict(self._call(self._datasets.CreateDataset, req))
+
+    def list_datasets(self) -> List[Dict[str, Any]]:
+        """All datasets' metadata, ordered by name."""
+        resp = self._call(self._datasets.ListDatasets, ds_pb2.ListDatasetsRequest())
+        return [message_to_dict(d) for d in resp.datasets]
+
+    def get_dataset(self, name: str) -> Dict[str, Any]:
+        """One dataset's metadata. NOT_FOUND if it does not exist."""
+        return message_to_dict(
+            self._call(self._datasets.GetDataset, ds_pb2.GetDatasetRequest(name=name)))
+
+    def delete_dataset(self, name: str) -> int:
+        """Deletes a dataset and its events; returns the number of events deleted."""
+        resp = self._call(self._datasets.DeleteDataset, ds_pb2.DeleteDatasetRequest(name=name))
+        return int(resp.events_deleted)
+
+    def stats(self, name: str) -> Dict[str, Any]:
+        """Counts of a dataset (see DatasetStats): events, users, items,
+        positives, zero_labels, min/max_label, lists, max_position,
+        with_propensity, feature_dim, density, feedback, data_version."""
+        return message_to_dict(
+            self._call(self._datasets.GetStats, ds_pb2.GetStatsRequest(name=name)))
+
+    def ingest(self, dataset: str, events: Union[Iterable[Event], Any], *,
+               create_if_missing: bool = True, batch_size: int = 8192,
+               on_progress: Optional[Callable[[int], None]] = None,
+               timeout: Optional[float] = None) -> int:
+        """Streams events into ``dataset`` over the bidirectional Ingest RPC.
+
+        Args:
+            dataset: target dataset name.
+            events: a pandas DataFrame with columns user, item and optionally
+                label, timestamp, list_id, position, propensity (also features,
+                event_id), or an iterable of dicts with those keys, or of tuples
+                in the order of ``EVENT_FIELDS`` (trailing fields may be left
+                out). ``label`` defaults to 1.0 (a click); None/NaN in an
+                optional field leaves it unset. Consumed lazily, batch by batch.
+            create_if_missing: create the dataset when it does not exist.
+            batch_size: events per message, in [1, 100000]; each batch is
+                stored atomically.
+            on_progress: called with the cumulative acknowledged count after
+                every acknowledged batch.
+            timeout: deadline of the whole stream in seconds; None: no deadline.
+
+        Returns:
+            events_acknowledged: the number of events the server stored durably.
+
+        Raises:
+            IngestError: the stream broke or the server rejected a batch (e.g.
+                INVALID_ARGUMENT naming the bad event), or a local event could
+                not be converted (INVALID_ARGUMENT with its index); its
+                ``events_acknowledged`` says how many events are stored.
+            ValueError: batch_size out of range.
+        """
+        if not 1 <= batch_size <= 100000:
+            raise ValueError(f"batch_size={batch_size}: must be in [1, 100000]")
+        rows = _event_rows(events)
+        state: Dict[str, Any] = {"error": None, "index": 0, "sent": 0}
+
+        def requests() -> Iterator[ds_pb2.IngestRequest]:
+            first = True
+            done = False
+            try:
+                while not done:
+                    req = ds_pb2.IngestRequest()
+                    if first:
+                        req.dataset = dataset
+                        req.create_if_missing = create_if_missing
+                    n = 0
+                    while n < batch_size:
+                        row = next(rows, None)
+                        if row is None:
+                            done = True
+                            break
+                        _fill_interaction(req.events.add(), row)
+                        state["index"] += 1
+                        n += 1
+                    if n == 0 and not first:
+                        break
+                    state["sent"] += n
+                    first = False
+                    yield req
+            except Exception as e:  # reported after the stream closes
+                state["error"] = e
+
+        acked = 0
+        version = 0
+        call = self._datasets.Ingest(requests(), timeout=timeout, metadata=self._metadata)
+        try:
+            for resp in call:
+                acked = int(resp.events_acknowledged)
+                version = int(resp.data_version)
+                if on_progress is not None:
+                    on_progress(acked)
+        except grpc.RpcError as e:
+            raise IngestError.from_rpc_error(e, events_acknowledged=acked,
+                                             data_version=version) from None
+        finally:
+            call.cancel()  # no-op when the stream completed
+        if state["error"] is not None:
+            err = state["error"]
+            raise IngestError("INVALID_ARGUMENT", f"event {state['index']}: {err}",
+                              events_acknowledged=acked, data_version=version) from err
+        if acked != state["sent"]:
+            raise IngestError("DATA_LOSS",
+                              f"server acknowledged {acked} of {state['sent']} events",
+                              events_acknowledged=acked, data_version=version)
+        return acked
+
+    def export(self, name: str, batch_size: int = 0,
+               timeout: Optional[float] = None) -> Any:
+        """Every event of a dataset, in user-major order, as a pandas DataFrame
+        with the columns of ``EVENT_FIELDS`` plus event_id (None where unset)
+        and features (only when some event has features)."""
+        import pandas as pd
+
+        columns: Dict[str, List[Any]] = {c: [] for c in EVENT_FIELDS + ("event_id",)}
+        features: List[List[float]] = []
+        call = self._datasets.Export(ds_pb2.ExportRequest(name=name, batch_size=batch_size),
+                                     timeout=timeout, metadata=self._metadata)
+        try:
+            for resp in call:
+                for ev in resp.events:
+                    columns["user"].append(ev.user)
+                    columns["item"].append(ev.item)
+                    columns["label"].append(ev.label)
+                    columns["timestamp"].append(
+                        ev.timestamp if ev.HasField("timestamp") else None)
+                    columns["list_id"].append(ev.list_id if ev.HasField("list_id") else None)
+                    columns["position"].append(
+                        ev.position if ev.HasField("position") else None)
+                    columns["propensity"].append(
+                        ev.propensity if ev.HasField("propensity") else None)
+                    columns["event_id"].append(ev.event_id or None)
+                    features.append(list(ev.features))
+        except grpc.RpcError as e:
+            raise DebiasError.from_rpc_error(e) from None
+        frame = pd.DataFrame({
+            "user": pd.Series(columns["user"], dtype=object),
+            "item": pd.Series(columns["item"], dtype=object),
+            "label": pd.Series(columns["label"], dtype=np.float32),
+            "timestamp": pd.array(columns["timestamp"], dtype="Int64"),
+            "list_id": pd.Series(columns["list_id"], dtype=object),
+            "position": pd.array(columns["position"], dtype="Int32"),
+            "propensity": pd.array(columns["propensity"], dtype="Float32"),
+            "event_id": pd.Series(columns["event_id"], dtype=object),
+        })
+        if any(features):
+            frame["features"] = features
+        return frame
+
+    # --- models ----------------------------------------------------------
+
+    def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = None,
+              seed: int = 0, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+              *, feedback: str = "", propensity: str = "", clip: Optional[float] = None,
+              threshold: Optional[float] = None, mar_dataset: str = "",
+              timeout: Optional[float] = None, check: bool = True) -> Dict[str, Any]:
+        """Trains a model and waits for it (server-streaming Train RPC).
+
+        Args:
+            dataset: dataset to train on.
+            loss: loss / method name (see list_methods()), e.g. "naive", "relmf".
+            params: hyperparameters; values are sent as strings (bools as
+                "true"/"false"). Each loss rejects unknown keys.
+            seed: random seed; same data, spec and seed give the same model.
+            on_progress: called once per epoch with a dict: epoch,
+                total_epochs, loss, elapsed_seconds, metrics.
+            feedback, propensity, clip, threshold, mar_dataset: see TrainRequest.
+            timeout: deadline in seconds; None: no deadline. If the call ends
+                early the job goes on in the server (see get_model()).
+            check: raise TrainingError when the job ends "failed"/"cancelled".
+
+        Returns:
+            The final model record as a dict (see get_model()).
+
+        Raises:
+            DebiasError: the request was rejected (INVALID_ARGUMENT for an
+                unknown loss or bad hyperparameters, NOT_FOUND, ...).
+            TrainingError: the job failed or was cancelled (with check=True).
+        """
+        req = ms_pb2.TrainRequest(dataset=dataset, loss=loss, feedback=feedback,
+                                  propensity=propensity, seed=seed, mar_dataset=mar_dataset)
+        for k, v in (params or {}).items():
+            req.params[str(k)] = _param_str(v)
+        if clip is not None:
+            req.clip = clip
+        if threshold is not None:
+            req.threshold = threshold
+        model_id = 0
+        final: Optional[Dict[str, Any]] = None
+        call = self._models.Train(req, timeout=timeout, metadata=self._metadata)
+        try:
+            for ev in call:
+                kind = ev.WhichOneof("event")
+                if kind == "started":
+                    model_id = int(ev.started.model_id)
+                elif kind == "progress":
+                    if on_progress is not None:
+                        on_progress(message_to_dict(ev.progress))
+                elif kind == "finished":
+                    final = message_to_dict(ev.finished)
+        except grpc.RpcError as e:
+            raise DebiasError.from_rpc_error(e) from None
+        finally:
+            call.cancel()  # no-op when the stream completed; the job goes on otherwise
+        if final is None:
+            raise DebiasError("UNAVAILABLE",
+                              f"training stream of model {model_id} ended without a model")
+        if check and final.get("state") != "ready":
+            raise TrainingError("ABORTED",
+                                f"model {final.get('id')} ended {final.get('state')}: "
+                                f"{final.get('error', '')}", model=final)
+        return final
+
+    def list_models(self, dataset: str = "") -> List[Dict[str, Any]]:
+        """All models (only those trained on ``dataset`` when given), newest first."""
+        resp = self._call(self._models.ListModels, ms_pb2.ListModelsRequest(dataset=dataset))
+        return [message_to_dict(m) for m in resp.models]
+
+    def get_model(self, model_id: int) -> Dict[str, Any]:
+        """One model: id, dataset, data_version, state ("training", "ready",
+        "failed", "cancelled"), spec, metrics, diagnostics, error, times,
+        progress (the per-epoch curve), users, items. NOT_FOUND if absent."""
+        return message_to_dict(
+            self._call(self._models.GetModel, ms_pb2.GetModelRequest(id=model_id)))
+
+    def delete_model(self, model_id: int) -> None:
+        """Deletes a model (a running job is cancelled first)."""
+        self._call(self._models.DeleteModel, ms_pb2.DeleteModelRequest(id=model_id))
+
+    def cancel_training(self, model_id: int) -> Dict[str, Any]:
+        """Asks a running job to stop; FAILED_PRECONDITION if it is not training."""
+        return message_to_dict(
+            self._call(self._models.CancelTraining, ms_pb2.CancelTrainingRequest(id=model_id)))
+
+    def list_methods(self) -> List[Dict[str, Any]]:
+        """The losses and propensity estimators the server knows: dicts with
+        kind ("loss"/"propensity"), name, description, feedback."""
+        resp = self._call(self._models.ListMethods, ms_pb2.ListMethodsRequest())
+        return [message_to_dict(m) for m in resp.methods]
+
+    # --- scoring ---------------------------------------------------------
+
+    def score(self, model_id: int, user: str, items: Sequence[str], *,
+              candidates: Optional[Candidates] = None) -> np.ndarray:
+        """Scores ``items`` for ``user`` (or feature ``candidates`` for
+        rankers); returns a float32 array in request order. Higher is better.
+        NOT_FOUND for a user or item the model never saw."""
+        req = sc_pb2.ScoreRequest(model_id=model_id, user=user, items=[str(i) for i in items])
+        _add_candidates(req.candidates, candidates)
+        resp = self._call(self._scoring.Score, req)
+        return np.asarray(resp.scores, dtype=np.float32)
+
+    def topk(self, model_id: int, user: str, k: int, exclude_seen: bool = False, *,
+             candidates: Optional[Candidates] = None) -> Tuple[List[str], np.ndarray]:
+        """The ``k`` best items for ``user``, best first: (item keys, float32 scores)."""
+        req = sc_pb2.TopKRequest(model_id=model_id, user=user, k=k, exclude_seen=exclude_seen)
+        _add_candidates(req.candidates, candidates)
+        resp = self._call(self._scoring.TopK, req)
+        return list(resp.items), np.asarray(resp.scores, dtype=np.float32)
+
+    def batch_score(self, model_id: int,
+                    requests: Mapping[str, Sequence[str]]) -> Dict[str, np.ndarray]:
+        """Scores many users in one call: {user: items} -> {user: float32 scores}."""
+        req = sc_pb2.BatchScoreRequest(model_id=model_id)
+        users = list(requests.keys())
+        for u in users:
+            req.requests.add(user=u, items=[str(i) for i in requests[u]])
+        resp = self._call(self._scoring.BatchScore, req)
+        return {u: np.asarray(r.scores, dtype=np.float32)
+                for u, r in zip(users, resp.responses)}
+
+    def get_propensities(self, model_id: int,
+                         pairs: Sequence[Tuple[str, str]] = ()) -> Dict[str, np.ndarray]:
+        """Propensities a model was trained with: "position_propensities"
+        (float64, position-bias models) and "pair_propensities" (float32,
+        P(observed) of each (user, item) pair, in order)."""
+        req = sc_pb2.GetPropensitiesRequest(model_id=model_id)
+        for u, i in pairs:
+            req.pairs.add(user=u, item=i)
+        resp = self._call(self._scoring.GetPropensities, req)
+        return {"position_propensities": np.asarray(resp.position_propensities,
+                                                    dtype=np.float64),
+                "pair_propensities": np.asarray(resp.pair_propensities, dtype=np.float32)}
+
+    def sample_negatives(self, user: str, n: int, *, model_id: int = 0, dataset: str = "",
+                         sampler: str = "uniform", seed: int = 0,
+                         power: Optional[float] = None) -> List[str]:
+        """Negative items for ``user``, excluding their positives.
+
+        Give a trained ``model_id`` (any sampler; "nbpo" uses its flip model)
+        or a ``dataset`` ("uniform", "popularity"). ``seed`` 0 draws a fresh
+        seed; ``power`` is the popularity exponent in [0, 4]. May return fewer
+        than ``n`` items when the user has seen almost all.
+        """
+        req = sc_pb2.SampleNegativesRequest(model_id=model_id, dataset=dataset, user=user, n=n,
+                                            sampler=sampler, seed=seed)
+        if power is not None:
+            req.power = power
+        return list(self._call(self._scoring.SampleNegatives, req).items)
+
+    # --- evaluation ------------------------------------------------------
+
+    def evaluate(self, model_id: int, dataset: str, **options: Any) -> Dict[str, Any]:
+        """Evaluates a model (see EvaluationService.Evaluate).
+
+        Options are EvaluateRequest fields, e.g. ``k=[5, 10]`` (or an int),
+        ``threshold``, ``rank_all_items``, ``exclude_dataset``, ``convention``;
+        for the log estimators ``estimator`` ("naive", "ips", "snips", "dr"),
+        ``propensity_from``, ``propensity_params`` (dict), ``clip``,
+        ``bootstrap``, ``seed``, ``confidence``, ``imputation_model_id``,
+        ``mar_dataset``, ``max_users``, ``scores`` ({user: {item: score}},
+        with model_id=0); for the policy estimators ``policy_estimator``,
+        ``target``, ``temperature``, ``tau``, ``lambda_`` (or ``lambda``).
+
+        Returns:
+            {"metrics": {name: value}, "intervals": {name: (low, high)},
+            "normal_intervals": {name: (low, high)}, "diagnostics": dict,
+            "mar_metrics": {name: value}}. Intervals are present for the log
+            and policy estimators (percentile bootstrap when bootstrap > 0).
+
+        Raises:
+            TypeError: an unknown option name.
+            DebiasError: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...
+        """
+        req = ev_pb2.EvaluateRequest(model_id=model_id, dataset=dataset)
+        for name, value in options.items():
+            field = "lambda" if name == "lambda_" else name
+            if field not in _EVALUATE_OPTIONS:
+                raise TypeError(f"evaluate() got an unknown option {name!r}; known: "
+                                f"{', '.join(_EVALUATE_OPTIONS)}")
+            if value is None:
+                continue
+            if field == "k":
+                req.k.extend([int(value)] if isinstance(value, (int, np.integer))
+                             else [int(v) for v in value])
+            elif field == "propensity_params":
+                for k, v in value.items():
+                    req.propensity_params[str(k)] = _param_str(v)
+            elif field == "propensity_from":
+                req.propensity_from = str(value)
+            elif field == "scores":
+                for user, item_scores in value.items():
+                    us = req.scores.add(user=str(user))
+                    for item, s in item_scores.items():
+                        us.items.append(str(item))
+                        us.scores.append(float(s))
+            else:
+                setattr(req, field, value)
+        resp = self._call(self._evaluation.Evaluate, req)
+        return {
+            "metrics": dict(resp.metrics),
+            "intervals": {k: (v.low, v.high) for k, v in resp.intervals.items()},
+            "normal_intervals": {k: (v.low, v.high) for k, v in resp.normal_intervals.items()},
+            "diagnostics": json_format.MessageToDict(resp.diagnostics),
+            "mar_metrics": dict(resp.mar_metrics),
+        }
+
+
+# --- conversions ---------------------------------------------------------
+
+
+def message_to_dict(msg: Message) -> Dict[str, Any]:
+    """Converts a protobuf message to a dict of plain Python values.
+
+    Unlike json_format.MessageToDict it keeps 64-bit integers as ints, keeps
+    the proto field names, includes fields at their default values, and maps
+    an unset ``optional`` field to None. google.protobuf.Struct becomes a dict.
+    """
+    out: Dict[str, Any] = {}
+    for field in msg.DESCRIPTOR.fields:
+        value = getattr(msg, field.name)
+        if _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {k: _field_value(value_field, v) for k, v in value.items()}
+        elif field.label == _descriptor.FieldDescriptor.LABEL_REPEATED:
+            out[field.name] = [_field_value(field, v) for v in value]
+        elif (field.type != _descriptor.FieldDescriptor.TYPE_MESSAGE and field.has_presence
+              and not msg.HasField(field.name)):
+            out[field.name] = None
+        else:
+            out[field.name] = _field_value(field, value)
+    return out
+
+
+def _is_map(field: _descriptor.FieldDescriptor) -> bool:
+    return (field.type == _descriptor.FieldDescriptor.TYPE_MESSAGE
+            and field.message_type.GetOptions().map_entry)
+
+
+def _field_value(field: _descriptor.FieldDescriptor, value: Any) -> Any:
+    if field.type == _descriptor.FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type.full_name in ("google.protobuf.Struct",
+                                            "google.protobuf.ListValue",
+                                            "google.protobuf.Value"):
+            return json_format.MessageToDict(value)
+        return message_to_dict(value)
+    if field.type == _descriptor.FieldDescriptor.TYPE_ENUM:
+        return field.enum_type.values_by_number[value].name
+    return value
+
+
+def _param_str(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _add_candidates(field: Any, candidates: Optional[Candidates]) -> None:
+    for item, features in candidates or ():
+        field.add(item=str(item), features=[float(x) for x in features])
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    pd = sys.modules.get("pandas")
+    return pd is not None and (value is pd.NA or value is pd.NaT)
+
+
+def _event_rows(events: Any) -> Iterator[Mapping[str, Any]]:
+    """Yields one {field: value} mapping per event, whatever the input form."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(events, pd.DataFrame):
+        return _dataframe_rows(events)
+    if isinstance(events, (str, bytes, Mapping)):
+        raise TypeError("events must be a DataFrame or an iterable of dicts/tuples, "
+                        f"not {type(events).__name__}")
+    return (_event_mapping(e) for e in events)
+
+
+def _dataframe_rows(frame: Any) -> Iterator[Mapping[str, Any]]:
+    # Columns are checked before the stream opens; rows are produced lazily.
+    unknown = [c for c in frame.columns if c not in _ALL_EVENT_FIELDS]
+    if unknown:
+        raise ValueError(f"DataFrame columns {unknown}: unknown; allowed: "
+                         f"{', '.join(_ALL_EVENT_FIELDS)}")
+    for required in ("user", "item"):
+        if required not in frame.columns:
+            raise ValueError(f"DataFrame column {required!r}: required")
+    names = [c for c in _ALL_EVENT_FIELDS if c in frame.columns]
+    return _dataframe_chunks(frame, names)
+
+
+def _dataframe_chunks(frame: Any, names: List[str]) -> Iterator[Mapping[str, Any]]:
+    chunk = 65536
+    for start in range(0, len(frame), chunk):
+        part = frame.iloc[start:start + chunk]
+        # tolist() turns numpy scalars into Python ones in one pass per column.
+        cols = [part[c].tolist() for c in names]
+        for values in zip(*cols):
+            yield dict(zip(names, values))
+
+
+def _event_mapping(event: Event) -> Mapping[str, Any]:
+    if isinstance(event, Mapping):
+        unknown = [k for k in event if k not in _ALL_EVENT_FIELDS]
+        if unknown:
+            raise ValueError(f"keys {unknown}: unknown; allowed: {', '.join(_ALL_EVENT_FIELDS)}")
+        return event
+    if isinstance(event, (tuple, list)):
+        if not 2 <= len(event) <= len(EVENT_FIELDS):
+            raise ValueError(f"tuple of {len(event)} fields: expected 2 to "
+                             f"{len(EVENT_FIELDS)} ({', '.join(EVENT_FIELDS)})")
+        return dict(zip(EVENT_FIELDS, event))
+    raise TypeError(f"event of type {type(event).__name__}: expected a dict or a tuple")
+
+
+def _fill_interaction(msg: common_pb2.Interaction, row: Mapping[str, Any]) -> None:
+    user = row.get("user")
+    item = row.get("item")
+    if _is_missing(user) or _is_missing(item):
+        raise ValueError("user and item are required")
+    msg.user = str(user)
+    msg.item = str(item)
+    label = row.get("label")
+    msg.label = 1.0 if _is_missing(label) else float(label)
+    v = row.get("timestamp")
+    if not _is_missing(v):
+        msg.timestamp = int(v)
+    v = row.get("list_id")
+    if not _is_missing(v):
+        msg.list_id = str(v)
+    v = row.get("position")
+    if not _is_missing(v):
+        msg.position = int(v)
+    v = row.get("propensity")
+    if not _is_missing(v):
+        msg.propensity = float(v)
+    v = row.get("features")
+    if v is not None and not (isinstance(v, float) and math.isnan(v)):
+        msg.features.extend(float(x) for x in v)
+    v = row.get("event_id")
+    if not _is_missing(v):
+        msg.event_id = str(v)

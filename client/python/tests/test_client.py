@@ -1,0 +1,253 @@
+"""End-to-end test of debias_client against the real debiasd binary.
+
+Environment:
+    DEBIASD: path of the debiasd binary (ctest sets it to build/server/debiasd).
+    PYTHONPATH: must hold the directory generate.sh assembled the package in.
+
+Starts one server on 127.0.0.1 port 0 (--port_file) with a temporary
+--data_dir for the whole class, drives it through the wrapper, and finally
+stops it with SIGTERM and checks that it exits 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from debias_client import Client, DebiasError, IngestError
+
+N_USERS = 200
+N_ITEMS = 50
+DATASET = "clicks"
+
+
+def synthetic_clicks(seed: int = 7) -> pd.DataFrame:
+    """200 users x 50 items: each user clicks 5-14 distinct items drawn with a
+    power-law popularity (so exposure is biased), plus a timestamp."""
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, N_ITEMS + 1) ** 0.8
+    pop /= pop.sum()
+    users: List[str] = []
+    items: List[str] = []
+    for u in range(N_USERS):
+        n = int(rng.integers(5, 15))
+        for i in rng.choice(N_ITEMS, size=n, replace=False, p=pop):
+            users.append(f"u{u}")
+            items.append(f"i{i}")
+    return pd.DataFrame({
+        "user": users,
+        "item": items,
+        "label": np.ones(len(users), dtype=np.float32),
+        "timestamp": np.arange(len(users), dtype=np.int64),
+    })
+
+
+class ClientTest(unittest.TestCase):
+    proc: Optional[subprocess.Popen] = None
+    tmp: str = ""
+    client: Client
+    frame: pd.DataFrame
+    model: Dict[str, Any]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        debiasd = os.environ.get("DEBIASD", "")
+        if not debiasd or not os.access(debiasd, os.X_OK):
+            raise unittest.SkipTest(f"DEBIASD={debiasd!r} is not an executable debiasd")
+        cls.tmp = tempfile.mkdtemp(prefix="debias_pyclient_")
+        port_file = os.path.join(cls.tmp, "port")
+        cls.log = open(os.path.join(cls.tmp, "debiasd.log"), "wb")
+        cls.proc = subprocess.Popen(
+            [debiasd, "--listen", "127.0.0.1:0", "--data_dir", os.path.join(cls.tmp, "db"),
+             "--port_file", port_file, "--log_level", "warn"],
+            stdout=cls.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(port_file):
+            if cls.proc.poll() is not None or time.monotonic() > deadline:
+                cls._stop_server()
+                raise RuntimeError("debiasd did not start:\n" + cls._server_log())
+            time.sleep(0.02)
+        with open(port_file) as f:
+            port = int(f.read().strip())
+        cls.client = Client(f"127.0.0.1:{port}", timeout=30.0)
+        cls.frame = synthetic_clicks()
+
+    @classmethod
+    def _server_log(cls) -> str:
+        try:
+            with open(os.path.join(cls.tmp, "debiasd.log"), "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    @classmethod
+    def _stop_server(cls) -> Optional[int]:
+        code = None
+        if cls.proc is not None and cls.proc.poll() is None:
+            cls.proc.send_signal(signal.SIGTERM)
+            try:
+                code = cls.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait()
+        elif cls.proc is not None:
+            code = cls.proc.returncode
+        cls.log.close()
+        return code
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if hasattr(cls, "client"):
+            cls.client.close()
+        code = cls._stop_server()
+        log = cls._server_log()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        # SIGTERM must shut the server down cleanly.
+        if code != 0:
+            raise AssertionError(f"debiasd exited with {code} after SIGTERM:\n{log}")
+
+    # The steps build on each other (ingest -> train -> score); unittest runs
+    # them in name order.
+
+    def test_01_health(self) -> None:
+        self.assertEqual(self.client.health(), "SERVING")
+        self.client.wait_until_serving(timeout=1.0)
+
+    def test_02_ingest_dataframe_and_stats(self) -> None:
+        progress: List[int] = []
+        acked = self.client.ingest(DATASET, self.frame, batch_size=500,
+                                   on_progress=progress.append)
+        self.assertEqual(acked, len(self.frame))
+        self.assertEqual(progress[-1], len(self.frame))
+        self.assertEqual(len(progress), math.ceil(len(self.frame) / 500))
+        stats = self.client.stats(DATASET)
+        self.assertEqual(stats["events"], len(self.frame))
+        self.assertEqual(stats["users"], self.frame["user"].nunique())
+        self.assertEqual(stats["items"], self.frame["item"].nunique())
+        self.assertEqual(stats["positives"], len(self.frame))
+        self.assertEqual(stats["zero_labels"], 0)
+        self.assertAlmostEqual(stats["density"],
+                               len(self.frame) / (stats["users"] * stats["items"]), places=6)
+        names = [d["name"] for d in self.client.list_datasets()]
+        self.assertIn(DATASET, names)
+        self.assertEqual(self.client.get_dataset(DATASET)["users"], N_USERS)
+
+    def test_03_ingest_iterables_and_broken_stream(self) -> None:
+        # Tuples (user, item, label, timestamp, ...) and dicts; a new dataset.
+        events = [("a", "x", 1.0, 1), ("a", "y"), {"user": "b", "item": "x", "label": 0.0}]
+        self.assertEqual(self.client.ingest("small", events), 3)
+        stats = self.client.stats("small")
+        self.assertEqual((stats["events"], stats["positives"], stats["zero_labels"]), (3, 2, 1))
+        # Batch 1 (3 events) is stored; batch 2 holds a propensity outside
+        # (0, 1], which the server rejects, ending the stream.
+        bad = [("c", "x"), ("c", "y"), ("c", "z"),
+               {"user": "d", "item": "x", "propensity": 2.0}]
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest("small", bad, batch_size=3)
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertEqual(ctx.exception.events_acknowledged, 3)
+        self.assertEqual(self.client.stats("small")["events"], 6)
+        # A local conversion error (no item) also reports what was stored.
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest("small", [("e", "x"), {"user": "e"}], batch_size=1)
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertEqual(ctx.exception.events_acknowledged, 1)
+        self.assertEqual(self.client.delete_dataset("small"), 7)
+        with self.assertRaises(DebiasError) as ctx2:
+            self.client.get_dataset("small")
+        self.assertEqual(ctx2.exception.code, "NOT_FOUND")
+
+    def test_04_train_with_progress(self) -> None:
+        epochs: List[Dict[str, Any]] = []
+        model = self.client.train(DATASET, "naive", {"epochs": "3", "dim": "8"}, seed=1,
+                                  on_progress=epochs.append)
+        self.assertEqual(model["state"], "ready")
+        self.assertGreaterEqual(model["id"], 1)
+        self.assertEqual(model["dataset"], DATASET)
+        self.assertEqual([e["epoch"] for e in epochs], [1, 2, 3])
+        self.assertTrue(all(e["total_epochs"] == 3 for e in epochs))
+        self.assertTrue(all(math.isfinite(e["loss"]) for e in epochs))
+        self.assertEqual(len(model["progress"]), 3)
+        self.assertEqual(model["users"], N_USERS)
+        self.assertEqual(model["items"], self.frame["item"].nunique())
+        type(self).model = model
+        self.assertEqual(self.client.get_model(model["id"])["state"], "ready")
+        self.assertIn(model["id"], [m["id"] for m in self.client.list_models(DATASET)])
+
+    def test_05_score_and_topk(self) -> None:
+        mid = self.model["id"]
+        items = [f"i{i}" for i in range(10)]
+        scores = self.client.score(mid, "u0", items)
+        self.assertIsInstance(scores, np.ndarray)
+        self.assertEqual(scores.dtype, np.float32)
+        self.assertEqual(scores.shape, (10,))
+        self.assertTrue(np.all(np.isfinite(scores)))
+        top_items, top_scores = self.client.topk(mid, "u0", 5)
+        self.assertEqual(len(top_items), 5)
+        self.assertEqual(top_scores.dtype, np.float32)
+        self.assertTrue(np.all(np.diff(top_scores) <= 0))  # best first
+        # TopK's scores agree with Score's for the same items.
+        np.testing.assert_allclose(self.client.score(mid, "u0", top_items), top_scores,
+                                   rtol=1e-5, atol=1e-6)
+        seen = set(self.frame.loc[self.frame["user"] == "u0", "item"])
+        unseen, _ = self.client.topk(mid, "u0", 5, exclude_seen=True)
+        self.assertFalse(seen & set(unseen))
+        batch = self.client.batch_score(mid, {"u0": items, "u1": items[:3]})
+        np.testing.assert_allclose(batch["u0"], scores, rtol=1e-6)
+        self.assertEqual(batch["u1"].shape, (3,))
+        negatives = self.client.sample_negatives("u0", 5, dataset=DATASET, seed=3)
+        self.assertEqual(len(negatives), 5)
+        self.assertFalse(seen & set(negatives))
+
+    def test_06_evaluate_ips_with_bootstrap(self) -> None:
+        report = self.client.evaluate(self.model["id"], DATASET, estimator="ips", k=[5],
+                                      bootstrap=50, seed=11)
+        self.assertIn("dcg@5", report["metrics"])
+        self.assertTrue(report["intervals"])
+        for name, (low, high) in report["intervals"].items():
+            value = report["metrics"][name]
+            self.assertTrue(math.isfinite(value), name)
+            self.assertLessEqual(low, value, name)
+            self.assertLessEqual(value, high, name)
+        self.assertEqual(set(report["normal_intervals"]), set(report["intervals"]))
+        self.assertIsInstance(report["diagnostics"], dict)
+        self.assertTrue(report["diagnostics"])
+        # Same seed, same answer.
+        again = self.client.evaluate(self.model["id"], DATASET, estimator="ips", k=5,
+                                     bootstrap=50, seed=11)
+        self.assertEqual(again["intervals"], report["intervals"])
+
+    def test_07_errors(self) -> None:
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.train(DATASET, "no-such-loss")
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.topk(self.model["id"], "u0", 0)
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("k", ctx.exception.message)
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.get_model(10**9)
+        self.assertEqual(ctx.exception.code, "NOT_FOUND")
+        with self.assertRaises(TypeError):
+            self.client.evaluate(self.model["id"], DATASET, no_such_option=1)
+
+    def test_08_delete_model(self) -> None:
+        mid = self.model["id"]
+        self.client.delete_model(mid)
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.get_model(mid)
+        self.assertEqual(ctx.exception.code, "NOT_FOUND")
+
+
+if __name__ == "__main__":
+    unittest.main()
