@@ -41,15 +41,33 @@ HugeFloats::HugeFloats(size_t n) : n_(n) {
   if (n == 0) return;
   constexpr size_t kHuge = size_t{2} << 20;
   const size_t bytes = n * sizeof(float);
-  // Small arrays need no huge pages; large ones start on a 2 MiB boundary.
-  const size_t align = bytes >= kHuge ? kHuge : 64;
+#ifdef __linux__
+  if (bytes >= kHuge) {
+    // Anonymous pages come zeroed from the kernel, so there is no filling
+    // pass; a page is faulted in (as a huge page) at its first use.
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    p_ = static_cast<float*>(p);
+    mapped_ = true;
+    AdviseHugePages(p_, bytes);
+    return;
+  }
+#endif
+  const size_t align = 64;
   p_ = static_cast<float*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
   if (p_ == nullptr) throw std::bad_alloc();
-  AdviseHugePages(p_, bytes);
   std::fill_n(p_, n, 0.0f);
 }
 
-HugeFloats::~HugeFloats() { std::free(p_); }
+HugeFloats::~HugeFloats() {
+#ifdef __linux__
+  if (mapped_) {
+    munmap(p_, n_ * sizeof(float));
+    return;
+  }
+#endif
+  std::free(p_);
+}
 
 RowOptimizer::RowOptimizer(float* params, int64_t rows, int dim,
                            const OptimizerOptions& opts, int num_shards)

@@ -55,19 +55,21 @@ enum class OptimizerKind { kAdam, kSgd };
 // table is a TLB miss.
 void AdviseHugePages(void* p, size_t bytes);
 
-// A zero-initialised float array allocated with AdviseHugePages applied
-// before the zeroing writes.
+// A zero-initialised float array; large ones are anonymous memory with
+// AdviseHugePages applied before any page is touched (no zeroing pass).
 class HugeFloats {
  public:
   HugeFloats() = default;
   explicit HugeFloats(size_t n);
-  HugeFloats(HugeFloats&& o) noexcept : p_(o.p_), n_(o.n_) {
+  HugeFloats(HugeFloats&& o) noexcept : p_(o.p_), n_(o.n_), mapped_(o.mapped_) {
     o.p_ = nullptr;
     o.n_ = 0;
+    o.mapped_ = false;
   }
   HugeFloats& operator=(HugeFloats&& o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
+    std::swap(mapped_, o.mapped_);
     return *this;
   }
   ~HugeFloats();
@@ -79,6 +81,7 @@ class HugeFloats {
  private:
   float* p_ = nullptr;
   size_t n_ = 0;
+  bool mapped_ = false;  // mmap'd (large, Linux) rather than aligned_alloc'd
 };
 
 struct OptimizerOptions {

@@ -101,6 +101,19 @@ TEST(RowOptimizerTest, UpdateNowEqualsStep) {
   }
 }
 
+TEST(RowOptimizerTest, HugeFloatsAreZeroedSmallAndLarge) {
+  for (size_t n : {size_t{10}, size_t{3} << 20}) {  // aligned_alloc; mmap (12 MiB)
+    HugeFloats h(n);
+    ASSERT_EQ(h.size(), n);
+    EXPECT_EQ(*std::max_element(h.data(), h.data() + n), 0.0f);
+    EXPECT_EQ(*std::min_element(h.data(), h.data() + n), 0.0f);
+    h.data()[n - 1] = 1.0f;
+    HugeFloats moved = std::move(h);
+    EXPECT_EQ(moved.data()[n - 1], 1.0f);
+    EXPECT_TRUE(h.empty());
+  }
+}
+
 TEST(MinibatchTest, SampleManyDrawsWhatSampleDraws) {
   // A dense grid (most pairs indexed) so that rejections and the max_tries
   // cut-off both happen.
