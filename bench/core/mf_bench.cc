@@ -2,14 +2,17 @@
 // items x 10,000,000 clicks world, against a baseline measured in the same
 // run: one plain dot-product pass (U_u . V_i) over the same events plus as
 // many random pairs (the forward work of the epoch, without gradients,
-// sampling or optimiser). Also reports peak RSS. Plain program (no Google
-// Benchmark: one long measurement, run once).
+// sampling or optimiser). Reports wall and process CPU time (on a shared
+// machine the wall time includes waiting for a core), the trainer's set-up
+// vs epoch split, and peak RSS. Plain program (no Google Benchmark: one long
+// measurement, run once). --threads is the trainer's `threads` parameter
+// (default 1; the model is the same for any value).
 //
 // Usage: mf_bench [--users=N] [--items=N] [--events=N] [--dim=N] [--threads=N]
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
