@@ -141,6 +141,9 @@ class ClientTest(unittest.TestCase):
         names = [d["name"] for d in self.client.list_datasets()]
         self.assertIn(DATASET, names)
         self.assertEqual(self.client.get_dataset(DATASET)["users"], N_USERS)
+        back = self.client.export(DATASET)
+        self.assertEqual(len(back), len(self.frame))
+        self.assertEqual(sorted(back["timestamp"].tolist()), list(range(len(self.frame))))
 
     def test_03_ingest_iterables_and_broken_stream(self) -> None:
         # Tuples (user, item, label, timestamp, ...) and dicts; a new dataset.
@@ -163,6 +166,25 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
         self.assertEqual(ctx.exception.events_acknowledged, 1)
         self.assertEqual(self.client.delete_dataset("small"), 7)
+        # A click log with optional columns, some values missing (left unset).
+        log = pd.DataFrame({
+            "user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"],
+            "label": [1.0, 0.0, np.nan, 0.0],
+            "list_id": ["l1", "l1", "l2", None],
+            "position": pd.array([1, 2, 1, None], dtype="Int32"),
+            "propensity": [0.9, 0.5, np.nan, 0.25],
+        })
+        self.assertEqual(self.client.ingest("log", log, create_if_missing=True), 4)
+        stats = self.client.stats("log")
+        self.assertEqual((stats["events"], stats["positives"], stats["zero_labels"]), (4, 2, 2))
+        self.assertEqual((stats["lists"], stats["max_position"], stats["with_propensity"]),
+                         (2, 2, 3))
+        back = self.client.export("log").sort_values(["user", "item"]).reset_index(drop=True)
+        self.assertEqual(back["item"].tolist(), ["x", "y", "x", "z"])
+        self.assertEqual(back["label"].tolist(), [1.0, 0.0, 1.0, 0.0])
+        self.assertTrue(pd.isna(back["position"][3]))
+        self.assertEqual(back["list_id"].tolist(), ["l1", "l1", "l2", None])
+        self.client.delete_dataset("log")
         with self.assertRaises(DebiasError) as ctx2:
             self.client.get_dataset("small")
         self.assertEqual(ctx2.exception.code, "NOT_FOUND")
