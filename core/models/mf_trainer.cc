@@ -393,6 +393,12 @@ absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
   ASSIGN_OR_RETURN(st.val_max_users, p.Int("val_max_users", 500, 1, 10000000));
   ASSIGN_OR_RETURN(int64_t threads, p.Int("threads", 1, 1, 64));
   st.threads = static_cast<int>(threads);
+  if (loss == Loss::kDrJl || loss == Loss::kMrdrJl) {
+    // The DR objectives couple a batch's samples; they run on one thread,
+    // and the resolved value says so.
+    st.threads = 1;
+    p.resolved()["threads"] = "1";
+  }
   if (implicit) {
     ASSIGN_OR_RETURN(st.neg_ratio, p.Double("neg_ratio", d.neg_ratio, 1e-6, 1000));
     ASSIGN_OR_RETURN(std::string s, p.Choice("sampling", "balanced", {"balanced", "uniform"}));
@@ -581,8 +587,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   oo.l2 = static_cast<float>(st.l2);
   oo.dense = st.dense;
   const bool dr = loss == Loss::kDrJl || loss == Loss::kMrdrJl;
-  // DR losses are not separable per sample and run on one thread.
-  const int nthreads = dr ? 1 : st.threads;
+  const int nthreads = st.threads;  // 1 for DR (ParseSettings)
   MfOptim opt(&P, oo, nthreads);
   MfParams Q;  // imputation model (DR)
   std::unique_ptr<MfOptim> qopt;

@@ -174,6 +174,13 @@ TEST(MfTrainerTest, SameModelForAnyThreadCount) {
       EXPECT_EQ(many->resolved_params.at("threads"), threads);
     }
   }
+  // DR runs on one thread and reports it.
+  auto spec = Spec("dr-jl", FeedbackKind::kExplicit);
+  spec.params["threads"] = "2";
+  spec.params["epochs"] = "1";
+  auto dr = TrainMf("dr-jl", w.ratings, spec, {});
+  ASSERT_OK(dr);
+  EXPECT_EQ(dr->resolved_params.at("threads"), "1");
 }
 
 TEST(MfTrainerTest, ExplicitLossesTrainAndReport) {
