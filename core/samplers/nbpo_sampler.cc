@@ -114,6 +114,8 @@ class NbpoSampler final : public NegativeSampler {
         }
         items[b] = static_cast<uint32_t>(prod >> 32);
         coins[b] = (r & 0xFFFFFFFFu) * static_cast<uint64_t>(kLevels);
+        // Start the load now, so it overlaps the engine draws that follow.
+        __builtin_prefetch(row + items[b]);
       }
       for (size_t b = 0; b < m; ++b) q[b] = row[items[b]];
       // Branch-free compaction of the kept proposals (a kept/rejected branch
