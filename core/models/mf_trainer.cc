@@ -288,9 +288,12 @@ double RunFused(const LossConfig& cfg, std::span<const LossSample> samples,
   Eigen::Map<Eigen::VectorXf> gu(scratch.data(), d), gi(scratch.data() + d, d);
   for (size_t k = 0; k < n; ++k) {
     if (k + kAhead < n) {
+      // The factor rows, and the optimiser state of rows updated at once
+      // (Step prefetches the others).
       const LossSample& y = samples[k + kAhead];
       PrefetchRows(P, y.user, y.item);
-      opt.u->Prefetch(y.user);
+      if (once.User(y.user)) opt.u->Prefetch(y.user);
+      if (once.Item(y.item)) opt.v->Prefetch(y.item);
     }
     const LossSample& x = samples[k];
     float g;
@@ -674,7 +677,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
         const LossSample& y = samples[k + kAhead];
         if (static_cast<int>(y.user % nthreads) == tid) {
           PrefetchRows(P, y.user, y.item);
-          opt.u->Prefetch(y.user);
+          if (once.User(y.user)) opt.u->Prefetch(y.user);
         }
       }
       const LossSample& x = samples[k];
