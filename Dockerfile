@@ -65,4 +65,7 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
 # exit code 0); tini forwards the signal and returns debiasd's exit code.
 ENTRYPOINT ["/usr/bin/tini", "--", "debiasd", "--data_dir", "/var/lib/debias/store"]
 # Arguments after the image name replace these (keep --listen 0.0.0.0:50051).
-CMD ["--listen", "0.0.0.0:50051"]
+# --allow_insecure: plaintext on the container's own network namespace; publish
+# the port on 127.0.0.1 or put TLS in front (or pass --tls_cert/--tls_key and
+# drop it; docs/SECURITY.md).
+CMD ["--listen", "0.0.0.0:50051", "--allow_insecure"]

@@ -10,11 +10,22 @@
 
 namespace debias::cli {
 
-std::unique_ptr<Client> Context::Connect() const {
+ClientOptions Context::Options() const {
   ClientOptions o;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(global.timeout_seconds * 1000));
-  return Client::Connect(global.server, o);
+  o.token = global.token;
+  if (o.token.empty()) {
+    const char* env = std::getenv("DEBIAS_TOKEN");
+    if (env != nullptr) o.token = env;
+  }
+  o.tls_ca = global.tls_ca;
+  o.tls_cert = global.tls_cert;
+  o.tls_key = global.tls_key;
+  o.tls_server_name = global.tls_server_name;
+  return o;
 }
+
+std::unique_ptr<Client> Context::Connect() const { return Client::Connect(global.server, Options()); }
 
 void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
   const char* env = std::getenv("DEBIAS_SERVER");
@@ -25,6 +36,12 @@ void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
   sub->add_option("--timeout", g->timeout_seconds, "per-call deadline in seconds")
       ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
+  sub->add_option("--token", g->token, "bearer token (default $DEBIAS_TOKEN)");
+  sub->add_option("--tls-ca", g->tls_ca, "use TLS, trusting the server certificate's CA (PEM)");
+  sub->add_option("--tls-cert", g->tls_cert, "client certificate for mutual TLS (PEM)");
+  sub->add_option("--tls-key", g->tls_key, "client private key for mutual TLS (PEM)");
+  sub->add_option("--tls-server-name", g->tls_server_name,
+                  "name to check in the server certificate (default: the --server host)");
 }
 
 int Emit(const Context& ctx, const nlohmann::json& j, const std::string& human) {

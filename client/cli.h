@@ -19,6 +19,8 @@ struct GlobalOptions {
   std::string server;  // host:port; default $DEBIAS_SERVER or 127.0.0.1:50051
   bool json = false;
   double timeout_seconds = 60;
+  std::string token;  // default $DEBIAS_TOKEN
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
 
 // State shared by subcommands; `run` is set by the subcommand chosen.
@@ -26,6 +28,8 @@ struct Context {
   GlobalOptions global;
   std::function<int()> run;
   std::unique_ptr<Client> Connect() const;
+  // The client options the global flags ask for (timeout, token, TLS).
+  ClientOptions Options() const;
 };
 
 // Adds --server/--json/--timeout to a subcommand.

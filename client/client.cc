@@ -1,6 +1,8 @@
 #include "client/client.h"
 
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -12,14 +14,48 @@ namespace debias {
 
 using server::FromGrpcStatus;
 
+namespace {
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream s;
+  s << in.rdbuf();
+  *out = s.str();
+  return true;
+}
+}  // namespace
+
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ClientOptions& options) {
   grpc::ChannelArguments args;
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!options.tls_ca.empty() || !options.tls_cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    std::string bad;
+    if (!options.tls_ca.empty() && !ReadFile(options.tls_ca, &ssl.pem_root_certs)) {
+      bad = options.tls_ca;
+    }
+    if (!options.tls_cert.empty() && !ReadFile(options.tls_cert, &ssl.pem_cert_chain)) {
+      bad = options.tls_cert;
+    }
+    if (!options.tls_key.empty() && !ReadFile(options.tls_key, &ssl.pem_private_key)) {
+      bad = options.tls_key;
+    }
+    if (!bad.empty()) {
+      // An unusable channel whose calls fail with UNAVAILABLE and the reason.
+      auto channel = grpc::CreateChannel("unix:/nonexistent/debias-tls-file-" + bad,
+                                         grpc::InsecureChannelCredentials());
+      return std::make_unique<Client>(std::move(channel), options);
+    }
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+    creds = grpc::SslCredentials(ssl);
+  }
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto channel =
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target, creds, args);
   return std::make_unique<Client>(std::move(channel), options);
 }
 
@@ -32,7 +68,12 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
       evaluation_(v1::EvaluationService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
+void Client::Authenticate(grpc::ClientContext* ctx) const {
+  if (!options_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + options_.token);
+}
+
 void Client::SetDeadline(grpc::ClientContext* ctx) const {
+  Authenticate(ctx);
   ctx->set_deadline(std::chrono::system_clock::now() + options_.timeout);
 }
 
@@ -114,6 +155,7 @@ IngestSummary Client::Ingest(const std::string& dataset,
                              const IngestOptions& options) {
   IngestSummary summary;
   grpc::ClientContext ctx;
+  Authenticate(&ctx);
   auto stream = datasets_->Ingest(&ctx);
   const size_t batch = std::max<size_t>(1, options.batch_size);
   const uint64_t total = events.size();
@@ -167,6 +209,7 @@ absl::Status Client::Export(const std::string& dataset,
                             const std::function<bool(const v1::ExportResponse&)>& sink,
                             uint32_t batch_size) {
   grpc::ClientContext ctx;
+  Authenticate(&ctx);
   v1::ExportRequest req;
   req.set_name(dataset);
   req.set_batch_size(batch_size);
@@ -199,6 +242,7 @@ absl::StatusOr<v1::Model> Client::Train(
     const v1::TrainRequest& request,
     const std::function<void(const v1::TrainEvent&)>& on_event) {
   grpc::ClientContext ctx;  // no deadline: training takes as long as it takes
+  Authenticate(&ctx);
   auto reader = models_->Train(&ctx, request);
   v1::TrainEvent ev;
   std::optional<v1::Model> finished;

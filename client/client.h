@@ -31,6 +31,12 @@ struct ClientOptions {
   // Open a connection of this client's own instead of sharing one with
   // other channels to the same target (load generators use several).
   bool own_connection = false;
+  // Bearer token sent with every call (debiasd --auth_tokens); empty = none.
+  std::string token;
+  // TLS: use it when tls_ca is set (PEM CA that signed the server's
+  // certificate); tls_cert/tls_key add a client certificate (mutual TLS);
+  // tls_server_name overrides the name checked against the certificate.
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
 
 struct IngestOptions {
@@ -50,6 +56,8 @@ struct IngestSummary {
 class Client {
  public:
   // Connects lazily to `target` ("host:port").
+  // With TLS options, unreadable PEM files make every call fail with
+  // UNAVAILABLE naming the file.
   static std::unique_ptr<Client> Connect(const std::string& target,
                                          const ClientOptions& options = {});
   explicit Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options = {});
@@ -99,7 +107,10 @@ class Client {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
+  // Adds the deadline and the token.
   void SetDeadline(grpc::ClientContext* ctx) const;
+  // Adds the bearer token, if any.
+  void Authenticate(grpc::ClientContext* ctx) const;
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
   template <typename Req, typename Resp, typename Call>

@@ -172,8 +172,7 @@ absl::Status Validate(const BenchArgs& a) {
 
 int RunBench(const Context& ctx, const BenchArgs& a) {
   if (absl::Status s = Validate(a); !s.ok()) return Fail(s);
-  ClientOptions base;
-  base.timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx.global.timeout_seconds * 1000));
+  ClientOptions base = ctx.Options();
   auto control = Client::Connect(ctx.global.server, base);
   if (absl::Status s = control->Health(); !s.ok()) return Fail(s);
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/auth.h"
 #include "server/status_util.h"
 
 namespace debias::server {
@@ -29,25 +30,28 @@ std::string EffectiveFeedback(const std::string& recorded, const data::DatasetSt
   return s.IsExplicit() ? "explicit" : "implicit";
 }
 
-grpc::Status DatasetServiceImpl::CreateDataset(grpc::ServerContext*,
+grpc::Status DatasetServiceImpl::CreateDataset(grpc::ServerContext* ctx,
                                                const v1::CreateDatasetRequest* req,
                                                v1::Dataset* resp) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
   auto info = store_->CreateDataset(req->name(), req->description(), req->feedback());
   if (!info.ok()) return ToGrpcStatus(info.status());
   InfoToProto(*info, resp);
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext*,
+grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext* ctx,
                                               const v1::ListDatasetsRequest*,
                                               v1::ListDatasetsResponse* resp) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
   for (const auto& d : store_->ListDatasets()) InfoToProto(d, resp->add_datasets());
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext*,
+grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
                                             const v1::GetDatasetRequest* req,
                                             v1::Dataset* resp) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto info = store_->GetDataset(req->name());
   if (!info.ok()) return ToGrpcStatus(info.status());
@@ -55,9 +59,10 @@ grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext*,
+grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext* ctx,
                                                const v1::DeleteDatasetRequest* req,
                                                v1::DeleteDatasetResponse* resp) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kAdmin); !s.ok()) return s;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto n = store_->DeleteDataset(req->name());
   if (!n.ok()) return ToGrpcStatus(n.status());
@@ -65,9 +70,9 @@ grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetServiceImpl::Ingest(
-    grpc::ServerContext* ctx,
+grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::IngestResponse, v1::IngestRequest>* stream) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
   v1::IngestRequest req;
   std::string dataset;
   bool create = false;
@@ -114,9 +119,10 @@ grpc::Status DatasetServiceImpl::Ingest(
   return grpc::Status::OK;
 }
 
-grpc::Status DatasetServiceImpl::GetStats(grpc::ServerContext*,
+grpc::Status DatasetServiceImpl::GetStats(grpc::ServerContext* ctx,
                                           const v1::GetStatsRequest* req,
                                           v1::DatasetStats* resp) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto info = store_->GetDataset(req->name());
   if (!info.ok()) return ToGrpcStatus(info.status());
@@ -144,6 +150,7 @@ grpc::Status DatasetServiceImpl::GetStats(grpc::ServerContext*,
 grpc::Status DatasetServiceImpl::Export(grpc::ServerContext* ctx,
                                         const v1::ExportRequest* req,
                                         grpc::ServerWriter<v1::ExportResponse>* writer) {
+  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   const uint32_t max_batch = static_cast<uint32_t>(options_.limits.max_export_batch);
   if (req->batch_size() > max_batch) {

@@ -37,6 +37,15 @@ int main(int argc, char** argv) {
   app.add_option("--max_k", options.limits.max_k, "largest TopK k")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--auth_tokens", options.auth_tokens,
+                 "token file: lines 'ROLE TOKEN' (reader|writer|admin); re-read on SIGHUP; "
+                 "without it every local call is accepted (development mode)");
+  app.add_option("--tls_cert", options.tls_cert, "PEM certificate chain of the server");
+  app.add_option("--tls_key", options.tls_key, "PEM private key of the server");
+  app.add_option("--tls_client_ca", options.tls_client_ca,
+                 "PEM CA; clients must present a certificate it signed (mutual TLS)");
+  app.add_flag("--allow_insecure", options.allow_insecure,
+               "allow plaintext on a non-loopback --listen address");
   std::string log_level = "info";
   app.add_option("--log_level", log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -52,6 +61,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = debias::server::DebiasServer::Start(options);
@@ -69,7 +79,17 @@ int main(int argc, char** argv) {
   }
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (true) {
+      sigwait(&signals, &sig);
+      if (sig != SIGHUP) break;
+      absl::Status s = (*server)->ReloadTokens();
+      if (s.ok()) {
+        spdlog::info("SIGHUP: token file reloaded");
+      } else {
+        spdlog::error("SIGHUP: token file not reloaded, keeping the old tokens: {}",
+                      s.ToString());
+      }
+    }
     spdlog::info("received signal {}", sig);
     (*server)->Shutdown(absl::Seconds(10));
   });

@@ -4,9 +4,12 @@
 #define DEBIAS_SERVER_OPTIONS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace debias::server {
+
+class Authenticator;
 
 // Limits enforced by the handlers; past one the answer is INVALID_ARGUMENT
 // or RESOURCE_EXHAUSTED naming the limit.
@@ -35,7 +38,22 @@ struct ServerOptions {
   // Serve gRPC server reflection.
   bool reflection = false;
   Limits limits;
+
+  // --- Security (docs/SECURITY.md) ---
+  // Token file (`ROLE TOKEN` lines); empty = development mode, no tokens.
+  std::string auth_tokens;
+  // TLS: PEM certificate chain and key of the server; with tls_client_ca,
+  // clients must present a certificate signed by that CA (mutual TLS).
+  std::string tls_cert, tls_key, tls_client_ca;
+  // Listening on a non-loopback address without TLS is refused unless set.
+  bool allow_insecure = false;
+  // Set by DebiasServer::Start from auth_tokens (null in development mode);
+  // the handlers check every call against it. Reloaded on SIGHUP.
+  std::shared_ptr<Authenticator> authenticator;
 };
+
+// True for 127.0.0.0/8, ::1 and localhost (with a port: "127.0.0.1:50051").
+bool IsLoopbackAddress(const std::string& host_port);
 
 }  // namespace debias::server
 

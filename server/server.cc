@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -8,12 +10,72 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/grpcpp.h"
+#include "server/auth.h"
 #include "server/dataset_service.h"
 #include "server/model_manager.h"
 #include "server/model_services.h"
 #include "spdlog/spdlog.h"
 
 namespace debias::server {
+
+bool IsLoopbackAddress(const std::string& host_port) {
+  std::string host = host_port;
+  if (!host.empty() && host.front() == '[') {  // [v6]:port
+    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos &&
+                                           host.find(':') == colon) {
+    host = host.substr(0, colon);  // v4 or name with a port
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0 ||
+         host.rfind("ipv4:127.", 0) == 0;
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, " '", path, "': cannot read"));
+  std::stringstream s;
+  s << in.rdbuf();
+  if (s.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " '", path, "': not a PEM file"));
+  }
+  return s.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  const bool tls = !o.tls_cert.empty() || !o.tls_key.empty();
+  if (!tls) {
+    if (!o.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError("tls_client_ca: needs tls_cert and tls_key");
+    }
+    if (!IsLoopbackAddress(o.listen) && !o.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on non-loopback address '", o.listen,
+          "' without TLS: give --tls_cert and --tls_key, or --allow_insecure to accept "
+          "plaintext (e.g. behind a TLS-terminating proxy or inside a private network)"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert.empty() || o.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls_cert and tls_key: give both");
+  }
+  auto cert = ReadPem("tls_cert", o.tls_cert);
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem("tls_key", o.tls_key);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca.empty()) {
+    auto ca = ReadPem("tls_client_ca", o.tls_client_ca);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 struct DebiasServer::Impl {
   ServerOptions options;
@@ -37,6 +99,13 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  auto creds = Credentials(options);
+  if (!creds.ok()) return creds.status();
+  if (!options.auth_tokens.empty()) {
+    auto auth = Authenticator::FromFile(options.auth_tokens);
+    if (!auth.ok()) return auth.status();
+    impl->options.authenticator = std::move(*auth);
+  }
   store::StoreOptions so;
   so.path = options.data_dir;
   so.sync = options.sync;
@@ -55,7 +124,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(options.listen, *creds, &impl->port);
   builder.SetMaxReceiveMessageSize(options.limits.max_message_bytes);
   builder.SetMaxSendMessageSize(options.limits.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
@@ -71,12 +140,24 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
                      "' (address in use, or not host:port?)"));
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("debiasd serving on port {} (data_dir={}, sync={})", impl->port,
-               options.data_dir, options.sync);
+  spdlog::info("debiasd serving on port {} (data_dir={}, sync={}, tls={}, auth={})",
+               impl->port, options.data_dir, options.sync,
+               options.tls_cert.empty() ? "off"
+                                        : (options.tls_client_ca.empty() ? "on" : "mutual"),
+               impl->options.authenticator
+                   ? absl::StrCat(impl->options.authenticator->size(), " tokens")
+                   : std::string("off (development mode)"));
   return std::unique_ptr<DebiasServer>(new DebiasServer(std::move(impl)));
 }
 
 int DebiasServer::port() const { return impl_->port; }
+
+absl::Status DebiasServer::ReloadTokens() {
+  if (!impl_->options.authenticator) {
+    return absl::FailedPreconditionError("no --auth_tokens file: nothing to reload");
+  }
+  return impl_->options.authenticator->Reload();
+}
 
 void DebiasServer::Wait() { impl_->server->Wait(); }
 

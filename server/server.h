@@ -20,6 +20,8 @@ class DebiasServer {
 
   // The bound port (useful with port 0).
   int port() const;
+  // Re-reads the token file (SIGHUP); keeps the old tokens on error.
+  absl::Status ReloadTokens();
   // Blocks until Shutdown() has completed.
   void Wait();
   // Marks health NOT_SERVING, stops accepting calls, lets in-flight calls
