@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KM_VERSION=5.1.0
-KM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/debias/kubernetes-models-$KM_VERSION
+KM_DIR=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/debias/kubernetes-models-$KM_VERSION
 
 if ! python3 -c 'import yaml' 2>/dev/null; then
   echo "check-deploy: installing python3-yaml" >&2
