@@ -162,4 +162,16 @@ grpc::Status Authorize(const Authenticator* auth, const grpc::ServerContext* ctx
   return auth->Check(*ctx, need);
 }
 
+Admission Admit(InFlight* in_flight, const Authenticator* auth, const grpc::ServerContext* ctx,
+                Role need) {
+  InFlight::Slot slot = in_flight ? in_flight->Acquire() : InFlight::Slot::None();
+  if (in_flight && !slot.ok()) {
+    return {grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                         absl::StrCat("server busy: ", in_flight->max(),
+                                      " calls in flight (max_in_flight); retry with backoff")),
+            std::move(slot)};
+  }
+  return {Authorize(auth, ctx, need), std::move(slot)};
+}
+
 }  // namespace debias::server

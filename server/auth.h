@@ -15,6 +15,7 @@
 #ifndef DEBIAS_SERVER_AUTH_H_
 #define DEBIAS_SERVER_AUTH_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,6 +66,52 @@ class Authenticator {
 // The check every handler runs first: OK when `auth` is null (development
 // mode: no --auth_tokens), else auth->Check(ctx, need).
 grpc::Status Authorize(const Authenticator* auth, const grpc::ServerContext* ctx, Role need);
+
+// Bounds the calls being handled at once (streams count for their whole
+// life). The health service is not counted, so probes answer under load.
+class InFlight {
+ public:
+  explicit InFlight(int max) : max_(max) {}
+  // A slot for the duration of one call; ok() is false past the limit.
+  class Slot {
+   public:
+    Slot(Slot&& o) noexcept : owner_(o.owner_) { o.owner_ = nullptr; }
+    Slot& operator=(Slot&&) = delete;
+    ~Slot() {
+      if (owner_) owner_->count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    bool ok() const { return owner_ != nullptr; }
+    static Slot None() { return Slot(nullptr); }
+
+   private:
+    friend class InFlight;
+    explicit Slot(InFlight* owner) : owner_(owner) {}
+    InFlight* owner_;
+  };
+  Slot Acquire() {
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= max_) {
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      return Slot(nullptr);
+    }
+    return Slot(this);
+  }
+  int max() const { return max_; }
+  int current() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  const int max_;
+  std::atomic<int> count_{0};
+};
+
+// What a handler holds while it runs: its in-flight slot, or the status to
+// return (RESOURCE_EXHAUSTED naming max_in_flight, or the auth failure).
+struct Admission {
+  grpc::Status status;
+  InFlight::Slot slot;
+  bool ok() const { return status.ok(); }
+};
+Admission Admit(InFlight* in_flight, const Authenticator* auth, const grpc::ServerContext* ctx,
+                Role need);
 
 }  // namespace debias::server
 

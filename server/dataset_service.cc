@@ -33,7 +33,8 @@ std::string EffectiveFeedback(const std::string& recorded, const data::DatasetSt
 grpc::Status DatasetServiceImpl::CreateDataset(grpc::ServerContext* ctx,
                                                const v1::CreateDatasetRequest* req,
                                                v1::Dataset* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   auto info = store_->CreateDataset(req->name(), req->description(), req->feedback());
   if (!info.ok()) return ToGrpcStatus(info.status());
   InfoToProto(*info, resp);
@@ -43,7 +44,8 @@ grpc::Status DatasetServiceImpl::CreateDataset(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext* ctx,
                                               const v1::ListDatasetsRequest*,
                                               v1::ListDatasetsResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   for (const auto& d : store_->ListDatasets()) InfoToProto(d, resp->add_datasets());
   return grpc::Status::OK;
 }
@@ -51,7 +53,8 @@ grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
                                             const v1::GetDatasetRequest* req,
                                             v1::Dataset* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto info = store_->GetDataset(req->name());
   if (!info.ok()) return ToGrpcStatus(info.status());
@@ -62,7 +65,8 @@ grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext* ctx,
                                                const v1::DeleteDatasetRequest* req,
                                                v1::DeleteDatasetResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kAdmin); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kAdmin);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto n = store_->DeleteDataset(req->name());
   if (!n.ok()) return ToGrpcStatus(n.status());
@@ -72,7 +76,8 @@ grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext* ctx,
 
 grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::IngestResponse, v1::IngestRequest>* stream) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   v1::IngestRequest req;
   std::string dataset;
   bool create = false;
@@ -122,7 +127,8 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::GetStats(grpc::ServerContext* ctx,
                                           const v1::GetStatsRequest* req,
                                           v1::DatasetStats* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   auto info = store_->GetDataset(req->name());
   if (!info.ok()) return ToGrpcStatus(info.status());
@@ -150,7 +156,8 @@ grpc::Status DatasetServiceImpl::GetStats(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::Export(grpc::ServerContext* ctx,
                                         const v1::ExportRequest* req,
                                         grpc::ServerWriter<v1::ExportResponse>* writer) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->name()); !s.ok()) return ToGrpcStatus(s);
   const uint32_t max_batch = static_cast<uint32_t>(options_.limits.max_export_batch);
   if (req->batch_size() > max_batch) {

@@ -37,6 +37,15 @@ int main(int argc, char** argv) {
   app.add_option("--max_k", options.limits.max_k, "largest TopK k")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--max_in_flight", options.limits.max_in_flight,
+                 "calls handled at once (streams included, health excluded); past it "
+                 "RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--max_bootstrap", options.limits.max_bootstrap,
+                 "largest Evaluate bootstrap resample count")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
   app.add_option("--auth_tokens", options.auth_tokens,
                  "token file: lines 'ROLE TOKEN' (reader|writer|admin); re-read on SIGHUP; "
                  "without it every local call is accepted (development mode)");

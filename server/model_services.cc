@@ -136,7 +136,8 @@ void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
 
 grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
                                      grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
   if (req->loss().empty()) return Invalid("loss: required (see ListMethods)");
   if (!req->mar_dataset().empty()) {
@@ -200,7 +201,8 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
 
 grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* req,
                                           v1::ListModelsResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   for (const auto& r : models_->ListRecords()) {
     if (!req->dataset().empty() && r.dataset != req->dataset()) continue;
     RecordToProto(r, resp->add_models());
@@ -210,7 +212,8 @@ grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx, const v1::Li
 
 grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx, const v1::GetModelRequest* req,
                                         v1::Model* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->id()); !s.ok()) return s;
   auto r = models_->GetRecord(req->id());
   if (!r.ok()) return ToGrpcStatus(r.status());
@@ -221,7 +224,8 @@ grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx, const v1::GetM
 grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
                                            const v1::DeleteModelRequest* req,
                                            v1::DeleteModelResponse*) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kAdmin); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kAdmin);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->id()); !s.ok()) return s;
   return ToGrpcStatus(models_->Delete(req->id()));
 }
@@ -229,7 +233,8 @@ grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
 grpc::Status ModelServiceImpl::CancelTraining(grpc::ServerContext* ctx,
                                               const v1::CancelTrainingRequest* req,
                                               v1::Model* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->id()); !s.ok()) return s;
   if (auto s = models_->Cancel(req->id()); !s.ok()) return ToGrpcStatus(s);
   auto r = models_->GetRecord(req->id());
@@ -240,7 +245,8 @@ grpc::Status ModelServiceImpl::CancelTraining(grpc::ServerContext* ctx,
 
 grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::ListMethodsRequest*,
                                            v1::ListMethodsResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   for (const auto& t : train::Trainers()) {
     auto* m = resp->add_methods();
     m->set_kind("loss");
@@ -267,7 +273,8 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
 
 grpc::Status ScoringServiceImpl::Score(grpc::ServerContext* ctx, const v1::ScoreRequest* req,
                                        v1::ScoreResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   const int n = req->items_size() + req->candidates_size();
   const int max = options_.limits.max_candidates;
@@ -298,7 +305,8 @@ grpc::Status ScoringServiceImpl::Score(grpc::ServerContext* ctx, const v1::Score
 
 grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRequest* req,
                                       v1::TopKResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->k() < 1 || req->k() > static_cast<uint32_t>(options_.limits.max_k)) {
     return Invalid(absl::StrCat("k=", req->k(), ": must be in [1, ", options_.limits.max_k, "]"));
@@ -343,7 +351,8 @@ grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRe
 grpc::Status ScoringServiceImpl::BatchScore(grpc::ServerContext* ctx,
                                             const v1::BatchScoreRequest* req,
                                             v1::BatchScoreResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->requests_size() < 1 || req->requests_size() > options_.limits.max_batch_users) {
     return Invalid(absl::StrCat("requests: ", req->requests_size(), " users; must be in [1, ",
@@ -378,7 +387,8 @@ grpc::Status ScoringServiceImpl::BatchScore(grpc::ServerContext* ctx,
 grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
                                                  const v1::GetPropensitiesRequest* req,
                                                  v1::GetPropensitiesResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->pairs_size() > options_.limits.max_candidates) {
     return Invalid(absl::StrCat("pairs: ", req->pairs_size(), " given; max_candidates is ",
@@ -420,7 +430,8 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
 grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
                                                  const v1::SampleNegativesRequest* req,
                                                  v1::SampleNegativesResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kWriter); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
   if ((req->model_id() == 0) == req->dataset().empty()) {
     return Invalid("model_id or dataset: give exactly one");
   }
@@ -508,7 +519,8 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
 grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
                                              const v1::EvaluateRequest* req,
                                              v1::EvaluateResponse* resp) {
-  if (auto s = Authorize(options_.authenticator.get(), ctx, Role::kReader); !s.ok()) return s;
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
   if (!req->policy_estimator().empty()) {
     return ToGrpcStatus(EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp));

@@ -10,6 +10,7 @@
 namespace debias::server {
 
 class Authenticator;
+class InFlight;
 
 // Limits enforced by the handlers; past one the answer is INVALID_ARGUMENT
 // or RESOURCE_EXHAUSTED naming the limit.
@@ -25,6 +26,7 @@ struct Limits {
   int max_training_jobs = 2;       // concurrent Train jobs
   int max_params = 64;             // hyperparameters per Train request
   int max_bootstrap = 10000;       // Evaluate bootstrap resamples
+  int max_in_flight = 256;         // calls handled at once (health excluded)
 };
 
 struct ServerOptions {
@@ -50,6 +52,8 @@ struct ServerOptions {
   // Set by DebiasServer::Start from auth_tokens (null in development mode);
   // the handlers check every call against it. Reloaded on SIGHUP.
   std::shared_ptr<Authenticator> authenticator;
+  // Set by DebiasServer::Start from limits.max_in_flight.
+  std::shared_ptr<InFlight> in_flight;
 };
 
 // True for 127.0.0.0/8, ::1 and localhost (with a port: "127.0.0.1:50051").

@@ -101,6 +101,10 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   impl->options = options;
   auto creds = Credentials(options);
   if (!creds.ok()) return creds.status();
+  if (options.limits.max_in_flight < 1) {
+    return absl::InvalidArgumentError("max_in_flight: must be >= 1");
+  }
+  impl->options.in_flight = std::make_shared<InFlight>(options.limits.max_in_flight);
   if (!options.auth_tokens.empty()) {
     auto auth = Authenticator::FromFile(options.auth_tokens);
     if (!auth.ok()) return auth.status();

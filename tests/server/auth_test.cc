@@ -2,7 +2,9 @@
 // real server and client library.
 #include "server/auth.h"
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <unistd.h>
 
@@ -228,6 +230,43 @@ TEST_F(SecureServerTest, TlsAndMutualTls) {
   o.tls_key = d + "/san.cnf";
   EXPECT_THAT(server::DebiasServer::Start(o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "PEM"));
+}
+
+}  // namespace
+}  // namespace debias
+
+namespace debias {
+namespace {
+
+TEST_F(SecureServerTest, InFlightCapAnswersResourceExhaustedAndHealthStillAnswers) {
+  server::ServerOptions o = Options();
+  o.limits.max_in_flight = 1;
+  auto s = server::DebiasServer::Start(o);
+  ASSERT_OK(s);
+  server_ = std::move(*s);
+  auto client = Connect();
+  // An open ingest stream holds the only slot until the client closes it.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::DatasetService::NewStub(channel);
+  grpc::ClientContext stream_ctx;
+  auto stream = stub->Ingest(&stream_ctx);
+  v1::IngestRequest first;
+  first.set_dataset("d");
+  first.set_create_if_missing(true);
+  auto* e = first.add_events();
+  e->set_user("u");
+  e->set_item("i");
+  e->set_label(1);
+  ASSERT_TRUE(stream->Write(first));
+  v1::IngestResponse ack;
+  ASSERT_TRUE(stream->Read(&ack));  // the handler is running and holds the slot
+  EXPECT_THAT(client->ListDatasets(),
+              StatusIs(absl::StatusCode::kResourceExhausted, "max_in_flight"));
+  EXPECT_OK(client->Health());
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_OK(client->ListDatasets());  // the slot came back
 }
 
 }  // namespace
