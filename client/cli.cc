@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace debias::cli {
 
@@ -42,6 +44,18 @@ void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
   sub->add_option("--tls-key", g->tls_key, "client private key for mutual TLS (PEM)");
   sub->add_option("--tls-server-name", g->tls_server_name,
                   "name to check in the server certificate (default: the --server host)");
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipEmpty())) out.emplace_back(part);
+  return out;
+}
+
+nlohmann::json StructJson(const google::protobuf::Struct& s) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(s, &out).ok()) return nlohmann::json::object();
+  return nlohmann::json::parse(out, nullptr, false);
 }
 
 int Emit(const Context& ctx, const nlohmann::json& j, const std::string& human) {

@@ -7,10 +7,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/client.h"
+#include "google/protobuf/struct.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace debias::cli {
@@ -34,6 +36,11 @@ struct Context {
 
 // Adds --server/--json/--timeout to a subcommand.
 void AddGlobalOptions(CLI::App* sub, GlobalOptions* g);
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitList(const std::string& s);
+// A protobuf Struct as JSON (an empty object if it cannot be converted).
+nlohmann::json StructJson(const google::protobuf::Struct& s);
 
 // Prints `j` (JSON mode) or the human text, and returns 0.
 int Emit(const Context& ctx, const nlohmann::json& j, const std::string& human);

@@ -17,11 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-json StructJson(const google::protobuf::Struct& s) {
-  std::string out;
-  if (!google::protobuf::util::MessageToJsonString(s, &out).ok()) return json::object();
-  return json::parse(out, nullptr, false);
-}
 
 json ModelJson(const v1::Model& m, bool full) {
   json j{{"model_id", m.id()},
@@ -58,13 +53,6 @@ json JsonArray(const Container& c) {
   return arr;
 }
 
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipEmpty())) {
-    out.emplace_back(part);
-  }
-  return out;
-}
 
 void RegisterMethods(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("methods", "list losses, propensity estimators and samplers");

@@ -50,21 +50,11 @@ struct ReplayArgs {
   uint32_t max_users = 0;
 };
 
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipEmpty())) out.emplace_back(p);
-  return out;
-}
 
 std::string Html(const std::string& s) {
   return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
 }
 
-json StructToJson(const google::protobuf::Struct& s) {
-  std::string out;
-  if (!google::protobuf::util::MessageToJsonString(s, &out).ok()) return json::object();
-  return json::parse(out, nullptr, false);
-}
 
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                          "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
@@ -378,8 +368,8 @@ std::optional<double> ValMetric(const v1::Model& m, std::string* name) {
 
 int RunReplay(const Context& ctx, const ReplayArgs& a) {
   const auto t_start = std::chrono::steady_clock::now();
-  auto models = Split(a.models);
-  auto estimators = Split(a.estimators);
+  auto models = SplitList(a.models);
+  auto estimators = SplitList(a.estimators);
   if (models.empty()) return Fail(absl::InvalidArgumentError("--models: give at least one loss"));
   if (estimators.empty()) return Fail(absl::InvalidArgumentError("--estimators: give at least one"));
   std::string tune_key;
@@ -390,7 +380,7 @@ int RunReplay(const Context& ctx, const ReplayArgs& a) {
       return Fail(absl::InvalidArgumentError("--tune: expected key=v1,v2,..."));
     }
     tune_key = a.tune.substr(0, eq);
-    tune_values = Split(a.tune.substr(eq + 1));
+    tune_values = SplitList(a.tune.substr(eq + 1));
     if (tune_values.empty()) return Fail(absl::InvalidArgumentError("--tune: no values"));
   }
   std::map<std::string, std::string> params;
@@ -516,7 +506,7 @@ int RunReplay(const Context& ctx, const ReplayArgs& a) {
       req.set_bootstrap(a.bootstrap);
       req.set_seed(a.seed);
       req.set_max_users(a.max_users);
-      for (const auto& k : Split(a.ks)) {
+      for (const auto& k : SplitList(a.ks)) {
         uint32_t v = 0;
         if (!absl::SimpleAtoi(k, &v)) {
           return Fail(absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number")));
@@ -529,7 +519,7 @@ int RunReplay(const Context& ctx, const ReplayArgs& a) {
       json e{{"metrics", json::object()},
              {"intervals", json::object()},
              {"normal_intervals", json::object()},
-             {"diagnostics", StructToJson(r->diagnostics())}};
+             {"diagnostics", StructJson(r->diagnostics())}};
       for (const auto& [k, v] : r->metrics()) e["metrics"][k] = v;
       for (const auto& [k, v] : r->intervals()) e["intervals"][k] = {v.low(), v.high()};
       for (const auto& [k, v] : r->normal_intervals()) {
@@ -607,7 +597,7 @@ int RunReplay(const Context& ctx, const ReplayArgs& a) {
   // 6. The table on stdout.
   std::string human;
   std::vector<std::string> keys;
-  for (const auto& k : Split(a.ks)) {
+  for (const auto& k : SplitList(a.ks)) {
     for (const char* m : {"dcg@", "precision@", "recall@"}) keys.push_back(m + k);
   }
   for (const auto& est : estimators) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,45 @@ KeyIndex IndexKeys(const std::vector<std::string>& keys) {
   idx.reserve(keys.size());
   for (uint32_t i = 0; i < keys.size(); ++i) idx.emplace(keys[i], i);
   return idx;
+}
+
+// sigmoid(score) of `m` for (user, item) by key: the relevance an
+// imputation / reward model predicts; 0 for keys the model does not know.
+double KeyedRelevance(const LoadedModel& m, const std::string& user, const std::string& item) {
+  auto u = m.user_index.find(user);
+  auto i = m.item_index.find(item);
+  if (u == m.user_index.end() || i == m.item_index.end()) return 0.0;
+  float s = 0;
+  uint32_t one = i->second;
+  m.model->ScoreItems(u->second, {&one, 1}, {&s, 1});
+  return std::isfinite(s) ? Sigmoid(s) : 0.0;
+}
+
+// bootstrap and confidence, shared by both log modes.
+absl::Status ParseIntervalRequest(const v1::EvaluateRequest& req, const Limits& limits,
+                                  int* bootstrap, double* confidence) {
+  if (req.bootstrap() > static_cast<uint32_t>(limits.max_bootstrap)) {
+    return absl::InvalidArgumentError(absl::StrCat("bootstrap=", req.bootstrap(),
+                                                   ": must be in [0, ", limits.max_bootstrap,
+                                                   "] (the server's max_bootstrap)"));
+  }
+  *bootstrap = static_cast<int>(req.bootstrap());
+  if (req.confidence() != 0) {
+    if (!std::isfinite(req.confidence()) || req.confidence() < 0.5 ||
+        req.confidence() > 0.9999) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("confidence=", req.confidence(), ": must be in [0.5, 0.9999]"));
+    }
+    *confidence = req.confidence();
+  }
+  return absl::OkStatus();
+}
+
+v1::Interval ToProto(const eval::Interval& v) {
+  v1::Interval iv;
+  iv.set_low(v.low);
+  iv.set_high(v.high);
+  return iv;
 }
 
 // Answers P(exposed) for the log's clicks and for arbitrary (user, item)
@@ -160,21 +200,11 @@ absl::Status ValidateOptions(const v1::EvaluateRequest& req, const Limits& limit
         absl::StrCat("clip=", req.clip(), ": must be 0 (no clipping) or in (0, 1]"));
   }
   opts->clip = req.clip();
-  if (req.bootstrap() > static_cast<uint32_t>(limits.max_bootstrap)) {
-    return absl::InvalidArgumentError(absl::StrCat("bootstrap=", req.bootstrap(),
-                                                   ": must be in [0, ", limits.max_bootstrap,
-                                                   "] (the server's max_bootstrap)"));
+  if (absl::Status st = ParseIntervalRequest(req, limits, &opts->bootstrap, &opts->confidence);
+      !st.ok()) {
+    return st;
   }
-  opts->bootstrap = static_cast<int>(req.bootstrap());
   opts->seed = req.seed();
-  if (req.confidence() != 0) {
-    if (!std::isfinite(req.confidence()) || req.confidence() < 0.5 ||
-        req.confidence() > 0.9999) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("confidence=", req.confidence(), ": must be in [0.5, 0.9999]"));
-    }
-    opts->confidence = req.confidence();
-  }
   if (req.rank_all_items() || !req.exclude_dataset().empty() || !req.convention().empty()) {
     return absl::InvalidArgumentError(
         "rank_all_items, exclude_dataset and convention belong to the labelled-test mode "
@@ -326,8 +356,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   // Log users the population does not cover.
   int64_t log_users_outside = 0, log_clicks_outside = 0;
   {
-    absl::flat_hash_map<std::string, bool> pop;
-    for (const auto& u : in.users) pop.emplace(u, true);
+    absl::flat_hash_set<std::string> pop(in.users.begin(), in.users.end());
     for (uint32_t u = 0; u < log.num_users(); ++u) {
       if (pop.contains(log.user_keys[u])) continue;
       ++log_users_outside;
@@ -340,7 +369,6 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   std::vector<eval::UserRanking> users(order.size());
   const bool pointwise = model != nullptr && !dr;
   std::atomic<bool> pointwise_ok{pointwise};
-  std::atomic<int64_t> clicks_total{0};
   auto build = [&](size_t begin, size_t end) {
     std::vector<float> scores;
     std::vector<uint32_t> idx;
@@ -391,7 +419,6 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
         ur.clicked.push_back(static_cast<int32_t>(item));
         ur.clicked_propensity.push_back(p);
       }
-      clicks_total.fetch_add(static_cast<int64_t>(clicks.size()));
       // Pointwise loss inputs (served model: every item is a candidate).
       if (pointwise && pointwise_ok.load()) {
         double neg = 0;
@@ -414,19 +441,9 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
       if (dr) {
         ur.ranked_imputed.clear();
         ur.ranked_propensity.clear();
-        auto iu = imputer->user_index.find(user_key);
         for (int32_t item : ur.ranked) {
           const std::string& key = in.item_keys[item];
-          double r = 0;
-          if (iu != imputer->user_index.end()) {
-            if (auto ii = imputer->item_index.find(key); ii != imputer->item_index.end()) {
-              float s = 0;
-              uint32_t one = ii->second;
-              imputer->model->ScoreItems(iu->second, {&one, 1}, {&s, 1});
-              r = Sigmoid(s);
-            }
-          }
-          ur.ranked_imputed.push_back(std::isfinite(r) ? r : 0.0);
+          ur.ranked_imputed.push_back(KeyedRelevance(*imputer, user_key, key));
           ur.ranked_propensity.push_back(prop->Pair(user_key, key));
         }
       }
@@ -454,17 +471,9 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   if (!result.ok()) return result.status();
 
   for (const auto& [k, v] : result->metrics) (*resp->mutable_metrics())[k] = v;
-  for (const auto& [k, v] : result->intervals) {
-    v1::Interval iv;
-    iv.set_low(v.low);
-    iv.set_high(v.high);
-    (*resp->mutable_intervals())[k] = iv;
-  }
+  for (const auto& [k, v] : result->intervals) (*resp->mutable_intervals())[k] = ToProto(v);
   for (const auto& [k, v] : result->normal_intervals) {
-    v1::Interval iv;
-    iv.set_low(v.low);
-    iv.set_high(v.high);
-    (*resp->mutable_normal_intervals())[k] = iv;
+    (*resp->mutable_normal_intervals())[k] = ToProto(v);
   }
   json diag = result->diagnostics;
   diag["mode"] = "log";
@@ -591,21 +600,11 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
     return absl::InvalidArgumentError(absl::StrCat("lambda=", req.lambda(), ": must be >= 0"));
   }
   if (req.lambda() > 0) opts.lambda = req.lambda();
-  if (req.bootstrap() > static_cast<uint32_t>(limits.max_bootstrap)) {
-    return absl::InvalidArgumentError(absl::StrCat("bootstrap=", req.bootstrap(),
-                                                   ": must be in [0, ", limits.max_bootstrap,
-                                                   "] (the server's max_bootstrap)"));
+  if (absl::Status st = ParseIntervalRequest(req, limits, &opts.bootstrap, &opts.confidence);
+      !st.ok()) {
+    return st;
   }
-  opts.bootstrap = static_cast<int>(req.bootstrap());
   opts.seed = req.seed();
-  if (req.confidence() != 0) {
-    if (!std::isfinite(req.confidence()) || req.confidence() < 0.5 ||
-        req.confidence() > 0.9999) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("confidence=", req.confidence(), ": must be in [0.5, 0.9999]"));
-    }
-    opts.confidence = req.confidence();
-  }
   const bool model_based = opts.estimator != eval::PolicyEstimator::kIps &&
                            opts.estimator != eval::PolicyEstimator::kSnips;
 
@@ -637,14 +636,8 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   }
 
   // Reward model: sigmoid of the rewarder's score for (user key, item key).
-  auto reward_hat = [&](const std::string& user, const std::string& item) -> double {
-    auto u = rewarder->user_index.find(user);
-    auto i = rewarder->item_index.find(item);
-    if (u == rewarder->user_index.end() || i == rewarder->item_index.end()) return 0.0;
-    float s = 0;
-    uint32_t one = i->second;
-    rewarder->model->ScoreItems(u->second, {&one, 1}, {&s, 1});
-    return std::isfinite(s) ? Sigmoid(s) : 0.0;
+  auto reward_hat = [&](const std::string& user, const std::string& item) {
+    return KeyedRelevance(*rewarder, user, item);
   };
 
   // Group the events into decisions: a list is a slate, an event without a
@@ -701,9 +694,15 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       }
       dm_cache = 0;
       if (model_based) {
+        // The policy's own scores are the reward model's unless another
+        // model imputes: then look each item up by key.
         const std::string& ukey = model->record.user_keys[scored_user];
         for (size_t j = 0; j < pi.size(); ++j) {
-          if (pi[j] > 1e-12) dm_cache += pi[j] * reward_hat(ukey, model->record.item_keys[j]);
+          if (pi[j] <= 1e-12) continue;
+          const double r = rewarder == model
+                               ? (std::isfinite(scores[j]) ? Sigmoid(scores[j]) : 0.0)
+                               : reward_hat(ukey, model->record.item_keys[j]);
+          dm_cache += pi[j] * r;
         }
       }
     }
@@ -767,16 +766,8 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   auto result = eval::EstimatePolicyValue(decisions, opts);
   if (!result.ok()) return result.status();
   (*resp->mutable_metrics())["policy_value"] = result->value;
-  if (result->interval) {
-    v1::Interval iv;
-    iv.set_low(result->interval->low);
-    iv.set_high(result->interval->high);
-    (*resp->mutable_intervals())["policy_value"] = iv;
-  }
-  v1::Interval niv;
-  niv.set_low(result->normal_interval.low);
-  niv.set_high(result->normal_interval.high);
-  (*resp->mutable_normal_intervals())["policy_value"] = niv;
+  if (result->interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*result->interval);
+  (*resp->mutable_normal_intervals())["policy_value"] = ToProto(result->normal_interval);
   json diag = result->diagnostics;
   diag["mode"] = "policy";
   diag["dataset"] = req.dataset();

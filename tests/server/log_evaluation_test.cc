@@ -60,6 +60,16 @@ class LogEvaluationTest : public ::testing::Test {
       us->add_scores(s);
     }
   }
+  // A quick training request on dataset "clicks".
+  static v1::TrainRequest SmallTrain(const std::string& loss) {
+    v1::TrainRequest t;
+    t.set_dataset("clicks");
+    t.set_loss(loss);
+    t.set_seed(1);
+    (*t.mutable_params())["epochs"] = "3";
+    (*t.mutable_params())["dim"] = "8";
+    return t;
+  }
   v1::EvaluateRequest Uploaded(const std::string& estimator) {
     v1::EvaluateRequest r;
     r.set_dataset("log");
@@ -170,12 +180,7 @@ TEST_F(LogEvaluationTest, ServedModelGetsIntervalsDiagnosticsAndTheMarSample) {
   ASSERT_OK(world);
   ASSERT_OK(client_->Ingest("clicks", world->ClickEvents()).status);
   ASSERT_OK(client_->Ingest("mar", world->TestEvents()).status);
-  v1::TrainRequest t;
-  t.set_dataset("clicks");
-  t.set_loss("naive");
-  t.set_seed(1);
-  (*t.mutable_params())["epochs"] = "3";
-  (*t.mutable_params())["dim"] = "8";
+  v1::TrainRequest t = SmallTrain("naive");
   auto m = client_->Train(t);
   ASSERT_OK(m);
   ASSERT_EQ(m->state(), "ready") << m->error();
@@ -210,8 +215,7 @@ TEST_F(LogEvaluationTest, ServedModelGetsIntervalsDiagnosticsAndTheMarSample) {
 
   // DR with the model as its own imputation, and propensities taken from a
   // model id (one trained with a propensity estimator).
-  t.set_loss("relmf");
-  auto relmf = client_->Train(t);
+  auto relmf = client_->Train(SmallTrain("relmf"));
   ASSERT_OK(relmf);
   r.set_estimator("dr");
   r.set_bootstrap(0);
@@ -234,12 +238,7 @@ TEST_F(LogEvaluationTest, PolicyValueOfAServedModelMatchesAHandComputation) {
   auto world = synth::MnarWorld::Generate(o);
   ASSERT_OK(world);
   ASSERT_OK(client_->Ingest("clicks", world->ClickEvents()).status);
-  v1::TrainRequest t;
-  t.set_dataset("clicks");
-  t.set_loss("naive");
-  t.set_seed(1);
-  (*t.mutable_params())["epochs"] = "3";
-  (*t.mutable_params())["dim"] = "8";
+  v1::TrainRequest t = SmallTrain("naive");
   auto m = client_->Train(t);
   ASSERT_OK(m);
   ASSERT_EQ(m->state(), "ready") << m->error();
