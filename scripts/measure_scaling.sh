@@ -8,7 +8,7 @@
 # env:   SIZES="250000 1000000 5000000"  events per store (one fresh store each)
 #        CATALOGUES="10000 100000 1000000"  items of the TopK / model-size worlds
 #        CAT_CLICKS      expected clicks per catalogue world (500000; 1000000 from 1M items)
-#        COPIES=6        same-size models loaded one after another (RSS per model)
+#        COPIES=4        same-size models loaded one after another (RSS per model)
 #        DIM=32          relmf dimension of the trained models (plus one 4*DIM model)
 #        NICE=10         niceness of everything the script starts (0: none)
 #        KEEP=1          keep the temp dir (worlds, stores, logs, JSON)
@@ -23,6 +23,10 @@
 #     the restart's time to SERVING and the idle RSS after it are recorded.
 #     Then relmf (dim DIM, 1 epoch) trains on the N events: wall time from the
 #     client, the job's own set-up and epoch seconds, and debiasd's peak RSS.
+#  3. Snapshots: each catalogue model is exported (`debiasctl model export`)
+#     and imported into a second, empty debiasd (a scoring replica): file
+#     size, export and import time, the replica's first TopK (model load), its
+#     RSS, and what TopK --exclude-seen answers there (it needs the dataset).
 #  2. Models: one store with three catalogue worlds (2,000 users; CATALOGUES
 #     items; exposure power 0.5 so that most items get clicks), a relmf model
 #     per catalogue, COPIES more models of the middle catalogue (seeds differ)
@@ -36,7 +40,7 @@ set -euo pipefail
 BUILD=${1:-build}
 SIZES=${SIZES:-"250000 1000000 5000000"}
 CATALOGUES=${CATALOGUES:-"10000 100000 1000000"}
-COPIES=${COPIES:-6}
+COPIES=${COPIES:-4}
 DIM=${DIM:-32}
 NICE=${NICE:-10}
 
@@ -52,6 +56,10 @@ RUN=()
 TMP=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
+  if [[ -n ${TRAINER_PID:-} && ${TRAINER_PID:-} != "$SERVER_PID" ]]; then
+    kill -TERM "$TRAINER_PID" 2>/dev/null || true
+    wait "$TRAINER_PID" 2>/dev/null || true
+  fi
   if [[ -n $SERVER_PID ]]; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -207,7 +215,41 @@ log "topk with the dim $((4 * DIM)) model"
 topk "$WIDE" "wide$MID" "$((4 * DIM))" "$TMP/wide.json" "$(cat "$TMP/wide.s")"
 final_rss=$(status_kb "$SERVER_PID" VmRSS)
 rec kind=models_end rss_kb="$final_rss"
+
+# --- 3. snapshots: export from the training server, import into a replica ---
+TRAINER=$DEBIAS_SERVER
+TRAINER_PID=$SERVER_PID
+for c in "${CATS[@]}"; do
+  t0=$(now)
+  ctl model export --model "${CAT_MODEL[$c]}" --out "$TMP/snap-$c.pb" --timeout 600 --json \
+    >"$TMP/export-$c.json"
+  rec kind=export name="cat$c" seconds="$(python3 -c "print($(now) - $t0)")" \
+    bytes="$(stat -c %s "$TMP/snap-$c.pb")"
+done
+log "replica: a fresh debiasd with an empty store imports the snapshots"
+SERVER_PID=""
+start_server "$TMP/db-replica" replica
+REPLICA_PID=$SERVER_PID
+rec kind=replica_base rss_kb="$(status_kb "$REPLICA_PID" VmRSS)" start_s="$STARTUP_S"
+for c in "${CATS[@]}"; do
+  t0=$(now)
+  ctl model import "$TMP/snap-$c.pb" --timeout 600 --json >"$TMP/import-$c.json"
+  import_s=$(python3 -c "print($(now) - $t0)")
+  id=$(jget "$TMP/import-$c.json" "d.get('model_id', d.get('id'))")
+  IFS=, read -r u i <"$TMP/cat-$c.key"
+  t0=$(now)
+  score_ok=1
+  ctl topk --model "$id" --user "$u" --k 100 --json >/dev/null 2>"$TMP/replica-topk-$c.err" || score_ok=0
+  first_s=$(python3 -c "print($(now) - $t0)")
+  seen_err=$(ctl topk --model "$id" --user "$u" --k 100 --exclude-seen 2>&1 >/dev/null | head -c 200 || true)
+  rec kind=import name="cat$c" seconds="$import_s" first_topk_s="$first_s" topk_ok="$score_ok" \
+    rss_kb="$(status_kb "$REPLICA_PID" VmRSS)" exclude_seen="${seen_err:-ok}"
+done
 stop_server
+SERVER_PID=$TRAINER_PID
+export DEBIAS_SERVER=$TRAINER
+stop_server
+TRAINER_PID=""
 
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "done; load $END_LOAD"
@@ -282,4 +324,26 @@ end = next(r for r in rows if r["kind"] == "models_end")
 print()
 print(f"debiasd RSS with all {len(copies) + sum(1 for r in rows if r['kind'] == 'topk')} "
       f"models loaded: {f(end,'rss_kb')/1024:.0f} MB.")
+exports = {r["name"]: r for r in rows if r["kind"] == "export"}
+imports = [r for r in rows if r["kind"] == "import"]
+topks = {r["name"]: r for r in rows if r["kind"] == "topk"}
+if imports:
+    rb = next(r for r in rows if r["kind"] == "replica_base")
+    print()
+    print("**Model snapshots: export from the training server, import into a scoring replica** "
+          f"(a fresh debiasd with an empty store; RSS {f(rb,'rss_kb')/1024:.0f} MB before the first import; "
+          "`debiasctl model export` / `model import`, wall time from the client):")
+    print()
+    print("| model items | snapshot MB | export s | import s | first TopK on the replica, s "
+          "(loads the model) | replica RSS after, MB | TopK --exclude-seen on the replica |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for r in imports:
+        e = exports[r["name"]]
+        items = f(topks[r["name"]], "items") if r["name"] in topks else 0
+        seen = r["exclude_seen"].replace("|", "/").strip()
+        if "FAILED_PRECONDITION" in seen and "needs the training dataset" in seen:
+            seen = "FAILED_PRECONDITION: needs the training dataset"
+        print(f"| {items:,.0f} | {f(e,'bytes')/MB:.1f} | {f(e,'seconds'):.2f} | {f(r,'seconds'):.2f} "
+              f"| {f(r,'first_topk_s'):.2f}{'' if r['topk_ok'] == '1' else ' (failed)'} "
+              f"| {f(r,'rss_kb')/1024:.0f} | {seen} |")
 PY
