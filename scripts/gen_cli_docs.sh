@@ -35,7 +35,7 @@ help() {
   # CLI11 prints help on stdout and exits 0; keep stderr out of the page.
   env -i PATH=/usr/bin:/bin LC_ALL=C COLUMNS=80 \
     bash -c 'bin=$1; name=$2; shift 2; exec -a "$name" "$bin" "$@" --help' _ "$bin" "$name" "$@" \
-    2>/dev/null | sed -e 's/[[:space:]]*$//'
+    2>/dev/null | sed -e 's/[[:space:]]*$//' | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
 }
 
 # subcommands TEXT : the names listed under "Subcommands:" in a CLI11 help text.
