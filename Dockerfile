@@ -35,14 +35,14 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
  && /build/server/debiasd --version
 
 # ---------------------------------------------------------------------------
-# Runtime stage: shared libraries of gRPC, protobuf, RocksDB, Abseil and
-# spdlog; tini as PID 1 (forwards SIGTERM, reaps zombies of `exec`ed probes).
+# Runtime stage: shared libraries of gRPC, protobuf, RocksDB, Abseil, spdlog
+# and cpp-httplib (the metrics endpoint); tini as PID 1 (forwards SIGTERM, reaps zombies of `exec`ed probes).
 FROM debian:bookworm-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 librocksdb7.8 libabsl20220623 \
-      libspdlog1.10 libfmt9 ca-certificates tini \
+      libspdlog1.10 libfmt9 libcpp-httplib0.11 ca-certificates tini \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/debias \
       --shell /usr/sbin/nologin debias \
@@ -56,7 +56,8 @@ USER 10001:10001
 VOLUME /var/lib/debias
 WORKDIR /var/lib/debias
 ENV DEBIAS_SERVER=127.0.0.1:50051
-EXPOSE 50051
+# 50051: gRPC; 9464: Prometheus /metrics (plain HTTP, no payloads or tokens).
+EXPOSE 50051 9464
 # The gRPC health service through the client (`debiasctl health` exits 0 only
 # on SERVING).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
@@ -68,4 +69,7 @@ ENTRYPOINT ["/usr/bin/tini", "--", "debiasd", "--data_dir", "/var/lib/debias/sto
 # --allow_insecure: plaintext on the container's own network namespace; publish
 # the port on 127.0.0.1 or put TLS in front (or pass --tls_cert/--tls_key and
 # drop it; docs/SECURITY.md).
-CMD ["--listen", "0.0.0.0:50051", "--allow_insecure"]
+# Checkpoints of the Backup RPC go to /var/lib/debias/backups (same volume:
+# copy them elsewhere for off-machine backups; docs/OPERATIONS.md).
+CMD ["--listen", "0.0.0.0:50051", "--allow_insecure", "--metrics_listen", "0.0.0.0:9464", \
+     "--backup_dir", "/var/lib/debias/backups"]

@@ -58,6 +58,7 @@ void RegisterDataCommands(CLI::App& app, Context& ctx);
 void RegisterModelCommands(CLI::App& app, Context& ctx);
 void RegisterBenchCommands(CLI::App& app, Context& ctx);
 void RegisterReplayCommand(CLI::App& app, Context& ctx);
+void RegisterAdminCommands(CLI::App& app, Context& ctx);
 
 }  // namespace debias::cli
 

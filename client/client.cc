@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/util/crc32c.h"
 #include "server/convert.h"
 #include "server/status_util.h"
 
@@ -66,6 +67,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
       models_(v1::ModelService::NewStub(channel_)),
       scoring_(v1::ScoringService::NewStub(channel_)),
       evaluation_(v1::EvaluationService::NewStub(channel_)),
+      admin_(v1::AdminService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::Authenticate(grpc::ClientContext* ctx) const {
@@ -294,6 +296,94 @@ absl::StatusOr<v1::ListMethodsResponse> Client::ListMethods() {
   return Unary<v1::ListMethodsRequest, v1::ListMethodsResponse>(
       v1::ListMethodsRequest(),
       [&](auto* c, const auto& q, auto* p) { return models_->ListMethods(c, q, p); });
+}
+
+absl::StatusOr<uint64_t> Client::StartTraining(v1::TrainRequest request) {
+  request.set_detach(true);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto reader = models_->Train(&ctx, request);
+  v1::TrainEvent ev;
+  uint64_t model_id = 0;
+  if (reader->Read(&ev) && ev.has_started()) model_id = ev.started().model_id();
+  if (model_id != 0) {
+    ctx.TryCancel();  // detached: the job goes on
+    reader->Finish();
+    return model_id;
+  }
+  absl::Status s = FromGrpcStatus(reader->Finish());
+  if (!s.ok()) return s;
+  return absl::InternalError("training stream ended before the job started");
+}
+
+absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(uint64_t id) {
+  grpc::ClientContext ctx;  // no deadline: large models take a while
+  Authenticate(&ctx);
+  v1::ExportModelRequest req;
+  req.set_id(id);
+  auto reader = models_->ExportModel(&ctx, req);
+  v1::ModelSnapshotFile file;
+  v1::ModelChunk chunk;
+  bool header = false;
+  std::string error;
+  while (reader->Read(&chunk)) {
+    if (chunk.has_header()) {
+      if (header) error = "export stream: a second header";
+      *file.mutable_header() = std::move(*chunk.mutable_header());
+      header = true;
+    } else {
+      if (!header) error = "export stream: parameters before the header";
+      file.mutable_parameters()->append(chunk.parameters());
+    }
+    if (!error.empty()) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  absl::Status s = FromGrpcStatus(reader->Finish());
+  if (!error.empty()) return absl::DataLossError(error);
+  if (!s.ok()) return s;
+  if (!header) return absl::DataLossError("export stream: no header");
+  const auto& h = file.header();
+  if (file.parameters().size() != h.parameters_bytes() ||
+      util::Crc32c(file.parameters()) != h.parameters_crc32c()) {
+    return absl::DataLossError(absl::StrCat("model ", id, ": received ", file.parameters().size(),
+                                            " parameter bytes that do not match the header's "
+                                            "size/CRC-32C"));
+  }
+  return file;
+}
+
+absl::StatusOr<v1::Model> Client::ImportModel(const v1::ModelSnapshotFile& snapshot) {
+  grpc::ClientContext ctx;
+  Authenticate(&ctx);
+  v1::Model model;
+  auto writer = models_->ImportModel(&ctx, &model);
+  v1::ModelChunk chunk;
+  *chunk.mutable_header() = snapshot.header();
+  bool ok = writer->Write(chunk);
+  constexpr size_t kChunk = 1 << 20;
+  const std::string& params = snapshot.parameters();
+  for (size_t off = 0; ok && off < params.size(); off += kChunk) {
+    v1::ModelChunk c;
+    c.set_parameters(params.substr(off, kChunk));
+    ok = writer->Write(c);
+  }
+  writer->WritesDone();
+  absl::Status s = FromGrpcStatus(writer->Finish());
+  if (!s.ok()) return s;
+  return model;
+}
+
+absl::StatusOr<v1::BackupResponse> Client::Backup(const std::string& name) {
+  v1::BackupRequest req;
+  req.set_name(name);
+  grpc::ClientContext ctx;  // no deadline: a checkpoint flushes the memtables first
+  Authenticate(&ctx);
+  v1::BackupResponse resp;
+  absl::Status s = FromGrpcStatus(admin_->Backup(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
 }
 
 absl::StatusOr<v1::ScoreResponse> Client::Score(const v1::ScoreRequest& request) {

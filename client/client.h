@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/interaction.h"
+#include "debias/v1/admin_service.grpc.pb.h"
 #include "debias/v1/dataset_service.grpc.pb.h"
 #include "debias/v1/evaluation_service.grpc.pb.h"
 #include "debias/v1/model_service.grpc.pb.h"
@@ -93,6 +94,18 @@ class Client {
   absl::Status DeleteModel(uint64_t id);
   absl::StatusOr<v1::Model> CancelTraining(uint64_t id);
   absl::StatusOr<v1::ListMethodsResponse> ListMethods();
+  // Starts a detached training job (TrainRequest.detach is set) and returns
+  // its model id as soon as the server has started it.
+  absl::StatusOr<uint64_t> StartTraining(v1::TrainRequest request);
+  // A ready model as a snapshot file (header and parameters in one message;
+  // the parameters' size and CRC-32C are checked on arrival).
+  absl::StatusOr<v1::ModelSnapshotFile> ExportModel(uint64_t id);
+  // Streams a snapshot to the server (header, then 1 MiB parameter chunks);
+  // returns the new model.
+  absl::StatusOr<v1::Model> ImportModel(const v1::ModelSnapshotFile& snapshot);
+
+  // --- Admin -----------------------------------------------------------
+  absl::StatusOr<v1::BackupResponse> Backup(const std::string& name);
 
   // --- Scoring and evaluation -----------------------------------------------
   absl::StatusOr<v1::ScoreResponse> Score(const v1::ScoreRequest& request);
@@ -119,6 +132,7 @@ class Client {
   std::unique_ptr<v1::ModelService::Stub> models_;
   std::unique_ptr<v1::ScoringService::Stub> scoring_;
   std::unique_ptr<v1::EvaluationService::Stub> evaluation_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 

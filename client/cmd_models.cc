@@ -82,6 +82,7 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
     std::optional<double> clip, threshold;
     uint64_t seed = 0;
     std::vector<std::string> params;
+    bool detach = false;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--dataset", a->dataset, "training dataset")->required();
@@ -94,6 +95,9 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
   sub->add_option("--seed", a->seed, "random seed")->capture_default_str();
   sub->add_option("--param", a->params, "hyperparameter key=value (repeatable)");
   sub->add_option("--mar-dataset", a->mar_dataset, "dataset with a MAR sample (naive-bayes)");
+  sub->add_flag("--detach", a->detach,
+                "print the model id once the job has started and return; the job goes on "
+                "(without it, interrupting debiasctl cancels the job)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -113,6 +117,13 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
               absl::StrCat("--param '", p, "': expected key=value")));
         }
         (*req.mutable_params())[p.substr(0, eq)] = p.substr(eq + 1);
+      }
+      if (a->detach) {
+        auto id = ctx.Connect()->StartTraining(req);
+        if (!id.ok()) return Fail(id.status());
+        return Emit(ctx, json{{"model_id", *id}, {"state", "training"}},
+                    absl::StrCat("model ", *id, ": training ", a->loss,
+                                 " (detached; watch with `debiasctl models --model ", *id, "`)"));
       }
       const bool progress = ShowProgress() && !ctx.global.json;
       auto m = ctx.Connect()->Train(req, [&](const v1::TrainEvent& ev) {

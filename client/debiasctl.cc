@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   debias::cli::RegisterModelCommands(app, ctx);
   debias::cli::RegisterBenchCommands(app, ctx);
   debias::cli::RegisterReplayCommand(app, ctx);
+  debias::cli::RegisterAdminCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

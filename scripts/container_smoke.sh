@@ -2,7 +2,8 @@
 # make container-smoke: builds the container image (Dockerfile) with podman and
 # proves it works end to end through a port published on 127.0.0.1:
 # health SERVING (gRPC health service, and the image's HEALTHCHECK), ingest a
-# small synthetic MNAR world, train Rel-MF, top-k, then `podman stop` must end
+# small synthetic MNAR world, train Rel-MF, top-k, scrape /metrics, take a
+# backup, then `podman stop` must end
 # the server with exit code 0 (clean SIGTERM shutdown), and a second container
 # on the same volume must still see the data.
 #
@@ -173,12 +174,14 @@ IMAGE_SIZE=$(podman image inspect -f '{{.Size}}' "$IMAGE")
 # 4. Run it detached, the gRPC port published on a free loopback port.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ADDR=127.0.0.1:$PORT
+METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 podman volume create "$VOLUME" >/dev/null
 # Without systemd, podman logs an error about health-check timers on run, stop
 # and rm; it runs health checks on demand only (`podman healthcheck run`), so
 # that stderr goes to a file, shown on failure.
 start_container() {  # start_container NAME
   podman run -d --name "$1" "${PODMAN_OPTS[@]}" -p "$ADDR:50051" \
+    -p "127.0.0.1:$METRICS_PORT:9464" \
     -v "$VOLUME:/var/lib/debias" "$IMAGE" >/dev/null 2>>"$TMP/podman.err" ||
     { cat "$TMP/podman.err" >&2; return 1; }
 }
@@ -223,6 +226,18 @@ assert len(r["items"]) == 5 and len(r["scores"]) == 5, r
 assert all(math.isfinite(s) for s in r["scores"]), r
 assert r["scores"] == sorted(r["scores"], reverse=True), r
 EOF
+# The Prometheus endpoint through its published port, and a backup.
+python3 - "$METRICS_PORT" <<'EOF'
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+for want in ('debias_rpc_requests_total{method="/debias.v1.ModelService/Train",code="OK"} 1',
+             'debias_models{state="ready"} 1', 'debias_training_jobs_total{state="ready"} 1',
+             'debias_ingest_events_total ', 'debias_store_disk_bytes ',
+             'debias_model_ess_fraction{model='):
+    assert want in body, f"metrics: missing {want!r}"
+EOF
+timed "backup" "$CTL" backup --name smoke --json >"$TMP/backup.json"
+python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); assert b["path"]=="/var/lib/debias/backups/smoke" and b["bytes"]>0, b' "$TMP/backup.json"
 say "model $MODEL: top 5 for $USER_KEY: $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["items"]))' "$TMP/topk.json")"
 
 # ---------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 #include "server/dataset_service.h"
 
+
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "server/status_util.h"
 
 namespace debias::server {
@@ -113,6 +115,7 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
     auto r = store_->Ingest(dataset, events, create);
     if (!r.ok()) return ToGrpcStatus(r.status());
     acknowledged += r->events_written;
+    if (options_.metrics) options_.metrics->RecordIngest(r->events_written, req.ByteSizeLong());
     v1::IngestResponse resp;
     resp.set_events_acknowledged(acknowledged);
     resp.set_batch_events(r->events_written);

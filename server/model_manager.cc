@@ -241,8 +241,8 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
     absl::MutexLock jl(&job->mu);
     job->record = rec;
   }
-  spdlog::info("model {}: training {} on dataset {} started", *id,
-               rec.spec["loss"].get<std::string>(), rec.dataset);
+  spdlog::info("model {}: training {} on dataset {} started (request_id={})", *id,
+               rec.spec["loss"].get<std::string>(), rec.dataset, request.request_id);
   Job* raw = job.get();
   jobs_[*id] = job;
   raw->thread = std::thread([this, raw, req = std::move(request)]() mutable {
@@ -321,8 +321,10 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("model {}: {} after {:.2f}s{}{}", rec.id, store::ModelStateName(rec.state), secs,
-               rec.error.empty() ? "" : ": ", rec.error);
+  spdlog::info("model {}: {} after {:.2f}s{}{} (request_id={})", rec.id,
+               store::ModelStateName(rec.state), secs, rec.error.empty() ? "" : ": ", rec.error,
+               request.request_id);
+  if (options_.on_job_end) options_.on_job_end(store::ModelStateName(rec.state), secs);
   absl::MutexLock l(&job->mu);
   rec.user_keys.clear();  // the live record need not hold them
   rec.item_keys.clear();
@@ -446,6 +448,54 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id
   absl::MutexLock l(&mu_);
   auto [it, inserted] = cache_.emplace(id, std::move(loaded));
   return it->second;
+}
+
+absl::StatusOr<ModelManager::Exported> ModelManager::Export(uint64_t id) {
+  auto rec = store_->GetModel(id);
+  if (!rec.ok()) return rec.status();
+  if (rec->state != store::ModelState::kReady) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", id, " is not ready (state ", std::string(store::ModelStateName(rec->state)),
+        "); only ready models can be exported"));
+  }
+  auto snapshot = store_->GetModelSnapshot(id);
+  if (!snapshot.ok()) return snapshot.status();
+  return Exported{std::move(*rec), std::move(*snapshot)};
+}
+
+absl::StatusOr<uint64_t> ModelManager::Import(store::ModelRecord record,
+                                              const std::string& parameters,
+                                              const std::string& source_server_version) {
+  auto model = models::DeserializeModel(parameters);
+  if (!model.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameters: do not decode as a model: ", model.status().message()));
+  }
+  const uint32_t nu = (*model)->num_users(), ni = (*model)->num_items();
+  if (nu > 0 && record.user_keys.size() != nu) {
+    return absl::InvalidArgumentError(absl::StrCat("user_keys: ", record.user_keys.size(),
+                                                   " keys for a model of ", nu, " users"));
+  }
+  if (ni > 0 && record.item_keys.size() != ni) {
+    return absl::InvalidArgumentError(absl::StrCat("item_keys: ", record.item_keys.size(),
+                                                   " keys for a model of ", ni, " items"));
+  }
+  auto id = store_->NextModelId();
+  if (!id.ok()) return id.status();
+  if (!record.diagnostics.is_object()) record.diagnostics = nlohmann::json::object();
+  record.diagnostics["imported_from"] = {{"model_id", record.id},
+                                         {"server_version", source_server_version},
+                                         {"create_time_unix_ms", record.create_time_unix_ms}};
+  record.id = *id;
+  record.state = store::ModelState::kReady;
+  record.error.clear();
+  record.create_time_unix_ms = NowMs();
+  record.finish_time_unix_ms = record.create_time_unix_ms;
+  if (auto s = store_->PutModel(record, &parameters); !s.ok()) return s;
+  spdlog::info("model {}: imported (source model {}, {} users, {} items)", *id,
+               record.diagnostics["imported_from"]["model_id"].get<uint64_t>(),
+               record.user_keys.size(), record.item_keys.size());
+  return *id;
 }
 
 }  // namespace debias::server

@@ -10,6 +10,7 @@
 #define DEBIAS_SERVER_MODEL_MANAGER_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,7 @@ struct TrainJobRequest {
   std::string mar_dataset;      // optional
   std::string feedback;         // "" = the dataset's kind
   train::TrainSpec spec;        // feedback/mar_sample are filled by the job
+  std::string request_id;       // of the Train call, for the job's log lines
 };
 
 // A ready model with everything serving needs.
@@ -69,6 +71,9 @@ class ModelManager {
  public:
   struct Options {
     int max_jobs = 2;
+    // Called once per job when it ends, with its final state name and wall
+    // time (metrics); may be empty.
+    std::function<void(std::string_view state, double seconds)> on_job_end;
   };
   // Marks records left in state "training" by a previous process as failed.
   ModelManager(store::InteractionStore* store, Options options);
@@ -103,6 +108,21 @@ class ModelManager {
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(uint64_t id);
 
   int running_jobs();
+
+  // A ready model's full record (key tables included) and parameter
+  // snapshot, for ExportModel. FAILED_PRECONDITION for a model not ready.
+  struct Exported {
+    store::ModelRecord record;
+    std::string parameters;
+  };
+  absl::StatusOr<Exported> Export(uint64_t id);
+  // Stores an exported model as a new ready model and returns its id. The
+  // parameters are decoded first (INVALID_ARGUMENT when they do not decode,
+  // or when the key tables do not match the model's user/item counts), so a
+  // bad snapshot never becomes a model. The record's id, state and times are
+  // replaced; diagnostics["imported_from"] keeps the source's id.
+  absl::StatusOr<uint64_t> Import(store::ModelRecord record, const std::string& parameters,
+                                  const std::string& source_server_version);
 
  private:
   struct Job;

@@ -11,10 +11,13 @@
 #include "core/propensity/registry.h"
 #include "core/samplers/registry.h"
 #include "core/train/registry.h"
+#include "core/util/crc32c.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/log_evaluation.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "server/status_util.h"
+#include "spdlog/spdlog.h"
 
 namespace debias::server {
 namespace {
@@ -29,6 +32,9 @@ void JsonToStruct(const json& j, google::protobuf::Struct* out) {
   if (!j.is_object()) return;
   (void)google::protobuf::util::JsonStringToMessage(j.dump(), out);
 }
+
+// Snapshot format written and read by ExportModel / ImportModel.
+constexpr uint32_t kModelSnapshotFormat = 1;
 
 grpc::Status CheckModelId(uint64_t id) {
   if (id == 0) return Invalid("model_id=0: must be >= 1");
@@ -159,6 +165,8 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
   job.dataset = req->dataset();
   job.mar_dataset = req->mar_dataset();
   job.feedback = req->feedback();
+  job.request_id = RequestId(ctx);
+  const std::string job_request_id = job.request_id;
   job.spec.loss = req->loss();
   job.spec.propensity = req->propensity();
   if (req->has_clip()) job.spec.clip = req->clip();
@@ -173,20 +181,33 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
   }
   auto id = models_->StartTraining(std::move(job));
   if (!id.ok()) return ToGrpcStatus(id.status());
+  // The caller went away (cancel, deadline, broken connection): the job
+  // stops with it unless the request detached it.
+  auto caller_gone = [&](std::string_view why) {
+    if (!req->detach()) {
+      absl::Status s = models_->Cancel(*id);
+      spdlog::info("model {}: {}; {} (request_id={})", *id, why,
+                   s.ok() ? "job cancelled" : "job already ended", job_request_id);
+      return grpc::Status(grpc::StatusCode::CANCELLED,
+                          absl::StrCat(std::string(why), "; training job ", *id, " cancelled"));
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        absl::StrCat(std::string(why), "; detached training job ", *id, " goes on"));
+  };
   v1::TrainEvent started;
   started.mutable_started()->set_model_id(*id);
-  if (!writer->Write(started)) return grpc::Status::OK;  // the job goes on
+  if (!writer->Write(started)) return caller_gone("client went away");
 
   size_t sent = 0;
   while (true) {
-    if (ctx->IsCancelled()) return grpc::Status::OK;  // the job goes on
-    auto update = models_->WaitForUpdate(*id, sent, absl::Milliseconds(250));
+    if (ctx->IsCancelled()) return caller_gone("call cancelled or deadline exceeded");
+    auto update = models_->WaitForUpdate(*id, sent, absl::Milliseconds(100));
     if (!update.ok()) return ToGrpcStatus(update.status());
     const auto& progress = update->record.progress;
     for (; sent < progress.size(); ++sent) {
       v1::TrainEvent ev;
       ProgressToProto(progress[sent], ev.mutable_progress());
-      if (!writer->Write(ev)) return grpc::Status::OK;
+      if (!writer->Write(ev)) return caller_gone("client went away");
     }
     if (update->finished) {
       auto final_record = models_->GetRecord(*id);
@@ -266,6 +287,102 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
     m->set_name(std::string(s.name));
     m->set_description(std::string(s.description));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
+                                           const v1::ExportModelRequest* req,
+                                           grpc::ServerWriter<v1::ModelChunk>* writer) {
+  Admission admission =
+      Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
+  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
+  auto exported = models_->Export(req->id());
+  if (!exported.ok()) return ToGrpcStatus(exported.status());
+  v1::ModelChunk head;
+  v1::ModelSnapshotHeader* h = head.mutable_header();
+  h->set_format_version(kModelSnapshotFormat);
+  h->set_server_version(DEBIAS_VERSION);
+  RecordToProto(exported->record, h->mutable_model());
+  h->set_record_json(store::EncodeModelRecord(exported->record));
+  for (const auto& k : exported->record.user_keys) h->add_user_keys(k);
+  for (const auto& k : exported->record.item_keys) h->add_item_keys(k);
+  const std::string& params = exported->parameters;
+  h->set_parameters_bytes(params.size());
+  h->set_parameters_crc32c(util::Crc32c(params));
+  if (head.ByteSizeLong() > static_cast<size_t>(options_.limits.max_message_bytes)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("model ", req->id(), ": the snapshot header (key tables) is ",
+                                     head.ByteSizeLong(), " bytes, over max_message_bytes=",
+                                     options_.limits.max_message_bytes));
+  }
+  if (!writer->Write(head)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  constexpr size_t kChunk = 1 << 20;
+  for (size_t off = 0; off < params.size(); off += kChunk) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled");
+    v1::ModelChunk c;
+    c.set_parameters(params.substr(off, kChunk));
+    if (!writer->Write(c)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
+                                           grpc::ServerReader<v1::ModelChunk>* reader,
+                                           v1::Model* resp) {
+  Admission admission =
+      Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
+  v1::ModelChunk chunk;
+  if (!reader->Read(&chunk)) return Invalid("ImportModel: empty stream; the first chunk must be the header");
+  if (!chunk.has_header()) return Invalid("chunk 0: must be the header");
+  const v1::ModelSnapshotHeader h = chunk.header();
+  if (h.format_version() != kModelSnapshotFormat) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("format_version=", h.format_version(),
+                                     ": this server reads snapshot format ", kModelSnapshotFormat));
+  }
+  if (h.parameters_bytes() == 0 ||
+      h.parameters_bytes() > static_cast<uint64_t>(options_.limits.max_import_bytes)) {
+    return Invalid(absl::StrCat("parameters_bytes=", h.parameters_bytes(), ": must be in [1, ",
+                                options_.limits.max_import_bytes, "] (max_import_bytes)"));
+  }
+  auto record = store::DecodeModelRecord(h.record_json());
+  if (!record.ok()) return Invalid(absl::StrCat("record_json: ", record.status().message()));
+  if (record->state != store::ModelState::kReady) {
+    return Invalid(absl::StrCat("record_json: state '",
+                                std::string(store::ModelStateName(record->state)),
+                                "'; only ready models can be imported"));
+  }
+  record->user_keys.assign(h.user_keys().begin(), h.user_keys().end());
+  record->item_keys.assign(h.item_keys().begin(), h.item_keys().end());
+  std::string params;
+  uint32_t crc = 0;
+  int n = 1;
+  while (reader->Read(&chunk)) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "import cancelled");
+    if (!chunk.has_parameters()) return Invalid(absl::StrCat("chunk ", n, ": a second header"));
+    if (params.size() + chunk.parameters().size() > h.parameters_bytes()) {
+      return Invalid(absl::StrCat("chunk ", n, ": more parameter bytes than the header's ",
+                                  h.parameters_bytes()));
+    }
+    crc = util::Crc32c(chunk.parameters(), crc);
+    params += chunk.parameters();
+    ++n;
+  }
+  if (params.size() != h.parameters_bytes()) {
+    return Invalid(absl::StrCat("parameters: ", params.size(), " bytes received, the header says ",
+                                h.parameters_bytes(), " (truncated snapshot?)"));
+  }
+  if (crc != h.parameters_crc32c()) {
+    return Invalid(absl::StrCat("parameters: CRC-32C ", crc, " does not match the header's ",
+                                h.parameters_crc32c(), " (corrupt snapshot)"));
+  }
+  auto id = models_->Import(std::move(*record), params, h.server_version());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  auto r = models_->GetRecord(*id);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  RecordToProto(*r, resp);
   return grpc::Status::OK;
 }
 

@@ -31,6 +31,10 @@ class ModelServiceImpl final : public v1::ModelService::Service {
                               v1::Model*) override;
   grpc::Status ListMethods(grpc::ServerContext*, const v1::ListMethodsRequest*,
                            v1::ListMethodsResponse*) override;
+  grpc::Status ExportModel(grpc::ServerContext*, const v1::ExportModelRequest*,
+                           grpc::ServerWriter<v1::ModelChunk>*) override;
+  grpc::Status ImportModel(grpc::ServerContext*, grpc::ServerReader<v1::ModelChunk>*,
+                           v1::Model*) override;
 
  private:
   ModelManager* models_;

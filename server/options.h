@@ -11,6 +11,7 @@ namespace debias::server {
 
 class Authenticator;
 class InFlight;
+class Metrics;
 
 // Limits enforced by the handlers; past one the answer is INVALID_ARGUMENT
 // or RESOURCE_EXHAUSTED naming the limit.
@@ -27,6 +28,7 @@ struct Limits {
   int max_params = 64;             // hyperparameters per Train request
   int max_bootstrap = 10000;       // Evaluate bootstrap resamples
   int max_in_flight = 256;         // calls handled at once (health excluded)
+  int64_t max_import_bytes = int64_t{4} << 30;  // parameters of one ImportModel
 };
 
 struct ServerOptions {
@@ -39,6 +41,8 @@ struct ServerOptions {
   bool sync = false;
   // Serve gRPC server reflection.
   bool reflection = false;
+  // Directory the Backup RPC writes checkpoints into; empty = Backup off.
+  std::string backup_dir;
   Limits limits;
 
   // --- Security (docs/SECURITY.md) ---
@@ -54,6 +58,13 @@ struct ServerOptions {
   std::shared_ptr<Authenticator> authenticator;
   // Set by DebiasServer::Start from limits.max_in_flight.
   std::shared_ptr<InFlight> in_flight;
+
+  // --- Observability (docs/OPERATIONS.md) ---
+  // host:port of the Prometheus /metrics HTTP endpoint; empty = off.
+  std::string metrics_listen;
+  // Created by DebiasServer::Start (always: the gRPC interceptor counts
+  // calls even when no endpoint serves them).
+  std::shared_ptr<Metrics> metrics;
 };
 
 // True for 127.0.0.0/8, ::1 and localhost (with a port: "127.0.0.1:50051").

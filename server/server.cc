@@ -10,8 +10,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/grpcpp.h"
+#include "server/admin_service.h"
 #include "server/auth.h"
 #include "server/dataset_service.h"
+#include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/model_services.h"
 #include "spdlog/spdlog.h"
@@ -85,7 +87,9 @@ struct DebiasServer::Impl {
   std::unique_ptr<ModelServiceImpl> model_service;
   std::unique_ptr<ScoringServiceImpl> scoring_service;
   std::unique_ptr<EvaluationServiceImpl> evaluation_service;
+  std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsHttpServer> metrics_http;
   int port = 0;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -110,6 +114,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     if (!auth.ok()) return auth.status();
     impl->options.authenticator = std::move(*auth);
   }
+  impl->options.metrics = std::make_shared<Metrics>(DEBIAS_VERSION);
   store::StoreOptions so;
   so.path = options.data_dir;
   so.sync = options.sync;
@@ -117,13 +122,40 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   if (!st.ok()) return st.status();
   impl->store = std::move(*st);
   impl->datasets = std::make_unique<DatasetServiceImpl>(impl->store.get(), impl->options);
-  impl->models = std::make_unique<ModelManager>(
-      impl->store.get(), ModelManager::Options{impl->options.limits.max_training_jobs});
+  ModelManager::Options mo;
+  mo.max_jobs = impl->options.limits.max_training_jobs;
+  mo.on_job_end = [m = impl->options.metrics](std::string_view state, double secs) {
+    m->RecordTrainingJob(state, secs);
+  };
+  impl->models = std::make_unique<ModelManager>(impl->store.get(), std::move(mo));
   impl->model_service = std::make_unique<ModelServiceImpl>(impl->models.get(), impl->options);
   impl->scoring_service = std::make_unique<ScoringServiceImpl>(
       impl->models.get(), impl->store.get(), impl->options);
   impl->evaluation_service = std::make_unique<EvaluationServiceImpl>(
       impl->models.get(), impl->store.get(), impl->options);
+  impl->admin_service = std::make_unique<AdminServiceImpl>(impl->store.get(), impl->options);
+
+  {
+    Metrics::Sources src;
+    Impl* raw = impl.get();
+    src.in_flight = [raw] { return raw->options.in_flight->current(); };
+    src.training_jobs_running = [raw] { return raw->models->running_jobs(); };
+    src.store_disk_bytes = [raw] { return raw->store->DiskBytes(); };
+    src.datasets = [raw] { return raw->store->ListDatasets().size(); };
+    src.models = [raw] {
+      std::vector<Metrics::Sources::ModelInfo> out;
+      for (auto& r : raw->models->ListRecords()) {
+        Metrics::Sources::ModelInfo m;
+        m.id = r.id;
+        m.state = std::string(store::ModelStateName(r.state));
+        m.loss = r.spec.is_object() ? r.spec.value("loss", "") : "";
+        m.diagnostics = std::move(r.diagnostics);
+        out.push_back(std::move(m));
+      }
+      return out;
+    };
+    impl->options.metrics->SetSources(std::move(src));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -133,15 +165,28 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   builder.SetMaxSendMessageSize(options.limits.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              options.limits.max_concurrent_streams);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+  icpt.push_back(MakeRequestInterceptorFactory(impl->options.metrics));
+  builder.experimental().SetInterceptorCreators(std::move(icpt));
   builder.RegisterService(impl->datasets.get());
   builder.RegisterService(impl->model_service.get());
   builder.RegisterService(impl->scoring_service.get());
   builder.RegisterService(impl->evaluation_service.get());
+  builder.RegisterService(impl->admin_service.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on '", options.listen,
                      "' (address in use, or not host:port?)"));
+  }
+  if (!options.metrics_listen.empty()) {
+    auto http = MetricsHttpServer::Start(options.metrics_listen, impl->options.metrics);
+    if (!http.ok()) {
+      impl->server->Shutdown();
+      return http.status();
+    }
+    impl->metrics_http = std::move(*http);
+    spdlog::info("metrics on http://{}/metrics", options.metrics_listen);
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("debiasd serving on port {} (data_dir={}, sync={}, tls={}, auth={})",
@@ -155,6 +200,10 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
 }
 
 int DebiasServer::port() const { return impl_->port; }
+
+int DebiasServer::metrics_port() const {
+  return impl_->metrics_http ? impl_->metrics_http->port() : 0;
+}
 
 absl::Status DebiasServer::ReloadTokens() {
   if (!impl_->options.authenticator) {
@@ -176,6 +225,7 @@ void DebiasServer::Shutdown(absl::Duration grace) {
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(grace));
   impl_->server->Wait();
+  if (impl_->metrics_http) impl_->metrics_http->Stop();
   impl_->models.reset();  // cancels and joins training jobs
   impl_->store.reset();   // flushes and closes RocksDB
   spdlog::info("debiasd stopped");

@@ -20,6 +20,8 @@ class DebiasServer {
 
   // The bound port (useful with port 0).
   int port() const;
+  // The bound port of the metrics endpoint (0 when --metrics_listen is off).
+  int metrics_port() const;
   // Re-reads the token file (SIGHUP); keeps the old tokens on error.
   absl::Status ReloadTokens();
   // Blocks until Shutdown() has completed.

@@ -44,7 +44,8 @@ rm -rf "$GEN"
 mkdir -p "$GEN"
 PROTOS=(debias/v1/common.proto debias/v1/dataset_service.proto
         debias/v1/model_service.proto debias/v1/scoring_service.proto
-        debias/v1/evaluation_service.proto grpc/health/v1/health.proto)
+        debias/v1/evaluation_service.proto debias/v1/admin_service.proto
+        grpc/health/v1/health.proto)
 
 PROTOC="${PROTOC:-$(command -v protoc || true)}"
 GRPC_PYTHON_PLUGIN="${GRPC_PYTHON_PLUGIN:-$(command -v grpc_python_plugin || true)}"

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <vector>
 
 namespace debias::propensity {
 namespace {
@@ -57,11 +59,25 @@ nlohmann::json SummarizePropensities(std::span<const float> p) {
     sw2 += w * w;
   }
   nlohmann::json j;
+  // Share of the total inverse weight carried by the largest 1% of weights
+  // (at least one): near 1% when the weights are even, near 1 when a few
+  // pairs dominate every IPS sum.
+  double top_share = 0.0;
+  if (!inv.empty() && sw > 0) {
+    const size_t top = std::max<size_t>(1, inv.size() / 100);
+    // Reorders inv, which Distribution() below sorts anyway.
+    std::nth_element(inv.begin(), inv.begin() + (top - 1), inv.end(), std::greater<>());
+    double s = 0;
+    for (size_t i = 0; i < top; ++i) s += inv[i];
+    top_share = s / sw;
+  }
+  j["top1pct_weight_share"] = top_share;
   j["pairs"] = p.size();
   j["propensity"] = Distribution(std::move(prop));
   j["inverse_weight"] = Distribution(std::move(inv));
   double ess = sw2 > 0 ? sw * sw / sw2 : 0.0;
   j["ess"] = ess;
+
   j["ess_fraction"] = p.empty() ? 0.0 : ess / p.size();
   return j;
 }

@@ -693,4 +693,12 @@ absl::Status InteractionStore::Checkpoint(const std::string& dir) {
   return FromRocks(owned->CreateCheckpoint(dir), "checkpoint");
 }
 
+std::string EncodeModelRecord(const ModelRecord& record) {
+  return RecordToJson(record).dump();
+}
+
+absl::StatusOr<ModelRecord> DecodeModelRecord(std::string_view json) {
+  return RecordFromJson(json);
+}
+
 }  // namespace debias::store

@@ -24,6 +24,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -140,6 +141,12 @@ class InteractionStore {
   std::unique_ptr<Impl> impl_;
   StoreOptions options_;
 };
+
+// The store's own JSON encoding of a model record, key tables excluded
+// (model snapshots carry it between servers). Decode: DATA_LOSS naming the
+// field for anything malformed.
+std::string EncodeModelRecord(const ModelRecord& record);
+absl::StatusOr<ModelRecord> DecodeModelRecord(std::string_view json);
 
 // Dataset names: 1-128 characters of [A-Za-z0-9._-], first a letter or digit.
 absl::Status ValidateDatasetName(const std::string& name);

@@ -304,7 +304,8 @@ class Client:
               seed: int = 0, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
               *, feedback: str = "", propensity: str = "", clip: Optional[float] = None,
               threshold: Optional[float] = None, mar_dataset: str = "",
-              timeout: Optional[float] = None, check: bool = True) -> Dict[str, Any]:
+              timeout: Optional[float] = None, check: bool = True,
+              detach: bool = False) -> Dict[str, Any]:
         """Trains a model and waits for it (server-streaming Train RPC).
 
         Args:
@@ -317,7 +318,10 @@ class Client:
                 total_epochs, loss, elapsed_seconds, metrics.
             feedback, propensity, clip, threshold, mar_dataset: see TrainRequest.
             timeout: deadline in seconds; None: no deadline. If the call ends
-                early the job goes on in the server (see get_model()).
+                early (deadline, KeyboardInterrupt) the server cancels the job,
+                unless detach=True.
+            detach: let the job go on in the server if this call ends early
+                (watch it with get_model(), stop it with cancel_training()).
             check: raise TrainingError when the job ends "failed"/"cancelled".
 
         Returns:
@@ -329,7 +333,8 @@ class Client:
             TrainingError: the job failed or was cancelled (with check=True).
         """
         req = ms_pb2.TrainRequest(dataset=dataset, loss=loss, feedback=feedback,
-                                  propensity=propensity, seed=seed, mar_dataset=mar_dataset)
+                                  propensity=propensity, seed=seed, mar_dataset=mar_dataset,
+                                  detach=detach)
         for k, v in (params or {}).items():
             req.params[str(k)] = _param_str(v)
         if clip is not None:
@@ -352,7 +357,7 @@ class Client:
         except grpc.RpcError as e:
             raise DebiasError.from_rpc_error(e) from None
         finally:
-            call.cancel()  # no-op when the stream completed; the job goes on otherwise
+            call.cancel()  # no-op when the stream completed; else the job stops unless detached
         if final is None:
             raise DebiasError("UNAVAILABLE",
                               f"training stream of model {model_id} ended without a model")

@@ -91,6 +91,8 @@ TEST(ClipTest, ClipsAndCounts) {
   EXPECT_FLOAT_EQ(d["inverse_weight"]["max"].get<double>(), 2.0);
   // ESS of weights {1,1,1,1,2,2}: 64 / 12.
   EXPECT_NEAR(d["ess"].get<double>(), 64.0 / 12.0, 1e-9);
+  // Largest 1% of 6 weights is the single largest: 2 of a total of 8.
+  EXPECT_NEAR(d["top1pct_weight_share"].get<double>(), 2.0 / 8, 1e-12);
   EXPECT_THAT(Clip(nullptr, 0), StatusIs(absl::StatusCode::kInvalidArgument, "clip"));
 }
 
