@@ -268,14 +268,13 @@ print("**Store, ingest, restart and training vs events** (synthetic MNAR world, 
 print()
 print("| events | users | CSV bytes/event | ingest events/s | store bytes/event at rest "
       "(after restart; SST + WAL) | of which WAL | store bytes/event right after ingest (WAL "
-      "+ memtable flushes) | relmf model on disk, MB |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "+ memtable flushes) |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
 ev = [r for r in rows if r["kind"] == "events"]
 for r in ev:
     n = f(r, "events")
     print(f"| {n:,.0f} | {f(r,'users'):,.0f} | {f(r,'csv_bytes')/n:.1f} | {f(r,'ingest_eps'):,.0f} "
-          f"| {f(r,'rest_total')/n:.1f} | {f(r,'rest_wal')/n:.1f} | {f(r,'live_total')/n:.1f} "
-          f"| {(f(r,'with_model_total') - f(r,'rest_total'))/MB:.1f} |")
+          f"| {f(r,'rest_total')/n:.1f} | {f(r,'rest_wal')/n:.1f} | {f(r,'live_total')/n:.1f} |")
 print()
 print("| events | restart to SERVING, s | debiasd RSS idle after restart, MB "
       "| debiasd peak RSS during ingest, MB | peak RSS after training, MB "
