@@ -1,6 +1,7 @@
 #include "server/log_evaluation.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -269,10 +270,11 @@ bool IsNumber(const std::string& s, uint64_t* out) {
 
 absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* store,
                              const Limits& limits, const v1::EvaluateRequest& req,
-                             v1::EvaluateResponse* resp) {
+                             v1::EvaluateResponse* resp, std::function<bool()> cancelled) {
   eval::UnbiasedRankingOptions opts;
   if (absl::Status s = ValidateOptions(req, limits, &opts); !s.ok()) return s;
   opts.num_threads = 2;
+  opts.cancelled = cancelled;
   const int max_k = *std::max_element(opts.ks.begin(), opts.ks.end());
   const bool dr = opts.estimator == eval::RelevanceEstimator::kDr;
 
@@ -369,11 +371,14 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   std::vector<eval::UserRanking> users(order.size());
   const bool pointwise = model != nullptr && !dr;
   std::atomic<bool> pointwise_ok{pointwise};
+  std::atomic<bool> stop{false};
   auto build = [&](size_t begin, size_t end) {
     std::vector<float> scores;
     std::vector<uint32_t> idx;
     std::vector<std::pair<uint32_t, double>> clicks;
     for (size_t n = begin; n < end; ++n) {
+      if (cancelled && (n - begin) % 64 == 0 && cancelled()) stop = true;
+      if (stop.load(std::memory_order_relaxed)) return;
       eval::UserRanking& ur = users[n];
       const std::string& user_key = in.users[order[n]];
       // Ranking.
@@ -457,6 +462,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   } else {
     build(0, users.size());
   }
+  if (stop.load()) return absl::CancelledError("evaluation cancelled (deadline or client)");
   if (users.empty()) {
     return absl::FailedPreconditionError("no users to evaluate: the model has no users");
   }
@@ -556,7 +562,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
 
 absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore* store,
                                    const Limits& limits, const v1::EvaluateRequest& req,
-                                   v1::EvaluateResponse* resp) {
+                                   v1::EvaluateResponse* resp, std::function<bool()> cancelled) {
   auto est = eval::ParsePolicyEstimator(req.policy_estimator());
   if (!est.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("policy_estimator='",
@@ -566,6 +572,7 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   eval::PolicyOptions opts;
   opts.estimator = *est;
   opts.num_threads = 2;
+  opts.cancelled = cancelled;
   if (!req.estimator().empty()) {
     return absl::InvalidArgumentError("estimator and policy_estimator: give one, not both");
   }
@@ -667,7 +674,11 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   double dm_cache = 0;
   uint32_t top_item = 0;
   std::vector<double> pi;
+  size_t polled = 0;
   for (size_t e : singles) {
+    if (cancelled && ++polled % 1024 == 0 && cancelled()) {
+      return absl::CancelledError("evaluation cancelled (deadline or client)");
+    }
     auto u = model->user_index.find(log.user_keys[log.user[e]]);
     auto i = model->item_index.find(log.item_keys[log.item[e]]);
     if (u == model->user_index.end() || i == model->item_index.end()) {

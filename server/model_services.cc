@@ -639,11 +639,14 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
+  // Long evaluations stop when the call's deadline passes or it is cancelled.
+  auto cancelled = [ctx] { return ctx->IsCancelled(); };
   if (!req->policy_estimator().empty()) {
-    return ToGrpcStatus(EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp));
+    return ToGrpcStatus(
+        EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp, cancelled));
   }
   if (!req->estimator().empty()) {
-    return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp));
+    return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp, cancelled));
   }
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->scores_size() > 0 || req->bootstrap() > 0 || !req->propensity_from().empty() ||
@@ -677,6 +680,7 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
   }
   opts.protocol = req->rank_all_items() ? eval::Protocol::kAllItems : eval::Protocol::kTestItems;
   opts.num_threads = 2;
+  opts.cancelled = cancelled;
   auto m = models_->Get(req->model_id());
   if (!m.ok()) return ToGrpcStatus(m.status());
   if ((*m)->model->num_items() == 0) {

@@ -232,8 +232,9 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
     out[0] = v;
   };
   IntervalOptions io{options.bootstrap, options.seed, options.confidence,
-                     options.num_threads};
+                     options.num_threads, options.cancelled};
   EstimatesWithIntervals e = ComputeIntervals(table, 1, f, io);
+  if (e.cancelled) return absl::CancelledError("evaluation cancelled (deadline or client)");
 
   PolicyResult result;
   result.value = e.estimate[0];

@@ -39,6 +39,7 @@
 #define DEBIAS_CORE_EVAL_POLICY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -76,6 +77,9 @@ struct PolicyOptions {
   uint64_t seed = 0;
   double confidence = 0.95;  // [0.5, 0.9999]
   int num_threads = 1;       // [1, 64]
+  // Polled during long loops; when it returns true the call stops and
+  // returns CANCELLED. May be empty; must be thread-safe.
+  std::function<bool()> cancelled;
 };
 
 struct PolicyResult {

@@ -1,5 +1,6 @@
 #include "core/eval/ranking_eval.h"
 
+#include <atomic>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -121,12 +122,15 @@ absl::StatusOr<std::map<std::string, double>> EvaluateRanking(
   const int nt = std::min<int>(opts.num_threads, std::max<size_t>(1, users.size()));
   std::vector<Partial> parts(nt, Partial(opts.metrics));
   std::vector<int64_t> skipped_pairs(nt, 0);
+  std::atomic<bool> stop{false};
   auto work = [&](int t) {
     Partial& P = parts[t];
     std::vector<uint32_t> items;
     std::vector<float> scores, labels, all;
     std::vector<uint8_t> mark;
     for (size_t k = t; k < users.size(); k += nt) {
+      if (opts.cancelled && (k / nt) % 64 == 0 && opts.cancelled()) stop = true;
+      if (stop.load(std::memory_order_relaxed)) return;
       const uint32_t tu = users[k];
       const uint32_t mu = umap[tu];
       auto [b, e] = test.UserRange(tu);
@@ -188,6 +192,7 @@ absl::StatusOr<std::map<std::string, double>> EvaluateRanking(
     for (int t = 0; t < nt; ++t) threads.emplace_back(work, t);
     for (auto& th : threads) th.join();
   }
+  if (stop.load()) return absl::CancelledError("evaluation cancelled (deadline or client)");
   // Merge in thread order; user k went to thread k % nt, so pooled vectors
   // are concatenated per thread (AUC/log loss/MSE do not depend on order).
   RankingAccumulator acc(opts.metrics);

@@ -22,6 +22,7 @@
 #define DEBIAS_CORE_EVAL_RANKING_EVAL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -46,6 +47,9 @@ struct RankingEvalOptions {
   int64_t max_users = 0;
   uint64_t seed = 0;
   int num_threads = 1;  // in [1, 64]; results do not depend on it
+  // Polled during long loops; when it returns true the call stops and
+  // returns CANCELLED. May be empty; must be thread-safe.
+  std::function<bool()> cancelled;
 };
 
 absl::StatusOr<std::map<std::string, double>> EvaluateRanking(

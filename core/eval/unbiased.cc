@@ -1,6 +1,7 @@
 #include "core/eval/unbiased.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -209,10 +210,13 @@ EstimatesWithIntervals ComputeIntervals(const UnitStatistics& stats,
   if (B <= 0) return out;
   std::vector<double> draws(static_cast<size_t>(B) * M);
   const int threads = std::clamp(options.num_threads, 1, std::max(1, B));
+  std::atomic<bool> stop{false};
   auto worker = [&](int t) {
     Eigen::VectorXd counts(U);
     std::vector<double> rmeans(S);
     for (int b = t; b < B; b += threads) {
+      if (options.cancelled && (b / threads) % 8 == 0 && options.cancelled()) stop = true;
+      if (stop.load(std::memory_order_relaxed)) return;
       counts.setZero();
       SplitMix64 g(ResampleSeed(options.seed, b));
       for (int64_t i = 0; i < U; ++i) {
@@ -231,6 +235,10 @@ EstimatesWithIntervals ComputeIntervals(const UnitStatistics& stats,
     pool.reserve(threads);
     for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
     for (auto& th : pool) th.join();
+  }
+  if (stop.load()) {
+    out.cancelled = true;
+    return out;
   }
   const double lo_q = (1 - options.confidence) / 2;
   const double hi_q = 1 - lo_q;
@@ -579,8 +587,9 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
     }
   };
   IntervalOptions io{options.bootstrap, options.seed, options.confidence,
-                     options.num_threads};
+                     options.num_threads, options.cancelled};
   EstimatesWithIntervals ests = ComputeIntervals(table, M, f, io);
+  if (ests.cancelled) return absl::CancelledError("evaluation cancelled (deadline or client)");
 
   UnbiasedRankingResult result;
   for (int m = 0; m < M; ++m) {

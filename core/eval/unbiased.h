@@ -135,6 +135,11 @@ struct UnbiasedRankingOptions {
   uint64_t seed = 0;
   double confidence = 0.95;  // in [0.5, 0.9999]
   int num_threads = 1;       // [1, 64]
+  // Polled during long loops (every few users / resamples); when it returns
+  // true the call stops and returns CANCELLED (a server passes "the call's
+  // deadline passed or it was cancelled"). May be empty. Called from worker
+  // threads: must be thread-safe.
+  std::function<bool()> cancelled;
 };
 
 struct Interval {
@@ -194,6 +199,9 @@ struct IntervalOptions {
   uint64_t seed = 0;
   double confidence = 0.95;
   int num_threads = 1;
+  // As UnbiasedRankingOptions::cancelled; a cancelled run sets
+  // EstimatesWithIntervals::cancelled and its bootstrap is empty.
+  std::function<bool()> cancelled;
 };
 
 // Point estimates f(means), percentile bootstrap intervals (empty when
@@ -204,6 +212,7 @@ struct EstimatesWithIntervals {
   std::vector<double> estimate;
   std::vector<Interval> bootstrap;  // empty when bootstrap = 0
   std::vector<Interval> normal;
+  bool cancelled = false;  // IntervalOptions::cancelled fired
 };
 EstimatesWithIntervals ComputeIntervals(const UnitStatistics& stats,
                                         int num_metrics,

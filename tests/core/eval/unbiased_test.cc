@@ -1,5 +1,6 @@
 #include "core/eval/unbiased.h"
 
+#include <atomic>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -515,6 +516,34 @@ TEST(UnbiasedTest, RejectsBadInput) {
   one = {a};
   EXPECT_THAT(EstimateRankingMetrics(one, o),
               StatusIs(kInvalidArgument, "users[0].ranked_imputed[1]=1.5"));
+}
+
+}  // namespace
+}  // namespace debias::eval
+
+namespace debias::eval {
+namespace {
+
+TEST(UnbiasedCancelTest, BootstrapStopsWhenCancelledAndRunsWhenNot) {
+  std::vector<UserRanking> users(200);
+  for (int u = 0; u < 200; ++u) {
+    users[u].ranked = {0, 1};
+    users[u].clicked = {u % 2};
+    users[u].clicked_propensity = {0.5};
+  }
+  UnbiasedRankingOptions o;
+  o.ks = {1};
+  o.bootstrap = 5000;
+  std::atomic<int> polls{0};
+  o.cancelled = [&] { return ++polls > 3; };
+  auto r = EstimateRankingMetrics(users, o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  // Polled every 8 resamples: it stopped long before the 5000th.
+  EXPECT_LT(polls.load(), 20);
+  o.cancelled = [] { return false; };
+  auto ok = EstimateRankingMetrics(users, o);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->intervals.count("dcg@1"), 1u);
 }
 
 }  // namespace
