@@ -181,16 +181,18 @@ T0=$EPOCHREALTIME
 END=$(python3 -c "print($T0 + $DURATION)")
 echo "$END" >"$TMP/end"
 
-# RSS sampler: "seconds_since_T0 rss_kb hwm_kb threads" every SAMPLE s.
+# RSS sampler: "seconds_since_T0 rss_kb hwm_kb threads wal_kb" every SAMPLE s.
 (
   t0_us=${T0/./}
   end_us=$(( ${T0/./} + DURATION * 1000000 ))
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     now_us=${EPOCHREALTIME/./}
     (( now_us <= end_us + 1000000 )) || break
-    awk -v t="$(( (now_us - t0_us) / 100000 ))" \
+    # RocksDB's write-ahead log since the last flush ~ the memtable's content.
+    wal=$(find "$TMP/db" -maxdepth 1 -name '*.log' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    awk -v t="$(( (now_us - t0_us) / 100000 ))" -v w="$wal" \
       '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } $1 == "Threads:" { n = $2 }
-       END { printf "%.1f %d %d %d\n", t / 10, r, h, n }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
+       END { printf "%.1f %d %d %d %d\n", t / 10, r, h, n, w / 1024 }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
     sleep "$SAMPLE"
   done
 ) &
@@ -237,8 +239,8 @@ def wall(name):
 trains = [json.loads(l) for l in open(os.path.join(tmp, "train.jsonl")) if l.strip()]
 samples = []
 for l in open(os.path.join(tmp, "rss.txt")):
-    t, rss, hwm, thr = l.split()
-    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr)))
+    t, rss, hwm, thr, wal = l.split()
+    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), int(wal) / 1024))
 
 failures = []
 print(f"Run {date}; nproc {nproc}; load average (1/5/15 min) {load0} at start, {load1} at end; "
@@ -315,6 +317,12 @@ else:
     print("| t, s | " + " | ".join(f"{s[0]:.0f}" for s in cols) + " |")
     print("|---|" + "---:|" * len(cols))
     print("| debiasd RSS, MB | " + " | ".join(f"{s[1]:.0f}" for s in cols) + " |")
+    print("| RocksDB WAL (~ memtable), MB | " + " | ".join(f"{s[4]:.0f}" for s in cols) + " |")
+if score and score["latency_ms"]["max"] > 1000:
+    print()
+    print(f"NOTE: the open-loop Score stream fell up to {score['latency_ms']['max'] / 1000:.1f} s "
+          f"behind its schedule (latency is measured from the intended start): the server did "
+          f"not sustain {rate:,.0f} calls/s with the ingest and training running.")
 print()
 if failures:
     print("**FAIL**: " + "; ".join(failures))
