@@ -70,16 +70,19 @@ absl::Status ScanPrefix(rocksdb::DB* db, const rocksdb::Snapshot* snap,
   return FromRocks(it->status(), "scan");
 }
 
-json InfoToJson(uint32_t id, const DatasetInfo& d) {
-  return json{{"id", id},
-              {"name", d.name},
-              {"description", d.description},
-              {"feedback", d.feedback},
-              {"create_time_unix_ms", d.create_time_unix_ms},
-              {"data_version", d.data_version},
-              {"users", d.users},
-              {"items", d.items},
-              {"lists", d.lists}};
+// feature_dim < 0 (not known, see DatasetState) is left out.
+json InfoToJson(uint32_t id, const DatasetInfo& d, int feature_dim) {
+  json j{{"id", id},
+         {"name", d.name},
+         {"description", d.description},
+         {"feedback", d.feedback},
+         {"create_time_unix_ms", d.create_time_unix_ms},
+         {"data_version", d.data_version},
+         {"users", d.users},
+         {"items", d.items},
+         {"lists", d.lists}};
+  if (feature_dim >= 0) j["feature_dim"] = feature_dim;
+  return j;
 }
 
 absl::Status ValidateFeedback(const std::string& f) {
@@ -203,6 +206,10 @@ struct DatasetState {
   absl::flat_hash_map<std::string, uint32_t> items ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<std::string, uint32_t> lists ABSL_GUARDED_BY(mu);
   std::shared_ptr<const data::DatasetView> view ABSL_GUARDED_BY(mu);
+  // Length of the feature vectors of the dataset's events that carry any
+  // (0: none so far). -1: not known yet, for a dataset whose metadata
+  // predates the field; found by a scan when a batch with features comes.
+  int feature_dim ABSL_GUARDED_BY(mu) = -1;
 };
 
 struct InteractionStore::Impl {
@@ -241,6 +248,27 @@ struct InteractionStore::Impl {
       RETURN_IF_ERROR(decode);
     }
     st.maps_loaded = true;
+    return absl::OkStatus();
+  }
+
+  // Sets st.feature_dim from the stored events when it is not known.
+  absl::Status ResolveFeatureDim(DatasetState& st, uint64_t max_features)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+    if (st.feature_dim >= 0) return absl::OkStatus();
+    int dim = 0;
+    bool corrupt = false;
+    keys::DecodedEvent ev;
+    RETURN_IF_ERROR(ScanPrefix(db.get(), nullptr, keys::DatasetFamily(st.id, 'E'),
+                               [&](std::string_view, std::string_view v) {
+                                 if (!keys::DecodeEventValue(v, &ev, max_features)) {
+                                   corrupt = true;
+                                   return false;
+                                 }
+                                 dim = static_cast<int>(ev.features.size());
+                                 return dim == 0;
+                               }));
+    if (corrupt) return absl::DataLossError("corrupt event");
+    st.feature_dim = dim;
     return absl::OkStatus();
   }
 };
@@ -302,6 +330,7 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
             d.users = j.value("users", uint64_t{0});
             d.items = j.value("items", uint64_t{0});
             d.lists = j.value("lists", uint64_t{0});
+            st->feature_dim = j.value("feature_dim", -1);
             impl->datasets[d.name] = st;
             return true;
           } catch (const json::exception& e) {
@@ -365,7 +394,7 @@ absl::StatusOr<DatasetInfo> InteractionStore::CreateDataset(
   std::string counter;
   util::PutFixed64(&counter, id + 1);
   batch.Put(keys::Counter("dataset"), counter);
-  batch.Put(keys::DatasetMeta(name), InfoToJson(id, info).dump());
+  batch.Put(keys::DatasetMeta(name), InfoToJson(id, info, 0).dump());
   RETURN_IF_ERROR(FromRocks(impl_->db->Write(impl_->write_options, &batch),
                             "creating dataset"));
   impl_->next_dataset_id = id + 1;
@@ -374,6 +403,7 @@ absl::StatusOr<DatasetInfo> InteractionStore::CreateDataset(
     absl::MutexLock sl(&st->mu);
     st->info = info;
     st->maps_loaded = true;  // a new dataset has empty maps
+    st->feature_dim = 0;
   }
   impl_->datasets[name] = std::move(st);
   return info;
@@ -434,10 +464,25 @@ absl::StatusOr<uint64_t> InteractionStore::DeleteDataset(const std::string& name
 absl::StatusOr<IngestResult> InteractionStore::Ingest(
     const std::string& name, std::span<const data::Interaction> events,
     bool create_if_missing) {
+  // Events that carry features must all carry the same number, in the batch
+  // and in the dataset: the view (and every trainer) needs one length.
+  int batch_dim = 0;
+  size_t first_with_features = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     absl::Status s = data::ValidateInteraction(events[i], options_.limits);
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("events[", i, "].", s.message()));
+    }
+    const int dim = static_cast<int>(events[i].features.size());
+    if (dim == 0) continue;
+    if (batch_dim == 0) {
+      batch_dim = dim;
+      first_with_features = i;
+    } else if (dim != batch_dim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "events[", i, "].features: ", dim, " values, but events[", first_with_features,
+          "] has ", batch_dim, "; all events of a dataset that carry features must carry "
+          "the same number"));
     }
   }
   std::shared_ptr<DatasetState> st = impl_->Find(name);
@@ -461,6 +506,16 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
   }
   RETURN_IF_ERROR(impl_->LoadMaps(*st));
   if (events.empty()) return IngestResult{0, st->info.data_version};
+  if (batch_dim > 0) {
+    RETURN_IF_ERROR(impl_->ResolveFeatureDim(*st, options_.limits.max_features));
+    if (st->feature_dim > 0 && st->feature_dim != batch_dim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "events[", first_with_features, "].features: ", batch_dim, " values, but dataset '",
+          name, "' holds feature vectors of ", st->feature_dim,
+          "; all events of a dataset that carry features must carry the same number"));
+    }
+  }
+  const int next_feature_dim = batch_dim > 0 ? batch_dim : st->feature_dim;
 
   // New ids are added to the in-memory maps tentatively and rolled back if
   // the write fails, so memory never holds an id the database lacks.
@@ -501,7 +556,7 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
   next.users = st->users.size();
   next.items = st->items.size();
   next.lists = st->lists.size();
-  batch.Put(keys::DatasetMeta(name), InfoToJson(st->id, next).dump());
+  batch.Put(keys::DatasetMeta(name), InfoToJson(st->id, next, next_feature_dim).dump());
 
   absl::Status written =
       FromRocks(impl_->db->Write(impl_->write_options, &batch), "ingest");
@@ -510,6 +565,7 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
     return written;
   }
   st->info = next;
+  st->feature_dim = next_feature_dim;
   st->view.reset();
   return IngestResult{events.size(), next.data_version};
 }

@@ -97,7 +97,7 @@ class ModelStoreComparison {
         what = Train(/*async=*/false);
       } else if (op < 79) {
         what = Train(/*async=*/true);
-      } else if (op < 87) {
+      } else if (op < 91) {
         what = DeleteModel();
       } else {
         what = "reopen";
@@ -428,7 +428,7 @@ TEST_P(ModelStoreComparisonTest, StoreAndManagerAgreeWithTheReference) {
               cmp.events_checked());
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, ModelStoreComparisonTest, ::testing::Values(1, 2, 3, 4, 5));
+INSTANTIATE_TEST_SUITE_P(Seeds, ModelStoreComparisonTest, ::testing::Values(1, 2, 3, 4));
 
 }  // namespace
 }  // namespace debias

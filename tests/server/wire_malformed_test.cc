@@ -974,7 +974,7 @@ TEST_F(WireMalformedTest, IngestRejectionsStoreNothing) {
 // (proto/debias/v1/common.proto). A batch breaking that must be rejected at
 // ingest; accepting it would leave a dataset whose view can no longer be
 // built (GetStats, Export and Train would fail on it for good).
-TEST_F(WireMalformedTest, DISABLED_FeatureLengthsMustAgreeWithinADataset) {
+TEST_F(WireMalformedTest, FeatureLengthsMustAgreeWithinADataset) {
   v1::Interaction two = Event("u1", "i1");
   two.add_features(1);
   two.add_features(2);
