@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/store/integrity.h"
 #include "core/store/keys.h"
 #include "core/util/status_macros.h"
 #include "rocksdb/convenience.h"
@@ -301,6 +302,8 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
+  // A damaged MANIFEST must stop us before RocksDB deletes what it misses.
+  RETURN_IF_ERROR(CheckTableFilesReferenced(options.path, ro));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
   if (!s.ok()) {
