@@ -2,6 +2,7 @@
 """Generate docs/API.md, the gRPC API reference, from the .proto comments.
 
 usage: scripts/gen_api_docs.py [OUTPUT]           write OUTPUT (default docs/API.md)
+       scripts/gen_api_docs.py --proto-root DIR ...  read DIR/debias/v1/*.proto etc.
        scripts/gen_api_docs.py --check [OUTPUT]   exit 1 if OUTPUT differs from
                                                   what would be generated (CI)
        scripts/gen_api_docs.py --undocumented     list fields/RPCs without a
@@ -71,6 +72,7 @@ WELL_KNOWN_DOCS = "https://protobuf.dev/reference/protobuf/google.protobuf/#"
 
 def proto_files():
     files = []
+    # PROTO_ROOT may be replaced by --proto-root.
     for d in PROTO_DIRS:
         full = os.path.join(PROTO_ROOT, d)
         if not os.path.isdir(full):
@@ -414,7 +416,13 @@ def main():
                     help="exit 1 if OUTPUT is not what would be generated")
     ap.add_argument("--undocumented", action="store_true",
                     help="print the RPCs and fields that have no comment")
+    ap.add_argument("--proto-root", default=None,
+                    help="read the .proto files from here instead of the repository's "
+                         "proto/ (e.g. an export of one commit's proto/)")
     args = ap.parse_args()
+    if args.proto_root:
+        global PROTO_ROOT
+        PROTO_ROOT = os.path.abspath(args.proto_root)
 
     files = proto_files()
     if not files:
