@@ -1,6 +1,7 @@
 // Crash test (issue 9, "Faults"; ctest -L crash): 20 rounds of SIGKILL of the
 // real debiasd binary while client threads stream ingests and a training job
-// runs. After each restart:
+// runs (and, every fourth round, one more SIGKILL 0-60 ms into the start,
+// while the store is being opened). After each restart:
 //  - the server answers health within 5 s of being started;
 //  - every acknowledged event is present exactly once (read back with Export
 //    and GetStats) and no batch is partly applied: a batch the server did not
@@ -101,10 +102,10 @@ class CrashTest : public ::testing::Test {
 
   // Starts debiasd and waits until it answers health; returns the seconds
   // from fork to the first SERVING answer.
-  double Start(int round, bool sync) {
+  // Forks and execs debiasd on the store; its output goes to `log_`.
+  void Spawn(const std::string& log_name, bool sync) {
     fs::remove(dir_ / "port");
-    log_ = dir_ / absl::StrCat("debiasd.", round, ".log");
-    const auto t0 = Clock::now();
+    log_ = dir_ / log_name;
     pid_ = fork();
     if (pid_ == 0) {
       freopen(log_.c_str(), "w", stdout);
@@ -120,6 +121,21 @@ class CrashTest : public ::testing::Test {
       }
       _exit(127);
     }
+  }
+
+  // A SIGKILL while the server opens the store (WAL replay, marking
+  // interrupted jobs) or just after.
+  void KillDuringStartup(int round, int after_ms) {
+    Spawn(absl::StrCat("debiasd.", round, ".early.log"), false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(after_ms));
+    Kill();
+  }
+
+  // Starts debiasd and waits until it answers health; returns the seconds
+  // from fork to the first SERVING answer.
+  double Start(int round, bool sync) {
+    const auto t0 = Clock::now();
+    Spawn(absl::StrCat("debiasd.", round, ".log"), sync);
     if (pid_ < 0) {
       ADD_FAILURE() << "fork failed";
       return 1e9;
@@ -351,8 +367,13 @@ TEST_F(CrashTest, SigkillLosesNoAcknowledgedEventAndNoCompletedModel) {
   const auto t_start = Clock::now();
   std::mt19937_64 rng(20261127);
   double worst_health = 0;
+  int startup_kills = 0;
   for (int round = 0; round < kRounds && !HasFatalFailure(); ++round) {
     const bool sync = round % 2 == 1;
+    if (round % 4 == 2) {
+      KillDuringStartup(round, std::uniform_int_distribution<int>(0, 60)(rng));
+      ++startup_kills;
+    }
     const double health = Start(round, sync);
     worst_health = std::max(worst_health, health);
     ASSERT_LT(health, 5.0) << "round " << round << ": no health within 5 s\n"
@@ -407,11 +428,11 @@ TEST_F(CrashTest, SigkillLosesNoAcknowledgedEventAndNoCompletedModel) {
   EXPECT_GT(acked, 100u);
   EXPECT_GT(models_.ready.size(), 0u);
   EXPECT_GT(interrupted_failed_.size(), 0u) << "no training job was ever caught by a kill";
-  std::printf("crash test: %d rounds in %.1f s; %zu batches acknowledged, %zu unacknowledged "
+  std::printf("crash test: %d rounds (%d more kills during startup) in %.1f s; %zu batches acknowledged, %zu unacknowledged "
               "at the end; unacknowledged batches seen after restarts: %zu whole, %zu absent; "
               "%zu models ready, %zu interrupted (%zu seen failed); %zu ready-model checks; "
               "worst start-to-health %.2f s\n",
-              kRounds, Seconds(t_start), acked, unknown, unacked_present_, unacked_absent_,
+              kRounds, startup_kills, Seconds(t_start), acked, unknown, unacked_present_, unacked_absent_,
               models_.ready.size(), models_.interrupted.size(), interrupted_failed_.size(),
               models_scored_, worst_health);
 }
