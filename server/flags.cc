@@ -37,6 +37,11 @@ constexpr IntSetting kIntSettings[] = {
      &Limits::max_in_flight},
     {"max_bootstrap", 0, 1000000, "largest Evaluate bootstrap resample count",
      &Limits::max_bootstrap},
+    {"keepalive_time_ms", 1000, 7200000, "ping an idle client connection this often",
+     &Limits::keepalive_time_ms},
+    {"keepalive_timeout_ms", 1000, 600000,
+     "close a connection whose keepalive ping is not answered within this",
+     &Limits::keepalive_timeout_ms},
 };
 
 const char* const kLogLevels[] = {"trace", "debug", "info", "warn", "error"};

@@ -28,6 +28,12 @@ struct Limits {
   int max_params = 64;             // hyperparameters per Train request
   int max_bootstrap = 10000;       // Evaluate bootstrap resamples
   int max_in_flight = 256;         // calls handled at once (health excluded)
+  // HTTP/2 keepalive: the server pings an idle connection every
+  // keepalive_time_ms and closes it when no answer comes within
+  // keepalive_timeout_ms (dead clients and half-open connections go away);
+  // clients may ping as often as every 10 s.
+  int keepalive_time_ms = 60000;
+  int keepalive_timeout_ms = 20000;
   int64_t max_import_bytes = int64_t{4} << 30;  // parameters of one ImportModel
 };
 
