@@ -211,9 +211,18 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
     }
     if (update->finished) {
       auto final_record = models_->GetRecord(*id);
+      const store::ModelRecord& rec = final_record.ok() ? *final_record : update->record;
+      // Hyperparameters are parsed by the trainer when the job starts: a job
+      // that failed on them before its first epoch is the caller's bad
+      // request, answered as such (the failed record stays for inspection).
+      constexpr std::string_view kInvalid = "INVALID_ARGUMENT: ";
+      if (rec.state == store::ModelState::kFailed && rec.progress.empty() &&
+          rec.error.rfind(kInvalid, 0) == 0) {
+        return Invalid(absl::StrCat(rec.error.substr(kInvalid.size()), " (model ", *id,
+                                    " recorded as failed)"));
+      }
       v1::TrainEvent ev;
-      RecordToProto(final_record.ok() ? *final_record : update->record,
-                    ev.mutable_finished());
+      RecordToProto(rec, ev.mutable_finished());
       writer->Write(ev);
       return grpc::Status::OK;
     }

@@ -545,3 +545,23 @@ TEST(OperationsTest, EvaluateStopsWorkWhenItsDeadlinePasses) {
 
 }  // namespace
 }  // namespace debias
+
+namespace debias {
+namespace {
+
+TEST(OperationsTest, UnknownHyperparameterIsInvalidArgument) {
+  const fs::path dir = TempDir("params");
+  auto srv = StartServer(dir);
+  ASSERT_NE(srv, nullptr);
+  auto client = ClientFor(*srv);
+  ASSERT_OK(client->Ingest("clicks", Clicks()).status);
+  v1::TrainRequest r = SmallTrain("relmf");
+  (*r.mutable_params())["epochz"] = "3";
+  EXPECT_THAT(client->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "epochz"));
+  client.reset();
+  srv.reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace debias
