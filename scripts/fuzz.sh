@@ -58,7 +58,8 @@ nice -n "$NICE" ninja -C "$BUILD_DIR" -j"$JOBS" fuzz_targets
 # tests/fuzz/CMakeLists.txt); skipped with a warning when they do not.
 if [[ " ${TARGETS[*]} " == *" requests "* ]]; then
   nice -n "$NICE" ninja -C "$BUILD_DIR" -j"$JOBS" fuzz_requests >"$BUILD_DIR/fuzz_requests_build.log" 2>&1 ||
-    echo "fuzz.sh: fuzz_requests does not build with clang here (see $BUILD_DIR/fuzz_requests_build.log); skipping it" >&2
+    echo "fuzz.sh: fuzz_requests does not build with clang here (see $BUILD_DIR/fuzz_requests_build.log);" \
+      "$([[ -x $BUILD_DIR/tests/fuzz/fuzz_requests ]] && echo 'running the existing binary' || echo 'skipping it')" >&2
 fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}

@@ -39,6 +39,7 @@
 
 #include "core/store/interaction_store.h"
 #include "core/synth/mnar_world.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/grpcpp.h"
 #include "server/convert.h"
 #include "server/dataset_service.h"
@@ -114,6 +115,8 @@ std::vector<data::Interaction> Slates(const std::vector<std::string>& users,
 
 Fixture* Build() {
   spdlog::set_level(spdlog::level::warn);  // one info line per job otherwise
+  // Invalid UTF-8 in string fields is logged by the parser on every input.
+  google::protobuf::SetLogHandler(nullptr);
   auto* f = new Fixture;
   char tmpl[] = "/tmp/debias_fuzz_requests_XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
