@@ -231,8 +231,10 @@ struct InteractionStore::Impl {
 
   absl::Status LoadMaps(DatasetState& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
     if (st.maps_loaded) return absl::OkStatus();
-    for (auto [family, map] : {std::pair{'U', &st.users}, std::pair{'I', &st.items},
-                               std::pair{'L', &st.lists}}) {
+    for (auto [family, map_ptr] : {std::pair{'U', &st.users}, std::pair{'I', &st.items},
+                                   std::pair{'L', &st.lists}}) {
+      // A plain variable: clang before 16 cannot capture structured bindings.
+      auto* map = map_ptr;
       const std::string prefix = keys::DatasetFamily(st.id, family);
       absl::Status decode = absl::OkStatus();
       RETURN_IF_ERROR(ScanPrefix(db.get(), nullptr, prefix,
