@@ -69,5 +69,14 @@ check-docs: build
 	@$(PYTHON_SYS) scripts/gen_api_docs.py --check docs/API.md
 	@bash scripts/gen_cli_docs.sh --check $(BUILD) docs/CLI.md
 
+# Long measurements, run by hand (not in CI): the 10-minute mixed soak and the
+# scaling tables of docs/SCALING.md.
+.PHONY: soak scaling
+soak: build
+	@bash scripts/soak.sh $(BUILD)
+
+scaling: build
+	@bash scripts/measure_scaling.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD) build-asan var
