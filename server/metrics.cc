@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "grpcpp/grpcpp.h"
@@ -19,15 +20,10 @@ namespace {
 
 constexpr std::string_view kRequestIdKey = "x-request-id";
 
-std::string_view CodeName(int code) {
-  static constexpr std::string_view kNames[] = {
-      "OK",           "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",   "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  if (code >= 0 && code < static_cast<int>(std::size(kNames))) return kNames[code];
-  return "UNKNOWN";
+// gRPC status codes are numbered as absl's; the name is absl's.
+std::string CodeName(int code) {
+  std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
 }
 
 // Label values: escape backslash, quote and newline (the exposition format).
@@ -159,7 +155,7 @@ std::string Metrics::Render() const {
     for (const auto& [method, stats] : methods_) {
       for (const auto& [code, n] : stats.by_code) {
         absl::StrAppend(&out, "debias_rpc_requests_total{method=\"", Escape(method),
-                        "\",code=\"", std::string(CodeName(code)), "\"} ", n, "\n");
+                        "\",code=\"", CodeName(code), "\"} ", n, "\n");
       }
     }
     Header(&out, "debias_rpc_latency_seconds", "histogram",
