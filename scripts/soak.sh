@@ -95,8 +95,9 @@ START_DATE=$(date -u +"%Y-%m-%d %H:%M UTC")
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "start; nproc $(nproc), load $START_LOAD, temp $TMP"
 
+METRICS_PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "${RUN[@]}" "$DEBIASD" --listen 127.0.0.1:0 --data_dir "$TMP/db" --port_file "$TMP/port" \
-  --log_level warn >"$TMP/debiasd.log" 2>&1 &
+  --metrics_listen "127.0.0.1:$METRICS_PORT" --log_level warn >"$TMP/debiasd.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 200); do [[ -s $TMP/port ]] && break; sleep 0.05; done
 [[ -s $TMP/port ]] || { echo "soak: debiasd did not start" >&2; cat "$TMP/debiasd.log" >&2; exit 1; }
@@ -181,18 +182,28 @@ T0=$EPOCHREALTIME
 END=$(python3 -c "print($T0 + $DURATION)")
 echo "$END" >"$TMP/end"
 
-# RSS sampler: "seconds_since_T0 rss_kb hwm_kb threads wal_kb" every SAMPLE s.
+# RSS sampler: "seconds_since_T0 rss_kb hwm_kb threads memtable_kb block_cache_kb
+# loaded_models" every SAMPLE s (the last three from debiasd's /metrics).
 (
   t0_us=${T0/./}
   end_us=$(( ${T0/./} + DURATION * 1000000 ))
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     now_us=${EPOCHREALTIME/./}
     (( now_us <= end_us + 1000000 )) || break
-    # RocksDB's write-ahead log since the last flush ~ the memtable's content.
-    wal=$(find "$TMP/db" -maxdepth 1 -name '*.log' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
-    awk -v t="$(( (now_us - t0_us) / 100000 ))" -v w="$wal" \
+    store=$(python3 -c "
+import sys, urllib.request
+want = ('debias_store_memtable_bytes', 'debias_store_block_cache_bytes', 'debias_loaded_models')
+v = dict.fromkeys(want, -1024)
+try:
+    for l in urllib.request.urlopen('http://127.0.0.1:$METRICS_PORT/metrics', timeout=5).read().decode().splitlines():
+        k, _, x = l.partition(' ')
+        if k in v: v[k] = float(x)
+except OSError:
+    pass
+print(int(v[want[0]] / 1024), int(v[want[1]] / 1024), int(v[want[2]]))" 2>/dev/null || echo "-1 -1 -1")
+    awk -v t="$(( (now_us - t0_us) / 100000 ))" -v s="$store" \
       '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } $1 == "Threads:" { n = $2 }
-       END { printf "%.1f %d %d %d %d\n", t / 10, r, h, n, w / 1024 }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
+       END { printf "%.1f %d %d %d %s\n", t / 10, r, h, n, s }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
     sleep "$SAMPLE"
   done
 ) &
@@ -239,8 +250,9 @@ def wall(name):
 trains = [json.loads(l) for l in open(os.path.join(tmp, "train.jsonl")) if l.strip()]
 samples = []
 for l in open(os.path.join(tmp, "rss.txt")):
-    t, rss, hwm, thr, wal = l.split()
-    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), int(wal) / 1024))
+    t, rss, hwm, thr, mem, cache, loaded = l.split()
+    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), int(mem) / 1024,
+                    int(cache) / 1024, int(loaded)))
 
 failures = []
 print(f"Run {date}; nproc {nproc}; load average (1/5/15 min) {load0} at start, {load1} at end; "
@@ -317,7 +329,11 @@ else:
     print("| t, s | " + " | ".join(f"{s[0]:.0f}" for s in cols) + " |")
     print("|---|" + "---:|" * len(cols))
     print("| debiasd RSS, MB | " + " | ".join(f"{s[1]:.0f}" for s in cols) + " |")
-    print("| RocksDB WAL (~ memtable), MB | " + " | ".join(f"{s[4]:.0f}" for s in cols) + " |")
+    print("| RocksDB memtables, MB | " + " | ".join(f"{s[4]:.0f}" for s in cols) + " |")
+    print("| RocksDB block cache, MB | " + " | ".join(f"{s[5]:.0f}" for s in cols) + " |")
+    print("| RSS less memtables and block cache, MB | "
+          + " | ".join(f"{s[1] - s[4] - s[5]:.0f}" for s in cols) + " |")
+    print("| models loaded | " + " | ".join(f"{s[6]}" for s in cols) + " |")
 if score and score["latency_ms"]["max"] > 1000:
     print()
     print(f"NOTE: the open-loop Score stream fell up to {score['latency_ms']['max'] / 1000:.1f} s "

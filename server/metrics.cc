@@ -203,6 +203,25 @@ std::string Metrics::Render() const {
            "Approximate size of the store on disk (SST files and memtables).");
     absl::StrAppend(&out, "debias_store_disk_bytes ", src.store_disk_bytes(), "\n");
   }
+  if (src.loaded_models) {
+    Header(&out, "debias_loaded_models", "gauge",
+           "Ready models loaded in the serving cache (loaded on first use, dropped on delete).");
+    absl::StrAppend(&out, "debias_loaded_models ", src.loaded_models(), "\n");
+  }
+  if (src.memory) {
+    const Sources::Memory m = src.memory();
+    Header(&out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    absl::StrAppend(&out, "process_resident_memory_bytes ", m.resident, "\n");
+    Header(&out, "debias_store_memtable_bytes", "gauge",
+           "RocksDB memtables, active and being flushed.");
+    absl::StrAppend(&out, "debias_store_memtable_bytes ", m.memtables, "\n");
+    Header(&out, "debias_store_block_cache_bytes", "gauge",
+           "RocksDB block cache in use (bounded by the store's block cache size).");
+    absl::StrAppend(&out, "debias_store_block_cache_bytes ", m.block_cache, "\n");
+    Header(&out, "debias_store_table_readers_bytes", "gauge",
+           "Index and filter blocks of RocksDB's open table files.");
+    absl::StrAppend(&out, "debias_store_table_readers_bytes ", m.table_readers, "\n");
+  }
   if (src.models) {
     const auto models = src.models();
     std::map<std::string, int> by_state = {

@@ -18,6 +18,11 @@
 //   models{state}                             gauge
 //   datasets                                  gauge
 //   store_disk_bytes                          gauge
+//   store_memtable_bytes, store_block_cache_bytes, store_table_readers_bytes
+//                                             gauges (RocksDB's memory)
+//   loaded_models                             gauge (models in the serving cache)
+//   process_resident_memory_bytes             gauge (no prefix: the name
+//                                             Prometheus client libraries use)
 //   model_top1pct_weight_share{model,loss}    gauge (largest 1% of inverse propensities)
 //   model_clipped_share{model,loss}           gauge
 //   model_ess_fraction{model,loss}            gauge (effective sample size / pairs)
@@ -69,6 +74,12 @@ class Metrics {
     std::function<int()> training_jobs_running;
     std::function<uint64_t()> store_disk_bytes;
     std::function<size_t()> datasets;
+    std::function<size_t()> loaded_models;
+    struct Memory {
+      uint64_t resident = 0;  // process RSS
+      uint64_t memtables = 0, block_cache = 0, table_readers = 0;
+    };
+    std::function<Memory()> memory;
     // Per model: id, state name, loss name and diagnostics JSON.
     struct ModelInfo {
       uint64_t id = 0;

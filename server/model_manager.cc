@@ -7,6 +7,7 @@
 #include "core/models/model_registry.h"
 #include "core/propensity/registry.h"
 #include "core/train/registry.h"
+#include "core/util/memory.h"
 #include "server/dataset_service.h"
 #include "spdlog/spdlog.h"
 
@@ -189,6 +190,11 @@ int ModelManager::running_jobs() {
   return static_cast<int>(jobs_.size());
 }
 
+size_t ModelManager::loaded_models() {
+  absl::MutexLock l(&mu_);
+  return cache_.size();
+}
+
 absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   auto trainer = train::FindTrainer(request.spec.loss);
   if (!trainer.ok()) return absl::InvalidArgumentError(trainer.status().message());
@@ -319,6 +325,10 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
     rec.state = store::ModelState::kFailed;
     rec.error = absl::StrCat("could not persist the model: ", put.ToString());
   }
+  // The job's temporaries (sample buffers, optimiser state, the snapshot)
+  // are freed; return them to the OS rather than leave them resident.
+  std::string().swap(snapshot);
+  util::ReleaseFreeMemory();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("model {}: {} after {:.2f}s{}{} (request_id={})", rec.id,
@@ -400,6 +410,7 @@ absl::Status ModelManager::Cancel(uint64_t id) {
 
 absl::Status ModelManager::Delete(uint64_t id) {
   std::shared_ptr<Job> job;
+  std::shared_ptr<const LoadedModel> loaded;
   {
     absl::MutexLock l(&mu_);
     auto it = jobs_.find(id);
@@ -408,10 +419,19 @@ absl::Status ModelManager::Delete(uint64_t id) {
       job = std::move(it->second);
       jobs_.erase(it);
     }
-    cache_.erase(id);
+    if (auto c = cache_.find(id); c != cache_.end()) {
+      loaded = std::move(c->second);
+      cache_.erase(c);
+    }
   }
   if (job && job->thread.joinable()) job->thread.join();
-  return store_->DeleteModel(id);
+  absl::Status deleted = store_->DeleteModel(id);
+  // Freed here unless a request still holds it; then that request frees it.
+  if (loaded.use_count() == 1) {
+    loaded.reset();
+    util::ReleaseFreeMemory();
+  }
+  return deleted;
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id) {

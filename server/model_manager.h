@@ -108,6 +108,8 @@ class ModelManager {
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(uint64_t id);
 
   int running_jobs();
+  // Models loaded in the serving cache now.
+  size_t loaded_models();
 
   // A ready model's full record (key tables included) and parameter
   // snapshot, for ExportModel. FAILED_PRECONDITION for a model not ready.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/store/interaction_store.h"
+#include "core/util/memory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/grpcpp.h"
@@ -142,6 +143,16 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     src.training_jobs_running = [raw] { return raw->models->running_jobs(); };
     src.store_disk_bytes = [raw] { return raw->store->DiskBytes(); };
     src.datasets = [raw] { return raw->store->ListDatasets().size(); };
+    src.loaded_models = [raw] { return raw->models->loaded_models(); };
+    src.memory = [raw] {
+      const store::InteractionStore::MemoryUsage u = raw->store->Memory();
+      Metrics::Sources::Memory m;
+      m.resident = util::ResidentBytes();
+      m.memtables = u.memtables;
+      m.block_cache = u.block_cache;
+      m.table_readers = u.table_readers;
+      return m;
+    };
     src.models = [raw] {
       std::vector<Metrics::Sources::ModelInfo> out;
       for (auto& r : raw->models->ListRecords()) {

@@ -85,9 +85,9 @@ absl::StatusOr<std::unique_ptr<NegativeSampler>> CreateSampler(
   }
   std::vector<std::string> names;
   for (const SamplerInfo& s : Samplers()) names.emplace_back(s.name);
-  return absl::NotFoundError(absl::StrCat("sampler '", std::string(name),
-                                          "' is not known; known samplers: ",
-                                          absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(absl::StrCat("sampler='", std::string(name),
+                                                 "': not known; known samplers: ",
+                                                 absl::StrJoin(names, ", ")));
 }
 
 }  // namespace debias::samplers

@@ -42,8 +42,8 @@ struct SamplerInfo {
 // All samplers, in display order.
 const std::vector<SamplerInfo>& Samplers();
 
-// NOT_FOUND listing the known names for an unknown name; INVALID_ARGUMENT for
-// an unknown or malformed parameter (naming the key and the known keys);
+// INVALID_ARGUMENT listing the known names for an unknown name (as for an
+// unknown loss), and for an unknown or malformed parameter (naming the key and the known keys);
 // FAILED_PRECONDITION when "nbpo" gets no factors, and whatever the
 // sampler's constructor returns.
 absl::StatusOr<std::unique_ptr<NegativeSampler>> CreateSampler(

@@ -1,6 +1,7 @@
 #include "core/store/interaction_store.h"
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
@@ -8,15 +9,26 @@
 #include "absl/synchronization/mutex.h"
 #include "core/store/integrity.h"
 #include "core/store/keys.h"
+#include "core/util/memory.h"
 #include "core/util/status_macros.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace debias::store {
 namespace {
+
+// A flush frees the memtable's arena blocks (64 MB); hand them back to the
+// OS instead of leaving them resident in malloc's free lists.
+class ReleaseMemoryAfterFlush : public rocksdb::EventListener {
+ public:
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    util::ReleaseFreeMemory();
+  }
+};
 
 using nlohmann::json;
 
@@ -281,6 +293,15 @@ InteractionStore::InteractionStore(std::unique_ptr<Impl> impl, StoreOptions opti
 
 InteractionStore::~InteractionStore() {
   if (impl_ && impl_->db) {
+    if (options_.flush_on_close) {
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      rocksdb::Status s = impl_->db->Flush(fo);
+      if (!s.ok()) {
+        // The log is still there and is replayed at the next open.
+        std::fprintf(stderr, "debias store: flush on close failed: %s\n", s.ToString().c_str());
+      }
+    }
     impl_->db->FlushWAL(/*sync=*/true).PermitUncheckedError();
     impl_->db->Close().PermitUncheckedError();
   }
@@ -297,6 +318,9 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
   ro.IncreaseParallelism(2);
   ro.max_background_jobs = 2;
   ro.write_buffer_size = 64 << 20;
+  if (options.release_memory_after_flush) {
+    ro.listeners.push_back(std::make_shared<ReleaseMemoryAfterFlush>());
+  }
   for (auto c : rocksdb::GetSupportedCompressions()) {
     if (c == rocksdb::kLZ4Compression) ro.compression = rocksdb::kLZ4Compression;
   }
@@ -744,6 +768,14 @@ uint64_t InteractionStore::DiskBytes() const {
   impl_->db->GetIntProperty("rocksdb.total-sst-files-size", &sst);
   impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &wal);
   return sst + wal;
+}
+
+InteractionStore::MemoryUsage InteractionStore::Memory() const {
+  MemoryUsage m;
+  impl_->db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &m.memtables);
+  impl_->db->GetIntProperty("rocksdb.block-cache-usage", &m.block_cache);
+  impl_->db->GetIntProperty("rocksdb.estimate-table-readers-mem", &m.table_readers);
+  return m;
 }
 
 absl::Status InteractionStore::Checkpoint(const std::string& dir) {

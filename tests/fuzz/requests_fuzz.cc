@@ -128,8 +128,9 @@ Fixture* Build() {
   if (!st.ok()) Die(std::string(st.status().message()));
   f->store = std::move(*st);
   f->datasets = std::make_unique<server::DatasetServiceImpl>(f->store.get(), f->options);
-  f->models = std::make_unique<server::ModelManager>(
-      f->store.get(), server::ModelManager::Options{f->options.limits.max_training_jobs});
+  server::ModelManager::Options mo;
+  mo.max_jobs = f->options.limits.max_training_jobs;
+  f->models = std::make_unique<server::ModelManager>(f->store.get(), std::move(mo));
   f->model_service = std::make_unique<server::ModelServiceImpl>(f->models.get(), f->options);
   f->scoring = std::make_unique<server::ScoringServiceImpl>(f->models.get(), f->store.get(),
                                                             f->options);
@@ -185,7 +186,6 @@ void CheckCode(const grpc::Status& s) {
     std::abort();
   }
 }
-void CheckCode(const absl::Status& s) { CheckCode(server::ToGrpcStatus(s)); }
 
 enum Kind : uint8_t {
   kCreateDataset, kListDatasets, kGetDataset, kDeleteDataset, kIngest, kGetStats,

@@ -220,7 +220,9 @@ class ModelStoreComparison {
       EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
     } else {
       EXPECT_OK(r);
-      if (r.ok()) EXPECT_EQ(*r, it->second.events.size());
+      if (r.ok()) {
+        EXPECT_EQ(*r, it->second.events.size());
+      }
       ref_.erase(it);
     }
     return absl::StrCat("delete ", name);

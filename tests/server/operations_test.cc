@@ -180,6 +180,13 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
   EXPECT_EQ(value("debias_models{state=\"failed\"}"), 0);
   EXPECT_EQ(value("debias_datasets"), 1);
   EXPECT_GT(value("debias_store_disk_bytes"), 0);
+  EXPECT_EQ(value("debias_loaded_models"), 1);  // the Score above loaded it
+  EXPECT_GT(value("debias_store_memtable_bytes"), 0);  // the ingest is in the memtable
+  EXPECT_GE(value("debias_store_block_cache_bytes"), 0);
+  EXPECT_LE(value("debias_store_block_cache_bytes"), 64 << 20);  // StoreOptions default
+  EXPECT_GE(value("debias_store_table_readers_bytes"), 0);
+  // A running server holds at least its memtable.
+  EXPECT_GT(value("process_resident_memory_bytes"), value("debias_store_memtable_bytes"));
   const std::string model_labels = absl::StrCat("{model=\"", m->id(), "\",loss=\"ips\"}");
   const double top1 = value("debias_model_top1pct_weight_share" + model_labels);
   EXPECT_GT(top1, 0.01);  // at least its even share
@@ -189,6 +196,14 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
   EXPECT_LE(ess, 1.0);
   EXPECT_GE(value("debias_model_clipped_share" + model_labels), 0.0);
   EXPECT_EQ(value("debias_build_info{version=\"" DEBIAS_VERSION "\"}"), 1);
+  // Deleting the model drops it from the serving cache.
+  ASSERT_OK(client->DeleteModel(m->id()));
+  auto after = http.Get("/metrics");
+  ASSERT_TRUE(after);
+  const auto series_after = ParseExposition(after->body);
+  ASSERT_TRUE(series_after.count("debias_loaded_models")) << after->body;
+  EXPECT_EQ(series_after.at("debias_loaded_models"), 0);
+  EXPECT_EQ(series_after.at("debias_models{state=\"ready\"}"), 0);
   auto health = http.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);

@@ -766,10 +766,10 @@ std::vector<Row> OutOfRangeRows(uint64_t model) {
   add(SS + "SampleNegatives", "n=10001", {Bytes(neg(10001))}, C::INVALID_ARGUMENT, "n=10001");
   add(SS + "SampleNegatives", "n=uint32 max", {Bytes(neg(UINT32_MAX))}, C::INVALID_ARGUMENT,
       "must be in");
-  // NOT_FOUND is what the sampler registry answers (an unknown loss, by
-  // contrast, is INVALID_ARGUMENT); the message lists the known samplers.
+  // Like an unknown loss: INVALID_ARGUMENT naming the field, listing the
+  // known samplers.
   add(SS + "SampleNegatives", "unknown sampler", {Bytes(neg(5, "no-such-sampler"))},
-      C::NOT_FOUND, "known samplers");
+      C::INVALID_ARGUMENT, "known samplers");
   add(SS + "SampleNegatives", "nbpo without an nbpo model", {Bytes(neg(5, "nbpo", "", model))},
       C::INVALID_ARGUMENT, "nbpo");
   add(SS + "SampleNegatives", "absent dataset", {Bytes(neg(5, "", "absent"))}, C::NOT_FOUND,

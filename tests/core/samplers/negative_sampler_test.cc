@@ -355,7 +355,8 @@ TEST(SamplerRegistryTest, ByNameWithParams) {
   EXPECT_DOUBLE_EQ((*p)->Weight(0, 0), std::pow(2.0, 0.75));
 
   EXPECT_THAT(CreateSampler("zipf", view),
-              StatusIs(absl::StatusCode::kNotFound, "known samplers: uniform, popularity, nbpo"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "known samplers: uniform, popularity, nbpo"));
   SamplerOptions typo;
   typo.params["pow"] = "1";
   EXPECT_THAT(CreateSampler("popularity", view, typo),

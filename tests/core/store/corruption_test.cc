@@ -140,11 +140,32 @@ TEST_F(CorruptionTest, FlippedBytesInATableAreDetectedNotServed) {
   EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss, ""));
 }
 
+TEST_F(CorruptionTest, CloseFlushesSoTheNextOpenReplaysNoLog) {
+  const fs::path db = dir_ / "closed";
+  {
+    StoreOptions o;
+    o.path = db.string();
+    auto s = InteractionStore::Open(o);
+    ASSERT_OK(s);
+    Fill(s->get(), 10);
+  }
+  EXPECT_FALSE(FilesEndingWith(db, ".sst").empty());
+  uintmax_t log_bytes = 0;
+  for (const auto& l : FilesEndingWith(db, ".log")) log_bytes += fs::file_size(l);
+  EXPECT_EQ(log_bytes, 0u);
+  auto s = OpenAt(db);
+  ASSERT_OK(s);
+  auto v = (*s)->LoadView("d");
+  ASSERT_OK(v);
+  EXPECT_EQ((*v)->num_events(), 1000u);
+}
+
 TEST_F(CorruptionTest, TornLogTailRecoversEveryWholeBatchBeforeIt) {
   const fs::path db = dir_ / "wal";
   {
     StoreOptions o;
     o.path = db.string();
+    o.flush_on_close = false;  // as a crash leaves it
     auto s = InteractionStore::Open(o);
     ASSERT_OK(s);
     Fill(s->get(), 10);

@@ -110,7 +110,9 @@ TEST_F(StoreTest, WithinABatchTheLastCopyOfAnEventWins) {
   ASSERT_OK(v);
   ASSERT_EQ((*v)->num_events(), 3u);
   for (size_t k = 0; k < 3; ++k) {
-    if ((*v)->user_keys[(*v)->user[k]] == "b") EXPECT_EQ((*v)->label[k], 0.0f);
+    if ((*v)->user_keys[(*v)->user[k]] == "b") {
+      EXPECT_EQ((*v)->label[k], 0.0f);
+    }
   }
 }
 
