@@ -208,6 +208,11 @@ std::string Metrics::Render() const {
            "Ready models loaded in the serving cache (loaded on first use, dropped on delete).");
     absl::StrAppend(&out, "debias_loaded_models ", src.loaded_models(), "\n");
   }
+  if (src.evicted_models) {
+    Header(&out, "debias_model_cache_evictions_total", "counter",
+           "Models dropped from the serving cache to stay within max_loaded_models.");
+    absl::StrAppend(&out, "debias_model_cache_evictions_total ", src.evicted_models(), "\n");
+  }
   if (src.memory) {
     const Sources::Memory m = src.memory();
     Header(&out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

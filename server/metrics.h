@@ -21,6 +21,7 @@
 //   store_memtable_bytes, store_block_cache_bytes, store_table_readers_bytes
 //                                             gauges (RocksDB's memory)
 //   loaded_models                             gauge (models in the serving cache)
+//   model_cache_evictions_total               counter (dropped past max_loaded_models)
 //   process_resident_memory_bytes             gauge (no prefix: the name
 //                                             Prometheus client libraries use)
 //   model_top1pct_weight_share{model,loss}    gauge (largest 1% of inverse propensities)
@@ -75,6 +76,7 @@ class Metrics {
     std::function<uint64_t()> store_disk_bytes;
     std::function<size_t()> datasets;
     std::function<size_t()> loaded_models;
+    std::function<uint64_t()> evicted_models;
     struct Memory {
       uint64_t resident = 0;  // process RSS
       uint64_t memtables = 0, block_cache = 0, table_readers = 0;

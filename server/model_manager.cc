@@ -195,6 +195,11 @@ size_t ModelManager::loaded_models() {
   return cache_.size();
 }
 
+uint64_t ModelManager::evicted_models() {
+  absl::MutexLock l(&mu_);
+  return evictions_;
+}
+
 absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   auto trainer = train::FindTrainer(request.spec.loss);
   if (!trainer.ok()) return absl::InvalidArgumentError(trainer.status().message());
@@ -420,9 +425,10 @@ absl::Status ModelManager::Delete(uint64_t id) {
       jobs_.erase(it);
     }
     if (auto c = cache_.find(id); c != cache_.end()) {
-      loaded = std::move(c->second);
+      loaded = std::move(c->second.model);
       cache_.erase(c);
     }
+    ++deletes_;
   }
   if (job && job->thread.joinable()) job->thread.join();
   absl::Status deleted = store_->DeleteModel(id);
@@ -435,10 +441,15 @@ absl::Status ModelManager::Delete(uint64_t id) {
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id) {
+  uint64_t deletes_before = 0;
   {
     absl::MutexLock l(&mu_);
     auto it = cache_.find(id);
-    if (it != cache_.end()) return it->second;
+    if (it != cache_.end()) {
+      it->second.last_use = ++use_clock_;
+      return it->second.model;
+    }
+    deletes_before = deletes_;
   }
   auto rec = GetRecord(id);
   if (!rec.ok()) return rec.status();
@@ -465,9 +476,43 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id
   for (uint32_t i = 0; i < loaded->record.item_keys.size(); ++i) {
     loaded->item_index.emplace(loaded->record.item_keys[i], i);
   }
-  absl::MutexLock l(&mu_);
-  auto [it, inserted] = cache_.emplace(id, std::move(loaded));
-  return it->second;
+  std::shared_ptr<const LoadedModel> evicted;  // freed after the lock
+  std::shared_ptr<const LoadedModel> out;
+  {
+    absl::MutexLock l(&mu_);
+    if (deletes_ != deletes_before) {
+      // A model was deleted while this one loaded; it may be this one, so
+      // serve this request but do not cache what may be gone from the store.
+      return std::shared_ptr<const LoadedModel>(std::move(loaded));
+    }
+    auto [it, inserted] = cache_.try_emplace(id);
+    if (inserted) {
+      it->second.model = std::move(loaded);
+      // Over the limit: drop the least recently used other model.
+      if (cache_.size() > static_cast<size_t>(std::max(1, options_.max_loaded_models))) {
+        auto lru = cache_.end();
+        for (auto c = cache_.begin(); c != cache_.end(); ++c) {
+          if (c->first == id) continue;
+          if (lru == cache_.end() || c->second.last_use < lru->second.last_use) lru = c;
+        }
+        if (lru != cache_.end()) {
+          evicted = std::move(lru->second.model);
+          cache_.erase(lru);
+          ++evictions_;
+        }
+      }
+    }
+    it = cache_.find(id);
+    it->second.last_use = ++use_clock_;
+    out = it->second.model;
+  }
+  if (evicted != nullptr && evicted.use_count() == 1) {
+    spdlog::info("model {}: dropped from the serving cache (max_loaded_models={})",
+                 evicted->record.id, options_.max_loaded_models);
+    evicted.reset();
+    util::ReleaseFreeMemory();
+  }
+  return out;
 }
 
 absl::StatusOr<ModelManager::Exported> ModelManager::Export(uint64_t id) {

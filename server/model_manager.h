@@ -71,6 +71,10 @@ class ModelManager {
  public:
   struct Options {
     int max_jobs = 2;
+    // Ready models kept loaded for serving; past it the least recently used
+    // is dropped (a request holding it keeps it until it ends) and reloaded
+    // from the store on its next use.
+    int max_loaded_models = 32;
     // Called once per job when it ends, with its final state name and wall
     // time (metrics); may be empty.
     std::function<void(std::string_view state, double seconds)> on_job_end;
@@ -108,8 +112,10 @@ class ModelManager {
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Get(uint64_t id);
 
   int running_jobs();
-  // Models loaded in the serving cache now.
+  // Models loaded in the serving cache now, and how many were dropped from
+  // it to stay within Options::max_loaded_models since the start.
   size_t loaded_models();
+  uint64_t evicted_models();
 
   // A ready model's full record (key tables included) and parameter
   // snapshot, for ExportModel. FAILED_PRECONDITION for a model not ready.
@@ -135,8 +141,15 @@ class ModelManager {
   Options options_;
   absl::Mutex mu_;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, std::shared_ptr<const LoadedModel>> cache_
-      ABSL_GUARDED_BY(mu_);
+  struct Cached {
+    std::shared_ptr<const LoadedModel> model;
+    uint64_t last_use = 0;  // use_clock_ at the last Get
+  };
+  absl::flat_hash_map<uint64_t, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  uint64_t use_clock_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bumped by every Delete: a load that raced with a delete is not cached.
+  uint64_t deletes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace debias::server

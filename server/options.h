@@ -25,6 +25,7 @@ struct Limits {
   int max_batch_users = 1000;      // users per BatchScore
   int max_samples = 10000;         // SampleNegatives n
   int max_training_jobs = 2;       // concurrent Train jobs
+  int max_loaded_models = 32;      // models kept loaded for serving (LRU)
   int max_params = 64;             // hyperparameters per Train request
   int max_bootstrap = 10000;       // Evaluate bootstrap resamples
   int max_in_flight = 256;         // calls handled at once (health excluded)

@@ -125,6 +125,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   impl->datasets = std::make_unique<DatasetServiceImpl>(impl->store.get(), impl->options);
   ModelManager::Options mo;
   mo.max_jobs = impl->options.limits.max_training_jobs;
+  mo.max_loaded_models = impl->options.limits.max_loaded_models;
   mo.on_job_end = [m = impl->options.metrics](std::string_view state, double secs) {
     m->RecordTrainingJob(state, secs);
   };
@@ -144,6 +145,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     src.store_disk_bytes = [raw] { return raw->store->DiskBytes(); };
     src.datasets = [raw] { return raw->store->ListDatasets().size(); };
     src.loaded_models = [raw] { return raw->models->loaded_models(); };
+    src.evicted_models = [raw] { return raw->models->evicted_models(); };
     src.memory = [raw] {
       const store::InteractionStore::MemoryUsage u = raw->store->Memory();
       Metrics::Sources::Memory m;

@@ -213,6 +213,63 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
   fs::remove_all(dir);
 }
 
+TEST(OperationsTest, ServingCacheKeepsAtMostMaxLoadedModelsAndReloadsDroppedOnes) {
+  const fs::path dir = TempDir("lru");
+  server::ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.data_dir = dir.string();
+  o.metrics_listen = "127.0.0.1:0";
+  o.limits.max_loaded_models = 2;
+  auto started = server::DebiasServer::Start(o);
+  ASSERT_OK(started);
+  auto srv = std::move(*started);
+  auto client = ClientFor(*srv);
+  const auto clicks = Clicks();
+  ASSERT_OK(client->Ingest("clicks", clicks).status);
+  std::vector<uint64_t> ids;
+  for (int seed = 1; seed <= 3; ++seed) {
+    auto req = SmallTrain("relmf", 1);
+    req.set_seed(seed);
+    auto m = client->Train(req);
+    ASSERT_OK(m);
+    ASSERT_EQ(m->state(), "ready") << m->error();
+    ids.push_back(m->id());
+  }
+  auto score = [&](uint64_t id) {
+    v1::ScoreRequest sr;
+    sr.set_model_id(id);
+    sr.set_user(clicks.front().user);
+    for (int k = 0; k < 5; ++k) sr.add_items(clicks[k].item);
+    auto r = client->Score(sr);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::vector<float>(r->scores().begin(), r->scores().end())
+                  : std::vector<float>{};
+  };
+  httplib::Client http("127.0.0.1", srv->metrics_port());
+  auto scrape = [&] {
+    auto res = http.Get("/metrics");
+    EXPECT_TRUE(res);
+    return res ? ParseExposition(res->body) : std::map<std::string, double>{};
+  };
+  std::vector<std::vector<float>> first;
+  for (uint64_t id : ids) first.push_back(score(id));
+  auto m1 = scrape();
+  EXPECT_EQ(m1["debias_loaded_models"], 2);  // the third load dropped the first
+  EXPECT_EQ(m1["debias_model_cache_evictions_total"], 1);
+  // The dropped model reloads from the store and scores as before; the least
+  // recently used of the other two (ids[1]) makes room.
+  EXPECT_EQ(score(ids[0]), first[0]);
+  EXPECT_EQ(score(ids[2]), first[2]);  // a cache hit: nothing dropped
+  auto m2 = scrape();
+  EXPECT_EQ(m2["debias_loaded_models"], 2);
+  EXPECT_EQ(m2["debias_model_cache_evictions_total"], 2);
+  EXPECT_EQ(score(ids[1]), first[1]);  // reloaded again; drops ids[0]
+  EXPECT_EQ(scrape()["debias_model_cache_evictions_total"], 3);
+  client.reset();
+  srv.reset();
+  fs::remove_all(dir);
+}
+
 TEST(OperationsTest, MetricsListenIsValidated) {
   const fs::path dir = TempDir("badmetrics");
   server::ServerOptions o;
