@@ -37,7 +37,9 @@
 #     - a training loop: relmf dim 16, 1 epoch on the serving dataset, then one
 #       Score call on the new model (it is loaded into the cache), then delete
 #       the previous model (evicting it), pause TRAIN_PAUSE s, repeat;
-#     - debiasd's VmRSS from /proc every SAMPLE seconds.
+#     - debiasd's VmRSS from /proc, and its memtable, block cache and
+#       loaded-model gauges from its /metrics endpoint, every SAMPLE seconds
+#       (a failed scrape is recorded as missing and reported).
 #  4. a table of the streams and the RSS samples (one per minute).
 #
 # Exit status: non-zero if any Score, ingest, train, score-after-train or
@@ -193,14 +195,14 @@ echo "$END" >"$TMP/end"
     store=$(python3 -c "
 import sys, urllib.request
 want = ('debias_store_memtable_bytes', 'debias_store_block_cache_bytes', 'debias_loaded_models')
-v = dict.fromkeys(want, -1024)
+v = dict.fromkeys(want, None)
 try:
     for l in urllib.request.urlopen('http://127.0.0.1:$METRICS_PORT/metrics', timeout=5).read().decode().splitlines():
         k, _, x = l.partition(' ')
         if k in v: v[k] = float(x)
 except OSError:
     pass
-print(int(v[want[0]] / 1024), int(v[want[1]] / 1024), int(v[want[2]]))" 2>/dev/null || echo "-1 -1 -1")
+print(*('-' if v[k] is None else int(v[k] / (1 if k == want[2] else 1024)) for k in want))" 2>/dev/null || echo "- - -")
     awk -v t="$(( (now_us - t0_us) / 100000 ))" -v s="$store" \
       '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } $1 == "Threads:" { n = $2 }
        END { printf "%.1f %d %d %d %s\n", t / 10, r, h, n, s }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
@@ -251,8 +253,10 @@ trains = [json.loads(l) for l in open(os.path.join(tmp, "train.jsonl")) if l.str
 samples = []
 for l in open(os.path.join(tmp, "rss.txt")):
     t, rss, hwm, thr, mem, cache, loaded = l.split()
-    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), int(mem) / 1024,
-                    int(cache) / 1024, int(loaded)))
+    # "-": the /metrics scrape of that sample failed.
+    kb = lambda x: None if x == "-" else int(x) / 1024
+    samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), kb(mem), kb(cache),
+                    None if loaded == "-" else int(loaded)))
 
 failures = []
 print(f"Run {date}; nproc {nproc}; load average (1/5/15 min) {load0} at start, {load1} at end; "
@@ -329,11 +333,16 @@ else:
     print("| t, s | " + " | ".join(f"{s[0]:.0f}" for s in cols) + " |")
     print("|---|" + "---:|" * len(cols))
     print("| debiasd RSS, MB | " + " | ".join(f"{s[1]:.0f}" for s in cols) + " |")
-    print("| RocksDB memtables, MB | " + " | ".join(f"{s[4]:.0f}" for s in cols) + " |")
-    print("| RocksDB block cache, MB | " + " | ".join(f"{s[5]:.0f}" for s in cols) + " |")
-    print("| RSS less memtables and block cache, MB | "
-          + " | ".join(f"{s[1] - s[4] - s[5]:.0f}" for s in cols) + " |")
-    print("| models loaded | " + " | ".join(f"{s[6]}" for s in cols) + " |")
+    fmt = lambda x: "—" if x is None else f"{x:.0f}"
+    print("| RocksDB memtables, MB | " + " | ".join(fmt(s[4]) for s in cols) + " |")
+    print("| RocksDB block cache, MB | " + " | ".join(fmt(s[5]) for s in cols) + " |")
+    print("| RSS less memtables and block cache, MB | " + " | ".join(
+        fmt(None if s[4] is None or s[5] is None else s[1] - s[4] - s[5]) for s in cols) + " |")
+    print("| models loaded | " + " | ".join(fmt(s[6]) for s in cols) + " |")
+    missing = sum(1 for s in samples if None in s[4:7])
+    if missing:
+        print()
+        print(f"NOTE: {missing} of {len(samples)} samples have no /metrics values (scrape failed).")
 if score and score["latency_ms"]["max"] > 1000:
     print()
     print(f"NOTE: the open-loop Score stream fell up to {score['latency_ms']['max'] / 1000:.1f} s "

@@ -30,7 +30,7 @@ constexpr IntSetting kIntSettings[] = {
     {"max_message_bytes", 1 << 16, 1 << 30, "largest request/response message",
      &Limits::max_message_bytes},
     {"max_training_jobs", 1, 64, "concurrent training jobs", &Limits::max_training_jobs},
-    {"max_loaded_models", 1, 100000,
+    {"max_loaded_models", 1, 10000,
      "ready models kept loaded for serving; past it the least recently used is dropped",
      &Limits::max_loaded_models},
     {"max_candidates", 1, 1000000, "items per Score request", &Limits::max_candidates},

@@ -205,7 +205,8 @@ std::string Metrics::Render() const {
   }
   if (src.loaded_models) {
     Header(&out, "debias_loaded_models", "gauge",
-           "Ready models loaded in the serving cache (loaded on first use, dropped on delete).");
+           "Ready models loaded in the serving cache (loaded on first use; dropped on delete "
+           "and, least recently used first, past max_loaded_models).");
     absl::StrAppend(&out, "debias_loaded_models ", src.loaded_models(), "\n");
   }
   if (src.evicted_models) {

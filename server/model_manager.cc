@@ -330,22 +330,25 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
     rec.state = store::ModelState::kFailed;
     rec.error = absl::StrCat("could not persist the model: ", put.ToString());
   }
-  // The job's temporaries (sample buffers, optimiser state, the snapshot)
-  // are freed; return them to the OS rather than leave them resident.
   std::string().swap(snapshot);
-  util::ReleaseFreeMemory();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("model {}: {} after {:.2f}s{}{} (request_id={})", rec.id,
                store::ModelStateName(rec.state), secs, rec.error.empty() ? "" : ": ", rec.error,
                request.request_id);
   if (options_.on_job_end) options_.on_job_end(store::ModelStateName(rec.state), secs);
-  absl::MutexLock l(&job->mu);
-  rec.user_keys.clear();  // the live record need not hold them
-  rec.item_keys.clear();
-  job->record = std::move(rec);
-  job->finished = true;
-  job->changed.SignalAll();
+  {
+    absl::MutexLock l(&job->mu);
+    rec.user_keys = {};  // the live record need not hold them
+    rec.item_keys = {};
+    job->record = std::move(rec);
+    job->finished = true;
+    job->changed.SignalAll();
+  }
+  // The job's temporaries (sample buffers, optimiser state, the snapshot,
+  // the key tables) are freed; return them to the OS rather than leave them
+  // resident. After the caller has been told, so it does not wait for this.
+  util::ReleaseFreeMemory();
 }
 
 absl::StatusOr<store::ModelRecord> ModelManager::GetRecord(uint64_t id) {
@@ -432,10 +435,22 @@ absl::Status ModelManager::Delete(uint64_t id) {
   }
   if (job && job->thread.joinable()) job->thread.join();
   absl::Status deleted = store_->DeleteModel(id);
+  {
+    // A Get that began between the erase above and the store delete may have
+    // read deletes_ after its first bump and cached the model from the
+    // store: erase again, and bump again so a Get still loading does not
+    // cache it either.
+    absl::MutexLock l(&mu_);
+    if (auto c = cache_.find(id); c != cache_.end()) {
+      if (loaded == nullptr) loaded = std::move(c->second.model);
+      cache_.erase(c);
+    }
+    ++deletes_;
+  }
   // Freed here unless a request still holds it; then that request frees it.
   if (loaded.use_count() == 1) {
     loaded.reset();
-    util::ReleaseFreeMemory();
+    util::ReleaseFreeMemoryRateLimited();
   }
   return deleted;
 }
@@ -506,11 +521,14 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id
     it->second.last_use = ++use_clock_;
     out = it->second.model;
   }
-  if (evicted != nullptr && evicted.use_count() == 1) {
+  if (evicted != nullptr) {
     spdlog::info("model {}: dropped from the serving cache (max_loaded_models={})",
                  evicted->record.id, options_.max_loaded_models);
-    evicted.reset();
-    util::ReleaseFreeMemory();
+    if (evicted.use_count() == 1) {
+      evicted.reset();
+      // On the request path: at most one trim per interval (memory.h).
+      util::ReleaseFreeMemoryRateLimited();
+    }
   }
   return out;
 }

@@ -147,7 +147,8 @@ class ModelManager {
   };
   absl::flat_hash_map<uint64_t, Cached> cache_ ABSL_GUARDED_BY(mu_);
   uint64_t use_clock_ ABSL_GUARDED_BY(mu_) = 0;
-  // Bumped by every Delete: a load that raced with a delete is not cached.
+  // Bumped by every Delete (before and after the store delete): a load that
+  // raced with a delete is served but not cached.
   uint64_t deletes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
 };

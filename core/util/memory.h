@@ -11,8 +11,11 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -41,6 +44,20 @@ inline bool ReleaseFreeMemory() {
 #else
   return false;
 #endif
+}
+
+// ReleaseFreeMemory at most once per `interval` across the process (a call
+// inside the interval of the last trim does nothing and returns false), for
+// paths a client can drive repeatedly: each trim walks and locks every
+// malloc arena, stalling other threads' allocations meanwhile.
+inline bool ReleaseFreeMemoryRateLimited(
+    std::chrono::steady_clock::duration interval = std::chrono::seconds(10)) {
+  static std::atomic<int64_t> last{std::numeric_limits<int64_t>::min() / 2};
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  int64_t prev = last.load(std::memory_order_relaxed);
+  if (now - prev < interval.count()) return false;
+  if (!last.compare_exchange_strong(prev, now, std::memory_order_relaxed)) return false;
+  return ReleaseFreeMemory();
 }
 
 }  // namespace debias::util

@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
+#include "tests/util/spawn.h"
 
 namespace debias {
 namespace {
@@ -100,27 +101,19 @@ class CrashTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(dir_);
   }
 
-  // Starts debiasd and waits until it answers health; returns the seconds
-  // from fork to the first SERVING answer.
-  // Forks and execs debiasd on the store; its output goes to `log_`.
+  // Starts debiasd on the store; its output goes to `log_`.
   void Spawn(const std::string& log_name, bool sync) {
     fs::remove(dir_ / "port");
     log_ = dir_ / log_name;
-    pid_ = fork();
-    if (pid_ == 0) {
-      freopen(log_.c_str(), "w", stdout);
-      freopen(log_.c_str(), "a", stderr);
-      const std::string bin = std::string(DEBIAS_BINARY_DIR) + "/server/debiasd";
-      const std::string db = (dir_ / "db").string(), port = (dir_ / "port").string();
-      if (sync) {
-        execl(bin.c_str(), "debiasd", "--listen", "127.0.0.1:0", "--data_dir", db.c_str(),
-              "--port_file", port.c_str(), "--max_training_jobs", "1", "--sync", nullptr);
-      } else {
-        execl(bin.c_str(), "debiasd", "--listen", "127.0.0.1:0", "--data_dir", db.c_str(),
-              "--port_file", port.c_str(), "--max_training_jobs", "1", nullptr);
-      }
-      _exit(127);
-    }
+    // Not fork + exec: the client threads of the last round may hold
+    // malloc's locks (tests/util/spawn.h).
+    std::vector<std::string> argv = {std::string(DEBIAS_BINARY_DIR) + "/server/debiasd",
+                                     "--listen", "127.0.0.1:0",
+                                     "--data_dir", (dir_ / "db").string(),
+                                     "--port_file", (dir_ / "port").string(),
+                                     "--max_training_jobs", "1"};
+    if (sync) argv.push_back("--sync");
+    pid_ = testing::SpawnWithLog(argv, log_.string());
   }
 
   // A SIGKILL while the server opens the store (WAL replay, marking
@@ -132,12 +125,12 @@ class CrashTest : public ::testing::Test {
   }
 
   // Starts debiasd and waits until it answers health; returns the seconds
-  // from fork to the first SERVING answer.
+  // from the spawn to the first SERVING answer.
   double Start(int round, bool sync) {
     const auto t0 = Clock::now();
     Spawn(absl::StrCat("debiasd.", round, ".log"), sync);
     if (pid_ < 0) {
-      ADD_FAILURE() << "fork failed";
+      ADD_FAILURE() << "posix_spawn of debiasd failed";
       return 1e9;
     }
     while (!fs::exists(dir_ / "port") && Seconds(t0) < 10) {

@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/util/spawn.h"
 
 namespace {
 
@@ -40,16 +41,10 @@ class CliE2eTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string log = (dir_ / "debiasd.log").string();
-      freopen(log.c_str(), "w", stdout);
-      freopen(log.c_str(), "a", stderr);
-      execl((kBin + "/server/debiasd").c_str(), "debiasd", "--listen", "127.0.0.1:0",
-            "--data_dir", (dir_ / "db").c_str(), "--port_file", (dir_ / "port").c_str(),
-            nullptr);
-      _exit(127);
-    }
+    pid_ = debias::testing::SpawnWithLog(
+        {kBin + "/server/debiasd", "--listen", "127.0.0.1:0", "--data_dir",
+         (dir_ / "db").string(), "--port_file", (dir_ / "port").string()},
+        (dir_ / "debiasd.log").string());
     ASSERT_GT(pid_, 0);
     for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

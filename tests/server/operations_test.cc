@@ -265,6 +265,10 @@ TEST(OperationsTest, ServingCacheKeepsAtMostMaxLoadedModelsAndReloadsDroppedOnes
   EXPECT_EQ(m2["debias_model_cache_evictions_total"], 2);
   EXPECT_EQ(score(ids[1]), first[1]);  // reloaded again; drops ids[0]
   EXPECT_EQ(scrape()["debias_model_cache_evictions_total"], 3);
+  // ids[2] was used after ids[0], so it stayed (first-in-first-out would
+  // have dropped it): a hit, no eviction.
+  EXPECT_EQ(score(ids[2]), first[2]);
+  EXPECT_EQ(scrape()["debias_model_cache_evictions_total"], 3);
   client.reset();
   srv.reset();
   fs::remove_all(dir);
