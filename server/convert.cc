@@ -35,6 +35,7 @@ void ViewEventToProto(const data::DatasetView& v, size_t e, v1::Interaction* out
   if (!v.list.empty() && v.list[e] != data::kNoList) out->set_list_id(v.list_keys[v.list[e]]);
   if (!v.position.empty() && v.position[e] > 0) out->set_position(v.position[e]);
   if (!v.propensity.empty() && v.propensity[e] > 0) out->set_propensity(v.propensity[e]);
+  if (!v.event_id.empty() && !v.event_id[e].empty()) out->set_event_id(v.event_id[e]);
   if (v.feature_dim > 0) {
     auto f = v.FeaturesOf(e);
     out->mutable_features()->Assign(f.begin(), f.end());

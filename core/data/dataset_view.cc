@@ -38,6 +38,7 @@ size_t DatasetView::MemoryBytes() const {
   return KeyBytes(user_keys) + KeyBytes(item_keys) + KeyBytes(list_keys) +
          Bytes(user) + Bytes(item) + Bytes(label) + Bytes(timestamp) +
          Bytes(list) + Bytes(position) + Bytes(propensity) + Bytes(features) +
+         KeyBytes(event_id) +
          Bytes(user_offsets);
 }
 
@@ -83,7 +84,8 @@ void DatasetViewBuilder::Add(uint32_t user, uint32_t item, float label,
                              std::optional<int64_t> timestamp, uint32_t list,
                              std::optional<int32_t> position,
                              std::optional<float> propensity,
-                             std::span<const float> features) {
+                             std::span<const float> features,
+                             std::string_view event_id) {
   const size_t n = v_.user.size();
   if (n > 0 && user < v_.user.back()) bad_order_ = true;
   // CSR offsets: open every user up to and including `user`.
@@ -93,6 +95,7 @@ void DatasetViewBuilder::Add(uint32_t user, uint32_t item, float label,
   if (list != kNoList) EnsureColumn<uint32_t>(v_.list, any_list_, n, kNoList);
   if (position.has_value()) EnsureColumn<int32_t>(v_.position, any_pos_, n, 0);
   if (propensity.has_value()) EnsureColumn<float>(v_.propensity, any_prop_, n, 0.0f);
+  if (!event_id.empty()) EnsureColumn<std::string>(v_.event_id, any_event_id_, n, {});
   if (!features.empty()) {
     if (v_.feature_dim == 0 && n > 0 && v_.features.empty()) {
       v_.feature_dim = static_cast<int>(features.size());
@@ -110,6 +113,7 @@ void DatasetViewBuilder::Add(uint32_t user, uint32_t item, float label,
   if (any_list_) v_.list.push_back(list);
   if (any_pos_) v_.position.push_back(position.value_or(0));
   if (any_prop_) v_.propensity.push_back(propensity.value_or(0.0f));
+  if (any_event_id_) v_.event_id.emplace_back(event_id);
   if (v_.feature_dim > 0) {
     if (static_cast<int>(features.size()) == v_.feature_dim) {
       v_.features.insert(v_.features.end(), features.begin(), features.end());
@@ -146,7 +150,7 @@ absl::StatusOr<DatasetView> DatasetViewBuilder::Finish(
   v_.data_version = data_version;
   DatasetView out = std::move(v_);
   v_ = DatasetView();
-  any_ts_ = any_list_ = any_pos_ = any_prop_ = bad_order_ = bad_dim_ = false;
+  any_ts_ = any_list_ = any_pos_ = any_prop_ = any_event_id_ = bad_order_ = bad_dim_ = false;
   return out;
 }
 
@@ -176,7 +180,7 @@ absl::StatusOr<DatasetView> BuildViewFromInteractions(
   for (size_t e : order) {
     const Interaction& x = events[e];
     b.Add(uid[e], iid[e], x.label, x.timestamp, lid[e], x.position,
-          x.propensity, x.features);
+          x.propensity, x.features, x.event_id);
   }
   return b.Finish(std::move(user_keys), std::move(item_keys),
                   std::move(list_keys), 0);

@@ -13,6 +13,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,6 +39,9 @@ struct DatasetView {
   std::vector<uint32_t> list;       // kNoList where an event has none
   std::vector<int32_t> position;    // 0 where an event has none
   std::vector<float> propensity;    // 0 where an event has none
+  // The client's idempotency key (Interaction::event_id), so that an export
+  // can be re-ingested without duplicates; "" where an event has none.
+  std::vector<std::string> event_id;
   int feature_dim = 0;
   std::vector<float> features;      // row-major, num_events() x feature_dim
 
@@ -98,7 +102,7 @@ class DatasetViewBuilder {
   void Add(uint32_t user, uint32_t item, float label,
            std::optional<int64_t> timestamp, uint32_t list,
            std::optional<int32_t> position, std::optional<float> propensity,
-           std::span<const float> features);
+           std::span<const float> features, std::string_view event_id = {});
   // Validates the ids against the key tables and returns the view.
   absl::StatusOr<DatasetView> Finish(std::vector<std::string> user_keys,
                                      std::vector<std::string> item_keys,
@@ -107,7 +111,8 @@ class DatasetViewBuilder {
 
  private:
   DatasetView v_;
-  bool any_ts_ = false, any_list_ = false, any_pos_ = false, any_prop_ = false;
+  bool any_ts_ = false, any_list_ = false, any_pos_ = false, any_prop_ = false,
+       any_event_id_ = false;
   bool bad_order_ = false;
   bool bad_dim_ = false;
 };

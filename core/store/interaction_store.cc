@@ -675,7 +675,7 @@ absl::StatusOr<std::shared_ptr<const data::DatasetView>> InteractionStore::LoadV
                     (ev.flags & keys::kHasPropensity)
                         ? std::optional<float>(ev.propensity)
                         : std::nullopt,
-                    ev.features);
+                    ev.features, ev.event_id);
         return true;
       }));
   RETURN_IF_ERROR(bad);

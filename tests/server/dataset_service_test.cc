@@ -5,8 +5,10 @@
 #include <set>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
+#include "server/convert.h"
 #include "server/server.h"
 #include "tests/util/status_matchers.h"
 
@@ -81,6 +83,7 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   events[0].list_id = "l0";
   events[0].position = 1;
   events[1].propensity = 0.5f;
+  for (size_t k = 0; k < events.size(); k += 3) events[k].event_id = absl::StrCat("ev-", k);
   IngestOptions io;
   io.batch_size = 700;
   std::vector<uint64_t> progress;
@@ -103,19 +106,39 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   EXPECT_EQ(stats->feedback(), "clicklog");
   EXPECT_EQ(stats->data_version(), 8u);
 
-  std::multiset<std::pair<std::string, std::string>> want, got;
-  for (const auto& e : events) want.emplace(e.user, e.item);
+  // Every field comes back, event ids included, so the export re-ingests
+  // without duplicates.
+  std::multiset<std::string> want, got;
+  auto row = [](const std::string& user, const std::string& item, const std::string& id,
+                const std::string& list, int position, float propensity) {
+    return absl::StrCat(user, "|", item, "|", id, "|", list, "|", position, "|", propensity);
+  };
+  for (const auto& e : events) {
+    want.insert(row(e.user, e.item, e.event_id, e.list_id.value_or(""), e.position.value_or(0),
+                    e.propensity.value_or(0.0f)));
+  }
+  std::vector<data::Interaction> exported;
   size_t batches = 0;
   ASSERT_OK(client_->Export(
       "d",
       [&](const v1::ExportResponse& resp) {
         ++batches;
-        for (const auto& e : resp.events()) got.emplace(e.user(), e.item());
+        for (const auto& e : resp.events()) {
+          got.insert(row(e.user(), e.item(), e.event_id(), e.list_id(), e.position(),
+                         e.propensity()));
+          data::Interaction x;
+          server::ToCore(e, &x);
+          exported.push_back(std::move(x));
+        }
         return true;
       },
       1000));
   EXPECT_EQ(got, want);
   EXPECT_EQ(batches, 3u);
+  ASSERT_OK(client_->Ingest("d", exported, io).status);
+  auto again = client_->GetStats("d");
+  ASSERT_OK(again);
+  EXPECT_EQ(again->events(), 2500u);
 }
 
 TEST_F(DatasetServiceTest, MalformedIngestIsRejectedWithTheFieldNamed) {

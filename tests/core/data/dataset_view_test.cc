@@ -55,8 +55,10 @@ TEST(BuildViewTest, OptionalColumnsAreBackfilled) {
   events[2].propensity = 0.25f;
   events[2].features = {1.0f, 2.0f};
   events[3].list_id = "M";
+  events[2].event_id = "e2";
   absl::StatusOr<DatasetView> v = BuildViewFromInteractions(events);
   ASSERT_OK(v);
+  EXPECT_THAT(v->event_id, ElementsAre("", "", "e2", ""));
   EXPECT_THAT(v->timestamp, ElementsAre(INT64_MIN, 42, INT64_MIN, INT64_MIN));
   EXPECT_THAT(v->list, ElementsAre(kNoList, 0, kNoList, 1));
   EXPECT_THAT(v->list_keys, ElementsAre("L", "M"));
@@ -66,6 +68,12 @@ TEST(BuildViewTest, OptionalColumnsAreBackfilled) {
   EXPECT_THAT(v->features, ElementsAre(0, 0, 0, 0, 1, 2, 0, 0));
   EXPECT_THAT(v->FeaturesOf(2), ElementsAre(1.0f, 2.0f));
   EXPECT_THAT(v->FeaturesOf(3), ElementsAre(0.0f, 0.0f));
+}
+
+TEST(BuildViewTest, NoEventIdsNoColumn) {
+  absl::StatusOr<DatasetView> v = BuildViewFromInteractions({Ev("u", "a"), Ev("v", "b")});
+  ASSERT_OK(v);
+  EXPECT_TRUE(v->event_id.empty());
 }
 
 TEST(BuildViewTest, FeatureLengthMismatchFails) {
