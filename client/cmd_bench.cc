@@ -17,6 +17,8 @@
 // of an Export). `health` is the baseline: the same transport with no work.
 // `ingest` streams synthetic clicks into --dataset (created if missing), one
 // batch of --batch events per call.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -238,6 +240,16 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
       }
     });
   }
+  // This process's CPU time over the measured window (user + system, all
+  // threads): the load generator's own cost, to tell it from the server's.
+  auto cpu_seconds = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  std::this_thread::sleep_until(measure_from);
+  const double cpu_at_start = cpu_seconds();
   const bool progress = ShowProgress() && !ctx.global.json;
   while (progress && Clock::now() < stop_at) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -248,6 +260,7 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
     }
   }
   for (auto& t : threads) t.join();
+  const double client_cpu = cpu_seconds() - cpu_at_start;
   EndProgress();
 
   std::vector<double> lat;
@@ -276,6 +289,7 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
          {"errors", error_count},
          {"errors_by_code", errors},
          {"throughput", ok / secs},
+         {"client_cpu_seconds", client_cpu},
          {"latency_ms",
           {{"mean", mean / 1000},
            {"p50", Quantile(lat, 0.5) / 1000},

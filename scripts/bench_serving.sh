@@ -62,10 +62,18 @@ echo "bench_serving: training relmf (dim $DIM, 1 epoch)" >&2
 MF=$(python3 -c "import json; print(json.load(open('$TMP/train.json'))['model_id'])")
 ITEMS_IN_MODEL=$(python3 -c "import json; print(json.load(open('$TMP/train.json'))['items'])")
 
-run() {  # run NAME ARGS... -> writes $TMP/NAME.json
+# debiasd's CPU time (user + system, all threads) in clock ticks.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+run() {  # run NAME ARGS... -> writes $TMP/NAME.json and $TMP/NAME.cpu (server CPU seconds)
   local name=$1; shift
   echo "bench_serving: $name" >&2
-  "$CTL" bench "$@" --warmup 2 --duration "$DURATION" --json >"$TMP/$name.json" || true
+  "$CTL" bench "$@" --warmup 2 --duration "$DURATION" --json >"$TMP/$name.json" &
+  local pid=$!
+  sleep 2  # the warm-up
+  local t0
+  t0=$(server_ticks)
+  wait "$pid" || true
+  python3 -c "print(($(server_ticks) - $t0) / $(getconf CLK_TCK))" >"$TMP/$name.cpu"
 }
 run health health --concurrency "$CONC"
 run score score --model "$MF" --candidates 100 --concurrency "$CONC"
@@ -82,14 +90,18 @@ tmp, conc, dim, items, rss = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.arg
 r = {n: json.load(open(f"{tmp}/{n}.json")) for n in
      ("health", "score", "score_half", "topk", "topk_conc", "sample")}
 base = r["health"]["throughput"]
+cpu = {n: float(open(f"{tmp}/{n}.cpu").read()) for n in r}
 def row(name, label, conc_label):
     d = r[name]; l = d["latency_ms"]
     ratio = d["throughput"] / base if base else 0
+    calls = d["calls"] or 1
     print(f"| {label} | {conc_label} | {d['throughput']:,.0f} | {l['p50']:.2f} | {l['p99']:.2f} "
-          f"| {l['p999']:.2f} | {d['errors']} | {ratio:.2f} |")
+          f"| {l['p999']:.2f} | {d['errors']} | {ratio:.2f} | {1e6 * cpu[name] / calls:.0f} "
+          f"| {1e6 * d.get('client_cpu_seconds', 0) / calls:.0f} |")
 print(f"Model: relmf, dim {dim}, {items} items; debiasd peak RSS {rss/1024:.0f} MB.\n")
-print("| call | load | calls/s | p50 ms | p99 ms | p999 ms | errors | throughput / health baseline |")
-print("|---|---|---|---|---|---|---|---|")
+print("| call | load | calls/s | p50 ms | p99 ms | p999 ms | errors | throughput / health baseline "
+      "| server CPU µs per call | load generator CPU µs per call |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 row("health", "Health (baseline: the transport, no work)", f"{conc} workers, closed loop")
 row("score", "Score, 100 candidates", f"{conc} workers, closed loop")
 row("score_half", "Score, 100 candidates",
