@@ -37,11 +37,13 @@ fs::path TempDir(const std::string& tag) {
 }
 
 std::unique_ptr<server::DebiasServer> StartServer(const fs::path& data, const fs::path& backups = {},
-                                                  bool metrics = false) {
+                                                  bool metrics = false,
+                                                  const server::Limits& limits = {}) {
   server::ServerOptions o;
   o.listen = "127.0.0.1:0";
   o.data_dir = data.string();
   o.backup_dir = backups.string();
+  o.limits = limits;
   if (metrics) o.metrics_listen = "127.0.0.1:0";
   auto s = server::DebiasServer::Start(o);
   EXPECT_TRUE(s.ok()) << s.status();
@@ -215,14 +217,10 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
 
 TEST(OperationsTest, ServingCacheKeepsAtMostMaxLoadedModelsAndReloadsDroppedOnes) {
   const fs::path dir = TempDir("lru");
-  server::ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.data_dir = dir.string();
-  o.metrics_listen = "127.0.0.1:0";
-  o.limits.max_loaded_models = 2;
-  auto started = server::DebiasServer::Start(o);
-  ASSERT_OK(started);
-  auto srv = std::move(*started);
+  server::Limits limits;
+  limits.max_loaded_models = 2;
+  auto srv = StartServer(dir, {}, /*metrics=*/true, limits);
+  ASSERT_NE(srv, nullptr);
   auto client = ClientFor(*srv);
   const auto clicks = Clicks();
   ASSERT_OK(client->Ingest("clicks", clicks).status);
@@ -552,14 +550,10 @@ namespace {
 // shorter run of the same request in this process.
 TEST(OperationsTest, EvaluateStopsWorkWhenItsDeadlinePasses) {
   const fs::path dir = TempDir("deadline");
-  server::ServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.data_dir = dir.string();
-  o.metrics_listen = "127.0.0.1:0";
-  o.limits.max_bootstrap = 100000;
-  auto started = server::DebiasServer::Start(o);
-  ASSERT_OK(started);
-  auto srv = std::move(*started);
+  server::Limits limits;
+  limits.max_bootstrap = 100000;
+  auto srv = StartServer(dir, {}, /*metrics=*/true, limits);
+  ASSERT_NE(srv, nullptr);
   auto client = ClientFor(*srv);
   synth::MnarWorldOptions wo;
   wo.num_users = 20000;
