@@ -6,9 +6,11 @@
 // machine the wall time includes waiting for a core), the trainer's set-up
 // vs epoch split, and peak RSS. Plain program (no Google Benchmark: one long
 // measurement, run once). --threads is the trainer's `threads` parameter
-// (default 1; the model is the same for any value).
+// (default 1; the model is the same for any value); the trainer's default
+// async_sampling draws the unlabeled pairs on one more thread.
 //
 // Usage: mf_bench [--users=N] [--items=N] [--events=N] [--dim=N] [--threads=N]
+//                 [--async=0|1]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -62,6 +64,7 @@ int main(int argc, char** argv) {
   const int64_t n = Flag(argc, argv, "events", 10000000);
   const int dim = Flag(argc, argv, "dim", 64);
   const int threads = Flag(argc, argv, "threads", 1);
+  const bool async = Flag(argc, argv, "async", 1) != 0;
   const int64_t per_user = n / nu;
 
   // Clicks: per_user items per user, popularity-skewed (item = floor(ni *
@@ -110,7 +113,8 @@ int main(int argc, char** argv) {
   spec.seed = 1;
   spec.params = {{"dim", std::to_string(dim)}, {"epochs", "1"}, {"val_fraction", "0"},
                  {"batch_size", "4096"}, {"neg_ratio", "1"},
-                 {"threads", std::to_string(threads)}};
+                 {"threads", std::to_string(threads)},
+                 {"async_sampling", async ? "true" : "false"}};
   t0 = std::chrono::steady_clock::now();
   c0 = CpuSeconds();
   auto r = models::TrainMf("relmf", *view, spec, {});
@@ -120,9 +124,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("relmf: one epoch (dim %d, batch 4096 clicks + 4096 unlabeled, Adam lazy, "
-              "%d thread%s), incl. propensity fit and diagnostics: %.2f s wall, %.2f s CPU; "
+              "%d training thread%s%s), incl. propensity fit and "
+              "diagnostics: %.2f s wall, %.2f s CPU; "
               "ratio to baseline %.2fx wall, %.2fx CPU\n",
-              dim, threads, threads == 1 ? "" : "s", train_s, train_cpu, train_s / base,
+              dim, threads, threads == 1 ? "" : "s",
+              async ? " + the sampling helper" : ", inline sampling", train_s, train_cpu, train_s / base,
               train_cpu / base_cpu);
   std::printf("  of which set-up (propensities, diagnostics, indexes, init) %.2f s, "
               "epoch %.2f s wall\n",
