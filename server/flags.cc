@@ -38,6 +38,10 @@ constexpr IntSetting kIntSettings[] = {
     {"max_in_flight", 1, 100000,
      "calls handled at once (streams included, health excluded); past it RESOURCE_EXHAUSTED",
      &Limits::max_in_flight},
+    {"max_pollers", 1, 1024,
+     "gRPC threads kept waiting for calls; a call that finds none waiting starts a thread "
+     "that exits afterwards, so keep it at or above the usual number of concurrent calls",
+     &Limits::max_pollers},
     {"max_bootstrap", 0, 1000000, "largest Evaluate bootstrap resample count",
      &Limits::max_bootstrap},
     {"keepalive_time_ms", 1000, 7200000, "ping an idle client connection this often",

@@ -29,6 +29,7 @@ struct Limits {
   int max_params = 64;             // hyperparameters per Train request
   int max_bootstrap = 10000;       // Evaluate bootstrap resamples
   int max_in_flight = 256;         // calls handled at once (health excluded)
+  int max_pollers = 16;            // gRPC threads kept waiting for calls
   // HTTP/2 keepalive: the server pings an idle connection every
   // keepalive_time_ms and closes it when no answer comes within
   // keepalive_timeout_ms (dead clients and half-open connections go away);

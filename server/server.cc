@@ -182,6 +182,12 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.limits.keepalive_timeout_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  // Threads of the synchronous server that wait for calls. gRPC's default
+  // (at most 2) makes every call beyond two concurrent ones start a thread
+  // that exits afterwards; with 8 concurrent Score clients that churn cost
+  // more server CPU than the call itself (docs/BENCHMARKS.md, serving).
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              options.limits.max_pollers);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   icpt.push_back(MakeRequestInterceptorFactory(impl->options.metrics));
   builder.experimental().SetInterceptorCreators(std::move(icpt));
