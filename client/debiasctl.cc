@@ -1,6 +1,7 @@
 // debiasctl: the command-line client of debiasd. See docs/CLI.md.
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "client/cli.h"
 
 #ifndef DEBIAS_VERSION
@@ -8,6 +9,9 @@
 #endif
 
 int main(int argc, char** argv) {
+  // As in debiasd (server/main.cc): no absl::Mutex deadlock detection (a
+  // global lock graph updated on every gRPC lock) outside the tests.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   debias::cli::Context ctx;
   CLI::App app{"debiasctl: client for the debias service"};
   app.require_subcommand(1);

@@ -6,11 +6,17 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "server/flags.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with absl::Mutex deadlock detection on, and
+  // gRPC's core locks are absl::Mutex: every lock acquisition updated a
+  // global lock graph (about 9% of the server's CPU under Score load,
+  // docs/BENCHMARKS.md). The tests keep it on; the binaries turn it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   debias::server::ServerOptions options;
   debias::server::ProcessOptions process;
   if (int code = debias::server::ParseServerCommandLine(argc, argv, &options, &process);

@@ -57,7 +57,12 @@ void ProgressToProto(const json& p, v1::TrainProgress* out) {
 absl::Status MapItems(const LoadedModel& m, const google::protobuf::RepeatedPtrField<std::string>& keys,
                       std::vector<uint32_t>* ids) {
   ids->resize(keys.size());
+  // The index is far larger than the caches for big catalogues: start each
+  // key's probe a few keys ahead so the misses overlap.
+  constexpr int kAhead = 8;
+  for (int k = 0; k < std::min(kAhead, keys.size()); ++k) m.item_index.prefetch(keys[k]);
   for (int k = 0; k < keys.size(); ++k) {
+    if (k + kAhead < keys.size()) m.item_index.prefetch(keys[k + kAhead]);
     auto it = m.item_index.find(keys[k]);
     if (it == m.item_index.end()) {
       return absl::NotFoundError(absl::StrCat("items[", k, "]='", keys[k].substr(0, 200),

@@ -377,19 +377,25 @@ class Team {
 
 // The unlabeled pairs of the implicit mini-batches (sampling=balanced),
 // drawn from a random stream of their own, so they are the same pairs
-// whether drawn inline or on a helper thread. With `async`, a helper thread
-// draws up to kSlots batches ahead of the trainer, so on a second core the
-// rejection sampling (about an eighth of an epoch on a large world) overlaps
-// the optimisation. Batch b needs counts[b % counts.size()] pairs (the batch
-// sizes repeat every epoch). Next() returns the next batch's pairs; the
-// reference stays valid until the following call. The destructor stops and
-// joins the helper (also on an early return: cancellation, errors).
+// whether drawn inline or on a helper thread. With `async`, one more thread
+// draws up to `slots` batches ahead of the trainer (at most 4, fewer when a
+// batch's pairs are large: the ring holds at most about 64 MB), so on a
+// second core the rejection sampling (about a third of an epoch on a large
+// world) overlaps the optimisation. Batch b needs counts[b % counts.size()]
+// pairs (the batch sizes repeat every epoch); `total` batches are drawn in
+// all. Next() appends the next batch's pairs to `out`. The destructor stops
+// and joins the helper (also on an early return: cancellation, errors).
 class UnlabeledStream {
  public:
   UnlabeledStream(const PairSampler& sampler, uint64_t seed, std::vector<size_t> counts,
-                  bool async)
-      : sampler_(sampler), rng_(seed), counts_(std::move(counts)) {
-    if (async) thread_ = std::thread([this] { Produce(); });
+                  uint64_t total, bool async)
+      : sampler_(sampler), rng_(seed), counts_(std::move(counts)), total_(total) {
+    if (!async) return;
+    const size_t largest = *std::max_element(counts_.begin(), counts_.end());
+    constexpr size_t kRingBytes = size_t{64} << 20;
+    nslots_ = std::clamp<uint64_t>(kRingBytes / std::max<size_t>(1, largest * sizeof(LossSample)),
+                                   1, kMaxSlots);
+    thread_ = std::thread([this] { Produce(); });
   }
   ~UnlabeledStream() {
     if (!thread_.joinable()) return;
@@ -403,35 +409,46 @@ class UnlabeledStream {
   UnlabeledStream(const UnlabeledStream&) = delete;
   UnlabeledStream& operator=(const UnlabeledStream&) = delete;
 
-  const std::vector<LossSample>& Next() {
+  void Next(std::vector<LossSample>* out) {
     if (!thread_.joinable()) {
-      Fill(slots_[0], taken_++);
-      return slots_[0];
+      Fill(out, taken_++);
+      return;
     }
     std::unique_lock<std::mutex> l(mu_);
-    freed_ = taken_;  // the caller is done with the previous batch's slot
-    cv_.notify_all();
     cv_.wait(l, [&] { return produced_ > taken_; });
-    return slots_[taken_++ % kSlots];
+    l.unlock();
+    const std::vector<LossSample>& slot = slots_[taken_ % nslots_];
+    out->insert(out->end(), slot.begin(), slot.end());
+    l.lock();
+    freed_ = ++taken_;  // the slot may be refilled
+    l.unlock();
+    cv_.notify_all();
+  }
+  // Batches drawn on the helper thread so far (0 when inline).
+  uint64_t helper_batches() {
+    std::lock_guard<std::mutex> l(mu_);
+    return produced_;
   }
 
  private:
-  static constexpr uint64_t kSlots = 4;
-  void Fill(std::vector<LossSample>& out, uint64_t batch) {
-    out.clear();
+  static constexpr uint64_t kMaxSlots = 4;
+  void Fill(std::vector<LossSample>* out, uint64_t batch) {
     sampler_.SampleMany(rng_, counts_[batch % counts_.size()], [&](uint32_t u, uint32_t i) {
-      out.push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled});
+      out->push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled});
     });
   }
-  // Batch b goes to slot b % kSlots once batch b - kSlots (same slot) is freed.
+  // Batch b goes to slot b % nslots_ once batch b - nslots_ (same slot) has
+  // been copied out by Next().
   void Produce() {
-    for (uint64_t b = 0;; ++b) {
+    for (uint64_t b = 0; b < total_; ++b) {
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || b < freed_ + kSlots; });
+        cv_.wait(l, [&] { return stop_ || b < freed_ + nslots_; });
         if (stop_) return;
       }
-      Fill(slots_[b % kSlots], b);
+      std::vector<LossSample>& slot = slots_[b % nslots_];
+      slot.clear();
+      Fill(&slot, b);
       {
         std::lock_guard<std::mutex> l(mu_);
         produced_ = b + 1;
@@ -443,10 +460,13 @@ class UnlabeledStream {
   const PairSampler& sampler_;
   std::mt19937_64 rng_;  // the helper's alone while it runs
   const std::vector<size_t> counts_;
-  std::vector<LossSample> slots_[kSlots];
+  const uint64_t total_;
+  uint64_t nslots_ = 1;
+  std::vector<LossSample> slots_[kMaxSlots];
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t produced_ = 0, taken_ = 0, freed_ = 0;  // batches; produced_/freed_ under mu_
+  uint64_t produced_ = 0, freed_ = 0;  // batches; under mu_
+  uint64_t taken_ = 0;                 // the consumer's alone
   bool stop_ = false;
   std::thread thread_;  // last: started after every other member exists
 };
@@ -486,6 +506,10 @@ absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
     ASSIGN_OR_RETURN(std::string s, p.Choice("sampling", "balanced", {"balanced", "uniform"}));
     st.uniform_sampling = s == "uniform";
     ASSIGN_OR_RETURN(st.async_sampling, p.Bool("async_sampling", true));
+    if (st.uniform_sampling && st.async_sampling) {
+      st.async_sampling = false;  // uniform sampling draws inline, with the shuffle's stream
+      p.resolved()["async_sampling"] = "false";
+    }
   }
   if (loss == Loss::kRelMf) {
     ASSIGN_OR_RETURN(std::string f, p.Choice("loss_form", "log", {"log", "squared"}));
@@ -817,7 +841,8 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
       const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
       counts.push_back(static_cast<size_t>(std::ceil(st.neg_ratio * bn)));
     }
-    stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts),
+    const uint64_t total = static_cast<uint64_t>(st.epochs) * counts.size();
+    stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts), total,
                    st.async_sampling);
   }
 
@@ -851,8 +876,10 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
         const size_t extra = static_cast<size_t>(std::ceil(
             (implicit ? st.neg_ratio : st.all_pairs_ratio) * bn));
         if (implicit) {
-          const std::vector<LossSample>& pairs = stream->Next();
-          samples.insert(samples.end(), pairs.begin(), pairs.end());
+          stream->Next(&samples);
+          if (samples.size() != bn + extra) {
+            return absl::InternalError("unlabeled sampler out of step with the batches");
+          }
         } else if (dr) {
           for (size_t k = 0; k < extra; ++k) {
             auto [u, i] = uniform.Sample(rng);
@@ -927,6 +954,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   }
 
   if (diagnostics_f.valid()) result.diagnostics["propensity"] = diagnostics_f.get();
+  if (stream) result.diagnostics["sampling_helper_batches"] = stream->helper_batches();
   result.metrics["train_loss"] = last_loss;
   for (const auto& [k, v] : val_metrics) result.metrics[k] = v;
   result.diagnostics["loss"] = std::string(loss_name);
