@@ -69,12 +69,15 @@ Defaults DefaultsFor(Loss loss, FeedbackKind kind) {
   // epochs {10,30,60}; explicit by validation AUC, implicit by validation
   // NDCG@5 (all items); relmf's clip 0.1 and log form beat clip 0.3 and the
   // squared form on the same validation.
+  // Re-tuned 2026-11-28 with the current trainer (`fidelity_relmf --tune`,
+  // output in docs/results/relmf_tune.txt; 3 seeds per cell).
   if (kind == FeedbackKind::kExplicit) {
-    if (loss == Loss::kDrJl || loss == Loss::kMrdrJl) return {16, 0.01, 1e-3, 30, 128, 0, 0};
-    return {32, 0.005, 1e-3, 10, 128, 0, 0};  // naive, ips, snips
+    if (loss == Loss::kDrJl || loss == Loss::kMrdrJl) return {32, 0.005, 1e-3, 30, 128, 0, 0};
+    if (loss == Loss::kNaive) return {32, 0.01, 1e-3, 10, 128, 0, 0};
+    return {16, 0.005, 1e-3, 30, 128, 0, 0};  // ips, snips
   }
-  if (loss == Loss::kNaive) return {16, 0.005, 1e-3, 30, 256, 1.0, 0};
-  return {16, 0.005, 1e-3, 10, 256, 1.0, 0.1};  // relmf, ips
+  if (loss == Loss::kNaive) return {32, 0.005, 1e-3, 10, 256, 1.0, 0};
+  return {32, 0.005, 1e-3, 10, 256, 1.0, 0.1};  // relmf, ips
 }
 
 // Reads typed values from spec.params and records every value used.
