@@ -185,7 +185,8 @@ END=$(python3 -c "print($T0 + $DURATION)")
 echo "$END" >"$TMP/end"
 
 # RSS sampler: "seconds_since_T0 rss_kb hwm_kb threads memtable_kb block_cache_kb
-# loaded_models" every SAMPLE s (the last three from debiasd's /metrics).
+# loaded_models table_readers_kb" every SAMPLE s (the last four from debiasd's
+# /metrics).
 (
   t0_us=${T0/./}
   end_us=$(( ${T0/./} + DURATION * 1000000 ))
@@ -194,7 +195,8 @@ echo "$END" >"$TMP/end"
     (( now_us <= end_us + 1000000 )) || break
     store=$(python3 -c "
 import sys, urllib.request
-want = ('debias_store_memtable_bytes', 'debias_store_block_cache_bytes', 'debias_loaded_models')
+want = ('debias_store_memtable_bytes', 'debias_store_block_cache_bytes', 'debias_loaded_models',
+        'debias_store_table_readers_bytes')
 v = dict.fromkeys(want, None)
 try:
     for l in urllib.request.urlopen('http://127.0.0.1:$METRICS_PORT/metrics', timeout=5).read().decode().splitlines():
@@ -202,7 +204,7 @@ try:
         if k in v: v[k] = float(x)
 except OSError:
     pass
-print(*('-' if v[k] is None else int(v[k] / (1 if k == want[2] else 1024)) for k in want))" 2>/dev/null || echo "- - -")
+print(*('-' if v[k] is None else int(v[k] / (1 if k == want[2] else 1024)) for k in want))" 2>/dev/null || echo "- - - -")
     awk -v t="$(( (now_us - t0_us) / 100000 ))" -v s="$store" \
       '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } $1 == "Threads:" { n = $2 }
        END { printf "%.1f %d %d %d %s\n", t / 10, r, h, n, s }' "/proc/$SERVER_PID/status" >>"$TMP/rss.txt"
@@ -252,11 +254,11 @@ def wall(name):
 trains = [json.loads(l) for l in open(os.path.join(tmp, "train.jsonl")) if l.strip()]
 samples = []
 for l in open(os.path.join(tmp, "rss.txt")):
-    t, rss, hwm, thr, mem, cache, loaded = l.split()
+    t, rss, hwm, thr, mem, cache, loaded, readers = l.split()
     # "-": the /metrics scrape of that sample failed.
     kb = lambda x: None if x == "-" else int(x) / 1024
     samples.append((float(t), int(rss) / 1024, int(hwm) / 1024, int(thr), kb(mem), kb(cache),
-                    None if loaded == "-" else int(loaded)))
+                    None if loaded == "-" else int(loaded), kb(readers)))
 
 failures = []
 print(f"Run {date}; nproc {nproc}; load average (1/5/15 min) {load0} at start, {load1} at end; "
@@ -339,6 +341,8 @@ else:
     print("| RSS less memtables and block cache, MB | " + " | ".join(
         fmt(None if s[4] is None or s[5] is None else s[1] - s[4] - s[5]) for s in cols) + " |")
     print("| models loaded | " + " | ".join(fmt(s[6]) for s in cols) + " |")
+    print("| RocksDB table readers (index and filter blocks), MB | " + " | ".join(
+        fmt(s[7]) for s in cols) + " |")
     missing = sum(1 for s in samples if None in s[4:7])
     if missing:
         print()
