@@ -418,6 +418,14 @@ class UnlabeledStream {
       return;
     }
     std::unique_lock<std::mutex> l(mu_);
+    if (taken_ >= total_) {
+      // Past the batches the helper draws (the trainer asks for exactly
+      // `total`, so this is a guard, not a path): it has finished with the
+      // stream (seen through mu_), so continue it here rather than wait.
+      l.unlock();
+      Fill(out, taken_++);
+      return;
+    }
     cv_.wait(l, [&] { return produced_ > taken_; });
     l.unlock();
     const std::vector<LossSample>& slot = slots_[taken_ % nslots_];
