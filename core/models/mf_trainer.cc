@@ -385,14 +385,15 @@ class Team {
 // batch's pairs are large: the ring holds at most about 64 MB), so on a
 // second core the rejection sampling (about a third of an epoch on a large
 // world) overlaps the optimisation. Batch b needs counts[b % counts.size()]
-// pairs (the batch sizes repeat every epoch); `total` batches are drawn in
-// all. Next() appends the next batch's pairs to `out`. The destructor stops
+// pairs (the batch sizes repeat every epoch); the helper runs until the
+// stream is destroyed (at most `slots` batches past the last one used).
+// Next() appends the next batch's pairs to `out`. The destructor stops
 // and joins the helper (also on an early return: cancellation, errors).
 class UnlabeledStream {
  public:
   UnlabeledStream(const PairSampler& sampler, uint64_t seed, std::vector<size_t> counts,
-                  uint64_t total, bool async)
-      : sampler_(sampler), rng_(seed), counts_(std::move(counts)), total_(total) {
+                  bool async)
+      : sampler_(sampler), rng_(seed), counts_(std::move(counts)) {
     if (!async) return;
     const size_t largest = *std::max_element(counts_.begin(), counts_.end());
     constexpr size_t kRingBytes = size_t{64} << 20;
@@ -418,14 +419,6 @@ class UnlabeledStream {
       return;
     }
     std::unique_lock<std::mutex> l(mu_);
-    if (taken_ >= total_) {
-      // Past the batches the helper draws (the trainer asks for exactly
-      // `total`, so this is a guard, not a path): it has finished with the
-      // stream (seen through mu_), so continue it here rather than wait.
-      l.unlock();
-      Fill(out, taken_++);
-      return;
-    }
     cv_.wait(l, [&] { return produced_ > taken_; });
     l.unlock();
     const std::vector<LossSample>& slot = slots_[taken_ % nslots_];
@@ -451,7 +444,7 @@ class UnlabeledStream {
   // Batch b goes to slot b % nslots_ once batch b - nslots_ (same slot) has
   // been copied out by Next().
   void Produce() {
-    for (uint64_t b = 0; b < total_; ++b) {
+    for (uint64_t b = 0;; ++b) {
       {
         std::unique_lock<std::mutex> l(mu_);
         cv_.wait(l, [&] { return stop_ || b < freed_ + nslots_; });
@@ -471,7 +464,6 @@ class UnlabeledStream {
   const PairSampler& sampler_;
   std::mt19937_64 rng_;  // the helper's alone while it runs
   const std::vector<size_t> counts_;
-  const uint64_t total_;
   uint64_t nslots_ = 1;
   std::vector<LossSample> slots_[kMaxSlots];
   std::mutex mu_;
@@ -852,8 +844,7 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
       const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
       counts.push_back(static_cast<size_t>(std::ceil(st.neg_ratio * bn)));
     }
-    const uint64_t total = static_cast<uint64_t>(st.epochs) * counts.size();
-    stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts), total,
+    stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts),
                    st.async_sampling);
   }
 
