@@ -64,8 +64,22 @@ ITEMS_IN_MODEL=$(python3 -c "import json; print(json.load(open('$TMP/train.json'
 
 # debiasd's CPU time (user + system, all threads) in clock ticks.
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+# Waits until debiasd is idle (under 2% of a core over 2 s, at most 120 s):
+# the 2M-event ingest leaves RocksDB compactions running for a while, and
+# their CPU would otherwise be charged to the calls measured next.
+quiesce() {
+  local waited=0 t0 t1
+  while (( waited < 120 )); do
+    t0=$(server_ticks); sleep 2; t1=$(server_ticks); waited=$((waited + 2))
+    if python3 -c "import sys; sys.exit(0 if ($t1 - $t0) / $(getconf CLK_TCK) / 2 < 0.02 else 1)"; then
+      break
+    fi
+  done
+  echo "bench_serving: server idle after ${waited} s" >&2
+}
 run() {  # run NAME ARGS... -> writes $TMP/NAME.json and $TMP/NAME.cpu (server CPU seconds)
   local name=$1; shift
+  quiesce
   echo "bench_serving: $name" >&2
   "$CTL" bench "$@" --warmup 2 --duration "$DURATION" --json >"$TMP/$name.json" &
   local pid=$!
