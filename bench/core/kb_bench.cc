@@ -197,13 +197,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (compare > 0) {
-    debias::models::KbWorldOptions o;
-    o.users = 3000;
-    o.items = 500;
-    o.events = 60000;
-    o.neg_popularity = 2.0;
-    o.pos_boost = 3.0;
-    o.seed = 5;
+    // The world of fidelity_kb's larger-data comparison (docs/results/kb.md).
+    const debias::models::KbWorldOptions o{
+        .users = 3000, .items = 500, .events = 60000, .neg_popularity = 2.0, .pos_boost = 3.0,
+        .seed = 5};
     auto w = debias::models::MakeKbWorld(o);
     if (!w.ok()) return 1;
     std::map<std::string, std::string> p = {{"batch_size", "512"}, {"neg_ratio", "4"}};
