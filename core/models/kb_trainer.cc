@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/propensity/kernel_balance.h"
 #include "core/util/status_macros.h"
@@ -1023,10 +1024,27 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
   }
   if (tr.weights == Weights::kLearned) {
     std::vector<float> w(d.n);
+    double f_min = 1.0, f_max = 0.0;
     for (size_t e = 0; e < d.n; ++e) {
-      w[e] = static_cast<float>(d.rho[e] * Sigmoid(fit.a.Logit(d.user[e], d.item[e])));
+      const double f = Sigmoid(fit.a.Logit(d.user[e], d.item[e]));
+      f_min = std::min(f_min, f);
+      f_max = std::max(f_max, f);
+      w[e] = static_cast<float>(d.rho[e] * f);
     }
     diag["weights_after"] = propensity::SummarizeWeights(w);
+    // The learned factor sigmoid(a) over the observed pairs. When the weight
+    // model's parameters decay to zero (a large l2_weight against a small
+    // lr_weight, as with the reference's KBDR settings on Coat) it is the
+    // same for every pair, and the loss is its base method with rescaled
+    // weights: say so rather than let the user assume balancing shaped them.
+    diag["learned_factor"] = {{"min", f_min}, {"max", f_max}};
+    if (d.n > 0 && f_max - f_min < 1e-3) {
+      diag["warnings"].push_back(absl::StrFormat(
+          "the weight model learned one factor (%.4f) for every observed pair, so the "
+          "weights are the base inverse propensities times that factor and kernel balancing "
+          "did not shape them; lower l2_weight (now %g) or raise lr_weight (now %g)",
+          0.5 * (f_min + f_max), c.l2_weight, c.lr_weight));
+    }
     // Balance on a fixed evaluation sample: up to 20,000 observed pairs, 4,096
     // uniform pairs, 16 random centres from them.
     std::mt19937_64 rng(spec.seed ^ 0x5bd1e995ULL);

@@ -190,6 +190,32 @@ TEST(KbTrainerTest, DiagnosticsShowBalanceImprovesAndWeightsSummarised) {
   EXPECT_GT(d["pretrain_epochs"].get<int>(), 0);
 }
 
+TEST(KbTrainerTest, WarnsWhenTheWeightModelLearnsOneFactorForEveryPair) {
+  // A weight decay far above the step size drives the weight model's
+  // parameters to zero: sigmoid(0) = 0.5 for every pair.
+  auto s = Spec("kbdr");
+  s.params["mcar_pos_rate"] = std::to_string(World().mcar_pos_rate);
+  s.params["l2_weight"] = "50";
+  s.params["lr_weight"] = "0.01";
+  auto flat = TrainKbDr(World().train, s, {});
+  ASSERT_OK(flat);
+  const auto& d = flat->diagnostics;
+  EXPECT_NEAR(d["learned_factor"]["min"].get<double>(), 0.5, 1e-3) << d.dump();
+  EXPECT_NEAR(d["learned_factor"]["max"].get<double>(), 0.5, 1e-3);
+  ASSERT_TRUE(d.contains("warnings")) << d.dump();
+  EXPECT_THAT(d["warnings"][0].get<std::string>(), HasSubstr("one factor (0.50"));
+  EXPECT_THAT(d["warnings"][0].get<std::string>(), HasSubstr("l2_weight (now 50)"));
+  // Without weight decay the factor varies over the pairs and nothing warns.
+  s.params["l2_weight"] = "0";
+  auto varied = TrainKbDr(World().train, s, {});
+  ASSERT_OK(varied);
+  const auto& v = varied->diagnostics;
+  EXPECT_GT(v["learned_factor"]["max"].get<double>() - v["learned_factor"]["min"].get<double>(),
+            0.01)
+      << v.dump();
+  EXPECT_FALSE(v.contains("warnings")) << v["warnings"].dump();
+}
+
 TEST(KbTrainerTest, NaiveBayesUsesMarSampleWhenGiven) {
   data::DatasetViewBuilder b;
   for (uint32_t u = 0; u < 4; ++u) {
