@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "bench/kb_compare_world.h"
 #include "core/data/dataset_view.h"
 #include "core/models/kb_eval.h"
 #include "core/models/kb_trainer.h"
@@ -197,10 +198,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (compare > 0) {
-    // The world of fidelity_kb's larger-data comparison (docs/results/kb.md).
-    const debias::models::KbWorldOptions o{
-        .users = 3000, .items = 500, .events = 60000, .neg_popularity = 2.0, .pos_boost = 3.0,
-        .seed = 5};
+    const debias::models::KbWorldOptions o = debias::bench::KbCompareWorld();
     auto w = debias::models::MakeKbWorld(o);
     if (!w.ok()) return 1;
     std::map<std::string, std::string> p = {{"batch_size", "512"}, {"neg_ratio", "4"}};

@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/kb_compare_world.h"
 #include "core/data/dataset_view.h"
 #include "core/models/kb_eval.h"
 #include "core/models/kb_trainer.h"
@@ -126,6 +127,13 @@ Stat Summ(const std::vector<double>& x) {
   return s;
 }
 
+// Mean and std of one field over a method's runs.
+Stat Column(const std::vector<Run>& runs, double Run::*f) {
+  std::vector<double> x;
+  for (const Run& r : runs) x.push_back(r.*f);
+  return Summ(x);
+}
+
 // P(y = 1) from a seeded random 5 % slice of the test pairs, as the
 // reference does (the slice stays in the test set; the reference's mild
 // leakage, documented in the fragment).
@@ -200,6 +208,10 @@ absl::StatusOr<GridPick> PickOnValidation(const Variant& v, const debias::data::
                                           std::ostream* log) {
   GridPick best;
   double best_score = -1;
+  // P(y = 1) as in the final runs (a 5 % slice of the MCAR test's labels
+  // feeds the propensity model only; selection uses val), one per seed.
+  const uint64_t seeds[] = {100, 101};
+  const double mcar[] = {McarPosRate(test, seeds[0]), McarPosRate(test, seeds[1])};
   const char* lrs[] = {"0.005", "0.01", "0.02"};
   const char* l2s[] = {"0.0003", "0.001", "0.003", "0.01"};
   std::vector<std::string> l2ws = {""};
@@ -210,10 +222,8 @@ absl::StatusOr<GridPick> PickOnValidation(const Variant& v, const debias::data::
         std::map<std::string, std::string> p = {{"lr_pred", lr}, {"l2_pred", l2}};
         if (!l2w.empty()) p["l2_weight"] = l2w;
         std::vector<double> auc, ndcg5;
-        for (uint64_t seed : {100, 101}) {
-          // P(y = 1) as in the final runs (a 5 % slice of the MCAR test's
-          // labels feeds the propensity model only; selection uses val).
-          ASSIGN_OR_RETURN(Run r, TrainEval(v, fit, val, seed, McarPosRate(test, seed), p));
+        for (int k = 0; k < 2; ++k) {
+          ASSIGN_OR_RETURN(Run r, TrainEval(v, fit, val, seeds[k], mcar[k], p));
           auc.push_back(r.auc);
           ndcg5.push_back(r.ndcg5);
         }
@@ -266,8 +276,9 @@ bool ComparePairs(const std::string& where, const debias::data::DatasetView& tra
       double rt = 0, at = 0;
       for (int s = 0; s < seeds; ++s) {
         const uint64_t seed = seed_base + s;
-        auto r = TrainEval({"r", rm, "gaussian", {}}, train, test, seed, mcar(seed), params);
-        auto a = TrainEval({"a", am, "gaussian", {}}, train, test, seed, mcar(seed), params);
+        const double pos_rate = mcar(seed);
+        auto r = TrainEval({"r", rm, "gaussian", {}}, train, test, seed, pos_rate, params);
+        auto a = TrainEval({"a", am, "gaussian", {}}, train, test, seed, pos_rate, params);
         if (!r.ok() || !a.ok()) {
           std::cerr << where << ": compare failed: " << (r.ok() ? a.status() : r.status()) << "\n";
           return false;
@@ -480,11 +491,7 @@ int main(int argc, char** argv) {
   for (const Variant& v : variants) {
     auto it = runs.find(v.label);
     if (it == runs.end()) continue;
-    auto col = [&](double Run::*f) {
-      std::vector<double> x;
-      for (const Run& r : it->second) x.push_back(r.*f);
-      return Summ(x);
-    };
+    auto col = [&](double Run::*f) { return Column(it->second, f); };
     auto cell = [&](double Run::*f) {
       Stat s = col(f);
       return absl::StrFormat("%.3f ± %.3f", s.mean, s.sd);
@@ -541,20 +548,19 @@ int main(int argc, char** argv) {
 
   // Does each KB variant beat IPS and DR-JL (means) on AUC and NDCG@5?
   auto mean_of = [&](const std::string& label, double Run::*f) {
-    std::vector<double> x;
-    for (const Run& r : runs[label]) x.push_back(r.*f);
-    return Summ(x).mean;
+    return Column(runs[label], f).mean;
+  };
+  auto beats = [&](const std::string& a, const std::string& b) {
+    return mean_of(a, &Run::auc) > mean_of(b, &Run::auc) &&
+           mean_of(a, &Run::ndcg5) > mean_of(b, &Run::ndcg5);
   };
   if (runs.count("IPS") && runs.count("DR-JL")) {
     md << "\nKB variants vs the baselines (means; AUC / NDCG@5): ";
     std::vector<std::string> cells;
     for (const Variant& v : variants) {
       if (v.kernel.empty() || !v.extra.empty() || !runs.count(v.label)) continue;
-      const double a = mean_of(v.label, &Run::auc), n5 = mean_of(v.label, &Run::ndcg5);
-      const bool ips = a > mean_of("IPS", &Run::auc) && n5 > mean_of("IPS", &Run::ndcg5);
-      const bool dr = a > mean_of("DR-JL", &Run::auc) && n5 > mean_of("DR-JL", &Run::ndcg5);
-      cells.push_back(absl::StrCat(v.label, " beats IPS: ", ips ? "yes" : "no",
-                                   ", DR-JL: ", dr ? "yes" : "no"));
+      cells.push_back(absl::StrCat(v.label, " beats IPS: ", beats(v.label, "IPS") ? "yes" : "no",
+                                   ", DR-JL: ", beats(v.label, "DR-JL") ? "yes" : "no"));
     }
     for (size_t k = 0; k < cells.size(); ++k) md << (k ? "; " : "") << cells[k];
     md << ".\n";
@@ -570,10 +576,6 @@ int main(int argc, char** argv) {
       }
       const std::string& ips = picks[0].label;
       const std::string& dr = picks[1].label;
-      auto beats = [&](const std::string& a, const std::string& b) {
-        return mean_of(a, &Run::auc) > mean_of(b, &Run::auc) &&
-               mean_of(a, &Run::ndcg5) > mean_of(b, &Run::ndcg5);
-      };
       md << ".\n\nWith the validation-grid settings for all of them (test means, AUC / "
             "NDCG@5; IPS "
          << absl::StrFormat("%.3f / %.3f, DR-JL %.3f / %.3f): ", mean_of(ips, &Run::auc),
@@ -600,9 +602,7 @@ int main(int argc, char** argv) {
           best_kb_val);
       // Size of the test-NDCG@5 margins against the tuned IPS.
       auto sd_of = [&](const std::string& label, double Run::*f) {
-        std::vector<double> x;
-        for (const Run& r : runs[label]) x.push_back(r.*f);
-        return Summ(x).sd;
+        return Column(runs[label], f).sd;
       };
       for (size_t k = 2; k < picks.size(); ++k) {
         const std::string& kb = picks[k].label;
@@ -657,9 +657,7 @@ int main(int argc, char** argv) {
     }
   }
   if (larger_seeds > 0 && only.empty()) {
-    const debias::models::KbWorldOptions o{
-        .users = 3000, .items = 500, .events = 60000, .neg_popularity = 2.0, .pos_boost = 3.0,
-        .seed = 5};
+    const debias::models::KbWorldOptions o = debias::bench::KbCompareWorld();
     auto w = debias::models::MakeKbWorld(o);
     if (!w.ok()) {
       std::cerr << "synthetic world: " << w.status() << "\n";
