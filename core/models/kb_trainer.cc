@@ -75,6 +75,14 @@ struct Config {
   double tol = 1e-5;
   int patience = 5;
   std::string features = "pretrain";
+  // weight_model=frozen: the reference code's behaviour. Its weight step
+  // computes w from weight_model.predict(), which returns a detached tensor,
+  // so no gradient reaches the weight model and it keeps its U(0, 1)
+  // initialisation; the balancing loss only reaches the kernel-feature
+  // embeddings, which no optimiser updates. Frozen runs skip the centre and
+  // weight steps (they cannot change the model) and train the base loss with
+  // w = rho * sigmoid(a_init).
+  bool freeze_weights = false;
   int pretrain_epochs = 100;
   double pretrain_lr = 1e-2, pretrain_l2 = 1e-4;
   double mcar_pos_rate = -1.0;  // < 0: not given
@@ -145,6 +153,7 @@ bool NeedsD(const MethodTraits& t) { return t.dr || t.weights == Weights::kLearn
 const std::vector<ParamDef>& ParamDefs() {
   static const auto* defs = new std::vector<ParamDef>{
       {"kernel", Kernels},        {"norm", Kernels},
+      {"weight_model", Kernels},
       {"bandwidth", Kernels},     {"features", Kernels},
       {"pretrain_epochs", Kernels}, {"pretrain_lr", Kernels},
       {"pretrain_l2", Kernels},   {"centres", Kernels},
@@ -196,6 +205,15 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
           "features=", it->second, ": must be one of pretrain, side, both"));
     }
     c.features = it->second;
+  }
+  if (auto it = p.find("weight_model"); it != p.end()) {
+    if (it->second != "trained" && it->second != "frozen") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight_model=", it->second,
+          ": must be trained (the default) or frozen (the reference code's detached "
+          "weight model, kept at its initialisation)"));
+    }
+    c.freeze_weights = it->second == "frozen";
   }
   RETURN_IF_ERROR(ParseDouble(p, "bandwidth", 0, 1e6, true, &c.bandwidth));
   RETURN_IF_ERROR(ParseInt(p, "dim", 1, 256, &c.dim));
@@ -276,6 +294,7 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
     r["norm"] = std::string(propensity::KernelNormName(c.norm));
     r["bandwidth"] = Num(c.bandwidth);
     r["features"] = c.features;
+    r["weight_model"] = c.freeze_weights ? "frozen" : "trained";
     r["pretrain_epochs"] = Num(c.pretrain_epochs);
     r["pretrain_lr"] = Num(c.pretrain_lr);
     r["pretrain_l2"] = Num(c.pretrain_l2);
@@ -616,9 +635,10 @@ absl::StatusOr<FitOutput> Engine::Run() {
   if (tr_.dr) out_.m.Init(d_.nu, d_.ni, c_.dim, c_.lr_imp, c_.l2_imp, &rng_);
   b_ = std::min<size_t>(c_.batch_size, d_.n);
   nd_ = NeedsD(tr_) ? b_ * c_.neg_ratio : 0;
-  const bool kernels = tr_.weights == Weights::kLearned;
-  const bool eps = tr_.centres == Centres::kAdaptive ||
-                   tr_.centres == Centres::kWorstCase;
+  // Frozen weights: no centre, eps or weight step (see Config).
+  const bool kernels = tr_.weights == Weights::kLearned && !c_.freeze_weights;
+  const bool eps = kernels && (tr_.centres == Centres::kAdaptive ||
+                               tr_.centres == Centres::kWorstCase);
   batch_.resize(b_);
   opairs_.resize(b_);
   dpairs_.resize(nd_);
@@ -1015,7 +1035,8 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     diag["pretrain_epochs"] = pretrain_epochs_run;
     diag["feature_dim"] = feats.dim();
   }
-  if (tr.centres == Centres::kAdaptive || tr.centres == Centres::kWorstCase) {
+  if ((tr.centres == Centres::kAdaptive || tr.centres == Centres::kWorstCase) &&
+      !c.freeze_weights) {
     diag["eps_updates"] = fit.eps_updates;
     diag["eps_checks"] = fit.eps_checks;
   }
@@ -1038,7 +1059,13 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     // same for every pair, and the loss is its base method with rescaled
     // weights: say so rather than let the user assume balancing shaped them.
     diag["learned_factor"] = {{"min", f_min}, {"max", f_max}};
-    if (d.n > 0 && f_max - f_min < 1e-3) {
+    if (c.freeze_weights) {
+      diag["warnings"].push_back(
+          "weight_model=frozen: the weight model kept its random initialisation (as in the "
+          "reference code, whose weight step detaches it), so the weights are the base "
+          "inverse propensities times a random per-pair factor and kernel balancing did not "
+          "shape them; use weight_model=trained (the default) to balance");
+    } else if (d.n > 0 && f_max - f_min < 1e-3) {
       diag["warnings"].push_back(absl::StrFormat(
           "the weight model learned one factor (%.4f) for every observed pair, so the "
           "weights are the base inverse propensities times that factor and kernel balancing "

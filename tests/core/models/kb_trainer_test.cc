@@ -216,6 +216,48 @@ TEST(KbTrainerTest, WarnsWhenTheWeightModelLearnsOneFactorForEveryPair) {
   EXPECT_FALSE(v.contains("warnings")) << v["warnings"].dump();
 }
 
+TEST(KbTrainerTest, FrozenWeightModelReproducesTheReferenceCode) {
+  // weight_model=frozen keeps the weight model at its U(0, 1) initialisation
+  // (the reference detaches it), so the factor sigmoid(U_u . V_i) is at least
+  // sigmoid(0) = 0.5 and varies over the pairs, the centres cannot matter
+  // (random and adaptive centres give the same model for the same seed and
+  // the same prediction settings), and the run says it did not balance.
+  auto s = Spec("kbips", 3);
+  s.params["mcar_pos_rate"] = std::to_string(World().mcar_pos_rate);
+  s.params["max_epochs"] = "4";
+  s.params["pretrain_epochs"] = "3";
+  s.params["weight_model"] = "frozen";
+  auto kb = TrainKbIps(World().train, s, {});
+  ASSERT_OK(kb);
+  const auto& d = kb->diagnostics;
+  EXPECT_GE(d["learned_factor"]["min"].get<double>(), 0.5) << d.dump();
+  EXPECT_GT(d["learned_factor"]["max"].get<double>() - d["learned_factor"]["min"].get<double>(),
+            0.05);
+  ASSERT_TRUE(d.contains("warnings")) << d.dump();
+  EXPECT_THAT(d["warnings"][0].get<std::string>(), HasSubstr("weight_model=frozen"));
+  EXPECT_EQ(kb->resolved_params.at("weight_model"), "frozen");
+  EXPECT_FALSE(d.contains("eps_updates"));
+
+  auto as = s;
+  as.loss = "akbips";
+  for (const char* k : {"lr_pred", "l2_pred"}) as.params[k] = kb->resolved_params.at(k);
+  auto akb = TrainAkbIps(World().train, as, {});
+  ASSERT_OK(akb);
+  EXPECT_EQ(kb->model->Serialize(), akb->model->Serialize());
+
+  // Trained (the default) moves the weight model off its initialisation, so
+  // the same seed gives a different model.
+  s.params.erase("weight_model");
+  auto trained = TrainKbIps(World().train, s, {});
+  ASSERT_OK(trained);
+  EXPECT_NE(kb->model->Serialize(), trained->model->Serialize());
+  EXPECT_EQ(trained->resolved_params.at("weight_model"), "trained");
+
+  s.params["weight_model"] = "detached";
+  EXPECT_THAT(TrainKbIps(World().train, s, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "weight_model=detached"));
+}
+
 TEST(KbTrainerTest, NaiveBayesUsesMarSampleWhenGiven) {
   data::DatasetViewBuilder b;
   for (uint32_t u = 0; u < 4; ++u) {
