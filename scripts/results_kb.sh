@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/results/kb.md: kernel balancing (Li et al., ICLR 2024) on
 # Coat, all twelve variants next to naive MF, IPS and DR-JL, 5 seeds (and
-# the six Gaussian ones with the reference code's frozen weight model), then
+# the six Gaussian ones with the weight model frozen, an ablation), then
 # adaptive vs random centres over 10 paired seeds on Coat and on a larger
 # synthetic world (about 10 min of the run); docs/results/kb_grid.txt, the
 # validation grid behind the "(val grid)" rows; and docs/results/kb_tune.txt,

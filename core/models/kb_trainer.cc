@@ -75,13 +75,11 @@ struct Config {
   double tol = 1e-5;
   int patience = 5;
   std::string features = "pretrain";
-  // weight_model=frozen: the reference code's behaviour. Its weight step
-  // computes w from weight_model.predict(), which returns a detached tensor,
-  // so no gradient reaches the weight model and it keeps its U(0, 1)
-  // initialisation; the balancing loss only reaches the kernel-feature
-  // embeddings, which no optimiser updates. Frozen runs skip the centre and
-  // weight steps (they cannot change the model) and train the base loss with
-  // w = rho * sigmoid(a_init).
+  // weight_model=frozen: an ablation. The weight model keeps its U(0, 1)
+  // initialisation, the centre and weight steps are skipped, and the base
+  // loss trains with w = rho * sigmoid(a_init). An earlier revision of the
+  // reference code (2b67229) does this by accident: its weight step reads w
+  // through weight_model.predict(), which detaches it.
   bool freeze_weights = false;
   int pretrain_epochs = 100;
   double pretrain_lr = 1e-2, pretrain_l2 = 1e-4;
@@ -210,8 +208,8 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
     if (it->second != "trained" && it->second != "frozen") {
       return absl::InvalidArgumentError(absl::StrCat(
           "weight_model=", it->second,
-          ": must be trained (the default) or frozen (the reference code's detached "
-          "weight model, kept at its initialisation)"));
+          ": must be trained (the default) or frozen (the weight model kept at its "
+          "random initialisation, no balancing)"));
     }
     c.freeze_weights = it->second == "frozen";
   }
@@ -1061,10 +1059,10 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     diag["learned_factor"] = {{"min", f_min}, {"max", f_max}};
     if (c.freeze_weights) {
       diag["warnings"].push_back(
-          "weight_model=frozen: the weight model kept its random initialisation (as in the "
-          "reference code, whose weight step detaches it), so the weights are the base "
-          "inverse propensities times a random per-pair factor and kernel balancing did not "
-          "shape them; use weight_model=trained (the default) to balance");
+          "weight_model=frozen: the weight model kept its random initialisation, so the "
+          "weights are the base inverse propensities times a random per-pair factor and "
+          "kernel balancing did not shape them; use weight_model=trained (the default) to "
+          "balance");
     } else if (d.n > 0 && f_max - f_min < 1e-3) {
       diag["warnings"].push_back(absl::StrFormat(
           "the weight model learned one factor (%.4f) for every observed pair, so the "

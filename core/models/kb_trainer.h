@@ -30,9 +30,9 @@
 // embeddings), caller-supplied side features (features=side) or both.
 // Features are normalised once over the whole dataset (norm=global); the
 // reference's per-batch shift bug is available as norm=reference.
-// weight_model=frozen reproduces the reference code's other bug: its weight
-// step reads w through a detached predict(), so the weight model never
-// trains; frozen runs skip steps 1-2 and keep a at its U(0, 1) initialisation.
+// weight_model=frozen (an ablation) skips steps 1-2 and keeps a at its U(0, 1)
+// initialisation; an earlier revision of the reference code (2b67229) does
+// this by accident (its weight step reads w through a detached predict()).
 //
 // Stopping as in the reference: at most max_epochs; a relative decrease of
 // the epoch loss below tol counts a strike (never reset); stop after more

@@ -216,9 +216,9 @@ TEST(KbTrainerTest, WarnsWhenTheWeightModelLearnsOneFactorForEveryPair) {
   EXPECT_FALSE(v.contains("warnings")) << v["warnings"].dump();
 }
 
-TEST(KbTrainerTest, FrozenWeightModelReproducesTheReferenceCode) {
-  // weight_model=frozen keeps the weight model at its U(0, 1) initialisation
-  // (the reference detaches it), so the factor sigmoid(U_u . V_i) is at least
+TEST(KbTrainerTest, FrozenWeightModelKeepsItsInitialisationAndSkipsBalancing) {
+  // weight_model=frozen keeps the weight model at its U(0, 1) initialisation,
+  // so the factor sigmoid(U_u . V_i) is at least
   // sigmoid(0) = 0.5 and varies over the pairs, the centres cannot matter
   // (random and adaptive centres give the same model for the same seed and
   // the same prediction settings), and the run says it did not balance.
