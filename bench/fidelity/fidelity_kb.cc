@@ -637,12 +637,22 @@ int main(int argc, char** argv) {
           ++worse;
         }
       }
+      const double dr_default = mean_of("DR-JL", &Run::ndcg5);
+      std::vector<std::string> above_dr;  // tuned rows above DR-JL at its defaults
+      for (const GridPick& g : picks) {
+        if (mean_of(g.label, &Run::ndcg5) >= dr_default) {
+          above_dr.push_back(absl::StrFormat("%s %.3f", g.label.substr(0, g.label.find(' ')),
+                                             mean_of(g.label, &Run::ndcg5)));
+        }
+      }
       md << absl::StrFormat(
           " %d of the %zu picks have a lower test NDCG@5 than the same method at the reference "
-          "defaults, and DR-JL at the defaults (%.3f) is above every tuned row, so on this data "
-          "selecting on the MNAR validation split costs NDCG@5 on the MCAR test and the tuned "
-          "DR-JL is a weaker baseline than the default one;",
-          worse, picks.size(), mean_of("DR-JL", &Run::ndcg5));
+          "defaults; DR-JL at the defaults (%.3f) is above every tuned row%s; and the tuned "
+          "DR-JL (%.3f) is a weaker baseline than the default one, so on this data selecting "
+          "on the MNAR validation split mostly costs NDCG@5 on the MCAR test;",
+          worse, picks.size(), dr_default,
+          above_dr.empty() ? "" : absl::StrCat(" except ", absl::StrJoin(above_dr, ", ")),
+          mean_of(picks[1].label, &Run::ndcg5));
       std::vector<std::string> edges;
       for (const GridPick& g : picks) {
         if (g.at_edge.empty()) continue;
