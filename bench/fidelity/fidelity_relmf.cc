@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -93,13 +94,17 @@ absl::StatusOr<Coat> LoadCoat(const std::string& dir) {
   if (std::ifstream pf(dir + "/propensities.ascii"); pf) {
     std::vector<std::vector<float>> props;
     for (std::string line; std::getline(pf, line);) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // as the loader
       std::istringstream ls(line);
       props.emplace_back();
       for (float v; ls >> v;) props.back().push_back(v);
     }
     auto s = Load(dir + "/train.ascii", false, &props);
-    if (!s.ok()) return s.status();
-    c.ratings_shipped = std::move(*s);
+    if (s.ok()) {
+      c.ratings_shipped = std::move(*s);
+    } else {  // only the shipped-propensity rows go
+      std::cerr << "coat/propensities.ascii not used: " << s.status() << "\n";
+    }
   }
   c.clicks = std::move(*b);
   c.test = std::move(*t);
@@ -131,8 +136,15 @@ absl::StatusOr<Run> TrainCoat(const Coat& coat, const std::string& loss,
     spec.params.erase(it);
   }
   if (auto it = spec.params.find("clip"); it != spec.params.end()) {
-    spec.clip = std::stod(it->second);
+    double c;
+    if (!absl::SimpleAtod(it->second, &c)) {
+      return absl::InvalidArgumentError(absl::StrCat("clip=", it->second, ": not a number"));
+    }
+    spec.clip = c;
     spec.params.erase(it);
+  }
+  if (shipped && kind != FeedbackKind::kExplicit) {
+    return absl::InvalidArgumentError("prop=shipped: explicit feedback only");
   }
   const data::DatasetView& tr = kind == FeedbackKind::kExplicit
                                     ? (shipped ? *coat.ratings_shipped : coat.ratings)

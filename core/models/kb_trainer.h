@@ -33,6 +33,8 @@
 // weight_model=frozen (an ablation) skips steps 1-2 and keeps a at its U(0, 1)
 // initialisation; an earlier revision of the reference code (2b67229) does
 // this by accident (its weight step reads w through a detached predict()).
+// Frozen runs still list the weight, centre and eps settings in
+// resolved_params, inert, and report the initial factors as learned_factor.
 //
 // Stopping as in the reference: at most max_epochs; a relative decrease of
 // the epoch loss below tol counts a strike (never reset); stop after more
