@@ -230,6 +230,15 @@ int main(int argc, char** argv) {
                              std::pair{KbMethod::kAkbDr, "AKBDR-Gau"}}) {
         Print("coat", name, InChild([&] { return TrainOnce(view, m, {}, mcar); }));
       }
+      // The exponential kernel does not factorise over the user and item
+      // halves of the features, so its adaptive runs compute K_OD from the
+      // features every batch.
+      for (auto [m, name] : {std::pair{KbMethod::kAkbIps, "AKBIPS-Exp"},
+                             std::pair{KbMethod::kAkbDr, "AKBDR-Exp"}}) {
+        Print("coat", name, InChild([&] {
+                return TrainOnce(view, m, {{"kernel", "exponential"}}, mcar);
+              }));
+      }
     }
   }
   if (synth) {
