@@ -59,55 +59,57 @@ struct Coat {
   data::DatasetView test;     // raw ratings
 };
 
-absl::StatusOr<data::DatasetView> Load(const std::string& path, bool clicks_only,
-                                       const std::vector<std::vector<float>>* props = nullptr) {
-  data::LoadOptions lo;
-  auto r = data::LoadFile(path, data::Format::kCoat, lo);
+// The events of a Coat dense-matrix file (user = row, item = column, label =
+// the nonzero value), read by the project's Coat loader.
+absl::StatusOr<std::vector<data::Interaction>> Events(const std::string& path) {
+  auto r = data::LoadFile(path, data::Format::kCoat, data::LoadOptions{});
   if (!r.ok()) return r.status();
-  std::vector<data::Interaction> ev;
-  for (auto& e : r->events) {
-    if (props) {
-      const size_t u = std::stoul(e.user), i = std::stoul(e.item);
-      if (u >= props->size() || i >= (*props)[u].size()) {
-        return absl::InvalidArgumentError("propensities.ascii is smaller than train.ascii");
-      }
-      e.propensity = (*props)[u][i];
-    }
-    if (clicks_only) {
-      if (e.label < 3) continue;
-      e.label = 1;
-    }
-    ev.push_back(std::move(e));
-  }
-  return data::BuildViewFromInteractions(ev);
+  return std::move(r->events);
 }
 
 absl::StatusOr<Coat> LoadCoat(const std::string& dir) {
   Coat c;
-  auto a = Load(dir + "/train.ascii", false);
-  if (!a.ok()) return a.status();
-  auto b = Load(dir + "/train.ascii", true);
-  if (!b.ok()) return b.status();
-  auto t = Load(dir + "/test.ascii", false);
-  if (!t.ok()) return t.status();
-  c.ratings = std::move(*a);
-  if (std::ifstream pf(dir + "/propensities.ascii"); pf) {
-    std::vector<std::vector<float>> props;
-    for (std::string line; std::getline(pf, line);) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // as the loader
-      std::istringstream ls(line);
-      props.emplace_back();
-      for (float v; ls >> v;) props.back().push_back(v);
-    }
-    auto s = Load(dir + "/train.ascii", false, &props);
-    if (s.ok()) {
-      c.ratings_shipped = std::move(*s);
+  auto train = Events(dir + "/train.ascii");
+  if (!train.ok()) return train.status();
+  auto test = Events(dir + "/test.ascii");
+  if (!test.ok()) return test.status();
+  std::vector<data::Interaction> clicks;
+  for (const auto& e : *train) {
+    if (e.label < 3) continue;
+    clicks.push_back(e);
+    clicks.back().label = 1;
+  }
+  auto ratings = data::BuildViewFromInteractions(*train);
+  if (!ratings.ok()) return ratings.status();
+  auto click_view = data::BuildViewFromInteractions(clicks);
+  if (!click_view.ok()) return click_view.status();
+  auto test_view = data::BuildViewFromInteractions(*test);
+  if (!test_view.ok()) return test_view.status();
+  c.ratings = std::move(*ratings);
+  c.clicks = std::move(*click_view);
+  c.test = std::move(*test_view);
+  // Coat's shipped propensities: the same dense layout, every entry nonzero.
+  if (auto props = Events(dir + "/propensities.ascii"); props.ok()) {
+    std::map<std::pair<std::string, std::string>, float> p;
+    for (const auto& e : *props) p[{e.user, e.item}] = e.label;
+    auto v = [&]() -> absl::StatusOr<data::DatasetView> {
+      std::vector<data::Interaction> shipped = *train;
+      for (auto& e : shipped) {
+        auto it = p.find({e.user, e.item});
+        if (it == p.end()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("no propensity for user ", e.user, ", item ", e.item));
+        }
+        e.propensity = it->second;
+      }
+      return data::BuildViewFromInteractions(shipped);
+    }();
+    if (v.ok()) {
+      c.ratings_shipped = std::move(*v);
     } else {  // only the shipped-propensity rows go
-      std::cerr << "coat/propensities.ascii not used: " << s.status() << "\n";
+      std::cerr << "coat/propensities.ascii not used: " << v.status() << "\n";
     }
   }
-  c.clicks = std::move(*b);
-  c.test = std::move(*t);
   return c;
 }
 
