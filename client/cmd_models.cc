@@ -150,6 +150,16 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
       std::string human = absl::StrCat("model ", m->id(), " ready (", a->loss, " on ",
                                        a->dataset, ")");
       for (auto& [k, v] : j["metrics"].items()) absl::StrAppend(&human, " ", k, "=", v.dump());
+      // The trainer's warnings (e.g. saturated probabilities) belong on the
+      // screen, not only in `models --model ID`.
+      json diag = StructJson(m->diagnostics());
+      if (diag.contains("warnings") && diag["warnings"].is_array() &&
+          !diag["warnings"].empty()) {
+        j["warnings"] = diag["warnings"];
+        for (const auto& w : diag["warnings"]) {
+          if (w.is_string()) absl::StrAppend(&human, "\nwarning: ", w.get<std::string>());
+        }
+      }
       return Emit(ctx, j, human);
     };
   });

@@ -17,6 +17,7 @@ namespace debias::models {
 namespace {
 
 using ::debias::testing::StatusIs;
+using ::testing::HasSubstr;
 using train::FeedbackKind;
 
 // Small MNAR world: relevance gamma = sigma(a_u . b_i - 1), exposure
@@ -124,6 +125,38 @@ TEST(MfTrainerTest, RelMfAndIpsBeatNaiveUnderBiasedExposure) {
   double en = err(*naive), er = err(*rel), ei = err(*ips);
   EXPECT_LT(er, en * 0.6) << "naive " << en << " relmf " << er;
   EXPECT_LT(ei, en * 0.6) << "naive " << en << " ips " << ei;
+}
+
+TEST(MfTrainerTest, WarnsWhenLogitsSaturate) {
+  World w = MakeWorld(5);
+  // A plain naive run stays in range and says nothing.
+  auto spec = Spec("naive", FeedbackKind::kImplicit);
+  auto naive = TrainMf("naive", w.clicks, spec, {});
+  ASSERT_OK(naive);
+  const auto& nd = naive->diagnostics;
+  ASSERT_TRUE(nd.contains("score_range"));
+  EXPECT_LT(nd["score_range"]["max"].get<double>(), 20);
+  EXPECT_GT(nd["score_range"]["min"].get<double>(), -20);
+  EXPECT_GT(nd["score_range"]["events"].get<int64_t>(), 0);
+  EXPECT_FALSE(nd.contains("warnings"));
+  // relmf's log form with weights up to 1/0.1, a large step and no L2: the
+  // logits run away, and the warning names the cause and the knobs.
+  spec = Spec("relmf", FeedbackKind::kImplicit);
+  spec.propensity = "logged";
+  spec.clip = 0.1;
+  spec.params["lr"] = "0.2";
+  spec.params["l2"] = "0";
+  spec.params["epochs"] = "40";
+  auto rel = TrainMf("relmf", w.clicks, spec, {});
+  ASSERT_OK(rel);
+  const auto& rd = rel->diagnostics;
+  EXPECT_GT(rd["score_range"]["max"].get<double>(), 20);
+  ASSERT_TRUE(rd.contains("warnings"));
+  ASSERT_EQ(rd["warnings"].size(), 1u);
+  const std::string msg = rd["warnings"][0].get<std::string>();
+  EXPECT_THAT(msg, HasSubstr("saturate"));
+  EXPECT_THAT(msg, HasSubstr("unbounded below"));
+  EXPECT_THAT(msg, HasSubstr("raise l2 (now 0)"));
 }
 
 TEST(MfTrainerTest, DeterministicForASeed) {
