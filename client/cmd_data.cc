@@ -74,6 +74,11 @@ void RegisterSynth(CLI::App& app, Context& ctx) {
   sub->add_option("--test-items", args->mnar.mar_test_items_per_user,
                   "MAR test items per user")
       ->capture_default_str();
+  sub->add_option("--exposures", args->mnar.exposures,
+                  "mnar: exposure opportunities per pair; the label is the click rate over them")
+      ->capture_default_str();
+  sub->add_flag("--logged-propensity", args->mnar.log_propensity,
+               "mnar: write each click's true exposure probability as its logged propensity");
   sub->add_option("--seed", args->mnar.seed, "random seed")->capture_default_str();
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, args] {

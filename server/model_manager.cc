@@ -305,6 +305,11 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
     rec.metrics = result->metrics;
     rec.diagnostics = result->diagnostics;
     rec.spec["params"] = result->resolved_params;
+    // What the data decided (labels, propensity and why), in the spec.
+    if (auto it = rec.diagnostics.find("data_defaults");
+        it != rec.diagnostics.end() && it->is_object()) {
+      for (const auto& [k, v] : it->items()) rec.spec[k] = v;
+    }
     rec.user_keys = (*view)->user_keys;
     rec.item_keys = (*view)->item_keys;
     snapshot = result->model->Serialize();

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/propensity/kernel_balance.h"
+#include "core/propensity/registry.h"
 #include "core/util/status_macros.h"
 
 namespace debias::models {
@@ -87,6 +88,7 @@ struct Config {
   int wkb_ref_cap = 512;
   double threshold = 3.0;
   std::string propensity = "naive-bayes";
+  std::map<std::string, std::string> prop_params;  // prop.<key> of spec.params
   double clip = 0.0;  // 0: no clipping
 };
 
@@ -181,6 +183,7 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
   const auto& p = spec.params;
   std::vector<std::string> known = KbParamKeys(method);
   for (const auto& [k, v] : p) {
+    if (k.rfind("prop.", 0) == 0 && NeedsBase(tr)) continue;  // the estimator's keys
     if (!std::binary_search(known.begin(), known.end(), k)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "param '", k, "' is not known to loss '",
@@ -250,14 +253,9 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
     }
     c.threshold = *spec.threshold;
   }
-  if (!spec.propensity.empty()) {
-    if (spec.propensity != "naive-bayes" && spec.propensity != "logged") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "propensity='", spec.propensity, "': loss '",
-          std::string(KbMethodName(method)),
-          "' takes naive-bayes (default) or logged"));
-    }
-    c.propensity = spec.propensity;
+  if (!spec.propensity.empty()) c.propensity = spec.propensity;  // checked when fitted
+  for (const auto& [k, v] : p) {
+    if (k.rfind("prop.", 0) == 0) c.prop_params[k.substr(5)] = v;
   }
   if (spec.clip.has_value()) {
     if (!std::isfinite(*spec.clip) || *spec.clip <= 0.0 || *spec.clip > 1.0) {
@@ -279,6 +277,7 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
   r["seed"] = Num(spec.seed);
   if (NeedsBase(tr)) {
     r["propensity"] = c.propensity;
+    for (const auto& [k, v] : c.prop_params) r["prop." + k] = v;
     r["mcar_pos_rate"] = c.mcar_pos_rate > 0 ? Num(c.mcar_pos_rate) : "observed";
     r["clip"] = c.clip > 0 ? Num(c.clip) : "none";
   }
@@ -823,6 +822,32 @@ absl::Status ComputeBaseRho(const Config& c, const data::DatasetView& view,
   for (float y : d->y) pos += y;
   const double py_o = pos / d->n;
   const double po = static_cast<double>(d->n) / (double(d->nu) * double(d->ni));
+  if (c.propensity != "naive-bayes") {
+    // Any other estimator of the registry (e.g. popularity of the observed
+    // events, the default without a MAR sample): rho = 1 / p, rescaled so
+    // that its mean over the observed pairs is 1 / P(o=1), the scale of the
+    // naive-Bayes weights the reference hyperparameters were set for.
+    propensity::FitContext fc;
+    fc.rule.threshold = c.threshold;
+    fc.mar = mar;
+    fc.mar_rule.threshold = c.threshold;
+    auto params = c.prop_params;
+    if (c.propensity == "popularity" && !params.count("count")) params["count"] = "events";
+    ASSIGN_OR_RETURN(auto est, propensity::FitEstimator(c.propensity, view, params, fc));
+    double sum = 0;
+    for (size_t e = 0; e < d->n; ++e) {
+      const float p = std::max<float>(est->Event(view, e, d->y[e] > 0 ? 1 : 0),
+                                      std::max(c.clip, 1e-12));
+      d->rho[e] = 1.0f / p;
+      sum += d->rho[e];
+    }
+    const double scale = sum > 0 ? (1.0 / po) / (sum / d->n) : 1.0;
+    for (size_t e = 0; e < d->n; ++e) d->rho[e] = static_cast<float>(d->rho[e] * scale);
+    d->rho_pos = d->rho_neg = 1.0 / po;
+    (*diag)["base_propensity"] = {{"estimator", c.propensity}, {"p_obs", po},
+                                  {"fitted", est->Describe()}};
+    return absl::OkStatus();
+  }
   double py = py_o;
   std::string source = "observed";
   if (c.mcar_pos_rate > 0) {
@@ -1064,10 +1089,11 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
           "kernel balancing did not shape them; use weight_model=trained (the default) to "
           "balance");
     } else if (d.n > 0 && f_max - f_min < 1e-3) {
-      diag["warnings"].push_back(absl::StrFormat(
-          "the weight model learned one factor (%.4f) for every observed pair, so the "
-          "weights are the base inverse propensities times that factor and kernel balancing "
-          "did not shape them; lower l2_weight (now %g) or raise lr_weight (now %g)",
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "degenerate: the weight model collapsed to one factor (%.4f) for every observed "
+          "pair, so the weights are the base inverse propensities times that factor and "
+          "kernel balancing did not shape them; lower l2_weight (now %g) or raise "
+          "lr_weight (now %g)",
           0.5 * (f_min + f_max), c.l2_weight, c.lr_weight));
     }
     // Balance on a fixed evaluation sample: up to 20,000 observed pairs, 4,096

@@ -171,6 +171,7 @@ struct Settings {
   double neg_ratio = 0;
   bool uniform_sampling = false;
   bool async_sampling = true;
+  bool share_weighting = true;  // unlabeled=share
   LossForm form = LossForm::kLog;
   double imp_lr = 0, imp_l2 = 0, all_pairs_ratio = 0;
   std::string propensity;
@@ -402,8 +403,8 @@ class Team {
 class UnlabeledStream {
  public:
   UnlabeledStream(const PairSampler& sampler, uint64_t seed, std::vector<size_t> counts,
-                  bool async)
-      : sampler_(sampler), rng_(seed), counts_(std::move(counts)) {
+                  bool async, float weight)
+      : sampler_(sampler), rng_(seed), counts_(std::move(counts)), weight_(weight) {
     if (!async) return;
     const size_t largest = *std::max_element(counts_.begin(), counts_.end());
     constexpr size_t kRingBytes = size_t{64} << 20;
@@ -448,7 +449,7 @@ class UnlabeledStream {
   static constexpr uint64_t kMaxSlots = 4;
   void Fill(std::vector<LossSample>* out, uint64_t batch) {
     sampler_.SampleMany(rng_, counts_[batch % counts_.size()], [&](uint32_t u, uint32_t i) {
-      out->push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled});
+      out->push_back({u, i, 0.0f, 1.0f, weight_, Role::kUnlabeled});
     });
   }
   // Batch b goes to slot b % nslots_ once batch b - nslots_ (same slot) has
@@ -474,6 +475,7 @@ class UnlabeledStream {
   const PairSampler& sampler_;
   std::mt19937_64 rng_;  // the helper's alone while it runs
   const std::vector<size_t> counts_;
+  const float weight_;  // LossSample::weight2 of every pair drawn
   uint64_t nslots_ = 1;
   std::vector<LossSample> slots_[kMaxSlots];
   std::mutex mu_;
@@ -519,13 +521,17 @@ absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
     ASSIGN_OR_RETURN(std::string s, p.Choice("sampling", "balanced", {"balanced", "uniform"}));
     st.uniform_sampling = s == "uniform";
     ASSIGN_OR_RETURN(st.async_sampling, p.Bool("async_sampling", true));
+    ASSIGN_OR_RETURN(std::string uw, p.Choice("unlabeled", "share", {"share", "sampled"}));
+    st.share_weighting = uw == "share";
     if (st.uniform_sampling && st.async_sampling) {
       st.async_sampling = false;  // uniform sampling draws inline, with the shuffle's stream
       p.resolved()["async_sampling"] = "false";
     }
   }
-  if (loss == Loss::kRelMf) {
-    ASSIGN_OR_RETURN(std::string f, p.Choice("loss_form", "log", {"log", "squared"}));
+  if (loss == Loss::kRelMf || (implicit && loss == Loss::kIps)) {
+    // Squared by default: bounded below (the log form is not, for a click
+    // weighted 1/theta > 1; Saito et al.'s public code uses the squared one).
+    ASSIGN_OR_RETURN(std::string f, p.Choice("loss_form", "squared", {"log", "squared"}));
     st.form = f == "log" ? LossForm::kLog : LossForm::kSquared;
   }
   if (loss == Loss::kDrJl || loss == Loss::kMrdrJl) {
@@ -676,7 +682,19 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
       c2[e] = static_cast<float>((1 - p) / (p * p));
       sum2 += c2[e];
     }
-    if (loss == Loss::kMrdrJl) {
+    if (explicit_) {
+      // Inverse propensities scaled to mean 1 over the observed events: the
+      // estimators are unchanged up to that constant, and the loss keeps
+      // naive's scale whatever the estimator's (popularity is relative to
+      // the most popular item), so l2 means the same for every loss.
+      double sum = 0;
+      for (uint32_t e : events) sum += c[e];
+      const double mean = sum / events.size();
+      for (uint32_t e : events) c[e] = static_cast<float>(c[e] / mean);
+    }
+    if (implicit) {
+      for (uint32_t e : events) c2[e] = 1.0f;  // a click stands for itself
+    } else if (loss == Loss::kMrdrJl) {
       const double mean2 = sum2 / events.size();
       for (uint32_t e : events) c2[e] = mean2 > 0 ? c2[e] / mean2 : 1.0f;
     } else {
@@ -747,12 +765,29 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
   obs.reserve(events.size());
   AdviseHugePages(obs.data(), obs.capacity() * sizeof(LossSample));
   for (uint32_t e : events) {
-    obs.push_back({tr.user[e], tr.item[e], static_cast<float>(st.rule.Binary(tr.label[e])),
-                   c[e], c2[e], Role::kObserved});
+    // Implicit labels in (0, 1] are click rates (e.g. C clicks over K
+    // exposure opportunities) and are kept as soft targets; a threshold, when
+    // given, binarises them like ratings.
+    const float y = implicit && !spec.threshold
+                        ? std::clamp(tr.label[e], 0.0f, 1.0f)
+                        : static_cast<float>(st.rule.Binary(tr.label[e]));
+    obs.push_back({tr.user[e], tr.item[e], y, c[e], c2[e], Role::kObserved});
   }
   std::vector<uint32_t>().swap(events);
   std::vector<float>().swap(c);
   std::vector<float>().swap(c2);
+  // Soft implicit labels (click rates) carry their signal in differences as
+  // small as the labels themselves; the loss is scaled by 1 / (mean label of
+  // the clicked pairs) so it keeps the scale of binary clicks against l2
+  // (1 for binary data).
+  double label_scale = 1.0;
+  if (implicit && !obs.empty()) {
+    double sum_y = 0;
+    for (const LossSample& x : obs) sum_y += x.label;
+    if (sum_y > 0) label_scale = static_cast<double>(obs.size()) / sum_y;
+    for (LossSample& x : obs) x.weight2 = static_cast<float>(x.weight2 * label_scale);
+    result.diagnostics["label_scale"] = label_scale;
+  }
 
   const size_t extra_per_batch =
       implicit ? static_cast<size_t>(std::ceil(st.neg_ratio * st.batch_size))
@@ -854,8 +889,20 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
       const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
       counts.push_back(static_cast<size_t>(std::ceil(st.neg_ratio * bn)));
     }
+    // Each unlabeled pair drawn stands for its share of all the pairs
+    // without a click (unlabeled=share), so a batch estimates the sum over
+    // every pair that the estimator is defined on; with unlabeled=sampled
+    // (Saito et al.'s public code) it weighs 1, which over-weights the clicks
+    // by (non-clicked pairs / clicks) / neg_ratio.
+    float unl_weight = 1.0f;
+    if (st.share_weighting) {
+      const double non_clicked = std::max(1.0, grid - static_cast<double>(n_pos));
+      unl_weight = static_cast<float>(non_clicked / static_cast<double>(n_pos) / st.neg_ratio);
+    }
+    unl_weight = static_cast<float>(unl_weight * label_scale);
+    result.diagnostics["unlabeled_weight"] = unl_weight;
     stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts),
-                   st.async_sampling);
+                   st.async_sampling, unl_weight);
   }
 
   const auto t_setup = std::chrono::steady_clock::now();

@@ -55,6 +55,12 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitNaiveBayes(
     const data::DatasetView& train, const LabelRule& rule,
     const NaiveBayesOptions& opts);
 
+// impressions: p_i = (users with any event on item i) / num_users, the
+// exposure rate of each item, for logs that record impressions (events with
+// label 0: shown, not clicked) besides clicks; floored at half a user.
+// FAILED_PRECONDITION for an empty view.
+absl::StatusOr<std::unique_ptr<Estimator>> FitImpressions(const data::DatasetView& train);
+
 // Side features: one dense row per user (or item), row-major.
 struct SideFeatures {
   int dim = 0;

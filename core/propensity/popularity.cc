@@ -10,7 +10,7 @@ namespace {
 
 class Popularity final : public Estimator {
  public:
-  Popularity(std::vector<float> p, float floor, double eta, uint64_t max_count,
+  Popularity(std::vector<float> p, float floor, double eta, double max_count,
              uint64_t zero_items)
       : p_(std::move(p)), floor_(floor), eta_(eta), max_count_(max_count),
         zero_items_(zero_items) {}
@@ -27,7 +27,8 @@ class Popularity final : public Estimator {
   std::vector<float> p_;
   float floor_;
   double eta_;
-  uint64_t max_count_, zero_items_;
+  double max_count_;
+  uint64_t zero_items_;
 };
 
 }  // namespace
@@ -43,13 +44,19 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitPopularity(
     return absl::InvalidArgumentError(
         absl::StrCat("floor=", *opts.floor, ": floor must be in (0, 1]"));
   }
-  std::vector<uint64_t> n(train.num_items(), 0);
+  // Positives count with their label when it is a click rate in (0, 1]
+  // (C clicks over K exposure opportunities), else as 1.
+  std::vector<double> n(train.num_items(), 0);
   for (size_t e = 0; e < train.num_events(); ++e) {
-    if (opts.count_all_events || rule.IsPositive(train.label[e])) {
-      if (train.item[e] < n.size()) ++n[train.item[e]];
+    if (train.item[e] >= n.size()) continue;
+    if (opts.count_all_events) {
+      n[train.item[e]] += 1;
+    } else if (rule.IsPositive(train.label[e])) {
+      const float l = train.label[e];
+      n[train.item[e]] += !rule.threshold && l > 0 && l < 1 ? l : 1.0;
     }
   }
-  uint64_t max_n = n.empty() ? 0 : *std::max_element(n.begin(), n.end());
+  double max_n = n.empty() ? 0 : *std::max_element(n.begin(), n.end());
   if (max_n == 0) {
     return absl::FailedPreconditionError(
         "popularity: no counted events (no positive labels) in the training view");

@@ -161,6 +161,11 @@ const std::vector<EstimatorInfo>& Estimators() {
        &FitLogisticRow},
       {"logged", "the propensity recorded by the logging policy with each event",
        {"fallback"}, &FitLoggedRow},
+      {"impressions",
+       "exposure rate of each item, (users shown it) / users, from a log with impressions",
+       {}, [](const data::DatasetView& train, const Params&, const FitContext&) {
+         return FitImpressions(train);
+       }},
   };
   return *rows;
 }

@@ -3,7 +3,7 @@
 // Callers (trainers, the server's GetPropensities, the CLI) fit an estimator
 // by name with string parameters; each row documents and validates its own
 // keys and rejects unknown ones with INVALID_ARGUMENT listing the known keys.
-// Names: "popularity", "naive-bayes", "logistic", "logged".
+// Names: "popularity", "naive-bayes", "logistic", "logged", "impressions".
 #ifndef DEBIAS_CORE_PROPENSITY_REGISTRY_H_
 #define DEBIAS_CORE_PROPENSITY_REGISTRY_H_
 

@@ -118,6 +118,10 @@ absl::Status ValidateMnarWorldOptions(const MnarWorldOptions& o) {
                      ": exposure_scale must be in (0, 1e12]"));
   }
   const int64_t max_k = std::min<int64_t>(o.num_items, 1000);
+  if (o.exposures < 1 || o.exposures > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "exposures=", o.exposures, ": exposures must be in [1, 1000]"));
+  }
   if (o.mar_test_items_per_user < 0 || o.mar_test_items_per_user > max_k) {
     return absl::InvalidArgumentError(absl::StrCat(
         "mar_test_items_per_user=", o.mar_test_items_per_user,
@@ -339,6 +343,7 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
     std::mt19937_64 rng = StreamRng(seed, kExposure);
     uint64_t exposures = 0;
     double gamma_sum = 0.0;
+    for (int pass = 0; pass < options.exposures; ++pass)
     for (uint32_t i = 0; i < I; ++i) {
       const double wi = scale * w.exposure_weight_[i];
       for (size_t b = 0; b < B; ++b) {
@@ -388,6 +393,31 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
     for (size_t k = 0; k < click_user.size(); ++k) {
       w.click_items_[next[click_user[k]]++] = click_item[k];
     }
+  }
+  if (options.exposures > 1) {
+    // Several passes: sort each user's items and fold repeats into counts.
+    std::vector<uint32_t> items;
+    std::vector<uint16_t> counts;
+    std::vector<uint64_t> offsets(U + 1, 0);
+    items.reserve(w.click_items_.size());
+    counts.reserve(w.click_items_.size());
+    for (size_t u = 0; u < U; ++u) {
+      auto b = w.click_items_.begin() + w.click_offsets_[u];
+      auto e = w.click_items_.begin() + w.click_offsets_[u + 1];
+      std::sort(b, e);
+      for (auto it = b; it != e; ++it) {
+        if (it != b && *it == *(it - 1)) {
+          ++counts.back();
+        } else {
+          items.push_back(*it);
+          counts.push_back(1);
+        }
+      }
+      offsets[u + 1] = items.size();
+    }
+    w.click_items_ = std::move(items);
+    w.click_counts_ = std::move(counts);
+    w.click_offsets_ = std::move(offsets);
   }
   w.summary_.clicks = w.click_items_.size();
   {
@@ -502,11 +532,20 @@ std::vector<std::string> Keys(const char* prefix, size_t n) {
 
 }  // namespace
 
+float MnarWorld::ClickLabel(uint32_t u, size_t k) const {
+  if (click_counts_.empty()) return 1.0f;
+  return static_cast<float>(click_counts_[click_offsets_[u] + k]) /
+         static_cast<float>(options_.exposures);
+}
+
 std::vector<data::Interaction> MnarWorld::ClickEvents() const {
   std::vector<data::Interaction> events;
   events.reserve(click_items_.size());
   for (uint32_t u = 0; u < num_users(); ++u) {
-    for (uint32_t i : ClickedItems(u)) events.push_back(Event(u, i, 1.0f));
+    std::span<const uint32_t> items = ClickedItems(u);
+    for (size_t k = 0; k < items.size(); ++k) {
+      events.push_back(Event(u, items[k], ClickLabel(u, k)));
+    }
   }
   return events;
 }
@@ -528,9 +567,10 @@ absl::StatusOr<data::DatasetView> MnarWorld::ClickView() const {
   data::DatasetViewBuilder b;
   b.Reserve(click_items_.size());
   for (uint32_t u = 0; u < num_users(); ++u) {
-    for (uint32_t i : ClickedItems(u)) {
-      b.Add(u, i, 1.0f, std::nullopt, data::kNoList, std::nullopt, std::nullopt,
-            {});
+    std::span<const uint32_t> items = ClickedItems(u);
+    for (size_t k = 0; k < items.size(); ++k) {
+      b.Add(u, items[k], ClickLabel(u, k), std::nullopt, data::kNoList, std::nullopt,
+            std::nullopt, {});
     }
   }
   return b.Finish(Keys("u", num_users()), Keys("i", num_items()), {}, 0);
@@ -566,6 +606,7 @@ nlohmann::json MnarWorld::ToJson() const {
                   {"expected_clicks", o.expected_clicks},
                   {"exposure_scale", o.exposure_scale},
                   {"mar_test_items_per_user", o.mar_test_items_per_user},
+                  {"exposures", o.exposures},
                   {"truth_sample_pairs", o.truth_sample_pairs},
                   {"seed", o.seed}};
   j["summary"] = {{"clicks", s.clicks},
@@ -582,7 +623,8 @@ nlohmann::json MnarWorld::ToJson() const {
   j["model"] =
       "gamma=sigmoid(spread*(0.8*x_u.y_i/sqrt(dim)+0.6*b_i)+offset); "
       "theta=min(1, scale*(pop_i/max_pop)^p*a_u); pop_i=rank_i^-a; "
-      "Y=Bernoulli(theta)*Bernoulli(gamma)";
+      "Y=Bernoulli(theta)*Bernoulli(gamma); with exposures K > 1 the label is the click "
+      "rate over K independent draws of Y";
   return j;
 }
 
@@ -598,7 +640,11 @@ absl::Status MnarWorld::WriteWorld(const std::string& dir) const {
               std::min<uint64_t>(begin + (1 << 20), click_items_.size());
           for (uint64_t k = begin; k < end; ++k) {
             while (click_offsets_[u + 1] <= k) ++u;
-            chunk->push_back(Event(u, click_items_[k], 1.0f));
+            chunk->push_back(Event(u, click_items_[k], ClickLabel(u, k - click_offsets_[u])));
+            if (options_.log_propensity) {
+              chunk->back().propensity =
+                  static_cast<float>(Exposure(u, click_items_[k]));
+            }
           }
         });
     if (!s.ok()) return s;

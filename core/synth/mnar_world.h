@@ -20,7 +20,8 @@
 //    0 turns it off). scale = exposure_scale, or, when expected_clicks > 0,
 //    the scale for which sum_i gbar_i sum_u theta_ui = expected_clicks, where
 //    gbar_i is item i's mean gamma over a fixed sample of up to 512 users
-//    (all users when fewer), i.e. E[#clicks] up to that sampling error.
+//    (all users when fewer), i.e. E[#clicks] up to that sampling error
+//    (with exposures = K > 1: E[sum of the labels C/K]).
 //
 // Generation never touches all U x I pairs: users are grouped into activity
 // buckets and, per item and bucket, the exposed users are found by geometric
@@ -66,6 +67,16 @@ struct MnarWorldOptions {
   double expected_clicks = 0.0;
   double exposure_scale = 1.0;       // (0, 1e12], used when expected_clicks = 0
   int mar_test_items_per_user = 10;  // [0, min(num_items, 1000)]
+  // K: exposure opportunities per pair (sessions of the same world). Each
+  // draws O ~ Bernoulli(theta) and R ~ Bernoulli(gamma) afresh; the pair's
+  // label is its click rate C / K over the K opportunities (C = clicks), so
+  // E[label] = theta * gamma for every K and its noise falls as K grows.
+  // Only pairs with C >= 1 are written. [1, 1000]; 1 = the classic world.
+  int exposures = 1;
+  // Write each click's true theta_ui as its logged propensity (the
+  // `propensity` column of train.csv): what a log whose exposure policy is
+  // known would carry. Off: clicks only.
+  bool log_propensity = false;
   // Random (user, item) pairs written to truth.csv besides the MAR pairs;
   // when U * I <= this, truth.csv holds every pair instead. [0, 10,000,000]
   int64_t truth_sample_pairs = 100000;
@@ -118,7 +129,9 @@ class MnarWorld {
   // Clicked items of user u, ascending (empty out of range).
   std::span<const uint32_t> ClickedItems(uint32_t u) const;
   uint64_t num_clicks() const { return click_items_.size(); }
-  // The observed clicks as events (label 1), user-major, items ascending.
+  // Label of user u's k-th clicked item: C / K (1 when exposures = 1).
+  float ClickLabel(uint32_t u, size_t k) const;
+  // The observed clicks as events (label C / K), user-major, items ascending.
   // About 150 bytes per click: prefer ClickView() for big worlds.
   std::vector<data::Interaction> ClickEvents() const;
   // The clicks as a DatasetView whose dense ids are the world's ids: every
@@ -158,6 +171,7 @@ class MnarWorld {
   double scale_ = 1.0;
   std::vector<uint64_t> click_offsets_;  // U + 1
   std::vector<uint32_t> click_items_;
+  std::vector<uint16_t> click_counts_;  // C per clicked pair (exposures > 1)
   std::vector<uint32_t> test_items_;  // U x K
   std::vector<uint8_t> test_labels_;  // U x K
 };

@@ -19,6 +19,10 @@ struct TrainerInfo {
   std::string_view description;  // one line, with the paper
   std::vector<FeedbackKind> feedback;  // the kinds this loss applies to
   TrainerFn fn;
+  // Whether the method weights by propensities (an estimator from
+  // core/propensity): when the caller names none, RunTraining chooses one
+  // from what the data has (ChoosePropensity in data_defaults.h).
+  bool propensity = false;
 };
 
 // All registered trainers, in display order.
@@ -27,6 +31,13 @@ const std::vector<TrainerInfo>& Trainers();
 absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name);
 // Runs the trainer for spec.loss after checking that it applies to
 // spec.feedback (INVALID_ARGUMENT naming the kinds it needs otherwise).
+// Before it: the labels are resolved from the data (ResolveLabels: explicit
+// feedback always reaches the trainer with a threshold) and, for a method
+// that weights by propensities, the estimator is chosen from the data when
+// the spec names none (ChoosePropensity). After it: a model that cannot be
+// right is refused (CheckNotDegenerate: FAILED_PRECONDITION "degenerate:
+// ..."). diagnostics["data_defaults"] records {labels, propensity, reason}
+// and a warning joins diagnostics["warnings"].
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                                         const TrainSpec& spec,
                                         const TrainContext& ctx);
