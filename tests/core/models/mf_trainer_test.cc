@@ -147,6 +147,8 @@ TEST(MfTrainerTest, WarnsWhenLogitsSaturate) {
   spec.params["lr"] = "0.2";
   spec.params["l2"] = "0";
   spec.params["epochs"] = "40";
+  spec.params["loss_form"] = "log";       // the paper's form (squared is the default)
+  spec.params["unlabeled"] = "sampled";   // Saito et al.'s public code's weighting
   auto rel = TrainMf("relmf", w.clicks, spec, {});
   ASSERT_OK(rel);
   const auto& rd = rel->diagnostics;
