@@ -166,13 +166,14 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
         self.assertEqual(ctx.exception.events_acknowledged, 1)
         self.assertEqual(self.client.delete_dataset("small"), 7)
-        # A click log with optional columns, some values missing (left unset).
+        # A click log with optional columns, some values missing (left unset:
+        # None / pd.NA, never NaN, see test_03a).
         log = pd.DataFrame({
             "user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"],
-            "label": [1.0, 0.0, np.nan, 0.0],
+            "label": [1.0, 0.0, 1.0, 0.0],
             "list_id": ["l1", "l1", "l2", None],
             "position": pd.array([1, 2, 1, None], dtype="Int32"),
-            "propensity": [0.9, 0.5, np.nan, 0.25],
+            "propensity": pd.array([0.9, 0.5, None, 0.25], dtype="Float64"),
         })
         self.assertEqual(self.client.ingest("log", log, create_if_missing=True), 4)
         stats = self.client.stats("log")
@@ -188,6 +189,70 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(DebiasError) as ctx2:
             self.client.get_dataset("small")
         self.assertEqual(ctx2.exception.code, "NOT_FOUND")
+
+    def test_03a_ingest_rejects_non_finite_labels_and_propensities(self) -> None:
+        # NaN/inf labels and propensities are refused before anything is sent
+        # (the server's wording, the caller's 0-based row); never stored as a
+        # click or as "no propensity".
+        name = "nonfinite"
+
+        def rejected(events: Any, row: int, what: str) -> IngestError:
+            with self.assertRaises(IngestError, msg=what) as ctx:
+                self.client.ingest(name, events, batch_size=2)
+            err = ctx.exception
+            self.assertIsInstance(err, DebiasError)
+            self.assertEqual(err.code, "INVALID_ARGUMENT", what)
+            self.assertIn(f"row {row}:", err.message, what)
+            self.assertIn("must be a finite number", err.message, what)
+            return err
+
+        base = {"user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"]}
+        cases = [
+            ("label", [1.0, 0.0, np.nan, 0.0], 2, "label=nan"),
+            ("label", np.array([1, 1, 1, np.inf], dtype=np.float32), 3, "label=inf"),
+            ("label", [-np.inf, 1.0, 1.0, 1.0], 0, "label=-inf"),
+            ("propensity", [0.5, np.nan, 0.5, 0.5], 1, "propensity=nan"),
+            ("propensity", [0.5, 0.5, 0.5, np.inf], 3, "propensity=inf"),
+            ("propensity", pd.Series([0.5, 0.5, float("nan"), None], dtype=object), 2,
+             "propensity=nan"),
+        ]
+        for column, values, row, text in cases:
+            frame = pd.DataFrame(dict(base, **{column: values}))
+            err = rejected(frame, row, text)
+            self.assertIn(text, err.message)
+            # The whole frame is checked before the stream opens: nothing stored.
+            self.assertEqual(err.events_acknowledged, 0, text)
+        # Dicts and tuples: the row is the event's place in the iterable.
+        err = rejected([{"user": "a", "item": "x"}, {"user": "a", "item": "y"},
+                        {"user": "b", "item": "x", "label": float("nan")}], 2, "dict")
+        self.assertIn("label=nan", err.message)
+        self.assertEqual(err.events_acknowledged, 2)  # the first batch of 2 went through
+        err = rejected([("a", "x", 1.0, None, None, None, np.float32("nan"))], 0, "tuple")
+        self.assertIn("propensity=nan", err.message)
+        rejected([("a", "x", math.inf)], 0, "tuple label")
+        stats = self.client.stats(name)
+        self.assertEqual((stats["events"], stats["with_propensity"]), (2, 0))
+        back = self.client.export(name)
+        self.assertTrue(np.all(np.isfinite(back["label"].to_numpy())))
+        # An explicit missing label (None / pd.NA) is refused too: leave the
+        # label out for a click rather than have a hole turned into one.
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest(name, pd.DataFrame(
+                dict(base, label=pd.array([1.0, None, 1.0, 1.0], dtype="Float64"))))
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("row 1: label is missing", ctx.exception.message)
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest(name, [{"user": "c", "item": "x", "label": None}])
+        self.assertIn("row 0: label is missing", ctx.exception.message)
+        # Missing propensities (None / pd.NA) stay unset, finite ones are sent.
+        ok = pd.DataFrame({"user": ["c", "c", "d", "d"], "item": ["x", "y", "x", "z"],
+                           "propensity": pd.array([0.5, None, 0.25, None], dtype="Float64")})
+        self.assertEqual(self.client.ingest(name, ok), 4)
+        self.assertEqual(self.client.ingest(name, [{"user": "e", "item": "x",
+                                                    "propensity": None}]), 1)
+        stats = self.client.stats(name)
+        self.assertEqual((stats["events"], stats["with_propensity"]), (7, 2))
+        self.client.delete_dataset(name)
 
     def test_04_train_with_progress(self) -> None:
         epochs: List[Dict[str, Any]] = []
