@@ -10,6 +10,7 @@ message.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
@@ -49,31 +50,67 @@ _EVALUATE_OPTIONS = tuple(f.name for f in ev_pb2.EvaluateRequest.DESCRIPTOR.fiel
                           if f.name not in ("model_id", "dataset"))
 
 
+#: The default server address, as debiasctl's.
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
 class Client:
     """Client of one debiasd server.
 
+    Every connection setting left out (None) is read from the environment
+    like debiasctl reads it: ``DEBIAS_SERVER`` (else 127.0.0.1:50051),
+    ``DEBIAS_TOKEN``, and for TLS ``DEBIAS_TLS_CA``, ``DEBIAS_TLS_CERT``,
+    ``DEBIAS_TLS_KEY``, ``DEBIAS_TLS_SERVER_NAME`` (the environment
+    counterparts of debiasctl's --tls-ca, --tls-cert, --tls-key and
+    --tls-server-name). So ``Client()`` connects where ``debiasctl`` does.
+
     Args:
-        target: ``host:port`` of the server.
+        target: ``host:port`` of the server; None: ``$DEBIAS_SERVER`` or
+            127.0.0.1:50051.
         timeout: deadline in seconds of every unary call (and of the streaming
             calls unless they are given their own ``timeout``).
         token: bearer token, sent as ``authorization`` metadata when the server
-            runs with ``--auth_tokens``.
+            runs with ``--auth_tokens``; None: ``$DEBIAS_TOKEN``; "": none.
         credentials: channel credentials for a TLS server
-            (``grpc.ssl_channel_credentials(...)``); plaintext when None.
+            (``grpc.ssl_channel_credentials(...)``); when given, the tls_*
+            arguments and variables are not read.
+        tls_ca: PEM file of the CA that signed the server certificate; setting
+            it (or ``tls_cert``) turns TLS on (without it the system roots are
+            trusted). None: ``$DEBIAS_TLS_CA``; "": unset.
+        tls_cert, tls_key: PEM client certificate and private key for mutual
+            TLS (both or neither). None: ``$DEBIAS_TLS_CERT`` / ``$DEBIAS_TLS_KEY``.
+        tls_server_name: name to check in the server certificate instead of
+            the target's host. None: ``$DEBIAS_TLS_SERVER_NAME``.
+
+    Raises:
+        DebiasError: INVALID_ARGUMENT when a TLS file cannot be read, or a
+            certificate comes without its key (or the reverse).
 
     Usable as a context manager (closes the channel). Thread-safe like the
     underlying grpc channel: several threads may call one Client.
     """
 
-    def __init__(self, target: str = "127.0.0.1:50051", timeout: float = 30.0, *,
+    def __init__(self, target: Optional[str] = None, timeout: float = 30.0, *,
                  token: Optional[str] = None,
-                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None,
+                 tls_server_name: Optional[str] = None) -> None:
+        if target is None:
+            target = os.environ.get("DEBIAS_SERVER") or DEFAULT_TARGET
+        if token is None:
+            token = os.environ.get("DEBIAS_TOKEN", "")
         self.target = target
         self.timeout = timeout
         # The server enforces --max_message_bytes; the client does not add a
         # second, smaller limit.
         options = [("grpc.max_receive_message_length", -1),
                    ("grpc.max_send_message_length", -1)]
+        if credentials is None:
+            credentials, server_name = _tls_credentials(tls_ca, tls_cert, tls_key,
+                                                        tls_server_name)
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
@@ -523,6 +560,42 @@ class Client:
 
 
 # --- conversions ---------------------------------------------------------
+
+
+def _tls_credentials(ca: Optional[str], cert: Optional[str], key: Optional[str],
+                     server_name: Optional[str]
+                     ) -> Tuple[Optional[grpc.ChannelCredentials], str]:
+    """TLS channel credentials from PEM files (arguments, else DEBIAS_TLS_*),
+    as debiasctl builds them: TLS when a CA or a client certificate is given;
+    (None, "") for plaintext."""
+    def setting(value: Optional[str], env: str) -> str:
+        return os.environ.get(env, "") if value is None else value
+
+    ca = setting(ca, "DEBIAS_TLS_CA")
+    cert = setting(cert, "DEBIAS_TLS_CERT")
+    key = setting(key, "DEBIAS_TLS_KEY")
+    server_name = setting(server_name, "DEBIAS_TLS_SERVER_NAME")
+    if not ca and not cert:
+        if key:
+            raise DebiasError("INVALID_ARGUMENT", "tls_key without tls_cert")
+        return None, ""
+    if bool(cert) != bool(key):
+        raise DebiasError("INVALID_ARGUMENT", "tls_cert and tls_key go together")
+
+    def read(name: str, path: str) -> Optional[bytes]:
+        if not path:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise DebiasError("INVALID_ARGUMENT",
+                              f"{name}={path!r}: cannot read: {e.strerror}") from None
+
+    creds = grpc.ssl_channel_credentials(root_certificates=read("tls_ca", ca),
+                                         private_key=read("tls_key", key),
+                                         certificate_chain=read("tls_cert", cert))
+    return creds, server_name
 
 
 def message_to_dict(msg: Message) -> Dict[str, Any]:

@@ -19,7 +19,8 @@ import subprocess
 import tempfile
 import time
 import unittest
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -334,6 +335,145 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(DebiasError) as ctx:
             self.client.get_model(mid)
         self.assertEqual(ctx.exception.code, "NOT_FOUND")
+
+
+_ENV_KEYS = ("DEBIAS_SERVER", "DEBIAS_TOKEN", "DEBIAS_TLS_CA", "DEBIAS_TLS_CERT",
+             "DEBIAS_TLS_KEY", "DEBIAS_TLS_SERVER_NAME")
+
+
+def start_debiasd(tmp: str, extra: Sequence[str] = ()) -> "tuple[subprocess.Popen, int]":
+    """Starts $DEBIASD on 127.0.0.1 port 0 in ``tmp``; returns (process, port)."""
+    debiasd = os.environ.get("DEBIASD", "")
+    if not debiasd or not os.access(debiasd, os.X_OK):
+        raise unittest.SkipTest(f"DEBIASD={debiasd!r} is not an executable debiasd")
+    port_file = os.path.join(tmp, "port")
+    with open(os.path.join(tmp, "debiasd.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [debiasd, "--listen", "127.0.0.1:0", "--data_dir", os.path.join(tmp, "db"),
+             "--port_file", port_file, "--log_level", "warn", *extra],
+            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(port_file) or os.path.getsize(port_file) == 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            with open(os.path.join(tmp, "debiasd.log"), "rb") as f:
+                raise RuntimeError("debiasd did not start:\n" + f.read().decode(errors="replace"))
+        time.sleep(0.02)
+    with open(port_file) as f:
+        return proc, int(f.read().strip())
+
+
+class ClientFromEnvironmentTest(unittest.TestCase):
+    """Client() with no argument connects like debiasctl: DEBIAS_SERVER,
+    DEBIAS_TOKEN and DEBIAS_TLS_* against a mutual-TLS server with tokens."""
+
+    TOKEN = "py-client-test-token"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("openssl not found (needed to make test certificates)")
+        cls.tmp = tempfile.mkdtemp(prefix="debias_pyclient_tls_")
+        d = cls.tmp
+        key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        # The server certificate names only debias.test, so connecting to
+        # 127.0.0.1 needs the server-name override.
+        cmd = (f"cd {d} && printf 'subjectAltName=DNS:debias.test\\n' > san.cnf && "
+               f"openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca && "
+               f"openssl req {key} -keyout server.key -out server.csr -subj /CN=debias.test && "
+               f"openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+               f"-out server.pem -days 2 -extfile san.cnf && "
+               f"openssl req {key} -keyout client.key -out client.csr -subj /CN=client && "
+               f"openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+               f"-out client.pem -days 2")
+        subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        with open(os.path.join(d, "tokens"), "w") as f:
+            f.write(f"admin {cls.TOKEN}\n")
+        cls.proc, cls.port = start_debiasd(d, [
+            "--auth_tokens", os.path.join(d, "tokens"),
+            "--tls_cert", os.path.join(d, "server.pem"),
+            "--tls_key", os.path.join(d, "server.key"),
+            "--tls_client_ca", os.path.join(d, "ca.pem")])
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if getattr(cls, "proc", None) is not None:
+            cls.proc.terminate()
+            try:
+                cls.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def env(self, **values: str) -> Any:
+        """os.environ with every DEBIAS_* connection variable unset but ``values``."""
+        patch = mock.patch.dict(os.environ, values)
+        patch.start()
+        self.addCleanup(patch.stop)
+        for k in _ENV_KEYS:
+            if k not in values:
+                os.environ.pop(k, None)
+
+    def full_env(self, **override: str) -> Dict[str, str]:
+        d = self.tmp
+        env = {"DEBIAS_SERVER": f"127.0.0.1:{self.port}", "DEBIAS_TOKEN": self.TOKEN,
+               "DEBIAS_TLS_CA": os.path.join(d, "ca.pem"),
+               "DEBIAS_TLS_CERT": os.path.join(d, "client.pem"),
+               "DEBIAS_TLS_KEY": os.path.join(d, "client.key"),
+               "DEBIAS_TLS_SERVER_NAME": "debias.test"}
+        env.update(override)
+        return {k: v for k, v in env.items() if v}
+
+    def test_default_target(self) -> None:
+        self.env()
+        with Client() as c:
+            self.assertEqual(c.target, "127.0.0.1:50051")
+
+    def test_everything_from_the_environment(self) -> None:
+        self.env(**self.full_env())
+        with Client(timeout=10) as c:
+            self.assertEqual(c.target, f"127.0.0.1:{self.port}")
+            self.assertEqual(c.health(), "SERVING")
+            self.assertEqual(c.list_datasets(), [])  # needs the token
+
+    def test_arguments_override_the_environment(self) -> None:
+        self.env(**self.full_env(DEBIAS_SERVER="127.0.0.1:1", DEBIAS_TOKEN="wrong"))
+        with Client(f"127.0.0.1:{self.port}", timeout=10, token=self.TOKEN) as c:
+            self.assertEqual(c.list_datasets(), [])
+        with Client(f"127.0.0.1:{self.port}", timeout=10) as c:  # the wrong token
+            with self.assertRaises(DebiasError) as ctx:
+                c.list_datasets()
+            self.assertEqual(ctx.exception.code, "UNAUTHENTICATED")
+
+    def test_each_setting_is_needed(self) -> None:
+        for missing, code in (("DEBIAS_TOKEN", "UNAUTHENTICATED"),
+                              ("DEBIAS_TLS_SERVER_NAME", "UNAVAILABLE"),
+                              ("DEBIAS_TLS_CA", "UNAVAILABLE")):  # system roots
+            self.env(**self.full_env(**{missing: ""}))
+            with Client(timeout=5) as c:
+                with self.assertRaises(DebiasError, msg=missing) as ctx:
+                    c.list_datasets()
+                self.assertEqual(ctx.exception.code, code, missing)
+        # Without a client certificate the mutual-TLS handshake fails.
+        self.env(**self.full_env(DEBIAS_TLS_CERT="", DEBIAS_TLS_KEY=""))
+        with Client(timeout=5) as c:
+            with self.assertRaises(DebiasError) as ctx:
+                c.list_datasets()
+            self.assertEqual(ctx.exception.code, "UNAVAILABLE")
+
+    def test_bad_tls_settings(self) -> None:
+        self.env(**self.full_env(DEBIAS_TLS_CA=os.path.join(self.tmp, "absent.pem")))
+        with self.assertRaises(DebiasError) as ctx:
+            Client()
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("absent.pem", ctx.exception.message)
+        self.env(**self.full_env(DEBIAS_TLS_KEY=""))
+        with self.assertRaises(DebiasError) as ctx:
+            Client()
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
 
 
 if __name__ == "__main__":
