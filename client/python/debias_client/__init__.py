@@ -13,9 +13,9 @@ The gRPC stubs are generated from proto/ by generate.sh into
 debias_client._proto (see README.md); they are never committed.
 """
 
-from debias_client.client import EVENT_FIELDS, Client, message_to_dict
+from debias_client.client import EVENT_FIELDS, Client, TrainingJob, message_to_dict
 from debias_client.errors import DebiasError, IngestError, TrainingError
 
-__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "EVENT_FIELDS",
-           "message_to_dict"]
+__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "TrainingJob",
+           "EVENT_FIELDS", "message_to_dict"]
 __version__ = "0.1.0"

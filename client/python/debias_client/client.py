@@ -13,8 +13,8 @@ import math
 import os
 import sys
 import time
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping,
+                    Optional, Sequence, Tuple, Union, overload)
 
 import grpc
 import numpy as np
@@ -347,13 +347,31 @@ class Client:
 
     # --- models ----------------------------------------------------------
 
+    @overload
+    def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = ...,
+              seed: int = ..., on_progress: Optional[Callable[[Dict[str, Any]], None]] = ...,
+              *, feedback: str = ..., propensity: str = ..., clip: Optional[float] = ...,
+              threshold: Optional[float] = ..., mar_dataset: str = ...,
+              timeout: Optional[float] = ..., check: bool = ...,
+              detach: Literal[False] = ...) -> Dict[str, Any]: ...
+
+    @overload
+    def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = ...,
+              seed: int = ..., on_progress: Optional[Callable[[Dict[str, Any]], None]] = ...,
+              *, feedback: str = ..., propensity: str = ..., clip: Optional[float] = ...,
+              threshold: Optional[float] = ..., mar_dataset: str = ...,
+              timeout: Optional[float] = ..., check: bool = ...,
+              detach: Literal[True]) -> "TrainingJob": ...
+
     def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = None,
               seed: int = 0, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
               *, feedback: str = "", propensity: str = "", clip: Optional[float] = None,
               threshold: Optional[float] = None, mar_dataset: str = "",
               timeout: Optional[float] = None, check: bool = True,
-              detach: bool = False) -> Dict[str, Any]:
-        """Trains a model and waits for it (server-streaming Train RPC).
+              detach: bool = False) -> Union[Dict[str, Any], "TrainingJob"]:
+        """Trains a model (server-streaming Train RPC): waits for it, or with
+        ``detach=True`` returns a :class:`TrainingJob` as soon as the server
+        has started the job.
 
         Args:
             dataset: dataset to train on.
@@ -365,14 +383,17 @@ class Client:
                 total_epochs, loss, elapsed_seconds, metrics.
             feedback, propensity, clip, threshold, mar_dataset: see TrainRequest.
             timeout: deadline in seconds; None: no deadline. If the call ends
-                early (deadline, KeyboardInterrupt) the server cancels the job,
-                unless detach=True.
-            detach: let the job go on in the server if this call ends early
-                (watch it with get_model(), stop it with cancel_training()).
+                early (deadline, KeyboardInterrupt) the server cancels the job.
+                With detach=True it bounds only the wait for the job to start.
+            detach: return at once a TrainingJob for the job, which goes on in
+                the server without this call: ``job.progress()``,
+                ``job.wait()``, ``job.cancel()``. ``on_progress`` and
+                ``check`` then apply to ``job.wait()``.
             check: raise TrainingError when the job ends "failed"/"cancelled".
 
         Returns:
-            The final model record as a dict (see get_model()).
+            The final model record as a dict (see get_model()); with
+            detach=True a TrainingJob (``job.id`` is the model id).
 
         Raises:
             DebiasError: the request was rejected (INVALID_ARGUMENT for an
@@ -396,6 +417,9 @@ class Client:
                 kind = ev.WhichOneof("event")
                 if kind == "started":
                     model_id = int(ev.started.model_id)
+                    if detach:  # the job goes on after the call is cancelled below
+                        return TrainingJob(self, model_id, on_progress=on_progress,
+                                           check=check)
                 elif kind == "progress":
                     if on_progress is not None:
                         on_progress(message_to_dict(ev.progress))
@@ -557,6 +581,110 @@ class Client:
             "diagnostics": json_format.MessageToDict(resp.diagnostics),
             "mar_metrics": dict(resp.mar_metrics),
         }
+
+
+class TrainingJob:
+    """A training job that runs in the server without a waiting caller, as
+    returned by ``Client.train(..., detach=True)``.
+
+    Attributes:
+        id: the model id (see Client.get_model()).
+
+    The job does not depend on this object: it goes on when the object is
+    dropped or the process exits; stop it with :meth:`cancel`.
+    """
+
+    def __init__(self, client: Client, model_id: int, *,
+                 on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 check: bool = True) -> None:
+        self.id = model_id
+        self._client = client
+        self._on_progress = on_progress
+        self._check = check
+        self._reported = 0  # epochs already passed to on_progress
+
+    def __repr__(self) -> str:
+        return f"TrainingJob(id={self.id}, target={self._client.target!r})"
+
+    def model(self) -> Dict[str, Any]:
+        """The model record now (see Client.get_model())."""
+        return self._client.get_model(self.id)
+
+    def state(self) -> str:
+        """The model's state now: training, ready, failed or cancelled."""
+        return str(self.model()["state"])
+
+    def done(self) -> bool:
+        """Whether the job has ended (in any state)."""
+        return self.state() != "training"
+
+    def progress(self) -> Optional[Dict[str, Any]]:
+        """The latest epoch's progress (epoch, total_epochs, loss,
+        elapsed_seconds, metrics), or None before the first epoch ends."""
+        curve = self.model()["progress"]
+        return curve[-1] if curve else None
+
+    def wait(self, timeout: Optional[float] = None, *, poll_interval: float = 0.05,
+             check: Optional[bool] = None) -> Dict[str, Any]:
+        """Waits for the job to end and returns the final model record,
+        passing each new epoch to the ``on_progress`` given to train().
+
+        Args:
+            timeout: seconds to wait; None: as long as it takes.
+            poll_interval: first delay between polls (GetModel); it grows to
+                at most 1 s while the job runs.
+            check: raise TrainingError when the job ends "failed" or
+                "cancelled"; None: as train() was told.
+
+        Raises:
+            DebiasError: DEADLINE_EXCEEDED when ``timeout`` passes first (the
+                job goes on), or the failed GetModel call's error.
+            TrainingError: the job failed or was cancelled (with check).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = poll_interval
+        while True:
+            model = self.model()
+            self._report(model)
+            if model["state"] != "training":
+                break
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    last = model["progress"][-1] if model["progress"] else None
+                    where = (f"epoch {last['epoch']} of {last['total_epochs']}" if last
+                             else "no epoch finished")
+                    raise DebiasError("DEADLINE_EXCEEDED",
+                                      f"model {self.id} still training after {timeout} s "
+                                      f"({where}); the job goes on")
+                delay = min(delay, left)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        if (self._check if check is None else check) and model["state"] != "ready":
+            raise TrainingError("ABORTED", f"model {self.id} ended {model['state']}: "
+                                f"{model.get('error', '')}", model=model)
+        return model
+
+    def cancel(self, wait: bool = True) -> Dict[str, Any]:
+        """Asks the job to stop; with ``wait`` waits until it has and returns
+        the final record (state "cancelled", or "ready"/"failed" when it ended
+        first: no error then). Without ``wait`` returns the record at once."""
+        try:
+            model = self._client.cancel_training(self.id)
+        except DebiasError as e:
+            if e.code != "FAILED_PRECONDITION":  # not training any more: fine
+                raise
+            model = self.model()
+        if wait and model["state"] == "training":
+            model = self.wait(check=False)
+        return model
+
+    def _report(self, model: Mapping[str, Any]) -> None:
+        if self._on_progress is None:
+            return
+        for p in model["progress"][self._reported:]:
+            self._on_progress(p)
+        self._reported = max(self._reported, len(model["progress"]))
 
 
 # --- conversions ---------------------------------------------------------

@@ -25,7 +25,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 
-from debias_client import Client, DebiasError, IngestError
+from debias_client import Client, DebiasError, IngestError, TrainingError, TrainingJob
 
 N_USERS = 200
 N_ITEMS = 50
@@ -271,6 +271,49 @@ class ClientTest(unittest.TestCase):
         type(self).model = model
         self.assertEqual(self.client.get_model(model["id"])["state"], "ready")
         self.assertIn(model["id"], [m["id"] for m in self.client.list_models(DATASET)])
+
+    def test_04a_train_detached(self) -> None:
+        # detach=True returns a reference as soon as the job starts; a job of
+        # 100000 epochs (over a minute here) is watched, then cancelled.
+        start = time.monotonic()
+        job = self.client.train(DATASET, "naive", {"epochs": 100000, "dim": 8}, seed=2,
+                                detach=True, timeout=10)
+        self.assertIsInstance(job, TrainingJob)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertGreaterEqual(job.id, 1)
+        self.assertEqual(self.client.get_model(job.id)["state"], "training")
+        self.assertFalse(job.done())
+        deadline = time.monotonic() + 10
+        while job.progress() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first = job.progress()
+        self.assertIsNotNone(first)
+        self.assertEqual(first["total_epochs"], 100000)
+        time.sleep(0.1)
+        self.assertGreater(job.progress()["epoch"], first["epoch"])  # it runs on its own
+        with self.assertRaises(DebiasError) as ctx:
+            job.wait(timeout=0.05)
+        self.assertEqual(ctx.exception.code, "DEADLINE_EXCEEDED")
+        self.assertEqual(job.state(), "training")  # a wait that times out leaves it be
+        final = job.cancel()
+        self.assertEqual(final["state"], "cancelled")
+        self.assertLess(final["progress"][-1]["epoch"], 100000)
+        with self.assertRaises(TrainingError) as ctx2:
+            job.wait()
+        self.assertEqual(ctx2.exception.model["state"], "cancelled")
+        self.assertEqual(job.wait(check=False)["state"], "cancelled")
+        self.assertEqual(job.cancel()["state"], "cancelled")  # again: no error
+        self.client.delete_model(job.id)
+        # wait() returns the model, feeding on_progress every epoch once.
+        epochs: List[Dict[str, Any]] = []
+        job = self.client.train(DATASET, "naive", {"epochs": 40, "dim": 8}, seed=1,
+                                detach=True, on_progress=epochs.append)
+        model = job.wait(timeout=30)
+        self.assertEqual(model["state"], "ready")
+        self.assertEqual(model["id"], job.id)
+        self.assertEqual([e["epoch"] for e in epochs], list(range(1, 41)))
+        self.assertEqual(job.cancel()["state"], "ready")  # ended first: no error
+        self.client.delete_model(job.id)
 
     def test_05_score_and_topk(self) -> None:
         mid = self.model["id"]
