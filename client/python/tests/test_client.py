@@ -80,7 +80,9 @@ class ClientTest(unittest.TestCase):
             time.sleep(0.02)
         with open(port_file) as f:
             port = int(f.read().strip())
-        cls.client = Client(f"127.0.0.1:{port}", timeout=30.0)
+        # Plaintext, no token, whatever DEBIAS_TOKEN / DEBIAS_TLS_* say.
+        cls.client = Client(f"127.0.0.1:{port}", timeout=30.0, token="", tls_ca="",
+                            tls_cert="", tls_key="")
         cls.frame = synthetic_clicks()
 
     @classmethod
