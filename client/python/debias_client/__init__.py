@@ -9,13 +9,16 @@
         items, top = c.topk(model["id"], "u1", 10)
         report = c.evaluate(model["id"], "clicks", estimator="ips", bootstrap=200)
 
-The gRPC stubs are generated from proto/ by generate.sh into
-debias_client._proto (see README.md); they are never committed.
+The gRPC stubs are generated from proto/ into debias_client._proto, with the
+version (the server's, from CMakeLists.txt) into debias_client._version, when
+the package is built (pip install ./client/python) or by generate.sh (see
+README.md); they are never committed.
 """
 
-from debias_client.client import EVENT_FIELDS, Client, message_to_dict
+from debias_client._version import __version__
+
+from debias_client.client import EVENT_FIELDS, Client, TrainingJob, message_to_dict
 from debias_client.errors import DebiasError, IngestError, TrainingError
 
-__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "EVENT_FIELDS",
-           "message_to_dict"]
-__version__ = "0.1.0"
+__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "TrainingJob",
+           "EVENT_FIELDS", "message_to_dict", "__version__"]

@@ -19,12 +19,13 @@ import subprocess
 import tempfile
 import time
 import unittest
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 
-from debias_client import Client, DebiasError, IngestError
+from debias_client import Client, DebiasError, IngestError, TrainingError, TrainingJob
 
 N_USERS = 200
 N_ITEMS = 50
@@ -79,7 +80,9 @@ class ClientTest(unittest.TestCase):
             time.sleep(0.02)
         with open(port_file) as f:
             port = int(f.read().strip())
-        cls.client = Client(f"127.0.0.1:{port}", timeout=30.0)
+        # Plaintext, no token, whatever DEBIAS_TOKEN / DEBIAS_TLS_* say.
+        cls.client = Client(f"127.0.0.1:{port}", timeout=30.0, token="", tls_ca="",
+                            tls_cert="", tls_key="")
         cls.frame = synthetic_clicks()
 
     @classmethod
@@ -166,13 +169,14 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
         self.assertEqual(ctx.exception.events_acknowledged, 1)
         self.assertEqual(self.client.delete_dataset("small"), 7)
-        # A click log with optional columns, some values missing (left unset).
+        # A click log with optional columns, some values missing (left unset:
+        # None / pd.NA, never NaN, see test_03a).
         log = pd.DataFrame({
             "user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"],
-            "label": [1.0, 0.0, np.nan, 0.0],
+            "label": [1.0, 0.0, 1.0, 0.0],
             "list_id": ["l1", "l1", "l2", None],
             "position": pd.array([1, 2, 1, None], dtype="Int32"),
-            "propensity": [0.9, 0.5, np.nan, 0.25],
+            "propensity": pd.array([0.9, 0.5, None, 0.25], dtype="Float64"),
         })
         self.assertEqual(self.client.ingest("log", log, create_if_missing=True), 4)
         stats = self.client.stats("log")
@@ -188,6 +192,70 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(DebiasError) as ctx2:
             self.client.get_dataset("small")
         self.assertEqual(ctx2.exception.code, "NOT_FOUND")
+
+    def test_03a_ingest_rejects_non_finite_labels_and_propensities(self) -> None:
+        # NaN/inf labels and propensities are refused before anything is sent
+        # (the server's wording, the caller's 0-based row); never stored as a
+        # click or as "no propensity".
+        name = "nonfinite"
+
+        def rejected(events: Any, row: int, what: str) -> IngestError:
+            with self.assertRaises(IngestError, msg=what) as ctx:
+                self.client.ingest(name, events, batch_size=2)
+            err = ctx.exception
+            self.assertIsInstance(err, DebiasError)
+            self.assertEqual(err.code, "INVALID_ARGUMENT", what)
+            self.assertIn(f"row {row}:", err.message, what)
+            self.assertIn("must be a finite number", err.message, what)
+            return err
+
+        base = {"user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"]}
+        cases = [
+            ("label", [1.0, 0.0, np.nan, 0.0], 2, "label=nan"),
+            ("label", np.array([1, 1, 1, np.inf], dtype=np.float32), 3, "label=inf"),
+            ("label", [-np.inf, 1.0, 1.0, 1.0], 0, "label=-inf"),
+            ("propensity", [0.5, np.nan, 0.5, 0.5], 1, "propensity=nan"),
+            ("propensity", [0.5, 0.5, 0.5, np.inf], 3, "propensity=inf"),
+            ("propensity", pd.Series([0.5, 0.5, float("nan"), None], dtype=object), 2,
+             "propensity=nan"),
+        ]
+        for column, values, row, text in cases:
+            frame = pd.DataFrame(dict(base, **{column: values}))
+            err = rejected(frame, row, text)
+            self.assertIn(text, err.message)
+            # The whole frame is checked before the stream opens: nothing stored.
+            self.assertEqual(err.events_acknowledged, 0, text)
+        # Dicts and tuples: the row is the event's place in the iterable.
+        err = rejected([{"user": "a", "item": "x"}, {"user": "a", "item": "y"},
+                        {"user": "b", "item": "x", "label": float("nan")}], 2, "dict")
+        self.assertIn("label=nan", err.message)
+        self.assertEqual(err.events_acknowledged, 2)  # the first batch of 2 went through
+        err = rejected([("a", "x", 1.0, None, None, None, np.float32("nan"))], 0, "tuple")
+        self.assertIn("propensity=nan", err.message)
+        rejected([("a", "x", math.inf)], 0, "tuple label")
+        stats = self.client.stats(name)
+        self.assertEqual((stats["events"], stats["with_propensity"]), (2, 0))
+        back = self.client.export(name)
+        self.assertTrue(np.all(np.isfinite(back["label"].to_numpy())))
+        # An explicit missing label (None / pd.NA) is refused too: leave the
+        # label out for a click rather than have a hole turned into one.
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest(name, pd.DataFrame(
+                dict(base, label=pd.array([1.0, None, 1.0, 1.0], dtype="Float64"))))
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("row 1: label is missing", ctx.exception.message)
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest(name, [{"user": "c", "item": "x", "label": None}])
+        self.assertIn("row 0: label is missing", ctx.exception.message)
+        # Missing propensities (None / pd.NA) stay unset, finite ones are sent.
+        ok = pd.DataFrame({"user": ["c", "c", "d", "d"], "item": ["x", "y", "x", "z"],
+                           "propensity": pd.array([0.5, None, 0.25, None], dtype="Float64")})
+        self.assertEqual(self.client.ingest(name, ok), 4)
+        self.assertEqual(self.client.ingest(name, [{"user": "e", "item": "x",
+                                                    "propensity": None}]), 1)
+        stats = self.client.stats(name)
+        self.assertEqual((stats["events"], stats["with_propensity"]), (7, 2))
+        self.client.delete_dataset(name)
 
     def test_04_train_with_progress(self) -> None:
         epochs: List[Dict[str, Any]] = []
@@ -205,6 +273,49 @@ class ClientTest(unittest.TestCase):
         type(self).model = model
         self.assertEqual(self.client.get_model(model["id"])["state"], "ready")
         self.assertIn(model["id"], [m["id"] for m in self.client.list_models(DATASET)])
+
+    def test_04a_train_detached(self) -> None:
+        # detach=True returns a reference as soon as the job starts; a job of
+        # 100000 epochs (over a minute here) is watched, then cancelled.
+        start = time.monotonic()
+        job = self.client.train(DATASET, "naive", {"epochs": 100000, "dim": 8}, seed=2,
+                                detach=True, timeout=10)
+        self.assertIsInstance(job, TrainingJob)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertGreaterEqual(job.id, 1)
+        self.assertEqual(self.client.get_model(job.id)["state"], "training")
+        self.assertFalse(job.done())
+        deadline = time.monotonic() + 10
+        while job.progress() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first = job.progress()
+        self.assertIsNotNone(first)
+        self.assertEqual(first["total_epochs"], 100000)
+        time.sleep(0.1)
+        self.assertGreater(job.progress()["epoch"], first["epoch"])  # it runs on its own
+        with self.assertRaises(DebiasError) as ctx:
+            job.wait(timeout=0.05)
+        self.assertEqual(ctx.exception.code, "DEADLINE_EXCEEDED")
+        self.assertEqual(job.state(), "training")  # a wait that times out leaves it be
+        final = job.cancel()
+        self.assertEqual(final["state"], "cancelled")
+        self.assertLess(final["progress"][-1]["epoch"], 100000)
+        with self.assertRaises(TrainingError) as ctx2:
+            job.wait()
+        self.assertEqual(ctx2.exception.model["state"], "cancelled")
+        self.assertEqual(job.wait(check=False)["state"], "cancelled")
+        self.assertEqual(job.cancel()["state"], "cancelled")  # again: no error
+        self.client.delete_model(job.id)
+        # wait() returns the model, feeding on_progress every epoch once.
+        epochs: List[Dict[str, Any]] = []
+        job = self.client.train(DATASET, "naive", {"epochs": 40, "dim": 8}, seed=1,
+                                detach=True, on_progress=epochs.append)
+        model = job.wait(timeout=30)
+        self.assertEqual(model["state"], "ready")
+        self.assertEqual(model["id"], job.id)
+        self.assertEqual([e["epoch"] for e in epochs], list(range(1, 41)))
+        self.assertEqual(job.cancel()["state"], "ready")  # ended first: no error
+        self.client.delete_model(job.id)
 
     def test_05_score_and_topk(self) -> None:
         mid = self.model["id"]
@@ -269,6 +380,145 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(DebiasError) as ctx:
             self.client.get_model(mid)
         self.assertEqual(ctx.exception.code, "NOT_FOUND")
+
+
+_ENV_KEYS = ("DEBIAS_SERVER", "DEBIAS_TOKEN", "DEBIAS_TLS_CA", "DEBIAS_TLS_CERT",
+             "DEBIAS_TLS_KEY", "DEBIAS_TLS_SERVER_NAME")
+
+
+def start_debiasd(tmp: str, extra: Sequence[str] = ()) -> "tuple[subprocess.Popen, int]":
+    """Starts $DEBIASD on 127.0.0.1 port 0 in ``tmp``; returns (process, port)."""
+    debiasd = os.environ.get("DEBIASD", "")
+    if not debiasd or not os.access(debiasd, os.X_OK):
+        raise unittest.SkipTest(f"DEBIASD={debiasd!r} is not an executable debiasd")
+    port_file = os.path.join(tmp, "port")
+    with open(os.path.join(tmp, "debiasd.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [debiasd, "--listen", "127.0.0.1:0", "--data_dir", os.path.join(tmp, "db"),
+             "--port_file", port_file, "--log_level", "warn", *extra],
+            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(port_file) or os.path.getsize(port_file) == 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            with open(os.path.join(tmp, "debiasd.log"), "rb") as f:
+                raise RuntimeError("debiasd did not start:\n" + f.read().decode(errors="replace"))
+        time.sleep(0.02)
+    with open(port_file) as f:
+        return proc, int(f.read().strip())
+
+
+class ClientFromEnvironmentTest(unittest.TestCase):
+    """Client() with no argument connects like debiasctl: DEBIAS_SERVER,
+    DEBIAS_TOKEN and DEBIAS_TLS_* against a mutual-TLS server with tokens."""
+
+    TOKEN = "py-client-test-token"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("openssl not found (needed to make test certificates)")
+        cls.tmp = tempfile.mkdtemp(prefix="debias_pyclient_tls_")
+        d = cls.tmp
+        key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        # The server certificate names only debias.test, so connecting to
+        # 127.0.0.1 needs the server-name override.
+        cmd = (f"cd {d} && printf 'subjectAltName=DNS:debias.test\\n' > san.cnf && "
+               f"openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca && "
+               f"openssl req {key} -keyout server.key -out server.csr -subj /CN=debias.test && "
+               f"openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+               f"-out server.pem -days 2 -extfile san.cnf && "
+               f"openssl req {key} -keyout client.key -out client.csr -subj /CN=client && "
+               f"openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+               f"-out client.pem -days 2")
+        subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        with open(os.path.join(d, "tokens"), "w") as f:
+            f.write(f"admin {cls.TOKEN}\n")
+        cls.proc, cls.port = start_debiasd(d, [
+            "--auth_tokens", os.path.join(d, "tokens"),
+            "--tls_cert", os.path.join(d, "server.pem"),
+            "--tls_key", os.path.join(d, "server.key"),
+            "--tls_client_ca", os.path.join(d, "ca.pem")])
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if getattr(cls, "proc", None) is not None:
+            cls.proc.terminate()
+            try:
+                cls.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def env(self, **values: str) -> Any:
+        """os.environ with every DEBIAS_* connection variable unset but ``values``."""
+        patch = mock.patch.dict(os.environ, values)
+        patch.start()
+        self.addCleanup(patch.stop)
+        for k in _ENV_KEYS:
+            if k not in values:
+                os.environ.pop(k, None)
+
+    def full_env(self, **override: str) -> Dict[str, str]:
+        d = self.tmp
+        env = {"DEBIAS_SERVER": f"127.0.0.1:{self.port}", "DEBIAS_TOKEN": self.TOKEN,
+               "DEBIAS_TLS_CA": os.path.join(d, "ca.pem"),
+               "DEBIAS_TLS_CERT": os.path.join(d, "client.pem"),
+               "DEBIAS_TLS_KEY": os.path.join(d, "client.key"),
+               "DEBIAS_TLS_SERVER_NAME": "debias.test"}
+        env.update(override)
+        return {k: v for k, v in env.items() if v}
+
+    def test_default_target(self) -> None:
+        self.env()
+        with Client() as c:
+            self.assertEqual(c.target, "127.0.0.1:50051")
+
+    def test_everything_from_the_environment(self) -> None:
+        self.env(**self.full_env())
+        with Client(timeout=10) as c:
+            self.assertEqual(c.target, f"127.0.0.1:{self.port}")
+            self.assertEqual(c.health(), "SERVING")
+            self.assertEqual(c.list_datasets(), [])  # needs the token
+
+    def test_arguments_override_the_environment(self) -> None:
+        self.env(**self.full_env(DEBIAS_SERVER="127.0.0.1:1", DEBIAS_TOKEN="wrong"))
+        with Client(f"127.0.0.1:{self.port}", timeout=10, token=self.TOKEN) as c:
+            self.assertEqual(c.list_datasets(), [])
+        with Client(f"127.0.0.1:{self.port}", timeout=10) as c:  # the wrong token
+            with self.assertRaises(DebiasError) as ctx:
+                c.list_datasets()
+            self.assertEqual(ctx.exception.code, "UNAUTHENTICATED")
+
+    def test_each_setting_is_needed(self) -> None:
+        for missing, code in (("DEBIAS_TOKEN", "UNAUTHENTICATED"),
+                              ("DEBIAS_TLS_SERVER_NAME", "UNAVAILABLE"),
+                              ("DEBIAS_TLS_CA", "UNAVAILABLE")):  # system roots
+            self.env(**self.full_env(**{missing: ""}))
+            with Client(timeout=5) as c:
+                with self.assertRaises(DebiasError, msg=missing) as ctx:
+                    c.list_datasets()
+                self.assertEqual(ctx.exception.code, code, missing)
+        # Without a client certificate the mutual-TLS handshake fails.
+        self.env(**self.full_env(DEBIAS_TLS_CERT="", DEBIAS_TLS_KEY=""))
+        with Client(timeout=5) as c:
+            with self.assertRaises(DebiasError) as ctx:
+                c.list_datasets()
+            self.assertEqual(ctx.exception.code, "UNAVAILABLE")
+
+    def test_bad_tls_settings(self) -> None:
+        self.env(**self.full_env(DEBIAS_TLS_CA=os.path.join(self.tmp, "absent.pem")))
+        with self.assertRaises(DebiasError) as ctx:
+            Client()
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("absent.pem", ctx.exception.message)
+        self.env(**self.full_env(DEBIAS_TLS_KEY=""))
+        with self.assertRaises(DebiasError) as ctx:
+            Client()
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
 
 
 if __name__ == "__main__":
