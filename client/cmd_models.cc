@@ -153,6 +153,35 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
       // The trainer's warnings (e.g. saturated probabilities) belong on the
       // screen, not only in `models --model ID`.
       json diag = StructJson(m->diagnostics());
+      if (j["spec"].contains("propensity_reason")) {
+        absl::StrAppend(&human, "\npropensity: ", j["spec"]["propensity_reason"].get<std::string>());
+      }
+      if (diag.contains("selection") && diag["selection"].is_object()) {
+        // --loss auto: the candidates with their held-out estimates.
+        const json& sel = diag["selection"];
+        j["selection"] = sel;
+        absl::StrAppend(&human, "\nselection by ", sel.value("estimator", ""), " ",
+                        sel.value("metric", ""), " on held-out events (propensity ",
+                        sel.value("propensity", ""), "):");
+        for (const auto& c : sel["candidates"]) {
+          std::string params;
+          for (const auto& [k, v] : c["params"].items()) {
+            absl::StrAppend(&params, params.empty() ? "" : " ", k, "=", v.get<std::string>());
+          }
+          if (c.contains("estimate")) {
+            absl::StrAppendFormat(&human, "\n  %-8s %-14s %.4f [%.4f, %.4f]",
+                                  c["loss"].get<std::string>(), params.empty() ? "defaults" : params,
+                                  c["estimate"].get<double>(), c["interval"][0].get<double>(),
+                                  c["interval"][1].get<double>());
+          } else {
+            absl::StrAppendFormat(&human, "\n  %-8s %-14s failed: %s", c["loss"].get<std::string>(),
+                                  params.empty() ? "defaults" : params,
+                                  c.value("error", std::string()));
+          }
+        }
+        absl::StrAppend(&human, "\nverdict: ", sel.value("verdict", ""));
+        if (sel.contains("note")) absl::StrAppend(&human, "\nnote: ", sel["note"].get<std::string>());
+      }
       if (diag.contains("warnings") && diag["warnings"].is_array() &&
           !diag["warnings"].empty()) {
         j["warnings"] = diag["warnings"];

@@ -1,5 +1,7 @@
 #include "server/model_services.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <limits>
 #include <numeric>
@@ -30,7 +32,10 @@ grpc::Status Invalid(std::string msg) {
 
 void JsonToStruct(const json& j, google::protobuf::Struct* out) {
   if (!j.is_object()) return;
-  (void)google::protobuf::util::JsonStringToMessage(j.dump(), out);
+  // Invalid UTF-8 in a stored string (e.g. an error message that quotes
+  // client bytes) is replaced rather than thrown out of the handler.
+  (void)google::protobuf::util::JsonStringToMessage(
+      j.dump(-1, ' ', false, json::error_handler_t::replace), out);
 }
 
 // Snapshot format written and read by ExportModel / ImportModel.
@@ -42,10 +47,15 @@ grpc::Status CheckModelId(uint64_t id) {
 }
 
 void ProgressToProto(const json& p, v1::TrainProgress* out) {
+  // A non-finite number is stored as JSON null: read it as NaN, never throw.
+  auto num = [&](const char* key) {
+    auto it = p.find(key);
+    return it != p.end() && it->is_number() ? it->get<double>() : std::nan("");
+  };
   out->set_epoch(p.value("epoch", 0));
   out->set_total_epochs(p.value("total_epochs", 0));
-  out->set_loss(p.value("loss", 0.0));
-  out->set_elapsed_seconds(p.value("elapsed_seconds", 0.0));
+  out->set_loss(num("loss"));
+  out->set_elapsed_seconds(std::isfinite(num("elapsed_seconds")) ? num("elapsed_seconds") : 0.0);
   if (p.contains("metrics") && p["metrics"].is_object()) {
     for (auto& [k, v] : p["metrics"].items()) {
       if (v.is_number()) (*out->mutable_metrics())[k] = v.get<double>();

@@ -9,10 +9,13 @@
 #include "core/models/kb_trainer.h"
 #include "core/models/mf_trainer.h"
 #include "core/models/nbpo_trainer.h"
+#include "core/train/auto_select.h"
 #include "core/train/data_defaults.h"
 #include "absl/strings/str_format.h"
 
 namespace debias::train {
+
+using nlohmann::json;
 
 std::string_view FeedbackKindName(FeedbackKind k) {
   switch (k) {
@@ -36,6 +39,11 @@ const std::vector<TrainerInfo>& Trainers() {
       // One row per loss: {"relmf", "Rel-MF (Saito et al., WSDM 2020)",
       //                    {FeedbackKind::kImplicit}, &TrainRelMf},
       // Pointwise debiased MF (issue 3; core/models/mf_trainer.h).
+      // Automatic selection (core/train/auto_select.h): naive and the
+      // debiased methods on a split of the log, scored by an unbiased
+      // estimate on the held-out part; the best is refitted on all of it.
+      {"auto", "picks naive or a debiased method by an unbiased estimate on held-out log events",
+       {FeedbackKind::kExplicit, FeedbackKind::kImplicit}, &TrainAuto},
       {"naive", "MF with the log loss on raw labels/clicks, no debiasing",
        {FeedbackKind::kExplicit, FeedbackKind::kImplicit}, &models::TrainNaiveMf},
       {"relmf", "Rel-MF, unbiased pointwise loss with clipped propensities (Saito et al., WSDM 2020)",
@@ -152,7 +160,13 @@ absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
     if (knobs.empty()) knobs = "change the hyperparameters";
     RETURN_IF_ERROR(CheckNotDegenerate(*result->model, train, knobs, &result->diagnostics));
   }
-  result->diagnostics["data_defaults"] = defaults;
+  // A trainer that ran RunTraining itself ("auto") already recorded what
+  // the data decided for the model it returns; keep that.
+  json& dd = result->diagnostics["data_defaults"];
+  if (!dd.is_object()) dd = json::object();
+  for (const auto& [k, v] : defaults.items()) {
+    if (!dd.contains(k)) dd[k] = v;
+  }
   if (!warning.empty()) result->diagnostics["warnings"].push_back(warning);
   return result;
 }
