@@ -79,7 +79,7 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("train", "train a model and wait for it");
   struct Args {
     std::string dataset, loss, feedback, propensity, mar_dataset;
-    std::optional<double> clip, threshold;
+    std::optional<double> clip, threshold, holdout;
     uint64_t seed = 0;
     std::vector<std::string> params;
     bool detach = false;
@@ -95,6 +95,9 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
   sub->add_option("--seed", a->seed, "random seed")->capture_default_str();
   sub->add_option("--param", a->params, "hyperparameter key=value (repeatable)");
   sub->add_option("--mar-dataset", a->mar_dataset, "dataset with a MAR sample (naive-bayes)");
+  sub->add_option("--holdout", a->holdout,
+                  "hold out this share of the events, in (0, 0.5]: `evaluate --estimator` on "
+                  "this dataset then uses only them");
   sub->add_flag("--detach", a->detach,
                 "print the model id once the job has started and return; the job goes on "
                 "(without it, interrupting debiasctl cancels the job)");
@@ -109,6 +112,7 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
       req.set_mar_dataset(a->mar_dataset);
       if (a->clip) req.set_clip(*a->clip);
       if (a->threshold) req.set_threshold(*a->threshold);
+      if (a->holdout) req.set_holdout(*a->holdout);
       req.set_seed(a->seed);
       for (const auto& p : a->params) {
         const size_t eq = p.find('=');
@@ -521,6 +525,18 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       auto r = ctx.Connect()->Evaluate(req);
       if (!r.ok()) return Fail(r.status());
       std::string human;
+      json diag = StructJson(r->diagnostics());
+      const bool estimated = diag.value("propensity_estimated", false);
+      if (!a->estimator.empty()) {
+        absl::StrAppend(&human, a->estimator, " estimate from '", a->dataset, "'",
+                        diag.contains("log_events")
+                            ? absl::StrCat(" (", diag["log_events"].value("events", ""), ")")
+                            : "",
+                        estimated ? absl::StrCat(", with estimated propensities (",
+                                                 diag.value("propensity_from", ""), ")")
+                                  : ", with logged propensities",
+                        ":\n");
+      }
       std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
       for (const auto& [k, v] : sorted) {
         absl::StrAppendFormat(&human, "%-16s %.4f", k, v);
@@ -534,10 +550,18 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                                 ni->second.high());
         }
         auto mi = r->mar_metrics().find(k);
-        if (mi != r->mar_metrics().end()) absl::StrAppendFormat(&human, "  MAR %.4f", mi->second);
+        if (mi != r->mar_metrics().end()) {
+          absl::StrAppendFormat(&human, "  MAR %.4f", mi->second);
+          // The MAR reference has its own sampling error: print its interval.
+          if (diag.contains("mar") && diag["mar"].contains("normal_intervals") &&
+              diag["mar"]["normal_intervals"].contains(k)) {
+            const json& iv = diag["mar"]["normal_intervals"][k];
+            absl::StrAppendFormat(&human, " [%.4f, %.4f]", iv[0].get<double>(),
+                                  iv[1].get<double>());
+          }
+        }
         human += "\n";
       }
-      json diag = StructJson(r->diagnostics());
       if (r->mar_metrics_size() > 0) {
         human += "on the MAR sample:\n";
         for (const auto& [k, v] : std::map<std::string, double>(r->mar_metrics().begin(),

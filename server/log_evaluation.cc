@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -141,9 +142,11 @@ class PropensitySource {
   bool logged() const { return logged_; }
 
   // Propensity of log event e (a click).
-  double Click(size_t e) const {
-    if (logged_) return log_->propensity[e];
-    return Pair(log_->user_keys[log_->user[e]], log_->item_keys[log_->item[e]]);
+  // Propensity of event e of `v` (the log or a subset of it with the same
+  // key tables, e.g. the held-out events).
+  double Click(const data::DatasetView& v, size_t e) const {
+    if (logged_) return v.propensity[e];
+    return Pair(v.user_keys[v.user[e]], v.item_keys[v.item[e]]);
   }
   // Propensity of an arbitrary pair by key; unknown keys get the estimator's
   // fallback (its floor or marginal), never 0.
@@ -280,7 +283,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
 
   auto log_or = store->LoadView(req.dataset());
   if (!log_or.ok()) return log_or.status();
-  const data::DatasetView& log = **log_or;
+  const data::DatasetView& full_log = **log_or;
   propensity::LabelRule rule;
   if (req.has_threshold()) rule.threshold = req.threshold();
 
@@ -295,6 +298,49 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
           "model ", req.model_id(), " is a ranker over features; evaluate it on ranked lists"));
     }
   }
+  // Which events to estimate on: a model scored on its own training
+  // dataset is estimated on the events it held out (train --holdout), or,
+  // without a holdout, on its training events with a warning (the estimate
+  // then rewards fitting the log, not relevance: optimistic).
+  json early_warnings = json::array();
+  json events_diag;
+  std::optional<data::DatasetView> held_log;
+  double thin = 1.0;  // the held-out share: E[held-out click] = thin x p x rel
+  std::vector<std::vector<uint32_t>> exclude;  // per model user: training items
+  if (model && model->record.dataset == req.dataset()) {
+    const json& spec = model->record.spec;
+    if (spec.contains("holdout") && spec["holdout"].is_number()) {
+      const double f = spec["holdout"].get<double>();
+      const uint64_t seed = spec.value("holdout_seed", uint64_t{0});
+      const std::vector<uint8_t> held = data::HoldoutMask(full_log, f, seed);
+      held_log = data::SubsetView(full_log, [&](size_t e) { return held[e] != 0; });
+      thin = f;
+      // Rank what the model did not train on: each user's training items
+      // are left out of the ranking (the hold-out protocol).
+      exclude.assign(model->record.user_keys.size(), {});
+      for (uint32_t u = 0; u < full_log.num_users(); ++u) {
+        auto mu = model->user_index.find(full_log.user_keys[u]);
+        if (mu == model->user_index.end()) continue;
+        auto [b, e] = full_log.UserRange(u);
+        for (uint64_t k = b; k < e; ++k) {
+          if (held[k]) continue;
+          auto mi = model->item_index.find(full_log.item_keys[full_log.item[k]]);
+          if (mi != model->item_index.end()) exclude[mu->second].push_back(mi->second);
+        }
+      }
+      events_diag = json{{"events", "held out by the model (train --holdout)"},
+                         {"holdout", f},
+                         {"held_out_events", held_log->num_events()}};
+    } else {
+      events_diag = json{{"events", "the model's own training events"}};
+      early_warnings.push_back(absl::StrCat(
+          "model ", req.model_id(), " was trained on dataset '", req.dataset(),
+          "' without a holdout: this estimate is made on its own training events and is "
+          "optimistic (it rewards fitting the log); train with --holdout F and evaluate on "
+          "the held-out events"));
+    }
+  }
+  const data::DatasetView& log = held_log ? *held_log : full_log;
   std::shared_ptr<const LoadedModel> imputer = model;
   if (dr && req.imputation_model_id() != 0) {
     auto m = models->Get(req.imputation_model_id());
@@ -314,9 +360,18 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
     if (prop_model == 0) return absl::InvalidArgumentError("propensity_from=0: model ids are >= 1");
     prop = PropensitySource::FromModel(prop_model, models, store, log);
   } else {
-    prop = PropensitySource::FromLog(req, log, rule, limits);
+    // Fitted estimators learn from the whole log (exposure is a property of
+    // the pairs, not of the split); logged values are read per event.
+    prop = PropensitySource::FromLog(req, req.propensity_from() == "logged" ? log : full_log,
+                                     rule, limits);
   }
   if (!prop.ok()) return prop.status();
+  if (prop->name() != "logged") {
+    early_warnings.push_back(absl::StrCat(
+        "estimated propensities (", prop->name(),
+        "): the estimate and its interval assume they are right; their own error is not in "
+        "the interval, so it may not cover the truth"));
+  }
 
   // Item key space: the ranking's items first, then the log's other items.
   RankingInput in;
@@ -386,6 +441,9 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
         const uint32_t mu = order[n];
         scores.resize(model->model->num_items());
         model->model->ScoreAll(mu, scores);
+        if (mu < exclude.size()) {
+          for (uint32_t i : exclude[mu]) scores[i] = -std::numeric_limits<float>::infinity();
+        }
         idx.resize(scores.size());
         std::iota(idx.begin(), idx.end(), 0);
         const size_t k = std::min<size_t>(max_k, idx.size());
@@ -410,7 +468,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
         auto [b, e] = log.UserRange(lu->second);
         for (size_t ev = b; ev < e; ++ev) {
           if (!rule.IsPositive(log.label[ev])) continue;
-          clicks.emplace_back(log_item_to_eval[log.item[ev]], prop->Click(ev));
+          clicks.emplace_back(log_item_to_eval[log.item[ev]], prop->Click(log, ev) * thin);
         }
       }
       std::stable_sort(clicks.begin(), clicks.end(),
@@ -449,7 +507,7 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
         for (int32_t item : ur.ranked) {
           const std::string& key = in.item_keys[item];
           ur.ranked_imputed.push_back(KeyedRelevance(*imputer, user_key, key));
-          ur.ranked_propensity.push_back(prop->Pair(user_key, key));
+          ur.ranked_propensity.push_back(prop->Pair(user_key, key) * thin);
         }
       }
     }
@@ -487,6 +545,12 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   if (model) diag["model_id"] = req.model_id();
   diag["ranking"] = model ? "served model" : "uploaded scores";
   diag["propensity_from"] = prop->name();
+  diag["propensity_estimated"] = prop->name() != "logged";
+  if (!events_diag.is_null()) diag["log_events"] = events_diag;
+  if (!early_warnings.empty()) {
+    if (!diag.contains("warnings") || !diag["warnings"].is_array()) diag["warnings"] = json::array();
+    for (const auto& w : early_warnings) diag["warnings"].push_back(w);
+  }
   if (dr) diag["imputation_model_id"] = imputer ? imputer->record.id : 0;
   diag["population_users"] = in.users.size();
   diag["log_users_outside_population"] = log_users_outside;

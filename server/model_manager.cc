@@ -40,6 +40,10 @@ json SpecJson(const TrainJobRequest& r) {
   if (r.spec.clip) j["clip"] = *r.spec.clip;
   if (r.spec.threshold) j["threshold"] = *r.spec.threshold;
   if (!r.mar_dataset.empty()) j["mar_dataset"] = r.mar_dataset;
+  if (r.holdout) {
+    j["holdout"] = *r.holdout;
+    j["holdout_seed"] = r.spec.seed;
+  }
   return j;
 }
 
@@ -203,6 +207,11 @@ uint64_t ModelManager::evicted_models() {
 absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   auto trainer = train::FindTrainer(request.spec.loss);
   if (!trainer.ok()) return absl::InvalidArgumentError(trainer.status().message());
+  if (request.holdout && !(*request.holdout > 0 && *request.holdout <= 0.5)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "holdout=", *request.holdout, ": holdout must be in (0, 0.5] (the share of events "
+        "held out for evaluation)"));
+  }
   auto info = store_->GetDataset(request.dataset);
   if (!info.ok()) return info.status();
   if (request.feedback.empty()) {
@@ -299,11 +308,22 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
       job->record.progress.push_back(ProgressJson(p));
       job->changed.SignalAll();
     };
-    auto result = train::RunTraining(**view, request.spec, ctx);
+    // With a holdout, the model never sees the held-out events; Evaluate
+    // recomputes the same mask to estimate on them alone.
+    std::optional<data::DatasetView> fit;
+    if (request.holdout) {
+      const std::vector<uint8_t> held =
+          data::HoldoutMask(**view, *request.holdout, request.spec.seed);
+      fit = data::SubsetView(**view, [&](size_t e) { return held[e] == 0; });
+      rec.diagnostics["holdout_events"] = (*view)->num_events() - fit->num_events();
+    }
+    auto result = train::RunTraining(fit ? *fit : **view, request.spec, ctx);
     if (!result.ok()) return result.status();
     if (!result->model) return absl::InternalError("trainer returned no model");
     rec.metrics = result->metrics;
+    const json holdout_events = rec.diagnostics.value("holdout_events", json());
     rec.diagnostics = result->diagnostics;
+    if (!holdout_events.is_null()) rec.diagnostics["holdout_events"] = holdout_events;
     rec.spec["params"] = result->resolved_params;
     // What the data decided (labels, propensity and why), in the spec.
     if (auto it = rec.diagnostics.find("data_defaults");

@@ -34,6 +34,7 @@ struct TrainJobRequest {
   std::string dataset;
   std::string mar_dataset;      // optional
   std::string feedback;         // "" = the dataset's kind
+  std::optional<double> holdout;  // share of events held out, (0, 0.5]
   train::TrainSpec spec;        // feedback/mar_sample are filled by the job
   std::string request_id;       // of the Train call, for the job's log lines
 };

@@ -179,6 +179,7 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
   TrainJobRequest job;
   job.dataset = req->dataset();
   job.mar_dataset = req->mar_dataset();
+  if (req->has_holdout()) job.holdout = req->holdout();
   job.feedback = req->feedback();
   job.request_id = RequestId(ctx);
   const std::string job_request_id = job.request_id;

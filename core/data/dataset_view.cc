@@ -186,4 +186,69 @@ absl::StatusOr<DatasetView> BuildViewFromInteractions(
                   std::move(list_keys), 0);
 }
 
+data::DatasetView SubsetView(const data::DatasetView& view,
+                             const std::function<bool(size_t)>& keep) {
+  data::DatasetView out;
+  out.user_keys = view.user_keys;
+  out.item_keys = view.item_keys;
+  out.list_keys = view.list_keys;
+  out.feature_dim = view.feature_dim;
+  out.data_version = view.data_version;
+  out.user_offsets.assign(view.num_users() + 1, 0);
+  const bool ts = !view.timestamp.empty(), li = !view.list.empty(),
+             po = !view.position.empty(), pr = !view.propensity.empty();
+  for (size_t e = 0; e < view.num_events(); ++e) {
+    if (!keep(e)) continue;
+    out.user.push_back(view.user[e]);
+    out.item.push_back(view.item[e]);
+    out.label.push_back(view.label[e]);
+    if (ts) out.timestamp.push_back(view.timestamp[e]);
+    if (li) out.list.push_back(view.list[e]);
+    if (po) out.position.push_back(view.position[e]);
+    if (pr) out.propensity.push_back(view.propensity[e]);
+    if (view.feature_dim > 0) {
+      auto f = view.FeaturesOf(e);
+      out.features.insert(out.features.end(), f.begin(), f.end());
+    }
+    if (view.user[e] < view.num_users()) ++out.user_offsets[view.user[e] + 1];
+  }
+  for (size_t u = 0; u < view.num_users(); ++u) out.user_offsets[u + 1] += out.user_offsets[u];
+  return out;
+}
+
+
+std::vector<uint8_t> HoldoutMask(const DatasetView& view, double fraction, uint64_t seed) {
+  std::vector<uint8_t> held(view.num_events(), 0);
+  if (!(fraction > 0)) return held;
+  const uint64_t cut = fraction >= 1 ? ~uint64_t{0}
+                                     : static_cast<uint64_t>(fraction * 18446744073709551616.0);
+  for (size_t e = 0; e < view.num_events(); ++e) {
+    // FNV-1a over the event's identity, then a 64-bit finaliser: the same
+    // event gets the same draw in any view of the dataset, whatever else
+    // was ingested since.
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    auto mix = [&h](const void* p, size_t n) {
+      const auto* b = static_cast<const unsigned char*>(p);
+      for (size_t k = 0; k < n; ++k) h = (h ^ b[k]) * 1099511628211ULL;
+      h = (h ^ 0xff) * 1099511628211ULL;  // field separator
+    };
+    const std::string& u = view.user_keys[view.user[e]];
+    const std::string& i = view.item_keys[view.item[e]];
+    mix(u.data(), u.size());
+    mix(i.data(), i.size());
+    if (!view.timestamp.empty()) mix(&view.timestamp[e], sizeof(int64_t));
+    if (!view.list.empty() && view.list[e] != kNoList) {
+      const std::string& l = view.list_keys[view.list[e]];
+      mix(l.data(), l.size());
+    }
+    if (!view.position.empty()) mix(&view.position[e], sizeof(int32_t));
+    if (!view.event_id.empty()) mix(view.event_id[e].data(), view.event_id[e].size());
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    held[e] = h < cut ? 1 : 0;
+  }
+  return held;
+}
+
 }  // namespace debias::data

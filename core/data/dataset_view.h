@@ -10,6 +10,7 @@
 #define DEBIAS_CORE_DATA_DATASET_VIEW_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -90,6 +91,17 @@ struct DatasetStats {
 };
 
 DatasetStats ComputeStats(const DatasetView& view);
+
+// The events of `view` for which keep(event) holds, as a view with the same
+// key tables (so ids are unchanged) and a rebuilt CSR.
+DatasetView SubsetView(const DatasetView& view, const std::function<bool(size_t)>& keep);
+
+// Which events a model trained with `train --holdout fraction` held out:
+// 1 for about `fraction` of the events, drawn from a hash of each event's
+// identity (user and item keys, timestamp, list, position, event id) and
+// `seed`, so the same event is held out in any later view of the dataset
+// (events ingested after training simply fall on either side).
+std::vector<uint8_t> HoldoutMask(const DatasetView& view, double fraction, uint64_t seed);
 
 // Incremental, single-pass builder used by the store and by tests.
 // Events must be appended in user-major order with dense user ids that never

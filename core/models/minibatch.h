@@ -143,10 +143,7 @@ class PairSampler {
   int max_tries_;
 };
 
-// The events of `view` for which keep(event) holds, as a view with the same
-// key tables (so ids are unchanged) and a rebuilt CSR.
-data::DatasetView SubsetView(const data::DatasetView& view,
-                             const std::function<bool(size_t)>& keep);
+using data::SubsetView;  // core/data/dataset_view.h
 
 // Splits the events of `view` at random into (train, validation) with
 // round(fraction * events) validation events; fraction in [0, 1).
