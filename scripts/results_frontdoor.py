@@ -226,6 +226,49 @@ def world_section(srv, seeds, ks, out, users, items, clicks):
     return table
 
 
+def svg_figure(table, ks, path):
+    """A line chart of MAR-test AUC against K (log2 axis), one line per column."""
+    series = [("naive", "naive", "#555555"), ("relmf", "relmf (estimated propensities)", "#d62728"),
+              ("true", "relmf (true propensities)", "#1f77b4"), ("auto", "auto", "#2ca02c")]
+    W, H, L, R, T, B = 640, 380, 70, 200, 30, 50
+    vals = [mean_std(table[k][s])[0] for k in ks for s, _, _ in series]
+    lo = min(vals) - 0.01
+    hi = max(vals) + 0.01
+    import math
+    xs = {k: L + (W - L - R) * (math.log2(k) / max(1.0, math.log2(max(ks)))) for k in ks}
+    y = lambda v: T + (H - T - B) * (1 - (v - lo) / (hi - lo))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{W}" height="{H}" fill="white"/>',
+             f'<text x="{L}" y="18" font-size="14">MAR-test AUC as data per pair grows '
+             f'(mean of 3 worlds)</text>',
+             f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
+             f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
+             f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">exposure '
+             f'opportunities per pair, K</text>']
+    for k in ks:
+        parts.append(f'<text x="{xs[k]:.1f}" y="{H - B + 16}" text-anchor="middle">{k}</text>')
+    steps = 5
+    for j in range(steps + 1):
+        v = lo + (hi - lo) * j / steps
+        parts.append(f'<text x="{L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+        parts.append(f'<line x1="{L}" y1="{y(v):.1f}" x2="{W - R}" y2="{y(v):.1f}" '
+                     f'stroke="#eeeeee"/>')
+    for n, (key, label, colour) in enumerate(series):
+        pts = " ".join(f"{xs[k]:.1f},{y(mean_std(table[k][key])[0]):.1f}" for k in ks)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for k in ks:
+            parts.append(f'<circle cx="{xs[k]:.1f}" cy="{y(mean_std(table[k][key])[0]):.1f}" '
+                         f'r="3" fill="{colour}"/>')
+        ly = T + 20 + 20 * n
+        parts.append(f'<line x1="{W - R + 10}" y1="{ly}" x2="{W - R + 30}" y2="{ly}" '
+                     f'stroke="{colour}" stroke-width="2"/>')
+        parts.append(f'<text x="{W - R + 36}" y="{ly + 4}">{label}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -246,7 +289,11 @@ def main():
     with Server(a.build) as srv:
         coat_section(srv, a.seeds, out)
         coat_mar_section(srv, a.seeds, out)
-        world_section(srv, a.seeds, ks, out, 2000, 500, 60000)
+        table = world_section(srv, a.seeds, ks, out, 2000, 500, 60000)
+    svg = os.path.join(os.path.dirname(a.out), "when-debiasing-pays.svg")
+    svg_figure(table, ks, svg)
+    out.append("![MAR-test AUC of naive, relmf (estimated and true propensities) and auto as the "
+               "exposure opportunities per pair grow](results/when-debiasing-pays.svg)\n")
     out.append(f"Total wall time {time.time() - t0:.0f} s on the shared 2-core machine.\n")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

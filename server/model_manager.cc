@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/models/model_registry.h"
 #include "core/propensity/registry.h"
@@ -236,6 +237,26 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   if (!request.mar_dataset.empty()) {
     auto mar = store_->GetDataset(request.mar_dataset);
     if (!mar.ok()) return mar.status();
+    // A MAR sample about other users and items says nothing about this log.
+    auto mar_view = store_->LoadView(request.mar_dataset);
+    auto log_view = store_->LoadView(request.dataset);
+    if (!mar_view.ok()) return mar_view.status();
+    if (!log_view.ok()) return log_view.status();
+    absl::flat_hash_set<std::string_view> users((*log_view)->user_keys.begin(),
+                                                (*log_view)->user_keys.end());
+    absl::flat_hash_set<std::string_view> items((*log_view)->item_keys.begin(),
+                                                (*log_view)->item_keys.end());
+    const bool shares =
+        std::any_of((*mar_view)->user_keys.begin(), (*mar_view)->user_keys.end(),
+                    [&](const std::string& k) { return users.contains(k); }) ||
+        std::any_of((*mar_view)->item_keys.begin(), (*mar_view)->item_keys.end(),
+                    [&](const std::string& k) { return items.contains(k); });
+    if (!shares) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "mar_dataset '", request.mar_dataset, "' shares no user and no item with dataset '",
+          request.dataset, "': a missing-at-random sample must be about the same users or "
+          "items as the log"));
+    }
   }
 
   absl::MutexLock l(&mu_);

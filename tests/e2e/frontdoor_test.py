@@ -99,6 +99,15 @@ class FrontDoor(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("FAILED_PRECONDITION", err)
         self.assertIn("at least 200", err)
+        other = os.path.join(self.srv.dir, "other.csv")
+        with open(other, "w") as f:
+            f.write("user,item,label\nx1,y1,1\nx2,y2,0\n")
+        self.srv.ctl("ingest", "--dataset", "other", "--format", "csv", other)
+        code, _, err = self.srv.ctl_raw("train", "--dataset", "tiny", "--loss", "relmf",
+                                        "--mar-dataset", "other")
+        self.assertNotEqual(code, 0)
+        self.assertIn("FAILED_PRECONDITION", err)
+        self.assertIn("shares no user", err)
 
     @unittest.skipUnless(os.path.isdir(COAT), "../shared/data/coat is absent")
     def test_coat_at_defaults(self):
