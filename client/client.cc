@@ -242,8 +242,13 @@ absl::StatusOr<Resp> Client::Unary(const Req& req, Call call) {
 
 absl::StatusOr<v1::Model> Client::Train(
     const v1::TrainRequest& request,
-    const std::function<void(const v1::TrainEvent&)>& on_event) {
-  grpc::ClientContext ctx;  // no deadline: training takes as long as it takes
+    const std::function<void(const v1::TrainEvent&)>& on_event,
+    std::optional<std::chrono::milliseconds> timeout) {
+  // No deadline unless asked: training takes as long as it takes. With one,
+  // the call ends at the deadline and the server cancels the (non-detached)
+  // job with it.
+  grpc::ClientContext ctx;
+  if (timeout) ctx.set_deadline(std::chrono::system_clock::now() + *timeout);
   Authenticate(&ctx);
   auto reader = models_->Train(&ctx, request);
   v1::TrainEvent ev;

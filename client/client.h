@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <span>
 #include <string>
@@ -86,9 +87,12 @@ class Client {
   // --- Models (request messages as in proto/debias/v1) -----------------
   // Starts training and blocks until the job ends; `on_event` sees every
   // event (started, progress). Returns the final model, whose state may be
-  // "failed" or "cancelled" (with its error).
+  // "failed" or "cancelled" (with its error). With `timeout`, the call ends
+  // with DEADLINE_EXCEEDED at that point and the server cancels the job
+  // (unless request.detach).
   absl::StatusOr<v1::Model> Train(const v1::TrainRequest& request,
-                                  const std::function<void(const v1::TrainEvent&)>& on_event = {});
+                                  const std::function<void(const v1::TrainEvent&)>& on_event = {},
+                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& dataset = "");
   absl::StatusOr<v1::Model> GetModel(uint64_t id);
   absl::Status DeleteModel(uint64_t id);

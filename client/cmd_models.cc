@@ -102,8 +102,8 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
                 "print the model id once the job has started and return; the job goes on "
                 "(without it, interrupting debiasctl cancels the job)");
   AddGlobalOptions(sub, &ctx.global);
-  sub->callback([&ctx, a] {
-    ctx.run = [&ctx, a]() -> int {
+  sub->callback([&ctx, a, sub] {
+    ctx.run = [&ctx, a, sub]() -> int {
       v1::TrainRequest req;
       req.set_dataset(a->dataset);
       req.set_loss(a->loss);
@@ -130,7 +130,16 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
                                  " (detached; watch with `debiasctl models --model ", *id, "`)"));
       }
       const bool progress = ShowProgress() && !ctx.global.json;
+      // --timeout bounds training only when given: the default per-call
+      // deadline is for quick calls, and a job takes as long as it takes.
+      std::optional<std::chrono::milliseconds> timeout;
+      if (sub->count("--timeout") > 0) {
+        timeout = std::chrono::milliseconds(
+            static_cast<int64_t>(ctx.global.timeout_seconds * 1000));
+      }
+      uint64_t started_id = 0;
       auto m = ctx.Connect()->Train(req, [&](const v1::TrainEvent& ev) {
+        if (ev.has_started()) started_id = ev.started().model_id();
         if (!progress) return;
         if (ev.has_started()) {
           ProgressLine(absl::StrCat("model ", ev.started().model_id(), ": training ", a->loss));
@@ -141,8 +150,13 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
           for (const auto& [k, v] : p.metrics()) absl::StrAppendFormat(&line, " %s=%.4f", k, v);
           ProgressLine(line);
         }
-      });
+      }, timeout);
       EndProgress();
+      if (!m.ok() && timeout && absl::IsDeadlineExceeded(m.status())) {
+        return Fail(absl::DeadlineExceededError(absl::StrCat(
+            "training did not finish within --timeout ", ctx.global.timeout_seconds,
+            " s; model ", started_id, " was cancelled with the call")));
+      }
       if (!m.ok()) return Fail(m.status());
       if (m->state() != "ready") {
         if (ctx.global.json) std::cout << ModelJson(*m, false).dump() << std::endl;

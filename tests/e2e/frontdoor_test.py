@@ -109,6 +109,21 @@ class FrontDoor(unittest.TestCase):
         self.assertIn("FAILED_PRECONDITION", err)
         self.assertIn("shares no user", err)
 
+    def test_train_timeout_cancels_the_job(self):
+        self.world("t", 1)
+        code, _, err = self.srv.ctl_raw("train", "--dataset", "t", "--loss", "naive",
+                                        "--param", "epochs=100000", "--timeout", "1")
+        self.assertNotEqual(code, 0)
+        self.assertIn("DEADLINE_EXCEEDED", err)
+        self.assertIn("cancelled", err)
+        import time
+        for _ in range(50):
+            states = [m["state"] for m in self.srv.ctl("models", "--dataset", "t")["models"]]
+            if states and states[0] != "training":
+                break
+            time.sleep(0.1)
+        self.assertEqual(states[0], "cancelled")
+
     @unittest.skipUnless(os.path.isdir(COAT), "../shared/data/coat is absent")
     def test_coat_at_defaults(self):
         s = self.srv
