@@ -152,6 +152,7 @@ ModelManager::ModelManager(store::InteractionStore* store, Options options)
     if (r.state != store::ModelState::kTraining) continue;
     r.state = store::ModelState::kFailed;
     r.error = "interrupted: the server stopped while this model was training";
+    r.error_code = static_cast<int>(absl::StatusCode::kAborted);
     r.finish_time_unix_ms = NowMs();
     if (auto s = store_->PutModel(r, nullptr); !s.ok()) {
       spdlog::warn("cannot mark model {} as failed: {}", r.id, s.ToString());
@@ -208,6 +209,20 @@ uint64_t ModelManager::evicted_models() {
 absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   auto trainer = train::FindTrainer(request.spec.loss);
   if (!trainer.ok()) return absl::InvalidArgumentError(trainer.status().message());
+  // Names are checked before a job or a record exists: a rejected request
+  // leaves nothing behind.
+  if (!request.spec.propensity.empty()) {
+    const auto& rows = propensity::Estimators();
+    if (std::none_of(rows.begin(), rows.end(), [&](const auto& row) {
+          return row.name == request.spec.propensity;
+        })) {
+      std::string names;
+      for (const auto& row : rows) absl::StrAppend(&names, names.empty() ? "" : ", ", std::string(row.name));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "propensity='", request.spec.propensity.substr(0, 64),
+          "': not a propensity estimator; known: ", names));
+    }
+  }
   if (request.holdout && !(*request.holdout > 0 && *request.holdout <= 0.5)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "holdout=", *request.holdout, ": holdout must be in (0, 0.5] (the share of events "
@@ -367,14 +382,17 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
   } else if (absl::IsCancelled(status) || job->cancel) {
     rec.state = store::ModelState::kCancelled;
     rec.error = std::string(status.message());
+    rec.error_code = static_cast<int>(absl::StatusCode::kCancelled);
   } else {
     rec.state = store::ModelState::kFailed;
-    rec.error = status.ToString();
+    rec.error = std::string(status.message());
+    rec.error_code = static_cast<int>(status.code());
   }
   absl::Status put = store_->PutModel(rec, status.ok() ? &snapshot : nullptr);
   if (!put.ok()) {
     rec.state = store::ModelState::kFailed;
     rec.error = absl::StrCat("could not persist the model: ", put.ToString());
+    rec.error_code = static_cast<int>(put.code());
   }
   std::string().swap(snapshot);
   const double secs =

@@ -145,7 +145,13 @@ void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
   JsonToStruct(r.spec, out->mutable_spec());
   JsonToStruct(r.metrics, out->mutable_metrics());
   JsonToStruct(r.diagnostics, out->mutable_diagnostics());
-  out->set_error(r.error);
+  // The stored code names the kind of error; old records without one keep
+  // their text as it was written.
+  out->set_error(r.error_code != 0
+                     ? absl::StrCat(absl::StatusCodeToString(
+                                        static_cast<absl::StatusCode>(r.error_code)),
+                                    ": ", r.error)
+                     : r.error);
   out->set_create_time_unix_ms(r.create_time_unix_ms);
   out->set_finish_time_unix_ms(r.finish_time_unix_ms);
   for (const json& p : r.progress) ProgressToProto(p, out->add_progress());
@@ -231,11 +237,9 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
       // Hyperparameters are parsed by the trainer when the job starts: a job
       // that failed on them before its first epoch is the caller's bad
       // request, answered as such (the failed record stays for inspection).
-      constexpr std::string_view kInvalid = "INVALID_ARGUMENT: ";
       if (rec.state == store::ModelState::kFailed && rec.progress.empty() &&
-          rec.error.rfind(kInvalid, 0) == 0) {
-        return Invalid(absl::StrCat(rec.error.substr(kInvalid.size()), " (model ", *id,
-                                    " recorded as failed)"));
+          rec.error_code == static_cast<int>(absl::StatusCode::kInvalidArgument)) {
+        return Invalid(absl::StrCat(rec.error, " (model ", *id, " recorded as failed)"));
       }
       v1::TrainEvent ev;
       RecordToProto(rec, ev.mutable_finished());

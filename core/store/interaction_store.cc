@@ -125,6 +125,7 @@ json RecordToJson(const ModelRecord& r) {
               {"diagnostics", r.diagnostics},
               {"progress", r.progress},
               {"error", r.error},
+              {"error_code", r.error_code},
               {"create_time_unix_ms", r.create_time_unix_ms},
               {"finish_time_unix_ms", r.finish_time_unix_ms}};
 }
@@ -142,6 +143,7 @@ absl::StatusOr<ModelRecord> RecordFromJson(std::string_view bytes) {
     r.diagnostics = j.at("diagnostics");
     r.progress = j.value("progress", json::array());
     r.error = j.value("error", "");
+    r.error_code = j.value("error_code", 0);
     r.create_time_unix_ms = j.value("create_time_unix_ms", int64_t{0});
     r.finish_time_unix_ms = j.value("finish_time_unix_ms", int64_t{0});
     return r;

@@ -79,7 +79,11 @@ struct ModelRecord {
   nlohmann::json metrics = nlohmann::json::object();
   nlohmann::json diagnostics = nlohmann::json::object();
   nlohmann::json progress = nlohmann::json::array();  // per-epoch curve
-  std::string error;  // for kFailed
+  std::string error;  // for kFailed / kCancelled: the status message
+  // The status code of that error (absl::StatusCode as an int; 0 = none
+  // recorded, e.g. a record written before codes were stored). Callers read
+  // the code, never parse `error`.
+  int error_code = 0;
   int64_t create_time_unix_ms = 0;
   int64_t finish_time_unix_ms = 0;
   // Key tables of the training data, so scoring can map client keys to the

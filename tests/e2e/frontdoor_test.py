@@ -99,6 +99,12 @@ class FrontDoor(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("FAILED_PRECONDITION", err)
         self.assertIn("at least 200", err)
+        before = len(self.srv.ctl("models")["models"])
+        code, _, err = self.srv.ctl_raw("train", "--dataset", "tiny", "--loss", "relmf",
+                                        "--propensity", "no-such-estimator")
+        self.assertNotEqual(code, 0)
+        self.assertIn("INVALID_ARGUMENT", err)
+        self.assertEqual(len(self.srv.ctl("models")["models"]), before)  # no record left
         other = os.path.join(self.srv.dir, "other.csv")
         with open(other, "w") as f:
             f.write("user,item,label\nx1,y1,1\nx2,y2,0\n")
@@ -147,6 +153,10 @@ class FrontDoor(unittest.TestCase):
                                  "--param", "l2=10")
         self.assertNotEqual(code, 0)
         self.assertIn("degenerate", err)
+        failed = [m for m in s.ctl("models", "--dataset", "coat")["models"]
+                  if m["state"] == "failed"]
+        self.assertTrue(failed[0]["error"].startswith("FAILED_PRECONDITION: degenerate"),
+                        failed[0]["error"])
 
 
 if __name__ == "__main__":
