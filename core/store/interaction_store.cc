@@ -537,6 +537,18 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
   }
   RETURN_IF_ERROR(impl_->LoadMaps(*st));
   if (events.empty()) return IngestResult{0, st->info.data_version};
+  // A dataset created as implicit feedback holds clicks (label > 0, or a
+  // click rate in (0, 1]) and impressions (label 0): a negative label is
+  // not implicit feedback and is refused, never stored as something else.
+  if (st->info.feedback == "implicit") {
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (events[i].label < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "events[", i, "].label=", events[i].label, ": dataset '", name,
+            "' is implicit feedback, whose labels are >= 0 (clicks > 0, impressions 0)"));
+      }
+    }
+  }
   if (batch_dim > 0) {
     RETURN_IF_ERROR(impl_->ResolveFeatureDim(*st, options_.limits.max_features));
     if (st->feature_dim > 0 && st->feature_dim != batch_dim) {

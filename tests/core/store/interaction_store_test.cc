@@ -141,6 +141,22 @@ TEST_F(StoreTest, InvalidEventRejectsTheWholeBatch) {
               StatusIs(absl::StatusCode::kInvalidArgument, "events[1].propensity"));
 }
 
+TEST_F(StoreTest, ImplicitDatasetRefusesNegativeLabels) {
+  // A dataset created as implicit feedback holds clicks and impressions; a
+  // label of -1 would silently be stored as something the docs exclude.
+  ASSERT_OK(store_->CreateDataset("clicks", "", "implicit"));
+  EXPECT_THAT(store_->Ingest("clicks", std::vector<Interaction>{Ev("a", "x", 1), Ev("a", "y", -1)},
+                             false),
+              StatusIs(absl::StatusCode::kInvalidArgument, "events[1].label=-1"));
+  auto ok = store_->Ingest("clicks", std::vector<Interaction>{Ev("a", "x", 1), Ev("a", "y", 0),
+                                                              Ev("b", "x", 0.25f)},
+                           false);
+  ASSERT_OK(ok);
+  EXPECT_EQ(ok->events_written, 3u);
+  // An explicit (or undeclared) dataset takes any finite label.
+  ASSERT_OK(store_->Ingest("ratings", std::vector<Interaction>{Ev("a", "x", -1)}, true));
+}
+
 TEST_F(StoreTest, MissingDatasetIsNotFoundUnlessCreated) {
   EXPECT_THAT(store_->Ingest("nope", std::vector{Ev("a", "b", 1)}, false),
               StatusIs(absl::StatusCode::kNotFound, "nope"));
