@@ -55,7 +55,7 @@ def coat_section(srv, seeds, out):
             os.path.join(COAT, "train.ascii"))
     srv.ctl("ingest", "--dataset", "coat-raw-test", "--format", "coat",
             os.path.join(COAT, "test.ascii"))
-    out.append("## Coat through the front door (defaults)\n")
+    out.append("### Coat through the front door (defaults)\n")
     out.append(
         "Coat ingested as the README shows (`debiasctl ingest --format coat --threshold 3`: "
         "ratings >= 3 -> 1), then `debiasctl train --dataset coat --loss L --seed S` with no "
@@ -115,7 +115,7 @@ def coat_mar_section(srv, seeds, out):
         rows = [line.split() for line in f if line.strip()]
     events = [(str(u), str(i), 1 if float(v) >= 3 else 0)
               for u, row in enumerate(rows) for i, v in enumerate(row) if float(v) != 0]
-    out.append("## Coat with a missing-at-random sample named (`train --mar-dataset`)\n")
+    out.append("### Coat with a missing-at-random sample named (`train --mar-dataset`)\n")
     out.append(
         "The same Coat training data, now with a randomised sample a team would hold: per seed, "
         "a seeded random 5 % of Coat's missing-at-random test ratings is ingested as its own "
@@ -164,7 +164,7 @@ def coat_mar_section(srv, seeds, out):
 
 
 def world_section(srv, seeds, ks, out, users, items, clicks):
-    out.append("## Implicit MNAR worlds: when does debiasing pay\n")
+    out.append("### Implicit MNAR worlds: when does debiasing pay\n")
     out.append(
         f"`debiasctl synth --world mnar --users {users} --items {items} --power 1 "
         f"--expected-clicks {clicks} --exposures K --seed S` (popularity-driven exposure, "
