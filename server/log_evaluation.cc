@@ -366,6 +366,15 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
                                      rule, limits);
   }
   if (!prop.ok()) return prop.status();
+  if (prop->name().find("popularity") != std::string::npos &&
+      opts.estimator != eval::RelevanceEstimator::kSnips &&
+      opts.estimator != eval::RelevanceEstimator::kNaive) {
+    early_warnings.push_back(
+        "popularity propensities are relative to the most popular item (clicks alone cannot "
+        "identify their absolute scale), so these IPS/DR values are on an arbitrary scale and "
+        "cannot be compared with the MAR truth: use them to compare models on this log, or "
+        "estimate with snips, or log the propensities");
+  }
   if (prop->name() != "logged") {
     early_warnings.push_back(absl::StrCat(
         "estimated propensities (", prop->name(),

@@ -1,5 +1,7 @@
 #include "core/store/interaction_store.h"
 
+#include <filesystem>
+
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -330,6 +332,16 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
+  // RocksDB creates the last path component only: `--data_dir ./var/db` on a
+  // fresh checkout needs ./var too.
+  if (options.create_if_missing) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("creating the store directory ", options.path,
+                                                 ": ", ec.message()));
+    }
+  }
   // A damaged MANIFEST must stop us before RocksDB deletes what it misses.
   RETURN_IF_ERROR(CheckTableFilesReferenced(options.path, ro));
   rocksdb::DB* raw = nullptr;
