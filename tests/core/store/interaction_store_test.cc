@@ -141,6 +141,16 @@ TEST_F(StoreTest, InvalidEventRejectsTheWholeBatch) {
               StatusIs(absl::StatusCode::kInvalidArgument, "events[1].propensity"));
 }
 
+TEST_F(StoreTest, OpenCreatesMissingParentDirectories) {
+  // `debiasd --data_dir ./var/db` on a fresh checkout: ./var does not exist.
+  StoreOptions o;
+  o.path = (dir_ / "var" / "db").string();
+  auto nested = InteractionStore::Open(o);
+  ASSERT_OK(nested);
+  ASSERT_OK((*nested)->Ingest("d", std::vector<Interaction>{Ev("a", "x", 1)}, true));
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "var" / "db"));
+}
+
 TEST_F(StoreTest, ImplicitDatasetRefusesNegativeLabels) {
   // A dataset created as implicit feedback holds clicks and impressions; a
   // label of -1 would silently be stored as something the docs exclude.
