@@ -26,10 +26,11 @@ fi
   echo "its standard deviation unless a row says otherwise. This file is assembled by"
   echo "scripts/results.sh."
   echo
-  if [[ -f docs/results/00-frontdoor.md ]]; then
-    sed "s/^# /## /" docs/results/00-frontdoor.md
+  for f in docs/results/0*.md; do  # the front-door fragments (scripts/results_frontdoor.py)
+    [[ -f "$f" ]] || continue
+    sed "s/^# /## /" "$f"
     echo
-  fi
+  done
   echo "# Ablations and paper fidelity (bench/fidelity harnesses, not the defaults)"
   echo
   echo "These fragments were produced by the harnesses at commit 5ac8cb2, before the"
@@ -40,7 +41,7 @@ fi
   echo
   for f in docs/results/*.md; do
     [[ -f "$f" ]] || continue
-    [[ "$(basename "$f")" == 00-frontdoor.md ]] && continue
+    [[ "$(basename "$f")" == 0* ]] && continue
     sed "s/^# /## /" "$f"  # fragments may start at level 1
     echo
   done

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -357,14 +358,17 @@ struct Scored {
   Candidate c;
   double estimate = std::nan("");
   std::vector<double> boot;
+  // Under the sensitivity evaluator (see TrainAuto), when there is one.
+  std::vector<double> check_boot;
+  double check_estimate = std::nan("");
   std::string error;
 };
 
 // Trains every candidate on `fit` and scores it; the MF family's defaults
 // add their l2 / 10 and x 10 neighbours to the queue.
 absl::StatusOr<std::vector<Scored>> RunCandidates(const data::DatasetView& fit,
-                                                  const Evaluator& ev, const AutoOptions& o,
-                                                  const TrainContext& ctx) {
+                                                  const Evaluator& ev, const Evaluator* check,
+                                                  const AutoOptions& o, const TrainContext& ctx) {
   std::vector<Scored> scored;
   std::vector<Candidate> queue = o.methods;
   for (size_t q = 0; q < queue.size(); ++q) {
@@ -386,6 +390,11 @@ absl::StatusOr<std::vector<Scored>> RunCandidates(const data::DatasetView& fit,
       s.estimate = Estimate(ev, st, nullptr);
       s.boot.reserve(ev.resamples.size());
       for (const auto& rs : ev.resamples) s.boot.push_back(Estimate(ev, st, &rs));
+      if (check != nullptr) {
+        ModelStats cst = Score(*check, *r->model, static_cast<uint32_t>(fit.num_items()));
+        s.check_estimate = Estimate(*check, cst, nullptr);
+        for (const auto& rs : check->resamples) s.check_boot.push_back(Estimate(*check, cst, &rs));
+      }
       auto l2 = r->resolved_params.find("l2");
       if (c.params.empty() && IsMfFamily(c.loss) && l2 != r->resolved_params.end()) {
         const double v = std::stod(l2->second);
@@ -412,7 +421,8 @@ absl::StatusOr<std::vector<Scored>> RunCandidates(const data::DatasetView& fit,
 // The choice: the best debiased candidate when its gain over the best naive
 // one has an interval above 0, else the best naive. Fills selection's
 // chosen/gain/verdict; NULL when nothing trained.
-const Scored* Decide(const std::vector<Scored>& scored, const Evaluator& ev, json* selection) {
+const Scored* Decide(const std::vector<Scored>& scored, const Evaluator& ev,
+                     const Evaluator* check, json* selection) {
   const Scored* best_naive = nullptr;
   const Scored* best_deb = nullptr;
   for (const Scored& s : scored) {
@@ -430,7 +440,26 @@ const Scored* Decide(const std::vector<Scored>& scored, const Evaluator& ev, jso
     const double gain = best_deb->estimate - best_naive->estimate;
     (*selection)["gain"] = gain;
     (*selection)["gain_interval"] = {lo, hi};
-    if (lo > 0) {
+    // With propensities estimated from clicks no estimator is unbiased: the
+    // gain must also hold with the correction at half strength.
+    bool holds = true;
+    if (check != nullptr) {
+      std::vector<double> cdiff(check->resamples.size());
+      for (size_t b = 0; b < cdiff.size(); ++b) {
+        cdiff[b] = best_deb->check_boot[b] - best_naive->check_boot[b];
+      }
+      const auto [clo, chi] = Percentiles(cdiff);
+      (*selection)["gain_at_half_strength"] = best_deb->check_estimate - best_naive->check_estimate;
+      (*selection)["gain_at_half_strength_interval"] = {clo, chi};
+      holds = clo > 0;
+    }
+    if (lo > 0 && !holds) {
+      verdict = absl::StrFormat(
+          "no robust gain: naive chosen (best debiased, %s: %+.4f [%.4f, %.4f] %s against naive "
+          "with the propensities the log supports, but not with them at half strength (eta "
+          "0.5): with clicks only, the estimate depends on the propensity model)",
+          best_deb->c.loss, gain, lo, hi, ev.metric);
+    } else if (lo > 0) {
       chosen = best_deb;
       verdict = absl::StrFormat(
           "debiasing gains %.4f [%.4f, %.4f] %s on this log (%s %s, held-out estimate): %s "
@@ -498,9 +527,22 @@ absl::StatusOr<TrainResult> TrainAuto(const data::DatasetView& view, const Train
         "loss 'auto': the held-out part (or the MAR sample) has no events the candidates "
         "can be scored on");
   }
-  ASSIGN_OR_RETURN(std::vector<Scored> scored, RunCandidates(fit, ev, o, ctx));
+  // Clicks only and no propensity named: the evaluator's popularity weights
+  // are themselves a guess (eta 1, docs/METHODS.md), so a second evaluator
+  // with eta 0.5 (Saito et al.'s) checks that a debiased win does not hinge
+  // on it.
+  std::optional<Evaluator> check;
+  if (spec.feedback == FeedbackKind::kImplicit && spec.mar_sample == nullptr &&
+      spec.propensity.empty() && ev.propensity == "popularity" &&
+      !o.base.params.count("prop.eta")) {
+    TrainSpec half = spec;
+    half.params["prop.eta"] = "0.5";
+    ASSIGN_OR_RETURN(check, MakeEvaluator(fit, held, half, o.bootstrap));
+  }
+  ASSIGN_OR_RETURN(std::vector<Scored> scored,
+                   RunCandidates(fit, ev, check ? &*check : nullptr, o, ctx));
   json selection;
-  const Scored* chosen = Decide(scored, ev, &selection);
+  const Scored* chosen = Decide(scored, ev, check ? &*check : nullptr, &selection);
   if (chosen == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
         "loss 'auto': no candidate trained; the first error: ",
