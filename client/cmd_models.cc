@@ -449,7 +449,8 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
     uint32_t bootstrap = 0, max_users = 0;
     uint64_t seed = 0, imputation_model = 0;
     std::string policy_estimator, target;
-    double temperature = 0, tau = 0, lambda = 0;
+    double temperature = 0;
+    std::optional<double> tau, lambda, subgaussian_lambda;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--model", a->model, "model id (or --scores)");
@@ -473,7 +474,7 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                   "key=value for the fitted propensity estimator (repeatable)");
   sub->add_option("--clip", a->clip,
                   "raise propensities below M to M (0: none); with --policy-estimator: cap "
-                  "the weights at M");
+                  "the weights of ips, dr and balanced-ipw at M (the others do not clip)");
   sub->add_option("--bootstrap", a->bootstrap, "bootstrap resamples of users (0: none)");
   sub->add_option("--seed", a->seed, "seed of the bootstrap and the user subset");
   sub->add_option("--confidence", a->confidence, "interval level (default 0.95)");
@@ -485,12 +486,17 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                   "also evaluate on this labelled missing-at-random sample");
   sub->add_option("--max-users", a->max_users, "estimate on a seeded subset of users (0: all)");
   sub->add_option("--policy-estimator", a->policy_estimator,
-                  "dm|ips|snips|dr|switch-dr|dr-os: the model's value as a policy on the "
-                  "logged decisions in --dataset (propensities = logging probabilities)");
+                  "dm|ips|snips|dr|switch-dr|dr-os|sndr|subgaussian-ipw|subgaussian-dr|"
+                  "balanced-ipw, or several comma-separated (one table): the model's value as "
+                  "a policy on the logged decisions in --dataset (propensities = logging "
+                  "probabilities)");
   sub->add_option("--target", a->target, "policy: greedy (default) or softmax");
   sub->add_option("--temperature", a->temperature, "policy: softmax temperature (default 1)");
-  sub->add_option("--tau", a->tau, "policy: switch-dr weight threshold");
-  sub->add_option("--lambda", a->lambda, "policy: dr-os shrinkage (default 1)");
+  sub->add_option("--tau", a->tau,
+                  "policy: switch-dr weight threshold (default: none; 0 = DM, as OBP)");
+  sub->add_option("--lambda", a->lambda, "policy: dr-os shrinkage (default 1; 0 = DM, as OBP)");
+  sub->add_option("--subgaussian-lambda", a->subgaussian_lambda,
+                  "policy: subgaussian-ipw/-dr lambda in [0, 1] (default 0 = IPW/DR)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -528,8 +534,9 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       req.set_policy_estimator(a->policy_estimator);
       req.set_target(a->target);
       req.set_temperature(a->temperature);
-      req.set_tau(a->tau);
-      req.set_lambda(a->lambda);
+      if (a->tau) req.set_tau(*a->tau);
+      if (a->lambda) req.set_lambda(*a->lambda);
+      if (a->subgaussian_lambda) req.set_subgaussian_lambda(*a->subgaussian_lambda);
       if (!a->scores.empty()) {
         if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
       }
@@ -551,9 +558,14 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                                   : ", with logged propensities",
                         ":\n");
       }
+      if (!a->policy_estimator.empty()) {
+        absl::StrAppend(&human, "policy value of model ", a->model, " on '", a->dataset, "' (",
+                        diag.value("decisions", 0), " decisions):\n");
+      }
       std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
       for (const auto& [k, v] : sorted) {
-        absl::StrAppendFormat(&human, "%-16s %.4f", k, v);
+        const int width = a->policy_estimator.find(',') != std::string::npos ? 28 : 16;
+        absl::StrAppendFormat(&human, "%-*s %.4f", width, k, v);
         auto bi = r->intervals().find(k);
         auto ni = r->normal_intervals().find(k);
         if (bi != r->intervals().end()) {

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/eval/policy.h"
 #include "core/eval/unbiased.h"
 #include "core/propensity/registry.h"
@@ -43,6 +44,32 @@ double KeyedRelevance(const LoadedModel& m, const std::string& user, const std::
   uint32_t one = i->second;
   m.model->ScoreItems(u->second, {&one, 1}, {&s, 1});
   return std::isfinite(s) ? Sigmoid(s) : 0.0;
+}
+
+// "ipw,snips,dr" -> names as spelled (trimmed) and estimators; at most 16,
+// none twice (after aliases: "ips,ipw" is a duplicate).
+absl::Status ParsePolicyEstimators(const std::string& list, std::vector<std::string>* names,
+                                   std::vector<eval::PolicyEstimator>* estimators) {
+  constexpr size_t kMaxEstimators = 16;
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    const std::string name(absl::StripAsciiWhitespace(part));
+    auto est = eval::ParsePolicyEstimator(name);
+    if (!est.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy_estimator='", list.substr(0, 64), "': ", est.status().message()));
+    }
+    if (std::find(estimators->begin(), estimators->end(), *est) != estimators->end()) {
+      return absl::InvalidArgumentError(absl::StrCat("policy_estimator='", list.substr(0, 64),
+                                                     "': '", name, "' is named twice"));
+    }
+    if (estimators->size() == kMaxEstimators) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy_estimator: at most ", kMaxEstimators, " estimators in one call"));
+    }
+    names->push_back(name);
+    estimators->push_back(*est);
+  }
+  return absl::OkStatus();
 }
 
 // bootstrap and confidence, shared by both log modes.
@@ -636,14 +663,13 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
 absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore* store,
                                    const Limits& limits, const v1::EvaluateRequest& req,
                                    v1::EvaluateResponse* resp, std::function<bool()> cancelled) {
-  auto est = eval::ParsePolicyEstimator(req.policy_estimator());
-  if (!est.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("policy_estimator='",
-                                                   req.policy_estimator().substr(0, 64),
-                                                   "': ", est.status().message()));
+  std::vector<std::string> names;
+  std::vector<eval::PolicyEstimator> estimators;
+  if (absl::Status st = ParsePolicyEstimators(req.policy_estimator(), &names, &estimators);
+      !st.ok()) {
+    return st;
   }
   eval::PolicyOptions opts;
-  opts.estimator = *est;
   opts.num_threads = 2;
   opts.cancelled = cancelled;
   if (!req.estimator().empty()) {
@@ -672,21 +698,35 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         absl::StrCat("clip=", req.clip(), ": the weight cap must be 0 (none) or in (0, 1e12]"));
   }
   opts.clip = req.clip();
-  if (!finite_nonneg(req.tau())) {
-    return absl::InvalidArgumentError(absl::StrCat("tau=", req.tau(), ": must be >= 0"));
+  // Unset is unset; 0 is a value (OBP's meaning: DM).
+  if (req.has_tau()) {
+    if (!(req.tau() >= 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tau=", req.tau(), ": must be >= 0 (0 = DM; unset = no switching)"));
+    }
+    opts.tau = req.tau();
   }
-  if (req.tau() > 0) opts.tau = req.tau();
-  if (!finite_nonneg(req.lambda())) {
-    return absl::InvalidArgumentError(absl::StrCat("lambda=", req.lambda(), ": must be >= 0"));
+  if (req.has_lambda()) {
+    if (!(req.lambda() >= 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("lambda=", req.lambda(), ": must be >= 0 (0 = DM; unset = 1)"));
+    }
+    opts.lambda = req.lambda();
   }
-  if (req.lambda() > 0) opts.lambda = req.lambda();
+  if (req.has_subgaussian_lambda()) {
+    if (!(req.subgaussian_lambda() >= 0 && req.subgaussian_lambda() <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "subgaussian_lambda=", req.subgaussian_lambda(), ": must be in [0, 1] (unset = 0)"));
+    }
+    opts.subgaussian_lambda = req.subgaussian_lambda();
+  }
   if (absl::Status st = ParseIntervalRequest(req, limits, &opts.bootstrap, &opts.confidence);
       !st.ok()) {
     return st;
   }
   opts.seed = req.seed();
-  const bool model_based = opts.estimator != eval::PolicyEstimator::kIps &&
-                           opts.estimator != eval::PolicyEstimator::kSnips;
+  const bool model_based = std::any_of(estimators.begin(), estimators.end(),
+                                      eval::PolicyEstimatorUsesRewardModel);
 
   auto m = models->Get(req.model_id());
   if (!m.ok()) return m.status();
@@ -715,8 +755,15 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         "logging policy's probability of every logged decision"));
   }
 
-  // Reward model: sigmoid of the rewarder's score for (user key, item key).
+  // Reward model: sigmoid of the rewarder's score for (user key, item key);
+  // 0 for keys it does not know, counted.
+  int64_t reward_lookups = 0, reward_unknown = 0;
   auto reward_hat = [&](const std::string& user, const std::string& item) {
+    ++reward_lookups;
+    if (!rewarder->user_index.contains(user) || !rewarder->item_index.contains(item)) {
+      ++reward_unknown;
+      return 0.0;
+    }
     return KeyedRelevance(*rewarder, user, item);
   };
 
@@ -794,6 +841,8 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
     d.reward = {static_cast<double>(log.label[e])};
     d.logging_prob = {std::min(1.0, static_cast<double>(log.propensity[e]))};
     d.target_prob = {pi[i->second]};
+    d.context = log.user[e];
+    d.action = {log.item[e]};
     if (model_based) {
       d.reward_hat = {reward_hat(log.user_keys[log.user[e]], log.item_keys[log.item[e]])};
       d.target_dm = dm_cache;
@@ -829,8 +878,10 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
     eval::LoggedDecision d;
+    d.context = log.user[ev.front()];
     for (size_t k = 0; k < ev.size(); ++k) {
       const size_t e = ev[k];
+      d.action.push_back(log.item[e]);
       d.reward.push_back(log.label[e]);
       d.logging_prob.push_back(std::min(1.0, static_cast<double>(log.propensity[e])));
       d.target_prob.push_back(order[k] == k ? 1.0 : 0.0);
@@ -847,12 +898,48 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         " have users or items unknown to model ", req.model_id(), ", ", missing_prop,
         " events lack a propensity)"));
   }
-  auto result = eval::EstimatePolicyValue(decisions, opts);
-  if (!result.ok()) return result.status();
-  (*resp->mutable_metrics())["policy_value"] = result->value;
-  if (result->interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*result->interval);
-  (*resp->mutable_normal_intervals())["policy_value"] = ToProto(result->normal_interval);
-  json diag = result->diagnostics;
+  auto results = eval::EstimatePolicyValues(decisions, estimators, opts);
+  if (!results.ok()) return results.status();
+  json diag;
+  if (names.size() == 1) {  // the single-estimator format, as before
+    const eval::PolicyResult& r = results->front();
+    (*resp->mutable_metrics())["policy_value"] = r.value;
+    if (r.interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*r.interval);
+    (*resp->mutable_normal_intervals())["policy_value"] = ToProto(r.normal_interval);
+    diag = r.diagnostics;
+  } else {
+    diag["estimators"] = json::object();
+    diag["warnings"] = json::array();
+    for (size_t j = 0; j < names.size(); ++j) {
+      const eval::PolicyResult& r = (*results)[j];
+      const std::string key = absl::StrCat("policy_value/", names[j]);
+      (*resp->mutable_metrics())[key] = r.value;
+      if (r.interval) (*resp->mutable_intervals())[key] = ToProto(*r.interval);
+      (*resp->mutable_normal_intervals())[key] = ToProto(r.normal_interval);
+      for (const auto& w : r.diagnostics["warnings"]) {
+        diag["warnings"].push_back(absl::StrCat(names[j], ": ", w.get<std::string>()));
+      }
+      diag["estimators"][names[j]] = r.diagnostics;
+    }
+    diag["decisions"] = results->front().diagnostics["decisions"];
+    diag["positions"] = results->front().diagnostics["positions"];
+  }
+  if (model_based) {
+    diag["reward_model"] = {
+        {"model_id", rewarder->record.id},
+        {"source", rewarder == model ? "sigmoid(score) of the evaluated model"
+                                     : "sigmoid(score) of imputation_model_id"},
+        {"lookups", reward_lookups},
+        {"unknown_keys", reward_unknown}};
+    if (reward_unknown > 0) {
+      if (!diag.contains("warnings") || !diag["warnings"].is_array()) {
+        diag["warnings"] = json::array();
+      }
+      diag["warnings"].push_back(absl::StrCat(
+          "the reward model (model ", rewarder->record.id, ") does not know ", reward_unknown,
+          " of ", reward_lookups, " (user, item) keys it was asked for; they were predicted 0"));
+    }
+  }
   diag["mode"] = "policy";
   diag["dataset"] = req.dataset();
   diag["model_id"] = req.model_id();

@@ -680,11 +680,12 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->scores_size() > 0 || req->bootstrap() > 0 || !req->propensity_from().empty() ||
       req->imputation_model_id() != 0 || !req->mar_dataset().empty() || req->clip() != 0 ||
-      !req->target().empty() || req->temperature() != 0 || req->tau() != 0 ||
-      req->lambda() != 0) {
+      !req->target().empty() || req->temperature() != 0 || req->has_tau() ||
+      req->has_lambda() || req->has_subgaussian_lambda()) {
     return Invalid(
         "scores, bootstrap, propensity_from, clip, imputation_model_id, mar_dataset, target, "
-        "temperature, tau and lambda need estimator or policy_estimator; without them dataset "
+        "temperature, tau, lambda and subgaussian_lambda need estimator or policy_estimator; "
+        "without them dataset "
         "is a labelled test set");
   }
   eval::RankingEvalOptions opts;

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,13 +23,22 @@ bool ValidValue(double x) {
   return std::isfinite(x) && std::abs(x) <= kMaxAbsValue;
 }
 
-bool UsesRewardModel(PolicyEstimator e) {
-  return e == PolicyEstimator::kDm || e == PolicyEstimator::kDr ||
-         e == PolicyEstimator::kSwitchDr || e == PolicyEstimator::kDrOs;
-}
 bool UsesCorrection(PolicyEstimator e) {
   return e == PolicyEstimator::kDr || e == PolicyEstimator::kSwitchDr ||
-         e == PolicyEstimator::kDrOs;
+         e == PolicyEstimator::kDrOs || e == PolicyEstimator::kSndr ||
+         e == PolicyEstimator::kSubGaussianDr;
+}
+bool UsesRewardModel(PolicyEstimator e) {
+  return e == PolicyEstimator::kDm || UsesCorrection(e);
+}
+// As the Open Bandit Pipeline: only IPW, DR (and balanced IPW) clip.
+bool Clips(PolicyEstimator e) {
+  return e == PolicyEstimator::kIps || e == PolicyEstimator::kDr ||
+         e == PolicyEstimator::kBalancedIps;
+}
+// Estimators whose value is a ratio of means per position.
+bool SelfNormalised(PolicyEstimator e) {
+  return e == PolicyEstimator::kSnips || e == PolicyEstimator::kSndr;
 }
 
 absl::Status DecisionError(size_t x, std::string_view field, size_t k, double v,
@@ -41,13 +54,18 @@ absl::Status ValidateOptions(const PolicyOptions& o) {
         absl::StrCat("clip=", Num(o.clip),
                      ": clip must be 0 (none) or a finite weight > 0"));
   }
-  if (!(o.tau > 0.0) || std::isnan(o.tau)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tau=", Num(o.tau), ": tau must be > 0"));
+  if (!(o.tau >= 0.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tau=", Num(o.tau), ": tau must be >= 0 (0 = DM, inf = DR)"));
   }
-  if (!(o.lambda > 0.0) || std::isnan(o.lambda)) {
+  if (!(o.lambda >= 0.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lambda=", Num(o.lambda), ": lambda must be >= 0 (0 = DM, inf = DR)"));
+  }
+  if (!(o.subgaussian_lambda >= 0.0 && o.subgaussian_lambda <= 1.0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("lambda=", Num(o.lambda), ": lambda must be > 0"));
+        absl::StrCat("subgaussian_lambda=", Num(o.subgaussian_lambda),
+                     ": subgaussian_lambda must be in [0, 1]"));
   }
   if (o.bootstrap < 0 || o.bootstrap > 100000) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -86,6 +104,12 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
                      std::string(PolicyEstimatorName(est)),
                      " needs one reward-model prediction per position"));
   }
+  if (est == PolicyEstimator::kBalancedIps && d.action.size() != L) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decisions[", x, "].action has ", d.action.size(), " values for ", L,
+        " positions; estimator balanced-ipw needs the logged item of every "
+        "position"));
+  }
   for (size_t k = 0; k < L; ++k) {
     if (!ValidValue(d.reward[k])) {
       return DecisionError(x, "reward", k, d.reward[k],
@@ -114,18 +138,68 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
   return absl::OkStatus();
 }
 
+// Balanced IPW's weights (Sondhi et al. 2020) from the saturated classifier
+// over cells (context, position, item): w(c) = n_pi(c) / n_mu(c), where
+// n_mu(c) counts the logged decisions in c and n_pi(c) = n_{x,k} * mean pi_k
+// over c is the expected number of target draws in c when every logged
+// decision with context x and a k-th position draws one item from pi.
+struct BalancingWeights {
+  std::vector<std::vector<double>> weight;  // [decision][position]
+  size_t cells = 0;
+};
+BalancingWeights FitBalancingWeights(std::span<const LoggedDecision> d) {
+  struct Cell {
+    double n = 0, pi_sum = 0;
+  };
+  absl::flat_hash_map<std::tuple<uint64_t, size_t, uint64_t>, Cell> cells;
+  absl::flat_hash_map<std::pair<uint64_t, size_t>, double> contexts;
+  for (const LoggedDecision& x : d) {
+    for (size_t k = 0; k < x.reward.size(); ++k) {
+      Cell& c = cells[{x.context, k, x.action[k]}];
+      c.n += 1;
+      c.pi_sum += x.target_prob[k];
+      contexts[{x.context, k}] += 1;
+    }
+  }
+  BalancingWeights out;
+  out.cells = cells.size();
+  out.weight.resize(d.size());
+  for (size_t i = 0; i < d.size(); ++i) {
+    const LoggedDecision& x = d[i];
+    out.weight[i].resize(x.reward.size());
+    for (size_t k = 0; k < x.reward.size(); ++k) {
+      const Cell& c = cells[{x.context, k, x.action[k]}];
+      const double n_pi = contexts[{x.context, k}] * c.pi_sum / c.n;
+      out.weight[i][k] = n_pi / c.n;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<PolicyEstimator> ParsePolicyEstimator(std::string_view s) {
   if (s == "dm") return PolicyEstimator::kDm;
-  if (s == "ips") return PolicyEstimator::kIps;
-  if (s == "snips") return PolicyEstimator::kSnips;
+  if (s == "ips" || s == "ipw") return PolicyEstimator::kIps;
+  if (s == "snips" || s == "snipw") return PolicyEstimator::kSnips;
   if (s == "dr") return PolicyEstimator::kDr;
   if (s == "switch-dr") return PolicyEstimator::kSwitchDr;
   if (s == "dr-os") return PolicyEstimator::kDrOs;
+  if (s == "sndr") return PolicyEstimator::kSndr;
+  if (s == "subgaussian-ipw") return PolicyEstimator::kSubGaussianIps;
+  if (s == "subgaussian-dr") return PolicyEstimator::kSubGaussianDr;
+  if (s == "balanced-ipw") return PolicyEstimator::kBalancedIps;
   return absl::InvalidArgumentError(absl::StrCat(
       "estimator=\"", std::string(s),
-      "\": estimator must be one of dm, ips, snips, dr, switch-dr, dr-os"));
+      "\": estimator must be one of dm, ips, snips, dr, switch-dr, dr-os, "
+      "sndr, subgaussian-ipw, subgaussian-dr, balanced-ipw"));
+}
+
+bool PolicyEstimatorUsesRewardModel(PolicyEstimator e) {
+  return UsesRewardModel(e);
+}
+bool PolicyEstimatorUsesActions(PolicyEstimator e) {
+  return e == PolicyEstimator::kBalancedIps;
 }
 
 std::string_view PolicyEstimatorName(PolicyEstimator e) {
@@ -142,6 +216,14 @@ std::string_view PolicyEstimatorName(PolicyEstimator e) {
       return "switch-dr";
     case PolicyEstimator::kDrOs:
       return "dr-os";
+    case PolicyEstimator::kSndr:
+      return "sndr";
+    case PolicyEstimator::kSubGaussianIps:
+      return "subgaussian-ipw";
+    case PolicyEstimator::kSubGaussianDr:
+      return "subgaussian-dr";
+    case PolicyEstimator::kBalancedIps:
+      return "balanced-ipw";
   }
   return "unknown";
 }
@@ -161,37 +243,47 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
     }
     max_len = std::max(max_len, decisions[x].reward.size());
   }
+  BalancingWeights balancing;
+  if (est == PolicyEstimator::kBalancedIps) {
+    balancing = FitBalancingWeights(decisions);
+  }
 
-  // Per-decision statistics. SNIPS keeps, per position, the weighted reward,
-  // the weight and the presence indicator; every other estimator is a plain
-  // mean of one per-decision value.
-  const bool snips = est == PolicyEstimator::kSnips;
+  // Per-decision statistics. The self-normalised estimators keep, per
+  // position, the weighted reward (or residual), the weight and the presence
+  // indicator, plus DM's term; every other estimator is a plain mean of one
+  // per-decision value.
+  const bool self_normalised = SelfNormalised(est);
+  const bool clips = Clips(est) && options.clip > 0;
   const int L = static_cast<int>(max_len);
   UnitStatistics table;
-  table.num_stats = snips ? 3 * L : 1;
+  table.num_stats = self_normalised ? 3 * L + 1 : 1;
   table.values.assign(decisions.size() * table.num_stats, 0.0);
   std::vector<double> weights;
   uint64_t zero = 0, clipped = 0, switched = 0, slots = 0;
+  bool any_target_mass = false;
+  const double g = options.subgaussian_lambda;
   for (size_t x = 0; x < decisions.size(); ++x) {
     const LoggedDecision& d = decisions[x];
     double* row = table.values.data() + x * table.num_stats;
     double value = UsesRewardModel(est) ? d.target_dm : 0.0;
     for (size_t k = 0; k < d.reward.size(); ++k) {
       ++slots;
-      double w = d.target_prob[k] / d.logging_prob[k];
-      if (options.clip > 0 && w > options.clip) {
+      double w = est == PolicyEstimator::kBalancedIps
+                     ? balancing.weight[x][k]
+                     : d.target_prob[k] / d.logging_prob[k];
+      any_target_mass = any_target_mass || w > 0;
+      if (clips && w > options.clip) {
         w = options.clip;
         ++clipped;
       }
-      if (w > 0) {
-        weights.push_back(w);
-      } else {
-        ++zero;
-      }
+      const double residual = UsesCorrection(est) ? d.reward[k] - d.reward_hat[k] : 0.0;
+      double used = w;  // the weight that multiplies the reward or residual
       switch (est) {
         case PolicyEstimator::kDm:
+          used = 0;
           break;
         case PolicyEstimator::kIps:
+        case PolicyEstimator::kBalancedIps:
           value += w * d.reward[k];
           break;
         case PolicyEstimator::kSnips:
@@ -199,33 +291,56 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
           row[3 * k + 1] = w;
           row[3 * k + 2] = 1.0;
           break;
+        case PolicyEstimator::kSndr:
+          row[3 * k] = w * residual;
+          row[3 * k + 1] = w;
+          row[3 * k + 2] = 1.0;
+          break;
         case PolicyEstimator::kDr:
-          value += w * (d.reward[k] - d.reward_hat[k]);
+          value += w * residual;
           break;
         case PolicyEstimator::kSwitchDr:
           if (w <= options.tau) {
-            value += w * (d.reward[k] - d.reward_hat[k]);
+            value += w * residual;
           } else {
             ++switched;
           }
           break;
-        case PolicyEstimator::kDrOs: {
-          double ws = std::isinf(options.lambda)
-                          ? w
-                          : options.lambda * w / (w * w + options.lambda);
-          value += ws * (d.reward[k] - d.reward_hat[k]);
+        case PolicyEstimator::kDrOs:
+          used = std::isinf(options.lambda)
+                     ? w
+                     : (options.lambda > 0
+                            ? options.lambda * w / (w * w + options.lambda)
+                            : 0.0);
+          value += used * residual;
           break;
-        }
+        case PolicyEstimator::kSubGaussianIps:
+          used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
+          value += used * d.reward[k];
+          break;
+        case PolicyEstimator::kSubGaussianDr:
+          used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
+          value += used * residual;
+          break;
+      }
+      if (used > 0) {
+        weights.push_back(used);
+      } else {
+        ++zero;
       }
     }
-    if (!snips) row[0] = value;
+    if (self_normalised) {
+      row[3 * L] = est == PolicyEstimator::kSndr ? d.target_dm : 0.0;
+    } else {
+      row[0] = value;
+    }
   }
   MetricsFromMeans f = [&](std::span<const double> m, std::span<double> out) {
-    if (!snips) {
+    if (!self_normalised) {
       out[0] = m[0];
       return;
     }
-    double v = 0.0;
+    double v = m[3 * L];
     for (int k = 0; k < L; ++k) {
       if (m[3 * k + 1] > 0) v += m[3 * k + 2] * m[3 * k] / m[3 * k + 1];
     }
@@ -245,11 +360,22 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
   dj["decisions"] = decisions.size();
   dj["positions"] = slots;
   dj["clip"] = options.clip;
+  dj["clip_applied"] = clips;
   if (est == PolicyEstimator::kSwitchDr) {
     dj["tau"] = options.tau;
     dj["switched_to_dm"] = switched;
   }
   if (est == PolicyEstimator::kDrOs) dj["lambda"] = options.lambda;
+  if (est == PolicyEstimator::kSubGaussianIps ||
+      est == PolicyEstimator::kSubGaussianDr) {
+    dj["subgaussian_lambda"] = g;
+  }
+  if (est == PolicyEstimator::kBalancedIps) {
+    dj["cells"] = balancing.cells;
+    dj["classifier"] =
+        "saturated (tabular) over (context, position, item); weight = odds "
+        "n_pi / n_mu";
+  }
   nlohmann::json w = SummarizeWeights(weights);
   w["zero_weights"] = zero;
   w["clipped"] = clipped;
@@ -259,11 +385,18 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
                      {"confidence", options.confidence},
                      {"seed", options.seed}};
   nlohmann::json warnings = nlohmann::json::array();
+  if (options.clip > 0 && !Clips(est)) {
+    warnings.push_back(absl::StrCat(
+        "clip=", Num(options.clip), " not applied: ",
+        std::string(PolicyEstimatorName(est)),
+        " does not clip (only ips, dr and balanced-ipw do, as in the Open "
+        "Bandit Pipeline)"));
+  }
   if (est != PolicyEstimator::kDm) {
-    if (weights.empty()) {
+    if (!any_target_mass) {
       warnings.push_back(
           "every weight is 0: the target policy never chose a logged action");
-    } else {
+    } else if (!weights.empty()) {
       AppendWeightWarnings(w, warnings);
     }
   }
@@ -273,6 +406,25 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
   }
   dj["warnings"] = warnings;
   return result;
+}
+
+absl::StatusOr<std::vector<PolicyResult>> EstimatePolicyValues(
+    std::span<const LoggedDecision> decisions,
+    std::span<const PolicyEstimator> estimators, const PolicyOptions& options) {
+  if (estimators.empty()) {
+    return absl::InvalidArgumentError(
+        "estimators: at least one estimator is required");
+  }
+  std::vector<PolicyResult> out;
+  out.reserve(estimators.size());
+  PolicyOptions o = options;
+  for (PolicyEstimator e : estimators) {
+    o.estimator = e;
+    auto r = EstimatePolicyValue(decisions, o);
+    if (!r.ok()) return r.status();
+    out.push_back(*std::move(r));
+  }
+  return out;
 }
 
 }  // namespace debias::eval

@@ -7,32 +7,63 @@
 // V(pi) = E_x E_{a~pi} [reward].
 //
 // Per decision x with positions k = 1..L (L = 1 for a single action), the
-// weight is w_k = min(pi_k / mu_k, clip) (clip = 0: no cap), where pi_k and
-// mu_k are the probabilities that pi and mu put the logged item a_k at
-// position k. Slates use the position-based (PBM) independence assumption:
-// the reward of a position depends only on the item there, so position-wise
-// IPS sum_k w_k r_k is unbiased (Li et al. 2018 "offline evaluation of
-// ranking policies with click models"; Open Bandit Pipeline's IIPS).
-//   kDm:       V = mean_x dm_x, dm_x = sum_k sum_a pi(a at k | x) r_hat(x,a,k)
-//              (the caller's target_dm).
-//   kIps:      V = mean_x sum_k w_k r_k.
-//   kSnips:    per position, V_k = (n_k / n) sum_x w_k r_k / sum_x w_k
-//              (Swaminathan & Joachims 2015; n_k = decisions with a k-th
-//              position), V = sum_k V_k.
+// importance weight is w_k = pi_k / mu_k, where pi_k and mu_k are the
+// probabilities that pi and mu put the logged item a_k at position k. Slates
+// use the position-based (PBM) independence assumption: the reward of a
+// position depends only on the item there, so position-wise IPS
+// sum_k w_k r_k is unbiased (Li et al. 2018 "offline evaluation of ranking
+// policies with click models"; Open Bandit Pipeline's IIPS).
+// r_hat_k = r_hat(x, a_k, k); dm_x = sum_k sum_a pi(a at k | x) r_hat(x,a,k)
+// (the caller's target_dm); n_k = decisions with a k-th position.
+//   kDm:       V = mean_x dm_x.
+//   kIps:      V = mean_x sum_k w_k r_k (Horvitz-Thompson; OBP's IPW).
+//   kSnips:    V = sum_k (n_k / n) sum_x w_k r_k / sum_x w_k (Swaminathan &
+//              Joachims 2015).
 //   kDr:       V = mean_x [dm_x + sum_k w_k (r_k - r_hat_k)] (Dudik et al.
-//              2011), r_hat_k = r_hat(x, a_k, k).
+//              2011).
 //   kSwitchDr: as kDr, but the correction of a position is used only when
 //              w_k <= tau (Wang et al. 2017, in the logged-action form of the
-//              Open Bandit Pipeline).
+//              Open Bandit Pipeline). tau = 0 is DM, tau = inf is DR.
 //   kDrOs:     as kDr with the shrunk weight w_k' = lambda w_k / (w_k^2 +
 //              lambda) (DR with optimistic shrinkage, Su et al. 2020).
+//              lambda = 0 is DM, lambda = inf is DR.
+//   kSndr:     V = mean_x dm_x + sum_k (n_k / n) sum_x w_k (r_k - r_hat_k)
+//              / sum_x w_k (self-normalised DR; Kallus & Uehara 2019, OBP's
+//              SNDR).
+//   kSubGaussianIps, kSubGaussianDr: IPS and DR with the harmonic weight
+//              w_k' = w_k / ((1 - g) + g w_k), g = subgaussian_lambda in
+//              [0, 1] (Metelli, Russo & Restelli, "Subgaussian and
+//              differentiable importance sampling for off-policy evaluation
+//              and learning", NeurIPS 2021). g = 0 is IPS / DR.
+//   kBalancedIps: IPS with weights estimated, not read from mu: Sondhi,
+//              Arbour & Dimmery, "Balanced off-policy evaluation in general
+//              action spaces", AISTATS 2020. Their classifier separates
+//              (context, action) pairs drawn from pi from the logged ones and
+//              the weight is its odds. Here the classifier is the saturated
+//              (tabular) one over cells c = (context, k, a_k), fitted on the
+//              logged pairs and the Rao-Blackwellised target draws (every
+//              logged decision contributes pi_k to its context's cells):
+//              w_hat(c) = n_pi(c) / n_mu(c) = pi(a at k | x) n_{x,k} /
+//              n_{x,k,a}, the odds of the fitted classifier. It needs
+//              LoggedDecision::context and ::action, not mu, and assumes
+//              pi_k depends only on (context, k, a_k) (a cell's pi_k are
+//              averaged). Target mass on cells never logged is lost (bias
+//              when the log does not cover pi's support).
+// Clipping follows the Open Bandit Pipeline: only kIps, kDr and
+// kBalancedIps cap their weights at `clip`; the other estimators ignore it,
+// and the diagnostics say which ("clip_applied").
 // IPS and DR are unbiased when mu is the true logging probability, clip = 0
 // and pi's support is covered by mu; DR is also unbiased when r_hat is
 // correct. Intervals and diagnostics as in unbiased.h: percentile bootstrap
-// over decisions and delta-method normal intervals (all estimators).
-// Diagnostics: {"estimator", "decisions", "positions", "clip", "weights":
-// (SummarizeWeights of every w_k > 0, plus "zero_weights", "clipped",
-// "clipped_fraction"), "bootstrap": {...}, "warnings": [...]}.
+// over decisions and delta-method normal intervals (all estimators; for
+// kBalancedIps the estimated weights are held fixed, so its intervals ignore
+// the classifier's own sampling error).
+// Diagnostics: {"estimator", "decisions", "positions", "clip",
+// "clip_applied", "weights": (SummarizeWeights of the weights that multiply
+// the rewards, every one > 0, plus "zero_weights", "clipped",
+// "clipped_fraction"), "bootstrap": {...}, "warnings": [...]}, plus "tau" and
+// "switched_to_dm" (kSwitchDr), "lambda" (kDrOs), "subgaussian_lambda", and
+// "cells" (kBalancedIps).
 //
 // Thread safety: pure function; results do not depend on num_threads.
 #ifndef DEBIAS_CORE_EVAL_POLICY_H_
@@ -40,6 +71,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -51,12 +83,28 @@
 
 namespace debias::eval {
 
-enum class PolicyEstimator { kDm, kIps, kSnips, kDr, kSwitchDr, kDrOs };
+enum class PolicyEstimator {
+  kDm,
+  kIps,
+  kSnips,
+  kDr,
+  kSwitchDr,
+  kDrOs,
+  kSndr,
+  kSubGaussianIps,
+  kSubGaussianDr,
+  kBalancedIps,
+};
 
-// "dm" | "ips" | "snips" | "dr" | "switch-dr" | "dr-os"; INVALID_ARGUMENT
-// naming "estimator" and the allowed names otherwise.
+// "dm" | "ips" (or OBP's "ipw") | "snips" (or "snipw") | "dr" | "switch-dr" |
+// "dr-os" | "sndr" | "subgaussian-ipw" | "subgaussian-dr" | "balanced-ipw";
+// INVALID_ARGUMENT naming "estimator" and the allowed names otherwise.
 absl::StatusOr<PolicyEstimator> ParsePolicyEstimator(std::string_view s);
 std::string_view PolicyEstimatorName(PolicyEstimator e);
+// Whether `e` needs LoggedDecision::reward_hat / target_dm (dm and the DR
+// family) or LoggedDecision::context / action (balanced-ipw).
+bool PolicyEstimatorUsesRewardModel(PolicyEstimator e);
+bool PolicyEstimatorUsesActions(PolicyEstimator e);
 
 // One logged decision (a slate of L >= 1 positions; L = 1 for one action).
 struct LoggedDecision {
@@ -66,13 +114,24 @@ struct LoggedDecision {
   // Model-based estimators only (kDm, kDr, kSwitchDr, kDrOs):
   std::vector<double> reward_hat;  // r_hat_k (not kDm), |r_hat_k| <= 1e12
   double target_dm = 0.0;          // dm_x, |dm_x| <= 1e12
+  // kBalancedIps only: the context (e.g. the user) and the logged item of
+  // every position (one per position).
+  uint64_t context = 0;
+  std::vector<uint64_t> action;
 };
 
 struct PolicyOptions {
   PolicyEstimator estimator = PolicyEstimator::kIps;
-  double clip = 0.0;    // weight cap; 0 = none, else > 0
-  double tau = 1e300;   // kSwitchDr threshold, > 0
-  double lambda = 1.0;  // kDrOs shrinkage, > 0 (infinity = kDr)
+  // Weight cap of kIps, kDr and kBalancedIps (the others ignore it, as in
+  // OBP); 0 = none, else > 0.
+  double clip = 0.0;
+  // kSwitchDr threshold, >= 0: 0 = DM (OBP's meaning), infinity = DR.
+  double tau = std::numeric_limits<double>::infinity();
+  // kDrOs shrinkage, >= 0: 0 = DM (OBP's meaning), infinity = DR.
+  double lambda = 1.0;
+  // kSubGaussianIps / kSubGaussianDr, in [0, 1]: 0 = IPS / DR (OBP's
+  // default), 1 = every weight 1.
+  double subgaussian_lambda = 0.0;
   int bootstrap = 0;    // resamples of decisions, [0, 100000]
   uint64_t seed = 0;
   double confidence = 0.95;  // [0.5, 0.9999]
@@ -92,9 +151,19 @@ struct PolicyResult {
 // INVALID_ARGUMENT naming the decision index and field for bad input
 // ("decisions[4].logging_prob[0]=0: must be finite and in (0, 1] (at least
 // 1e-12)"), for mismatched lengths, missing reward_hat for DR-family
-// estimators, bad options, or no decisions.
+// estimators, missing action for kBalancedIps, bad options, or no
+// decisions.
 absl::StatusOr<PolicyResult> EstimatePolicyValue(
     std::span<const LoggedDecision> decisions, const PolicyOptions& options);
+
+// Several estimators on the same decisions (options.estimator is ignored):
+// one result per entry of `estimators`, in order, each as
+// EstimatePolicyValue would give it; the bootstraps share the seed, so they
+// resample the same decisions. INVALID_ARGUMENT as above, or for an empty
+// list; the first error wins.
+absl::StatusOr<std::vector<PolicyResult>> EstimatePolicyValues(
+    std::span<const LoggedDecision> decisions,
+    std::span<const PolicyEstimator> estimators, const PolicyOptions& options);
 
 }  // namespace debias::eval
 

@@ -2,6 +2,7 @@
 // library against an in-process server: hand-computed IPS on uploaded
 // scores, the request validation, and a served model with intervals and a
 // MAR sample side by side.
+#include <algorithm>
 #include <filesystem>
 #include <unistd.h>
 
@@ -319,6 +320,77 @@ TEST_F(LogEvaluationTest, PolicyValueOfAServedModelMatchesAHandComputation) {
   auto sv = client_->Evaluate(sr);
   ASSERT_OK(sv);
   EXPECT_NEAR(sv->metrics().at("policy_value"), 1 / 0.5 + 1 / 0.5, 1e-6);
+
+  // Several estimators in one call: one metric each, equal to the
+  // single-estimator calls; the single-estimator format is unchanged.
+  r.set_target("greedy");
+  r.clear_temperature();
+  r.set_policy_estimator("ipw, snips,dr");
+  auto many = client_->Evaluate(r);
+  ASSERT_OK(many);
+  EXPECT_EQ(many->metrics().count("policy_value"), 0u);
+  EXPECT_NEAR(many->metrics().at("policy_value/ipw"), ips_sum / decisions, 1e-6);
+  for (const std::string name : {"snips", "dr"}) {
+    v1::EvaluateRequest one = r;
+    one.set_policy_estimator(name);
+    auto single = client_->Evaluate(one);
+    ASSERT_OK(single);
+    const std::string key = "policy_value/" + name;
+    EXPECT_EQ(many->metrics().at(key), single->metrics().at("policy_value")) << name;
+    EXPECT_EQ(many->intervals().at(key).low(), single->intervals().at("policy_value").low());
+    EXPECT_EQ(many->normal_intervals().count(key), 1u);
+    EXPECT_TRUE(many->diagnostics().fields().at("estimators").struct_value().fields().contains(
+        name));
+  }
+  r.set_policy_estimator("ips,ipw");
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, "'ipw' is named twice"));
+  // 0 is a value (OBP): switch-dr with tau = 0 and dr-os with lambda = 0 are DM.
+  r.set_policy_estimator("dm,switch-dr,dr-os");
+  r.set_tau(0);
+  r.set_lambda(0);
+  auto zero = client_->Evaluate(r);
+  ASSERT_OK(zero);
+  EXPECT_NEAR(zero->metrics().at("policy_value/switch-dr"), zero->metrics().at("policy_value/dm"),
+              1e-12);
+  EXPECT_NEAR(zero->metrics().at("policy_value/dr-os"), zero->metrics().at("policy_value/dm"),
+              1e-12);
+  r.clear_tau();
+  r.clear_lambda();
+  // The reward model is the evaluated model, which knows every key asked.
+  const auto& rm = zero->diagnostics().fields().at("reward_model").struct_value().fields();
+  EXPECT_EQ(rm.at("unknown_keys").number_value(), 0);
+  EXPECT_GT(rm.at("lookups").number_value(), 0);
+  // A reward model trained on the first 10 users only does not know the
+  // others: their predictions are 0, counted and warned about.
+  std::vector<data::Interaction> half;
+  std::vector<std::string> known_users;
+  for (const auto& e : world->ClickEvents()) {
+    if (std::find(known_users.begin(), known_users.end(), e.user) == known_users.end()) {
+      if (known_users.size() == 10) continue;
+      known_users.push_back(e.user);
+    }
+    half.push_back(e);
+  }
+  ASSERT_OK(client_->Ingest("clicks-half", half).status);
+  v1::TrainRequest t2 = SmallTrain("naive");
+  t2.set_dataset("clicks-half");
+  auto m2 = client_->Train(t2);
+  ASSERT_OK(m2);
+  ASSERT_EQ(m2->state(), "ready") << m2->error();
+  r.set_policy_estimator("dr");
+  r.set_imputation_model_id(m2->id());
+  auto unknown = client_->Evaluate(r);
+  ASSERT_OK(unknown);
+  const auto& urm = unknown->diagnostics().fields().at("reward_model").struct_value().fields();
+  EXPECT_GT(urm.at("unknown_keys").number_value(), 0);
+  EXPECT_EQ(urm.at("model_id").number_value(), m2->id());
+  bool warned = false;
+  for (const auto& w : unknown->diagnostics().fields().at("warnings").list_value().values()) {
+    warned = warned || w.string_value().find("does not know") != std::string::npos;
+  }
+  EXPECT_TRUE(warned);
+  r.clear_imputation_model_id();
 
   // Validation.
   sr.set_policy_estimator("ipx");
