@@ -93,7 +93,7 @@ struct Rpc {
 const std::vector<Rpc>& AllRpcs() {
   static const auto* rpcs = [] {
     auto* out = new std::vector<Rpc>;
-    const fs::path dir = fs::path(__FILE__).parent_path().parent_path().parent_path() /
+    const fs::path dir = fs::path(DEBIAS_SOURCE_DIR) /
                          "proto" / "debias" / "v1";
     std::vector<fs::path> files;
     std::error_code ec;
