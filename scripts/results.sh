@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--run" ]]; then
   /usr/bin/python3 scripts/results_frontdoor.py
+  /usr/bin/python3 scripts/results_frontdoor.py --sections forms --seeds 5 \
+    --out docs/results/01-relmf-forms.md
+  /usr/bin/python3 scripts/results_ope.py
   for s in scripts/results_*.sh; do
     echo "== $s" >&2
     bash "$s"
@@ -16,8 +19,8 @@ fi
   echo "# Results"
   echo
   echo "The headline section comes first and is produced by scripts/results_frontdoor.py"
-  echo "through the front door: debiasd driven by debiasctl with the server's defaults"
-  echo "and only options the docs show. Everything after it is produced by the programs"
+  echo "and scripts/results_ope.py through the front door: debiasd driven by debiasctl"
+  echo "with the server's defaults and only options the docs show. Everything after it is produced by the programs"
   echo "in bench/fidelity/ (scripts/results_*.sh): paper-fidelity checks and ablations"
   echo "that pass settings of their own (MAR slices for naive-Bayes weights, the"
   echo "reference hyperparameters, per-run grids), so they are not what a default"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Off-policy estimators against a known truth, through the front door.
 
-Writes docs/results/ope.md: bias, standard deviation, RMSE and 95 % interval
+Writes docs/results/02-ope.md: bias, standard deviation, RMSE and 95 % interval
 coverage of every `debiasctl evaluate --policy-estimator` over R fresh logs
 of one simulated logged-bandit world (R >= 20), all estimators in one call
 per log (`--policy-estimator dm,ipw,...`).
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--items", type=int, default=20)
     ap.add_argument("--bootstrap", type=int, default=200)
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "ope.md"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "02-ope.md"))
     a = ap.parse_args()
     if a.logs < 2:
         sys.exit("--logs must be >= 2")
@@ -148,7 +148,7 @@ def main():
     params2 = {"tau": "200", "lambda": "1000", "subgaussian_lambda": "0.01"}
     world = World(a.users, a.items, dim=4, beta=0.5, seed=7)
     t0 = time.time()
-    out = ["# Off-policy estimators against a known truth",
+    out = ["### Off-policy estimators against a known truth",
            "",
            "Produced by `scripts/results_ope.py` (its docstring documents the generator): "
            f"one simulated logged-bandit world ({a.users} contexts = users, {a.items} actions "
@@ -208,7 +208,7 @@ def main():
                     runs[e].append({"value": src["metrics"][key],
                                     "normal": tuple(ni),
                                     "boot": tuple(bi) if bi else None})
-            out += [f"## Target: {target}" + (f" (temperature {temperature})" if temperature else ""),
+            out += [f"#### Target: {target}" + (f" (temperature {temperature})" if temperature else ""),
                     "",
                     f"True value {truth:.4f}; logging policy's value "
                     f"{sum(sum(p * q for p, q in zip(world.mu[u], world.q[u])) for u in range(a.users)) / a.users:.4f}.",
