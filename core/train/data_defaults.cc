@@ -104,7 +104,8 @@ PropensityChoice ChoosePropensity(const data::DatasetView& view, FeedbackKind ki
 }
 
 absl::Status CheckNotDegenerate(const models::Model& model, const data::DatasetView& view,
-                                const std::string& knobs, nlohmann::json* diagnostics) {
+                                const std::string& knobs, nlohmann::json* diagnostics,
+                                bool scores_are_logits) {
   const size_t n = view.num_events();
   if (model.num_users() == 0 || model.num_items() == 0 || n == 0) return absl::OkStatus();
   constexpr size_t kSample = 4096;
@@ -142,7 +143,7 @@ absl::Status CheckNotDegenerate(const models::Model& model, const data::DatasetV
         "the model learned nothing; %s",
         sd, scores.size(), knobs));
   }
-  if (max_abs > kSaturatedLogit) {
+  if (scores_are_logits && max_abs > kSaturatedLogit) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "degenerate: saturated logits (|logit| up to %.3g over %d training pairs: the "
         "probabilities are exactly 0 or 1); %s",

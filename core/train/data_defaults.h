@@ -68,10 +68,14 @@ PropensityChoice ChoosePropensity(const data::DatasetView& view, FeedbackKind ki
 //  - saturated logits: some |logit| above kSaturatedLogit, where the
 //    sigmoid is 0 or 1 to double precision.
 // `knobs` is appended to the message (e.g. "lower l2 (now 1e-3)").
-// Feature-based rankers (no users/items) pass.
+// Feature-based rankers (no users/items) pass. The saturation test applies
+// only when `scores_are_logits` (pointwise models whose sigmoid is a
+// probability: the MF family and kernel balancing); pairwise and
+// ranking-only models (bpr, nbpo, ...) may score on any scale.
 inline constexpr double kSaturatedLogit = 40.0;
 absl::Status CheckNotDegenerate(const models::Model& model, const data::DatasetView& view,
-                                const std::string& knobs, nlohmann::json* diagnostics);
+                                const std::string& knobs, nlohmann::json* diagnostics,
+                                bool scores_are_logits = true);
 
 }  // namespace debias::train
 

@@ -158,7 +158,10 @@ absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                       ")");
     }
     if (knobs.empty()) knobs = "change the hyperparameters";
-    RETURN_IF_ERROR(CheckNotDegenerate(*result->model, train, knobs, &result->diagnostics));
+    // Probability models: naive and every propensity-weighted pointwise loss.
+    const bool logits = t.propensity || t.name == "naive";
+    RETURN_IF_ERROR(
+        CheckNotDegenerate(*result->model, train, knobs, &result->diagnostics, logits));
   }
   // A trainer that ran RunTraining itself ("auto") already recorded what
   // the data decided for the model it returns; keep that.
