@@ -103,3 +103,13 @@ def mean_std(xs):
 def fmt(xs, digits=4):
     m, s = mean_std(xs)
     return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def write_fragment(path, lines, t0):
+    """Writes a docs/results fragment with its wall-time footer."""
+    lines = list(lines) + [f"Total wall time {time.time() - t0:.0f} s on the shared 2-core "
+                           "machine.\n"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {path}", file=__import__("sys").stderr)

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from frontdoor import CtlError, Server, fmt, mean_std  # noqa: E402
+from frontdoor import CtlError, Server, fmt, mean_std, write_fragment  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COAT = os.path.join(ROOT, "..", "shared", "data", "coat")
@@ -369,11 +369,7 @@ def main():
         svg_figure(table, ks, svg)
         out.append("![MAR-test AUC of naive, relmf (estimated and true propensities) and auto as "
                    "the exposure opportunities per pair grow](results/when-debiasing-pays.svg)\n")
-    out.append(f"Total wall time {time.time() - t0:.0f} s on the shared 2-core machine.\n")
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(out))
-    print(f"wrote {a.out}", file=sys.stderr)
+    write_fragment(a.out, out, t0)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from frontdoor import Server  # noqa: E402
+from frontdoor import Server, write_fragment  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ESTIMATORS = ["dm", "ipw", "snips", "dr", "sndr", "switch-dr", "dr-os",
@@ -229,11 +229,7 @@ def main():
             "on cells never logged is lost, a downward bias its fixed-weight intervals do not "
             "cover.",
             ""]
-    out.append(f"Total wall time {time.time() - t0:.0f} s on the shared 2-core machine.\n")
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(out))
-    print(f"wrote {a.out}", file=sys.stderr)
+    write_fragment(a.out, out, t0)
 
 
 if __name__ == "__main__":
