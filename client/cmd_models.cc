@@ -433,6 +433,62 @@ json IntervalsJson(const google::protobuf::Map<std::string, v1::Interval>& m) {
   return j;
 }
 
+// The human-readable table of an Evaluate answer: one line per metric with
+// its interval and, with a MAR sample, the MAR value and its own interval;
+// then the warnings.
+std::string EvaluateText(const v1::EvaluateResponse& r, const json& diag,
+                         const std::string& estimator, const std::string& policy_estimator,
+                         const std::string& dataset, uint64_t model) {
+  std::string human;
+  const bool estimated = diag.value("propensity_estimated", false);
+  if (!estimator.empty()) {
+    absl::StrAppend(&human, estimator, " estimate from '", dataset, "'",
+                    diag.contains("log_events")
+                        ? absl::StrCat(" (", diag["log_events"].value("events", ""), ")")
+                        : "",
+                    estimated ? absl::StrCat(", with estimated propensities (",
+                                             diag.value("propensity_from", ""), ")")
+                              : ", with logged propensities",
+                    ":\n");
+  }
+  if (!policy_estimator.empty()) {
+    absl::StrAppend(&human, "policy value of model ", model, " on '", dataset, "' (",
+                    diag.value("decisions", 0), " decisions):\n");
+  }
+  std::map<std::string, double> sorted(r.metrics().begin(), r.metrics().end());
+  for (const auto& [k, v] : sorted) {
+    const int width = policy_estimator.find(',') != std::string::npos ? 28 : 16;
+    absl::StrAppendFormat(&human, "%-*s %.4f", width, k, v);
+    auto bi = r.intervals().find(k);
+    auto ni = r.normal_intervals().find(k);
+    if (bi != r.intervals().end()) {
+      absl::StrAppendFormat(&human, "  [%.4f, %.4f] bootstrap", bi->second.low(),
+                            bi->second.high());
+    } else if (ni != r.normal_intervals().end()) {
+      absl::StrAppendFormat(&human, "  [%.4f, %.4f] normal", ni->second.low(),
+                            ni->second.high());
+    }
+    auto mi = r.mar_metrics().find(k);
+    if (mi != r.mar_metrics().end()) {
+      absl::StrAppendFormat(&human, "  MAR %.4f", mi->second);
+      // The MAR reference has its own sampling error: print its interval.
+      if (diag.contains("mar") && diag["mar"].contains("normal_intervals") &&
+          diag["mar"]["normal_intervals"].contains(k)) {
+        const json& iv = diag["mar"]["normal_intervals"][k];
+        absl::StrAppendFormat(&human, " [%.4f, %.4f]", iv[0].get<double>(),
+                              iv[1].get<double>());
+      }
+    }
+    human += "\n";
+  }
+  if (diag.contains("warnings") && diag["warnings"].is_array()) {
+    for (const auto& w : diag["warnings"]) {
+      if (w.is_string()) human += "warning: " + w.get<std::string>() + "\n";
+    }
+  }
+  return human;
+}
+
 void RegisterEvaluate(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand(
       "evaluate",
@@ -545,61 +601,9 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       }
       auto r = ctx.Connect()->Evaluate(req);
       if (!r.ok()) return Fail(r.status());
-      std::string human;
       json diag = StructJson(r->diagnostics());
-      const bool estimated = diag.value("propensity_estimated", false);
-      if (!a->estimator.empty()) {
-        absl::StrAppend(&human, a->estimator, " estimate from '", a->dataset, "'",
-                        diag.contains("log_events")
-                            ? absl::StrCat(" (", diag["log_events"].value("events", ""), ")")
-                            : "",
-                        estimated ? absl::StrCat(", with estimated propensities (",
-                                                 diag.value("propensity_from", ""), ")")
-                                  : ", with logged propensities",
-                        ":\n");
-      }
-      if (!a->policy_estimator.empty()) {
-        absl::StrAppend(&human, "policy value of model ", a->model, " on '", a->dataset, "' (",
-                        diag.value("decisions", 0), " decisions):\n");
-      }
-      std::map<std::string, double> sorted(r->metrics().begin(), r->metrics().end());
-      for (const auto& [k, v] : sorted) {
-        const int width = a->policy_estimator.find(',') != std::string::npos ? 28 : 16;
-        absl::StrAppendFormat(&human, "%-*s %.4f", width, k, v);
-        auto bi = r->intervals().find(k);
-        auto ni = r->normal_intervals().find(k);
-        if (bi != r->intervals().end()) {
-          absl::StrAppendFormat(&human, "  [%.4f, %.4f] bootstrap", bi->second.low(),
-                                bi->second.high());
-        } else if (ni != r->normal_intervals().end()) {
-          absl::StrAppendFormat(&human, "  [%.4f, %.4f] normal", ni->second.low(),
-                                ni->second.high());
-        }
-        auto mi = r->mar_metrics().find(k);
-        if (mi != r->mar_metrics().end()) {
-          absl::StrAppendFormat(&human, "  MAR %.4f", mi->second);
-          // The MAR reference has its own sampling error: print its interval.
-          if (diag.contains("mar") && diag["mar"].contains("normal_intervals") &&
-              diag["mar"]["normal_intervals"].contains(k)) {
-            const json& iv = diag["mar"]["normal_intervals"][k];
-            absl::StrAppendFormat(&human, " [%.4f, %.4f]", iv[0].get<double>(),
-                                  iv[1].get<double>());
-          }
-        }
-        human += "\n";
-      }
-      if (r->mar_metrics_size() > 0) {
-        human += "on the MAR sample:\n";
-        for (const auto& [k, v] : std::map<std::string, double>(r->mar_metrics().begin(),
-                                                                r->mar_metrics().end())) {
-          absl::StrAppendFormat(&human, "  %-14s %.4f\n", k, v);
-        }
-      }
-      if (diag.contains("warnings") && diag["warnings"].is_array()) {
-        for (const auto& w : diag["warnings"]) {
-          if (w.is_string()) human += "warning: " + w.get<std::string>() + "\n";
-        }
-      }
+      const std::string human =
+          EvaluateText(*r, diag, a->estimator, a->policy_estimator, a->dataset, a->model);
       json out{{"metrics", MapJson(r->metrics())}, {"diagnostics", diag}};
       if (a->model != 0) out["model_id"] = a->model;
       if (!a->estimator.empty() || !a->policy_estimator.empty()) {

@@ -296,6 +296,54 @@ bool IsNumber(const std::string& s, uint64_t* out) {
          absl::SimpleAtoi(s, out);
 }
 
+// Which log events a model is estimated on. A model scored on its own
+// training dataset is estimated on the events it held out (train
+// --holdout): its training items are left out of the ranking and the
+// clicks thinned by the held-out share; without a holdout, on its training
+// events, with a warning that the estimate is optimistic.
+struct LogEvents {
+  std::optional<data::DatasetView> held;       // the held-out events, if any
+  double thin = 1.0;                           // E[held-out click] = thin x p x rel
+  std::vector<std::vector<uint32_t>> exclude;  // per model user: training items
+  json diag;                                   // null when not the training dataset
+};
+
+LogEvents SelectLogEvents(const LoadedModel* model, const data::DatasetView& full_log,
+                          const v1::EvaluateRequest& req, json* warnings) {
+  LogEvents out;
+  if (model == nullptr || model->record.dataset != req.dataset()) return out;
+  const json& spec = model->record.spec;
+  if (!spec.contains("holdout") || !spec["holdout"].is_number()) {
+    out.diag = json{{"events", "the model's own training events"}};
+    warnings->push_back(absl::StrCat(
+        "model ", req.model_id(), " was trained on dataset '", req.dataset(),
+        "' without a holdout: this estimate is made on its own training events and is "
+        "optimistic (it rewards fitting the log); train with --holdout F and evaluate on "
+        "the held-out events"));
+    return out;
+  }
+  const double f = spec["holdout"].get<double>();
+  const std::vector<uint8_t> held =
+      data::HoldoutMask(full_log, f, spec.value("holdout_seed", uint64_t{0}));
+  out.held = data::SubsetView(full_log, [&](size_t e) { return held[e] != 0; });
+  out.thin = f;
+  out.exclude.assign(model->record.user_keys.size(), {});
+  for (uint32_t u = 0; u < full_log.num_users(); ++u) {
+    auto mu = model->user_index.find(full_log.user_keys[u]);
+    if (mu == model->user_index.end()) continue;
+    auto [b, e] = full_log.UserRange(u);
+    for (uint64_t k = b; k < e; ++k) {
+      if (held[k]) continue;
+      auto mi = model->item_index.find(full_log.item_keys[full_log.item[k]]);
+      if (mi != model->item_index.end()) out.exclude[mu->second].push_back(mi->second);
+    }
+  }
+  out.diag = json{{"events", "held out by the model (train --holdout)"},
+                  {"holdout", f},
+                  {"held_out_events", out.held->num_events()}};
+  return out;
+}
+
 }  // namespace
 
 absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* store,
@@ -330,43 +378,11 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   // without a holdout, on its training events with a warning (the estimate
   // then rewards fitting the log, not relevance: optimistic).
   json early_warnings = json::array();
-  json events_diag;
-  std::optional<data::DatasetView> held_log;
-  double thin = 1.0;  // the held-out share: E[held-out click] = thin x p x rel
-  std::vector<std::vector<uint32_t>> exclude;  // per model user: training items
-  if (model && model->record.dataset == req.dataset()) {
-    const json& spec = model->record.spec;
-    if (spec.contains("holdout") && spec["holdout"].is_number()) {
-      const double f = spec["holdout"].get<double>();
-      const uint64_t seed = spec.value("holdout_seed", uint64_t{0});
-      const std::vector<uint8_t> held = data::HoldoutMask(full_log, f, seed);
-      held_log = data::SubsetView(full_log, [&](size_t e) { return held[e] != 0; });
-      thin = f;
-      // Rank what the model did not train on: each user's training items
-      // are left out of the ranking (the hold-out protocol).
-      exclude.assign(model->record.user_keys.size(), {});
-      for (uint32_t u = 0; u < full_log.num_users(); ++u) {
-        auto mu = model->user_index.find(full_log.user_keys[u]);
-        if (mu == model->user_index.end()) continue;
-        auto [b, e] = full_log.UserRange(u);
-        for (uint64_t k = b; k < e; ++k) {
-          if (held[k]) continue;
-          auto mi = model->item_index.find(full_log.item_keys[full_log.item[k]]);
-          if (mi != model->item_index.end()) exclude[mu->second].push_back(mi->second);
-        }
-      }
-      events_diag = json{{"events", "held out by the model (train --holdout)"},
-                         {"holdout", f},
-                         {"held_out_events", held_log->num_events()}};
-    } else {
-      events_diag = json{{"events", "the model's own training events"}};
-      early_warnings.push_back(absl::StrCat(
-          "model ", req.model_id(), " was trained on dataset '", req.dataset(),
-          "' without a holdout: this estimate is made on its own training events and is "
-          "optimistic (it rewards fitting the log); train with --holdout F and evaluate on "
-          "the held-out events"));
-    }
-  }
+  LogEvents events = SelectLogEvents(model.get(), full_log, req, &early_warnings);
+  const json& events_diag = events.diag;
+  const double thin = events.thin;
+  const std::vector<std::vector<uint32_t>>& exclude = events.exclude;
+  const std::optional<data::DatasetView>& held_log = events.held;
   const data::DatasetView& log = held_log ? *held_log : full_log;
   std::shared_ptr<const LoadedModel> imputer = model;
   if (dr && req.imputation_model_id() != 0) {

@@ -68,6 +68,33 @@ void AppendTruthRow(uint32_t u, uint32_t i, double rel, double expo,
   out->append(buf, n);
 }
 
+// Several exposure passes click the same pair more than once: sorts each
+// user's items (CSR `offsets` / `items`) and folds repeats into `counts`.
+void FoldRepeatedClicks(size_t num_users, std::vector<uint64_t>* offsets,
+                        std::vector<uint32_t>* items, std::vector<uint16_t>* counts) {
+  std::vector<uint32_t> folded;
+  std::vector<uint64_t> folded_offsets(num_users + 1, 0);
+  folded.reserve(items->size());
+  counts->clear();
+  counts->reserve(items->size());
+  for (size_t u = 0; u < num_users; ++u) {
+    auto b = items->begin() + (*offsets)[u];
+    auto e = items->begin() + (*offsets)[u + 1];
+    std::sort(b, e);
+    for (auto it = b; it != e; ++it) {
+      if (it != b && *it == *(it - 1)) {
+        ++counts->back();
+      } else {
+        folded.push_back(*it);
+        counts->push_back(1);
+      }
+    }
+    folded_offsets[u + 1] = folded.size();
+  }
+  *items = std::move(folded);
+  *offsets = std::move(folded_offsets);
+}
+
 }  // namespace
 
 absl::Status ValidateMnarWorldOptions(const MnarWorldOptions& o) {
@@ -395,29 +422,7 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
     }
   }
   if (options.exposures > 1) {
-    // Several passes: sort each user's items and fold repeats into counts.
-    std::vector<uint32_t> items;
-    std::vector<uint16_t> counts;
-    std::vector<uint64_t> offsets(U + 1, 0);
-    items.reserve(w.click_items_.size());
-    counts.reserve(w.click_items_.size());
-    for (size_t u = 0; u < U; ++u) {
-      auto b = w.click_items_.begin() + w.click_offsets_[u];
-      auto e = w.click_items_.begin() + w.click_offsets_[u + 1];
-      std::sort(b, e);
-      for (auto it = b; it != e; ++it) {
-        if (it != b && *it == *(it - 1)) {
-          ++counts.back();
-        } else {
-          items.push_back(*it);
-          counts.push_back(1);
-        }
-      }
-      offsets[u + 1] = items.size();
-    }
-    w.click_items_ = std::move(items);
-    w.click_counts_ = std::move(counts);
-    w.click_offsets_ = std::move(offsets);
+    FoldRepeatedClicks(U, &w.click_offsets_, &w.click_items_, &w.click_counts_);
   }
   w.summary_.clicks = w.click_items_.size();
   {

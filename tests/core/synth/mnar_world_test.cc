@@ -72,6 +72,35 @@ TEST(MnarWorldTest, ClickCountMatchesSumOfThetaTimesGamma) {
   }
 }
 
+TEST(MnarWorldTest, ExposuresGiveClickRatesWithTheSameExpectation) {
+  // K exposure opportunities per pair: the label is C / K, so the labels sum
+  // to about sum theta gamma as with one opportunity, each is a multiple of
+  // 1 / K in (0, 1], and every clicked pair appears once, items ascending.
+  MnarWorldOptions o = Small(5);
+  o.exposures = 8;
+  MnarWorld w = Gen(o);
+  double expected = 0.0, var = 0.0, labels = 0.0;
+  for (uint32_t u = 0; u < w.num_users(); ++u) {
+    for (uint32_t i = 0; i < w.num_items(); ++i) {
+      const double p = w.Exposure(u, i) * w.Relevance(u, i);
+      expected += p;
+      var += p * (1 - p) / o.exposures;
+    }
+    const auto items = w.ClickedItems(u);
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (k > 0) EXPECT_LT(items[k - 1], items[k]);
+      const float l = w.ClickLabel(u, k);
+      EXPECT_GT(l, 0.0f);
+      EXPECT_LE(l, 1.0f);
+      EXPECT_NEAR(l * o.exposures, std::round(l * o.exposures), 1e-4);
+      labels += l;
+    }
+  }
+  EXPECT_NEAR(labels, expected, 4 * std::sqrt(var));
+  o.exposures = 0;
+  EXPECT_THAT(MnarWorld::Generate(o), StatusIs(absl::StatusCode::kInvalidArgument, "exposures"));
+}
+
 TEST(MnarWorldTest, RelevanceMeanIsCalibrated) {
   MnarWorldOptions o = Small(6);
   o.relevance_mean = 0.15;
