@@ -96,13 +96,15 @@ absl::Status Client::Health() {
 
 absl::StatusOr<v1::Dataset> Client::CreateDataset(const std::string& name,
                                                   const std::string& description,
-                                                  const std::string& feedback) {
+                                                  const std::string& feedback,
+                                                  const std::string& dedup) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   v1::CreateDatasetRequest req;
   req.set_name(name);
   req.set_description(description);
   req.set_feedback(feedback);
+  req.set_dedup(dedup);
   v1::Dataset resp;
   absl::Status s = FromGrpcStatus(datasets_->CreateDataset(&ctx, req, &resp));
   if (!s.ok()) return s;
@@ -165,13 +167,15 @@ IngestSummary Client::Ingest(const std::string& dataset,
   // Acknowledgements are read on a second thread so that sending never waits
   // for the server's round trip.
   absl::Mutex mu;
-  uint64_t acked = 0, version = 0;
+  uint64_t acked = 0, version = 0, stored = 0, duplicate = 0;
   std::thread reader([&] {
     v1::IngestResponse resp;
     while (stream->Read(&resp)) {
       {
         absl::MutexLock l(&mu);
         acked = resp.events_acknowledged();
+        stored = resp.events_stored();
+        duplicate = resp.events_duplicate();
         version = resp.data_version();
       }
       if (options.on_progress) options.on_progress(resp.events_acknowledged(), total);
@@ -198,6 +202,8 @@ IngestSummary Client::Ingest(const std::string& dataset,
   reader.join();
   grpc::Status st = stream->Finish();
   summary.events_acknowledged = acked;
+  summary.events_stored = stored;
+  summary.events_duplicate = duplicate;
   summary.data_version = version;
   summary.status = FromGrpcStatus(st);
   if (summary.status.ok() && acked != total) {

@@ -51,6 +51,10 @@ struct IngestOptions {
 struct IngestSummary {
   // Events the server confirmed as durable, even when `status` is an error.
   uint64_t events_acknowledged = 0;
+  // Of those, stored as new events and duplicates that added nothing (an
+  // event id already stored with the same content; IngestResponse).
+  uint64_t events_stored = 0;
+  uint64_t events_duplicate = 0;
   uint64_t data_version = 0;
   absl::Status status;
 };
@@ -69,7 +73,8 @@ class Client {
 
   absl::StatusOr<v1::Dataset> CreateDataset(const std::string& name,
                                             const std::string& description = "",
-                                            const std::string& feedback = "");
+                                            const std::string& feedback = "",
+                                            const std::string& dedup = "");
   absl::StatusOr<std::vector<v1::Dataset>> ListDatasets();
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& name);
   absl::StatusOr<uint64_t> DeleteDataset(const std::string& name);

@@ -1,5 +1,6 @@
 // debiasctl subcommands for datasets: synth, ingest, datasets, stats,
 // export, delete, health.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@ json DatasetJson(const v1::Dataset& d) {
   return json{{"name", d.name()},
               {"description", d.description()},
               {"feedback", d.feedback()},
+              {"dedup", d.dedup()},
               {"create_time_unix_ms", d.create_time_unix_ms()},
               {"data_version", d.data_version()},
               {"users", d.users()},
@@ -122,10 +124,51 @@ void RegisterSynth(CLI::App& app, Context& ctx) {
   });
 }
 
+// Creates the dataset of `debiasctl ingest --feedback/--dedup` when it is
+// missing; an existing one must already have what was asked for.
+template <typename Args>
+absl::Status EnsureDataset(Client& client, const Args& a, bool no_create) {
+  if (!a.feedback && !a.dedup) return absl::OkStatus();
+  auto existing = client.GetDataset(a.dataset);
+  if (existing.ok()) {
+    if (a.feedback && existing->feedback() != *a.feedback) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--feedback ", *a.feedback, ": dataset '", a.dataset, "' exists with feedback '",
+          existing->feedback(), "'"));
+    }
+    if (a.dedup && existing->dedup() != *a.dedup) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--dedup ", *a.dedup, ": dataset '", a.dataset, "' exists with dedup '",
+          existing->dedup(), "'"));
+    }
+    return absl::OkStatus();
+  }
+  if (!absl::IsNotFound(existing.status()) || no_create) return existing.status();
+  return client.CreateDataset(a.dataset, "", a.feedback.value_or(""), a.dedup.value_or(""))
+      .status();
+}
+
+// Rows without an event_id are stored as new events every time: say so
+// before a file goes into a dataset that already holds events.
+void WarnIfStoredAgain(Client& client, const std::string& dataset,
+                       const std::vector<data::Interaction>& events) {
+  auto existing = client.GetDataset(dataset);
+  if (!existing.ok() || existing->data_version() == 0 || existing->dedup() == "natural_key") return;
+  const bool any_without_id = std::any_of(events.begin(), events.end(),
+                                          [](const auto& e) { return e.event_id.empty(); });
+  if (!any_without_id) return;
+  std::cerr << "warning: dataset '" << dataset << "' already holds events (data_version "
+            << existing->data_version()
+            << "); rows without an event_id are stored as new events, so rows ingested "
+               "before are now stored twice. Give rows an event_id column to make "
+               "re-ingesting safe.\n";
+}
+
 void RegisterIngest(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("ingest", "load a file into a dataset");
   struct Args {
     std::string dataset, format = "csv", file;
+    std::optional<std::string> feedback, dedup;
     std::optional<float> threshold;
     bool skip_bad_rows = false, no_create = false;
     size_t batch_size = 8192;
@@ -139,6 +182,13 @@ void RegisterIngest(CLI::App& app, Context& ctx) {
   sub->add_flag("--skip-bad-rows", args->skip_bad_rows,
                 "skip malformed rows (reporting the count) instead of failing");
   sub->add_flag("--no-create", args->no_create, "fail if the dataset does not exist");
+  sub->add_option("--feedback", args->feedback,
+                  "create the dataset with this feedback kind (explicit|implicit|clicklog); "
+                  "an existing dataset must have it");
+  sub->add_option("--dedup", args->dedup,
+                  "create the dataset with this identity for events without event_id: "
+                  "natural_key merges repeats of (user, item, timestamp, list, position); "
+                  "by default every event is stored");
   sub->add_option("--batch-size", args->batch_size, "events per message")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
@@ -155,6 +205,10 @@ void RegisterIngest(CLI::App& app, Context& ctx) {
       for (const auto& m : loaded->skipped_examples) std::cerr << "skipped: " << m << "\n";
 
       auto client = ctx.Connect();
+      if (absl::Status s = EnsureDataset(*client, *args, args->no_create); !s.ok()) {
+        return Fail(s);
+      }
+      WarnIfStoredAgain(*client, args->dataset, loaded->events);
       IngestOptions io;
       io.batch_size = args->batch_size;
       io.create_if_missing = !args->no_create;
@@ -173,6 +227,8 @@ void RegisterIngest(CLI::App& app, Context& ctx) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       json j{{"dataset", args->dataset},
              {"events_acknowledged", r.events_acknowledged},
+             {"events_stored", r.events_stored},
+             {"events_duplicate", r.events_duplicate},
              {"rows_read", loaded->rows_read},
              {"skipped_rows", loaded->skipped_rows},
              {"data_version", r.data_version},
@@ -185,9 +241,10 @@ void RegisterIngest(CLI::App& app, Context& ctx) {
         return Fail(r.status);
       }
       return Emit(ctx, j,
-                  absl::StrFormat("%s: %d events acknowledged (%d rows read, %d skipped) "
-                                  "in %.2fs",
-                                  args->dataset, r.events_acknowledged, loaded->rows_read,
+                  absl::StrFormat("%s: %d events acknowledged: %d stored, %d duplicates "
+                                  "(%d rows read, %d skipped) in %.2fs",
+                                  args->dataset, r.events_acknowledged, r.events_stored,
+                                  r.events_duplicate, loaded->rows_read,
                                   loaded->skipped_rows, secs));
     };
   });
@@ -205,8 +262,11 @@ void RegisterDatasets(CLI::App& app, Context& ctx) {
                                           "USERS", "ITEMS", "FEEDBACK");
       for (const auto& d : *list) {
         arr.push_back(DatasetJson(d));
+        // An undeclared kind is decided from the data when a model trains
+        // (`debiasctl stats` shows the decision).
         absl::StrAppendFormat(&human, "%-32s %12d %10d %10d %s\n", d.name(),
-                              d.data_version(), d.users(), d.items(), d.feedback());
+                              d.data_version(), d.users(), d.items(),
+                              d.feedback().empty() ? "(from data)" : d.feedback());
       }
       return Emit(ctx, json{{"datasets", arr}}, human);
     };

@@ -18,6 +18,7 @@ void InfoToProto(const store::DatasetInfo& d, v1::Dataset* out) {
   out->set_data_version(d.data_version);
   out->set_users(d.users);
   out->set_items(d.items);
+  out->set_dedup(d.dedup);
 }
 
 grpc::Status Invalid(std::string msg) {
@@ -37,7 +38,8 @@ grpc::Status DatasetServiceImpl::CreateDataset(grpc::ServerContext* ctx,
                                                v1::Dataset* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
   if (!admission.ok()) return admission.status;
-  auto info = store_->CreateDataset(req->name(), req->description(), req->feedback());
+  auto info = store_->CreateDataset(req->name(), req->description(), req->feedback(),
+                                   req->dedup());
   if (!info.ok()) return ToGrpcStatus(info.status());
   InfoToProto(*info, resp);
   return grpc::Status::OK;
@@ -83,7 +85,7 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
   v1::IngestRequest req;
   std::string dataset;
   bool create = false;
-  uint64_t acknowledged = 0;
+  uint64_t stored = 0, duplicate = 0;
   std::vector<data::Interaction> events;
   bool first = true;
   while (stream->Read(&req)) {
@@ -114,11 +116,14 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
     for (int k = 0; k < n; ++k) ToCore(req.events(k), &events[k]);
     auto r = store_->Ingest(dataset, events, create);
     if (!r.ok()) return ToGrpcStatus(r.status());
-    acknowledged += r->events_written;
-    if (options_.metrics) options_.metrics->RecordIngest(r->events_written, req.ByteSizeLong());
+    stored += r->events_stored;
+    duplicate += r->events_duplicate;
+    if (options_.metrics) options_.metrics->RecordIngest(r->events_stored, req.ByteSizeLong());
     v1::IngestResponse resp;
-    resp.set_events_acknowledged(acknowledged);
-    resp.set_batch_events(r->events_written);
+    resp.set_events_acknowledged(stored + duplicate);
+    resp.set_batch_events(static_cast<uint64_t>(n));
+    resp.set_events_stored(stored);
+    resp.set_events_duplicate(duplicate);
     resp.set_data_version(r->data_version);
     if (!stream->Write(resp)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");

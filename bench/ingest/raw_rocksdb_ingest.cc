@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
       const uint32_t l =
           e.list_id ? intern(lists, 'L', 'l', *e.list_id) : debias::data::kNoList;
       key = event_prefix;
-      keys::AppendEventKey(&key, u, i, l, e);
+      keys::AppendEventKey(&key, u, i, l, e, /*natural_key=*/false, k);
       value.clear();
       keys::EncodeEventValue(&value, l, e);
       put(key, value);

@@ -86,11 +86,13 @@ absl::Status ScanPrefix(rocksdb::DB* db, const rocksdb::Snapshot* snap,
 }
 
 // feature_dim < 0 (not known, see DatasetState) is left out.
-json InfoToJson(uint32_t id, const DatasetInfo& d, int feature_dim) {
+json InfoToJson(uint32_t id, const DatasetInfo& d, int feature_dim, uint64_t next_event_seq) {
   json j{{"id", id},
          {"name", d.name},
          {"description", d.description},
          {"feedback", d.feedback},
+         {"dedup", d.dedup},
+         {"next_event_seq", next_event_seq},
          {"create_time_unix_ms", d.create_time_unix_ms},
          {"data_version", d.data_version},
          {"users", d.users},
@@ -106,6 +108,37 @@ absl::Status ValidateFeedback(const std::string& f) {
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "feedback='", f, "': must be empty, explicit, implicit or clicklog"));
+}
+
+absl::Status ValidateDedup(const std::string& d) {
+  if (d.empty() || d == "natural_key") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "dedup='", d.substr(0, 64),
+      "': must be empty (every event without an event_id is stored) or natural_key"));
+}
+
+// The first field in which two stored event values differ, as
+// "label=1 vs label=0", or "" when they are equal.
+std::string FirstDifference(const keys::DecodedEvent& a, const keys::DecodedEvent& b) {
+  auto opt = [](bool has, auto v) { return has ? absl::StrCat(v) : std::string("unset"); };
+  const uint8_t fa = a.flags, fb = b.flags;
+  if (a.label != b.label) return absl::StrCat("label=", a.label, " vs label=", b.label);
+  for (auto [flag, name] : {std::pair{keys::kHasTimestamp, "timestamp"},
+                            std::pair{keys::kHasList, "list_id"},
+                            std::pair{keys::kHasPosition, "position"},
+                            std::pair{keys::kHasPropensity, "propensity"}}) {
+    const bool ha = fa & flag, hb = fb & flag;
+    auto value = [&](const keys::DecodedEvent& e, bool has) -> std::string {
+      if (flag == keys::kHasTimestamp) return opt(has, e.timestamp);
+      if (flag == keys::kHasList) return opt(has, e.list);
+      if (flag == keys::kHasPosition) return opt(has, e.position);
+      return opt(has, e.propensity);
+    };
+    const std::string va = value(a, ha), vb = value(b, hb);
+    if (va != vb) return absl::StrCat(name, "=", va, " vs ", name, "=", vb);
+  }
+  if (a.features != b.features) return "features differ";
+  return "";
 }
 
 absl::StatusOr<ModelState> ParseModelState(std::string_view s) {
@@ -227,6 +260,16 @@ struct DatasetState {
   // (0: none so far). -1: not known yet, for a dataset whose metadata
   // predates the field; found by a scan when a batch with features comes.
   int feature_dim ABSL_GUARDED_BY(mu) = -1;
+  // The sequence number the next event without an id gets.
+  uint64_t next_event_seq ABSL_GUARDED_BY(mu) = 0;
+};
+
+// One event of an ingest batch on its way to the database.
+struct EventRow {
+  size_t index = 0;  // in the batch
+  uint32_t user = 0, item = 0;
+  std::string key, value;
+  bool duplicate = false;  // adds nothing (see MarkDuplicates)
 };
 
 struct InteractionStore::Impl {
@@ -267,6 +310,103 @@ struct InteractionStore::Impl {
       RETURN_IF_ERROR(decode);
     }
     st.maps_loaded = true;
+    return absl::OkStatus();
+  }
+
+  // Marks the rows that add nothing, or refuses the batch when an event id
+  // is reused for another event. Event ids: a repeat in the batch or a
+  // stored id with the same content is a duplicate; with other content,
+  // INVALID_ARGUMENT (in the batch) or ALREADY_EXISTS (stored), naming the
+  // field. Natural keys (dedup=natural_key): a key repeated in the batch
+  // or already stored is a duplicate and replaces the stored event.
+  absl::Status MarkDuplicates(DatasetState& st, std::span<const data::Interaction> events,
+                              std::vector<EventRow>* rows, uint64_t max_features)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+    const bool natural_key = st.info.dedup == "natural_key";
+    auto differs = [&](std::string_view a, std::string_view b) -> std::string {
+      keys::DecodedEvent da, db;
+      if (!keys::DecodeEventValue(a, &da, max_features) ||
+          !keys::DecodeEventValue(b, &db, max_features)) {
+        return "corrupt stored event";
+      }
+      return FirstDifference(da, db);
+    };
+    // In the batch.
+    absl::flat_hash_map<std::string_view, size_t> first;  // key -> row
+    for (size_t k = 0; k < rows->size(); ++k) {
+      EventRow& r = (*rows)[k];
+      const std::string& id = events[r.index].event_id;
+      if (id.empty() && !natural_key) continue;
+      auto [it, inserted] = first.try_emplace(r.key, k);
+      if (inserted) continue;
+      if (!id.empty()) {
+        const EventRow& f = (*rows)[it->second];
+        std::string d = f.user != r.user || f.item != r.item
+                            ? "user/item differ"
+                            : differs(f.value, r.value);
+        if (!d.empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "events[", r.index, "].event_id='", id, "': repeats events[", f.index,
+              "] with other content (", d, "); an event id names one event"));
+        }
+        r.duplicate = true;
+      } else {
+        (*rows)[it->second].duplicate = true;  // the last copy counts as the new one
+        it->second = k;
+      }
+    }
+    // Across ids: the same id under another user or item has another key,
+    // so check the id index too.
+    absl::flat_hash_map<std::string_view, size_t> by_id;
+    for (size_t k = 0; k < rows->size(); ++k) {
+      const std::string& id = events[(*rows)[k].index].event_id;
+      if (id.empty() || (*rows)[k].duplicate) continue;
+      auto [it, inserted] = by_id.try_emplace(id, k);
+      if (!inserted) {
+        const EventRow& f = (*rows)[it->second];
+        return absl::InvalidArgumentError(absl::StrCat(
+            "events[", (*rows)[k].index, "].event_id='", id, "': repeats events[", f.index,
+            "] with another user or item; an event id names one event"));
+      }
+    }
+    // Against the store.
+    std::string stored;
+    for (EventRow& r : *rows) {
+      if (r.duplicate) continue;
+      const data::Interaction& e = events[r.index];
+      if (e.event_id.empty()) {
+        if (!natural_key) continue;
+        rocksdb::Status g = db->Get(rocksdb::ReadOptions(), r.key, &stored);
+        if (g.ok()) r.duplicate = true;
+        else if (!g.IsNotFound()) return FromRocks(g, "ingest");
+        continue;
+      }
+      std::string where;
+      rocksdb::Status g =
+          db->Get(rocksdb::ReadOptions(), keys::EventIdIndexKey(st.id, e.event_id), &where);
+      if (g.IsNotFound()) continue;
+      if (!g.ok()) return FromRocks(g, "ingest");
+      util::Reader wr(where);
+      uint32_t u = 0, i = 0;
+      if (!wr.GetBigEndian32(&u) || !wr.GetBigEndian32(&i)) {
+        return absl::DataLossError("corrupt event id index");
+      }
+      std::string d;
+      if (u != r.user || i != r.item) {
+        d = "stored for another user or item";
+      } else {
+        g = db->Get(rocksdb::ReadOptions(), r.key, &stored);
+        if (!g.ok()) return FromRocks(g, "ingest (event of the id index)");
+        d = differs(stored, r.value);
+      }
+      if (!d.empty()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "events[", r.index, "].event_id='", e.event_id,
+            "': already stored with other content (", d,
+            "); resending an event is a no-op, a new event needs a new id"));
+      }
+      r.duplicate = true;
+    }
     return absl::OkStatus();
   }
 
@@ -368,6 +508,8 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
             d.name = j.at("name").get<std::string>();
             d.description = j.value("description", "");
             d.feedback = j.value("feedback", "");
+            d.dedup = j.value("dedup", "");
+            st->next_event_seq = j.value("next_event_seq", uint64_t{0});
             d.create_time_unix_ms = j.value("create_time_unix_ms", int64_t{0});
             d.data_version = j.value("data_version", uint64_t{0});
             d.users = j.value("users", uint64_t{0});
@@ -413,9 +555,10 @@ absl::StatusOr<std::unique_ptr<InteractionStore>> InteractionStore::Open(
 
 absl::StatusOr<DatasetInfo> InteractionStore::CreateDataset(
     const std::string& name, const std::string& description,
-    const std::string& feedback) {
+    const std::string& feedback, const std::string& dedup) {
   RETURN_IF_ERROR(ValidateDatasetName(name));
   RETURN_IF_ERROR(ValidateFeedback(feedback));
+  RETURN_IF_ERROR(ValidateDedup(dedup));
   if (description.size() > 4096) {
     return absl::InvalidArgumentError(absl::StrCat(
         "description: ", description.size(), " bytes; at most 4096 allowed"));
@@ -432,12 +575,13 @@ absl::StatusOr<DatasetInfo> InteractionStore::CreateDataset(
   info.name = name;
   info.description = description;
   info.feedback = feedback;
+  info.dedup = dedup;
   info.create_time_unix_ms = NowMs();
   rocksdb::WriteBatch batch;
   std::string counter;
   util::PutFixed64(&counter, id + 1);
   batch.Put(keys::Counter("dataset"), counter);
-  batch.Put(keys::DatasetMeta(name), InfoToJson(id, info, 0).dump());
+  batch.Put(keys::DatasetMeta(name), InfoToJson(id, info, 0, 0).dump());
   RETURN_IF_ERROR(FromRocks(impl_->db->Write(impl_->write_options, &batch),
                             "creating dataset"));
   impl_->next_dataset_id = id + 1;
@@ -548,7 +692,7 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
     return absl::NotFoundError(absl::StrCat("dataset '", name, "' was deleted"));
   }
   RETURN_IF_ERROR(impl_->LoadMaps(*st));
-  if (events.empty()) return IngestResult{0, st->info.data_version};
+  if (events.empty()) return IngestResult{0, 0, st->info.data_version};
   // A dataset created as implicit feedback holds clicks (label > 0, or a
   // click rate in (0, 1]) and impressions (label 0): a negative label is
   // not implicit feedback and is refused, never stored as something else.
@@ -589,29 +733,58 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
     return it->second;
   };
 
-  // Events are written in key order: RocksDB's memtable inserts sorted keys
-  // much faster (bench/ingest measured about a third less CPU per event). The
-  // sort is stable, so among events sharing a key the last one still wins.
+  // Each event's key and value; the keys decide identity (keys.h).
   const std::string event_prefix = keys::DatasetFamily(st->id, 'E');
-  std::vector<std::pair<std::string, std::string>> rows(events.size());
+  const bool natural_key = st->info.dedup == "natural_key";
+  uint64_t next_seq = st->next_event_seq;
+  std::vector<EventRow> rows(events.size());
   for (size_t k = 0; k < events.size(); ++k) {
     const data::Interaction& e = events[k];
-    const uint32_t u = intern(st->users, 'U', 'u', e.user);
-    const uint32_t i = intern(st->items, 'I', 'i', e.item);
+    rows[k].index = k;
+    rows[k].user = intern(st->users, 'U', 'u', e.user);
+    rows[k].item = intern(st->items, 'I', 'i', e.item);
     const uint32_t l = e.list_id ? intern(st->lists, 'L', 'l', *e.list_id) : data::kNoList;
-    rows[k].first = event_prefix;
-    keys::AppendEventKey(&rows[k].first, u, i, l, e);
-    keys::EncodeEventValue(&rows[k].second, l, e);
+    rows[k].key = event_prefix;
+    const bool sequenced = e.event_id.empty() && !natural_key;
+    keys::AppendEventKey(&rows[k].key, rows[k].user, rows[k].item, l, e, natural_key,
+                         sequenced ? next_seq++ : 0);
+    keys::EncodeEventValue(&rows[k].value, l, e);
   }
+  absl::Status resolved = impl_->MarkDuplicates(*st, events, &rows, options_.limits.max_features);
+  if (!resolved.ok()) {
+    for (auto& [map, k] : added) map->erase(k);
+    return resolved;
+  }
+  IngestResult result;
+  for (const EventRow& r : rows) (r.duplicate ? result.events_duplicate : result.events_stored)++;
+  result.data_version = st->info.data_version;
+  // A batch that adds nothing writes nothing: the data_version (and the
+  // models trained on it) stay current.
+  if (result.events_stored == 0 && added.empty() && !natural_key) return result;
+
+  // Events are written in key order: RocksDB's memtable inserts sorted keys
+  // much faster (bench/ingest measured about a third less CPU per event). The
+  // sort is stable, so among natural-key repeats the last one still wins.
   std::stable_sort(rows.begin(), rows.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [key, value] : rows) batch.Put(key, value);
+                   [](const EventRow& a, const EventRow& b) { return a.key < b.key; });
+  for (const EventRow& r : rows) {
+    if (r.duplicate && !natural_key) continue;
+    batch.Put(r.key, r.value);
+    const std::string& id = events[r.index].event_id;
+    if (!id.empty()) {
+      std::string where;
+      util::PutBigEndian32(&where, r.user);
+      util::PutBigEndian32(&where, r.item);
+      batch.Put(keys::EventIdIndexKey(st->id, id), where);
+    }
+  }
   DatasetInfo next = st->info;
   next.data_version += 1;
   next.users = st->users.size();
   next.items = st->items.size();
   next.lists = st->lists.size();
-  batch.Put(keys::DatasetMeta(name), InfoToJson(st->id, next, next_feature_dim).dump());
+  batch.Put(keys::DatasetMeta(name),
+            InfoToJson(st->id, next, next_feature_dim, next_seq).dump());
 
   absl::Status written =
       FromRocks(impl_->db->Write(impl_->write_options, &batch), "ingest");
@@ -621,8 +794,10 @@ absl::StatusOr<IngestResult> InteractionStore::Ingest(
   }
   st->info = next;
   st->feature_dim = next_feature_dim;
+  st->next_event_seq = next_seq;
   st->view.reset();
-  return IngestResult{events.size(), next.data_version};
+  result.data_version = next.data_version;
+  return result;
 }
 
 absl::StatusOr<std::shared_ptr<const data::DatasetView>> InteractionStore::LoadView(

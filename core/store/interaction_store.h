@@ -11,9 +11,14 @@
 // mappings and the dataset's counters) is one atomic WriteBatch: after a
 // crash either all of it or none of it is present.
 //
-// Deduplication: an event's storage key is (user, item, natural key) or
-// (user, item, event_id) when the client sets an event id, so re-ingesting an
-// event overwrites it instead of adding a copy.
+// Identity of events: an event's event_id, when set, is its idempotency key
+// in the dataset. Re-sending an event with a stored id and the same content
+// is a no-op (counted as a duplicate); the same id with other content
+// (another user, item, label, ...) is refused and nothing of the batch is
+// written. An event without an id is always stored as a new event (the store
+// assigns it a sequence number), unless the dataset was created with
+// dedup = "natural_key": then (user, item, timestamp, list, position) is its
+// key and a re-sent event replaces the stored one.
 //
 // Thread safety: all methods are safe to call concurrently. Ingests into the
 // same dataset are serialised; different datasets ingest in parallel.
@@ -54,6 +59,9 @@ struct DatasetInfo {
   std::string name;
   std::string description;
   std::string feedback;  // "", "explicit", "implicit", "clicklog"
+  // How events without an event_id are identified: "" (each is a new
+  // event) or "natural_key" (user, item, timestamp, list, position).
+  std::string dedup;
   int64_t create_time_unix_ms = 0;
   uint64_t data_version = 0;
   uint64_t users = 0;  // distinct user keys ever ingested
@@ -62,7 +70,12 @@ struct DatasetInfo {
 };
 
 struct IngestResult {
-  uint64_t events_written = 0;  // events in the batch after in-batch dedup
+  // Events of the batch stored as new events (or, under natural_key dedup,
+  // replacing a stored one: those count as duplicates, not here).
+  uint64_t events_stored = 0;
+  // Events of the batch that added nothing: an event id already stored (or
+  // earlier in the batch) with the same content, or a natural-key repeat.
+  uint64_t events_duplicate = 0;
   uint64_t data_version = 0;
 };
 
@@ -103,10 +116,12 @@ class InteractionStore {
   InteractionStore& operator=(const InteractionStore&) = delete;
 
   // --- Datasets -----------------------------------------------------------
-  // INVALID_ARGUMENT for a bad name/feedback, ALREADY_EXISTS if taken.
+  // INVALID_ARGUMENT for a bad name/feedback/dedup, ALREADY_EXISTS if
+  // taken. `dedup` is "" or "natural_key" (see the header comment).
   absl::StatusOr<DatasetInfo> CreateDataset(const std::string& name,
                                             const std::string& description,
-                                            const std::string& feedback);
+                                            const std::string& feedback,
+                                            const std::string& dedup = "");
   std::vector<DatasetInfo> ListDatasets() const;
   absl::StatusOr<DatasetInfo> GetDataset(const std::string& name) const;
   // Removes every event, id map and the metadata of the dataset. Returns the
@@ -115,8 +130,11 @@ class InteractionStore {
 
   // Validates every event (INVALID_ARGUMENT "events[i]: ..." and nothing is
   // written), then writes the batch atomically. NOT_FOUND for a missing
-  // dataset unless create_if_missing. Events sharing a key within the batch
-  // keep the last one.
+  // dataset unless create_if_missing. An event id repeated in the batch with
+  // other content is INVALID_ARGUMENT; an event id stored with other content
+  // is ALREADY_EXISTS naming the field that differs; in both cases nothing
+  // is written. A batch of duplicates only writes nothing and leaves the
+  // data_version as it was.
   absl::StatusOr<IngestResult> Ingest(const std::string& name,
                                       std::span<const data::Interaction> events,
                                       bool create_if_missing = false);

@@ -6,6 +6,7 @@
 //  01 <ds:be32> 'u' <id:be32>            -> user key
 //  01 <ds:be32> 'I'/'i', 'L'/'l'         -> the same for items and lists
 //  01 <ds:be32> 'E' <user:be32> <item:be32> <discriminator> -> event value
+//  01 <ds:be32> 'X' <event id>           -> <user:be32> <item:be32> of that event
 //  02 <model:be64> 'R'                   -> model record (JSON)
 //  02 <model:be64> 'S'                   -> model snapshot (bytes)
 //
@@ -61,15 +62,27 @@ inline std::string IdToKey(uint32_t ds, char family, uint32_t id) {
   return k;
 }
 
+// The discriminator of an event key says which identity it has:
+//  '\x01' <event id>   the client's event id (the idempotency key);
+//  '\x02' <seq:be64>   no id: a sequence number the store assigns, so every
+//                      event sent is stored;
+//  '\x00' <natural key> no id, in a dataset created with dedup=natural_key.
 // Appends the event key of (user, item, e) to *k (which holds the 'E'
-// family prefix).
+// family prefix). `seq` is used for an event without id unless
+// `natural_key`.
 inline void AppendEventKey(std::string* k, uint32_t user, uint32_t item,
-                           uint32_t list, const data::Interaction& e) {
+                           uint32_t list, const data::Interaction& e,
+                           bool natural_key, uint64_t seq) {
   util::PutBigEndian32(k, user);
   util::PutBigEndian32(k, item);
   if (!e.event_id.empty()) {
     k->push_back('\x01');
     k->append(e.event_id);
+    return;
+  }
+  if (!natural_key) {
+    k->push_back('\x02');
+    util::PutBigEndian64(k, seq);
     return;
   }
   k->push_back('\x00');
@@ -80,6 +93,14 @@ inline void AppendEventKey(std::string* k, uint32_t user, uint32_t item,
   util::PutBigEndian64(k, ts);
   util::PutBigEndian32(k, list);
   util::PutBigEndian32(k, static_cast<uint32_t>(e.position.value_or(0)));
+}
+
+// The event-id index: one row per event id of a dataset, naming the user
+// and item whose event holds it, so an id is unique in the dataset.
+inline std::string EventIdIndexKey(uint32_t ds, std::string_view event_id) {
+  std::string k = DatasetFamily(ds, 'X');
+  k.append(event_id);
+  return k;
 }
 
 inline std::string ModelKey(uint64_t id, char what) {

@@ -64,7 +64,8 @@ double Seconds(Clock::time_point since) {
 
 // Batch `seq` of ingest thread `t`: kBatchEvents events whose timestamps
 // seq * 1000 + k identify the batch and the event; user and item follow
-// from k, so Export shows exactly what was stored.
+// from k, so Export shows exactly what was stored. The event id makes a
+// re-sent batch (a retrying client) add nothing.
 std::vector<data::Interaction> MakeBatch(int t, int64_t seq) {
   std::vector<data::Interaction> out(kBatchEvents);
   for (int k = 0; k < kBatchEvents; ++k) {
@@ -72,6 +73,7 @@ std::vector<data::Interaction> MakeBatch(int t, int64_t seq) {
     out[k].item = absl::StrCat("i", k % 32);
     out[k].label = 1.0f;
     out[k].timestamp = seq * 1000 + k;
+    out[k].event_id = absl::StrCat("t", t, "s", seq, "k", k);
   }
   return out;
 }

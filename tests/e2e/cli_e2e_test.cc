@@ -105,9 +105,15 @@ TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
   EXPECT_EQ(stats["items"], synth["summary"]["items_with_clicks"]);
   EXPECT_EQ(stats["feedback"], "implicit");
 
-  // Re-ingesting changes no count.
-  CtlJson("ingest --dataset train --format csv " + world + "/train.csv");
-  EXPECT_EQ(CtlJson("stats --dataset train")["events"], clicks);
+  // The rows carry no event id: re-ingesting stores them again, and says so
+  // before it does.
+  Result again = Ctl("ingest --dataset train --format csv " + world + "/train.csv --json");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("rows without an event_id are stored as new events"),
+            std::string::npos)
+      << again.err;
+  EXPECT_EQ(json::parse(again.out)["events_stored"], clicks);
+  EXPECT_EQ(CtlJson("stats --dataset train")["events"], 2 * clicks);
 
   json test_ing = CtlJson("ingest --dataset test --format csv " + world + "/test.csv");
   EXPECT_EQ(test_ing["events_acknowledged"], synth["summary"]["test_events"]);
@@ -116,7 +122,7 @@ TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
 
   // Export writes the same events back.
   json exp = CtlJson("export --dataset train --out " + (dir_ / "exported.csv").string());
-  EXPECT_EQ(exp["events"], clicks);
+  EXPECT_EQ(exp["events"], 2 * clicks);
 
   EXPECT_EQ(StopServer(), 0);
 }
@@ -163,18 +169,25 @@ TEST_F(CliE2eTest, BadInputGivesClearErrorsAndTheServerStaysUp) {
 TEST_F(CliE2eTest, CoatIngestCountsAndIdempotence) {
   const std::string coat = std::string(DEBIAS_SHARED_DATA_DIR) + "/coat";
   if (!fs::exists(coat + "/train.ascii")) GTEST_SKIP() << "no shared Coat data";
-  EXPECT_EQ(CtlJson("ingest --dataset coat-train --format coat " + coat + "/train.ascii")
-                ["events_acknowledged"],
+  // Coat's rows have no event id: a dataset created with --dedup natural_key
+  // takes a re-ingested file as duplicates; a default one stores it again.
+  EXPECT_EQ(CtlJson("ingest --dataset coat-train --dedup natural_key --format coat " + coat +
+                    "/train.ascii")["events_stored"],
             6960);
   EXPECT_EQ(CtlJson("ingest --dataset coat-test --format coat " + coat + "/test.ascii")
                 ["events_acknowledged"],
             4640);
-  CtlJson("ingest --dataset coat-train --format coat " + coat + "/train.ascii");
+  json again = CtlJson("ingest --dataset coat-train --format coat " + coat + "/train.ascii");
+  EXPECT_EQ(again["events_stored"], 0);
+  EXPECT_EQ(again["events_duplicate"], 6960);
+  EXPECT_EQ(CtlJson("ingest --dataset coat-test --format coat " + coat + "/test.ascii")
+                ["events_stored"],
+            4640);
+  EXPECT_EQ(CtlJson("stats --dataset coat-test")["events"], 2 * 4640);
   json s = CtlJson("stats --dataset coat-train");
   EXPECT_EQ(s["events"], 6960);
   EXPECT_EQ(s["users"], 290);
   EXPECT_EQ(s["feedback"], "explicit");
-  EXPECT_EQ(CtlJson("stats --dataset coat-test")["events"], 4640);
   EXPECT_EQ(StopServer(), 0);
 }
 

@@ -83,7 +83,7 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   events[0].list_id = "l0";
   events[0].position = 1;
   events[1].propensity = 0.5f;
-  for (size_t k = 0; k < events.size(); k += 3) events[k].event_id = absl::StrCat("ev-", k);
+  for (size_t k = 0; k < events.size(); ++k) events[k].event_id = absl::StrCat("ev-", k);
   IngestOptions io;
   io.batch_size = 700;
   std::vector<uint64_t> progress;
@@ -92,8 +92,10 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   ASSERT_OK(r.status);
   EXPECT_EQ(r.events_acknowledged, 2500u);
   EXPECT_EQ(progress, (std::vector<uint64_t>{700, 1400, 2100, 2500}));
-  // Re-ingest: no duplicates.
-  ASSERT_OK(client_->Ingest("d", events, io).status);
+  // Re-ingest (a retry): the event ids make it add nothing.
+  r = client_->Ingest("d", events, io);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_duplicate, 2500u);
   auto stats = client_->GetStats("d");
   ASSERT_OK(stats);
   EXPECT_EQ(stats->events(), 2500u);
@@ -104,7 +106,7 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   EXPECT_EQ(stats->lists(), 1u);
   EXPECT_EQ(stats->with_propensity(), 1u);
   EXPECT_EQ(stats->feedback(), "clicklog");
-  EXPECT_EQ(stats->data_version(), 8u);
+  EXPECT_EQ(stats->data_version(), 4u);  // the duplicate batches wrote nothing
 
   // Every field comes back, event ids included, so the export re-ingests
   // without duplicates.
@@ -139,6 +141,63 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
   auto again = client_->GetStats("d");
   ASSERT_OK(again);
   EXPECT_EQ(again->events(), 2500u);
+}
+
+TEST_F(DatasetServiceTest, AcknowledgementCountsStoredAndDuplicateEvents) {
+  // A bandit log without event ids: users see the same item again, no
+  // timestamps. Every decision acknowledged is a decision stored.
+  std::vector<data::Interaction> log;
+  for (int k = 0; k < 3000; ++k) {
+    data::Interaction e;
+    e.user = absl::StrCat("u", k % 50);
+    e.item = absl::StrCat("i", k % 7);
+    e.label = (k % 5 == 0) ? 1.0f : 0.0f;
+    e.propensity = 0.5f;
+    log.push_back(e);
+  }
+  IngestOptions small;
+  small.batch_size = 1000;
+  IngestSummary r = client_->Ingest("bandit", log, small);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_acknowledged, 3000u);
+  EXPECT_EQ(r.events_stored, 3000u);
+  EXPECT_EQ(r.events_duplicate, 0u);
+  auto stats = client_->GetStats("bandit");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->events(), 3000u);
+
+  // With event ids, a retried stream adds nothing and says so.
+  std::vector<data::Interaction> ided = Events(1500, 10);
+  for (size_t k = 0; k < ided.size(); ++k) ided[k].event_id = absl::StrCat("e", k);
+  r = client_->Ingest("ided", ided, small);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_stored, 1500u);
+  r = client_->Ingest("ided", ided, small);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_acknowledged, 1500u);
+  EXPECT_EQ(r.events_stored, 0u);
+  EXPECT_EQ(r.events_duplicate, 1500u);
+  // The same id for another event is refused with the field named; the
+  // dataset keeps what it had.
+  ided[3].label = ided[3].label > 0 ? 0.0f : 1.0f;
+  r = client_->Ingest("ided", std::span(ided).subspan(0, 10));
+  EXPECT_THAT(r.status, StatusIs(absl::StatusCode::kAlreadyExists, "events[3].event_id='e3'"));
+  EXPECT_EQ(r.events_acknowledged, 0u);
+  stats = client_->GetStats("ided");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->events(), 1500u);
+
+  // The natural-key policy is chosen at creation and reported.
+  ASSERT_OK(client_->CreateDataset("nk", "", "", "natural_key"));
+  r = client_->Ingest("nk", log, small);
+  ASSERT_OK(r.status);
+  EXPECT_EQ(r.events_stored, 350u);  // 50 users x 7 items
+  EXPECT_EQ(r.events_duplicate, 2650u);
+  auto nk = client_->GetDataset("nk");
+  ASSERT_OK(nk);
+  EXPECT_EQ(nk->dedup(), "natural_key");
+  EXPECT_THAT(client_->CreateDataset("bad", "", "", "latest"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "dedup='latest'"));
 }
 
 TEST_F(DatasetServiceTest, MalformedIngestIsRejectedWithTheFieldNamed) {

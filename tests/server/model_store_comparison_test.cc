@@ -41,14 +41,16 @@ Row RowOf(const data::Interaction& e) {
   return {e.user, e.item, e.label, e.timestamp, e.list_id, e.position, e.propensity};
 }
 
-// The deduplication key of proto/debias/v1/common.proto: the event id when
-// set, else the natural key (user, item, timestamp, list id, position).
-using DedupKey = std::tuple<std::string, std::string, std::string, std::optional<int64_t>,
-                            std::optional<std::string>, int32_t>;
+// The identity of an event (proto/debias/v1/common.proto): its event id
+// when set (unique in the dataset), else a sequence number: every event
+// without an id is stored.
+using DedupKey = std::pair<std::string, uint64_t>;
 
-DedupKey KeyOf(const data::Interaction& e) {
-  if (!e.event_id.empty()) return {e.user, e.item, e.event_id, std::nullopt, std::nullopt, -1};
-  return {e.user, e.item, "", e.timestamp, e.list_id, e.position.value_or(0)};
+// Whether two events with the same id carry the same content (a resend).
+bool SameContent(const data::Interaction& a, const data::Interaction& b) {
+  return a.user == b.user && a.item == b.item && a.label == b.label &&
+         a.timestamp == b.timestamp && a.list_id == b.list_id && a.position == b.position &&
+         a.propensity == b.propensity && a.features == b.features;
 }
 
 struct RefDataset {
@@ -57,6 +59,7 @@ struct RefDataset {
   // Keys in the order they were first ingested: the store's dense ids.
   std::vector<std::string> users, items, lists;
   std::map<DedupKey, data::Interaction> events;
+  uint64_t next_seq = 1;
 
   void Intern(std::vector<std::string>* keys, const std::string& k) {
     if (std::find(keys->begin(), keys->end(), k) == keys->end()) keys->push_back(k);
@@ -163,6 +166,13 @@ class ModelStoreComparison {
     const float labels[] = {1.0f, 2.0f, 0.5f, 1.0f};
     e.label = labels[Uniform(0, 3)];
     if (Chance(0.3)) e.event_id = absl::StrCat("e", Uniform(0, 19));
+    // A resend of a stored event (a retried batch).
+    auto it = ref_.find(PickName());
+    if (Chance(0.15) && it != ref_.end()) {
+      for (const auto& [key, stored] : it->second.events) {
+        if (!key.first.empty() && Chance(0.5)) return stored;
+      }
+    }
     if (Chance(0.5)) e.timestamp = Uniform(-3, 3) * int64_t{1000000007};
     if (Chance(0.2)) e.list_id = absl::StrCat("l", Uniform(0, 2));
     if (Chance(0.2)) e.position = Uniform(1, 5);
@@ -184,6 +194,28 @@ class ModelStoreComparison {
         bad.user.clear();
       }
     }
+    // What the store must answer: a reused id with other content in the
+    // batch is INVALID_ARGUMENT, against a stored event ALREADY_EXISTS.
+    std::optional<absl::StatusCode> conflict;
+    {
+      std::map<std::string, const data::Interaction*> seen;
+      for (const auto& e : batch) {
+        if (e.event_id.empty()) continue;
+        auto [it, inserted] = seen.try_emplace(e.event_id, &e);
+        if (!inserted && !SameContent(*it->second, e)) {
+          conflict = absl::StatusCode::kInvalidArgument;
+        }
+      }
+      if (!conflict && ref_.count(name)) {
+        for (const auto& e : batch) {
+          auto it = ref_[name].events.find({e.event_id, 0});
+          if (!e.event_id.empty() && it != ref_[name].events.end() &&
+              !SameContent(it->second, e)) {
+            conflict = absl::StatusCode::kAlreadyExists;
+          }
+        }
+      }
+    }
     auto r = store_->Ingest(name, batch, create);
     const std::string what = absl::StrCat("ingest ", batch.size(), " into ", name,
                                           create ? " (create)" : "", poison ? " (poisoned)" : "");
@@ -195,19 +227,24 @@ class ModelStoreComparison {
       EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
       return what;
     }
+    RefDataset& d = ref_[name];  // created empty when missing
+    if (conflict) {
+      EXPECT_EQ(r.status().code(), *conflict) << r.status();
+      return what + " (reused event id)";
+    }
     EXPECT_OK(r);
     if (!r.ok()) return what;
-    RefDataset& d = ref_[name];  // created empty when missing
-    if (!batch.empty()) {
-      ++d.data_version;
-      for (const auto& e : batch) {
-        d.Intern(&d.users, e.user);
-        d.Intern(&d.items, e.item);
-        if (e.list_id) d.Intern(&d.lists, *e.list_id);
-        d.events[KeyOf(e)] = e;  // later events with the same key win
-      }
+    uint64_t stored = 0;
+    for (const auto& e : batch) {
+      d.Intern(&d.users, e.user);
+      d.Intern(&d.items, e.item);
+      if (e.list_id) d.Intern(&d.lists, *e.list_id);
+      const DedupKey key = e.event_id.empty() ? DedupKey{"", d.next_seq++} : DedupKey{e.event_id, 0};
+      stored += d.events.emplace(key, e).second;  // a resend adds nothing
     }
-    EXPECT_EQ(r->events_written, batch.size());
+    if (stored > 0) ++d.data_version;
+    EXPECT_EQ(r->events_stored, stored);
+    EXPECT_EQ(r->events_duplicate, batch.size() - stored);
     EXPECT_EQ(r->data_version, d.data_version);
     return what;
   }

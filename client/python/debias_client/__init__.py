@@ -17,8 +17,8 @@ README.md); they are never committed.
 
 from debias_client._version import __version__
 
-from debias_client.client import EVENT_FIELDS, Client, TrainingJob, message_to_dict
+from debias_client.client import EVENT_FIELDS, Client, IngestResult, TrainingJob, message_to_dict
 from debias_client.errors import DebiasError, IngestError, TrainingError
 
-__all__ = ["Client", "DebiasError", "IngestError", "TrainingError", "TrainingJob",
+__all__ = ["Client", "DebiasError", "IngestError", "IngestResult", "TrainingError", "TrainingJob",
            "EVENT_FIELDS", "message_to_dict", "__version__"]

@@ -54,6 +54,32 @@ _EVALUATE_OPTIONS = tuple(f.name for f in ev_pb2.EvaluateRequest.DESCRIPTOR.fiel
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
+class IngestResult(int):
+    """What an ingest stored: the int is the number of events acknowledged
+    (durable); ``events_stored`` of them were stored as new events and
+    ``events_duplicate`` added nothing (an event_id already stored with the
+    same content)."""
+
+    events_stored: int
+    events_duplicate: int
+    data_version: int
+
+    def __new__(cls, acknowledged: int, *, events_stored: int, events_duplicate: int,
+                data_version: int) -> "IngestResult":
+        obj = super().__new__(cls, acknowledged)
+        obj.events_stored = events_stored
+        obj.events_duplicate = events_duplicate
+        obj.data_version = data_version
+        return obj
+
+    def __str__(self) -> str:  # prints as the count, like the int it is
+        return str(int(self))
+
+    def __repr__(self) -> str:
+        return (f"IngestResult({int(self)}, events_stored={self.events_stored}, "
+                f"events_duplicate={self.events_duplicate}, data_version={self.data_version})")
+
+
 class Client:
     """Client of one debiasd server.
 
@@ -175,13 +201,16 @@ class Client:
     # --- datasets --------------------------------------------------------
 
     def create_dataset(self, name: str, description: str = "",
-                       feedback: str = "") -> Dict[str, Any]:
+                       feedback: str = "", dedup: str = "") -> Dict[str, Any]:
         """Creates an empty dataset; returns its metadata (see Dataset).
 
-        ``feedback`` is "", "explicit", "implicit" or "clicklog".
-        ALREADY_EXISTS if the name is taken.
+        ``feedback`` is "", "explicit", "implicit" or "clicklog". ``dedup``
+        is "" (every event without an event_id is stored) or "natural_key"
+        (such events with the same user, item, timestamp, list_id and
+        position replace each other). ALREADY_EXISTS if the name is taken.
         """
-        req = ds_pb2.CreateDatasetRequest(name=name, description=description, feedback=feedback)
+        req = ds_pb2.CreateDatasetRequest(name=name, description=description, feedback=feedback,
+                                          dedup=dedup)
         return message_to_dict(self._call(self._datasets.CreateDataset, req))
 
     def list_datasets(self) -> List[Dict[str, Any]]:
@@ -209,8 +238,13 @@ class Client:
     def ingest(self, dataset: str, events: Union[Iterable[Event], Any], *,
                create_if_missing: bool = True, batch_size: int = 8192,
                on_progress: Optional[Callable[[int], None]] = None,
-               timeout: Optional[float] = None) -> int:
+               timeout: Optional[float] = None) -> "IngestResult":
         """Streams events into ``dataset`` over the bidirectional Ingest RPC.
+
+        An event's ``event_id`` is its idempotency key: re-sending it with
+        the same content adds nothing (counted in ``events_duplicate``), with
+        other content it is refused (ALREADY_EXISTS). Events without an id
+        are all stored, so set ids when a pipeline may retry.
 
         Args:
             dataset: target dataset name.
@@ -232,7 +266,9 @@ class Client:
             timeout: deadline of the whole stream in seconds; None: no deadline.
 
         Returns:
-            events_acknowledged: the number of events the server stored durably.
+            IngestResult: an int, the number of events acknowledged (durable),
+            with ``events_stored`` (new events) and ``events_duplicate``
+            (already stored: added nothing) and ``data_version``.
 
         Raises:
             IngestError: the stream broke or the server rejected a batch (e.g.
@@ -280,10 +316,13 @@ class Client:
 
         acked = 0
         version = 0
+        stored = duplicate = 0
         call = self._datasets.Ingest(requests(), timeout=timeout, metadata=self._metadata)
         try:
             for resp in call:
                 acked = int(resp.events_acknowledged)
+                stored = int(resp.events_stored)
+                duplicate = int(resp.events_duplicate)
                 version = int(resp.data_version)
                 if on_progress is not None:
                     on_progress(acked)
@@ -301,7 +340,8 @@ class Client:
             raise IngestError("DATA_LOSS",
                               f"server acknowledged {acked} of {state['sent']} events",
                               events_acknowledged=acked, data_version=version)
-        return acked
+        return IngestResult(acked, events_stored=stored, events_duplicate=duplicate,
+                            data_version=version)
 
     def export(self, name: str, batch_size: int = 0,
                timeout: Optional[float] = None) -> Any:

@@ -193,6 +193,33 @@ class ClientTest(unittest.TestCase):
             self.client.get_dataset("small")
         self.assertEqual(ctx2.exception.code, "NOT_FOUND")
 
+    def test_03b_event_ids_are_idempotency_keys(self) -> None:
+        frame = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"],
+                              "label": [1.0, 0.0, 1.0], "event_id": ["e1", "e2", "e3"]})
+        first = self.client.ingest("ids", frame)
+        self.assertEqual((int(first), first.events_stored, first.events_duplicate), (3, 3, 0))
+        retry = self.client.ingest("ids", frame)  # a retried upload adds nothing
+        self.assertEqual((int(retry), retry.events_stored, retry.events_duplicate), (3, 0, 3))
+        self.assertEqual(retry.data_version, first.data_version)
+        changed = frame.copy()
+        changed.loc[0, "label"] = 0.0  # the same id for other content
+        with self.assertRaises(IngestError) as ctx:
+            self.client.ingest("ids", changed)
+        self.assertEqual(ctx.exception.code, "ALREADY_EXISTS")
+        self.assertIn("events[0].event_id='e1'", str(ctx.exception))
+        self.assertEqual(self.client.stats("ids")["events"], 3)
+        # Without ids every row is stored, repeats included.
+        again = self.client.ingest("ids", frame.drop(columns=["event_id"]))
+        self.assertEqual(again.events_stored, 3)
+        self.assertEqual(self.client.stats("ids")["events"], 6)
+        self.client.delete_dataset("ids")
+        created = self.client.create_dataset("nk", dedup="natural_key")
+        self.assertEqual(created["dedup"], "natural_key")
+        self.client.ingest("nk", frame.drop(columns=["event_id"]))
+        nk = self.client.ingest("nk", frame.drop(columns=["event_id"]))
+        self.assertEqual((nk.events_stored, nk.events_duplicate), (0, 3))
+        self.client.delete_dataset("nk")
+
     def test_03a_ingest_rejects_non_finite_labels_and_propensities(self) -> None:
         # NaN/inf labels and propensities are refused before anything is sent
         # (the server's wording, the caller's 0-based row); never stored as a

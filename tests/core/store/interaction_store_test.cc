@@ -59,7 +59,7 @@ TEST_F(StoreTest, IngestThenReopenFindsEveryAcknowledgedEvent) {
   for (size_t off = 0; off < events.size(); off += 1000) {
     auto r = store_->Ingest("d", std::span(events).subspan(off, 1000), true);
     ASSERT_OK(r);
-    EXPECT_EQ(r->events_written, 1000u);
+    EXPECT_EQ(r->events_stored, 1000u);
   }
   Reopen();
   auto view = store_->LoadView("d");
@@ -81,15 +81,20 @@ TEST_F(StoreTest, IngestThenReopenFindsEveryAcknowledgedEvent) {
   }
 }
 
-TEST_F(StoreTest, ReingestingTheSameEventsCreatesNoDuplicates) {
+TEST_F(StoreTest, ReingestingEventsWithIdsCreatesNoDuplicates) {
   std::vector<Interaction> events = {Ev("a", "x", 1), Ev("a", "y", 0), Ev("b", "x", 1)};
   events[1].timestamp = 5;
   events[2].list_id = "l1";
   events[2].position = 2;
+  for (size_t k = 0; k < events.size(); ++k) events[k].event_id = "ev" + std::to_string(k);
   ASSERT_OK(store_->Ingest("d", events, true));
-  ASSERT_OK(store_->Ingest("d", events, false));
+  auto again = store_->Ingest("d", events, false);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->events_duplicate, 3u);
   Reopen();
-  ASSERT_OK(store_->Ingest("d", events, false));
+  again = store_->Ingest("d", events, false);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->events_stored, 0u);
   auto v = store_->LoadView("d");
   ASSERT_OK(v);
   EXPECT_EQ((*v)->num_events(), 3u);
@@ -102,32 +107,105 @@ TEST_F(StoreTest, ReingestingTheSameEventsCreatesNoDuplicates) {
   EXPECT_EQ(s.max_position, 2);
 }
 
-TEST_F(StoreTest, WithinABatchTheLastCopyOfAnEventWins) {
+TEST_F(StoreTest, EventsWithoutIdAreNeverMerged) {
+  // A bandit log: the same user sees the same item again, no timestamps.
+  // Before, these collapsed by natural key (20,000 decisions stored as 3,598)
+  // and a later label 0 overwrote a click.
   std::vector<Interaction> events = {Ev("b", "y", 1), Ev("a", "x", 1), Ev("b", "y", 0),
                                      Ev("a", "z", 1)};
-  ASSERT_OK(store_->Ingest("d", events, true));
+  auto r = store_->Ingest("d", events, true);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 4u);
+  EXPECT_EQ(r->events_duplicate, 0u);
+  r = store_->Ingest("d", std::vector{Ev("b", "y", 1)}, false);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 1u);
+  Reopen();  // the sequence numbers survive a restart: nothing is overwritten
+  r = store_->Ingest("d", std::vector{Ev("b", "y", 1)}, false);
+  ASSERT_OK(r);
   auto v = store_->LoadView("d");
   ASSERT_OK(v);
-  ASSERT_EQ((*v)->num_events(), 3u);
-  for (size_t k = 0; k < 3; ++k) {
-    if ((*v)->user_keys[(*v)->user[k]] == "b") {
-      EXPECT_EQ((*v)->label[k], 0.0f);
-    }
+  ASSERT_EQ((*v)->num_events(), 6u);
+  float by_clicks = 0;
+  for (size_t k = 0; k < 6; ++k) {
+    if ((*v)->user_keys[(*v)->user[k]] == "b") by_clicks += (*v)->label[k];
   }
+  EXPECT_EQ(by_clicks, 3.0f);  // 1 + 0 + 1 + 1: the click is still there
 }
 
-TEST_F(StoreTest, EventIdIsTheDeduplicationKey) {
+TEST_F(StoreTest, NaturalKeyDedupIsAnExplicitDatasetPolicy) {
+  EXPECT_THAT(store_->CreateDataset("bad", "", "", "by_user"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "dedup='by_user'"));
+  ASSERT_OK(store_->CreateDataset("nk", "", "", "natural_key"));
+  auto r = store_->Ingest("nk", std::vector{Ev("b", "y", 1), Ev("a", "x", 1), Ev("b", "y", 0)},
+                          false);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 2u);
+  EXPECT_EQ(r->events_duplicate, 1u);
+  r = store_->Ingest("nk", std::vector{Ev("a", "x", 0)}, false);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 0u);
+  EXPECT_EQ(r->events_duplicate, 1u);  // replaced the stored one
+  auto info = store_->GetDataset("nk");
+  ASSERT_OK(info);
+  EXPECT_EQ(info->dedup, "natural_key");
+  auto v = store_->LoadView("nk");
+  ASSERT_OK(v);
+  ASSERT_EQ((*v)->num_events(), 2u);
+  for (size_t k = 0; k < 2; ++k) EXPECT_EQ((*v)->label[k], 0.0f);  // last copy wins
+}
+
+TEST_F(StoreTest, EventIdIsTheIdempotencyKey) {
   Interaction a = Ev("u", "i", 1);
   a.event_id = "e1";
-  Interaction b = a;
-  b.label = 0;  // a corrected resend replaces the first
-  b.timestamp = 9;
-  ASSERT_OK(store_->Ingest("d", std::vector{a}, true));
-  ASSERT_OK(store_->Ingest("d", std::vector{b}, false));
+  auto r = store_->Ingest("d", std::vector{a, a}, true);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 1u);
+  EXPECT_EQ(r->events_duplicate, 1u);
+  const uint64_t version = r->data_version;
+  // A retried batch (same content) is a no-op: nothing written, the data
+  // version stays, so models trained on it stay current.
+  Reopen();
+  r = store_->Ingest("d", std::vector{a}, false);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->events_stored, 0u);
+  EXPECT_EQ(r->events_duplicate, 1u);
+  EXPECT_EQ(r->data_version, version);
+
+  // The same id with other content is refused, naming the field; nothing of
+  // the batch is written.
+  Interaction relabelled = a;
+  relabelled.label = 0;
+  Interaction fresh = Ev("u", "j", 1);
+  fresh.event_id = "e2";
+  EXPECT_THAT(store_->Ingest("d", std::vector{fresh, relabelled}, false),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       "events[1].event_id='e1': already stored with other content (label=1 vs "
+                       "label=0)"));
+  Interaction moved = a;
+  moved.item = "other";
+  EXPECT_THAT(store_->Ingest("d", std::vector{moved}, false),
+              StatusIs(absl::StatusCode::kAlreadyExists, "another user or item"));
+  Interaction stamped = a;
+  stamped.timestamp = 9;
+  EXPECT_THAT(store_->Ingest("d", std::vector{stamped}, false),
+              StatusIs(absl::StatusCode::kAlreadyExists, "timestamp=unset vs timestamp=9"));
+  // In one batch: the same id twice with other content, or for other items.
+  Interaction b1 = Ev("v", "i", 1), b2 = Ev("v", "i", 0);
+  b1.event_id = b2.event_id = "e3";
+  EXPECT_THAT(store_->Ingest("d", std::vector{b1, b2}, false),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "events[1].event_id='e3': repeats events[0] with other content"));
+  b2 = Ev("w", "i", 1);
+  b2.event_id = "e3";
+  EXPECT_THAT(store_->Ingest("d", std::vector{b1, b2}, false),
+              StatusIs(absl::StatusCode::kInvalidArgument, "another user or item"));
+
   auto v = store_->LoadView("d");
   ASSERT_OK(v);
   ASSERT_EQ((*v)->num_events(), 1u);
-  EXPECT_EQ((*v)->label[0], 0.0f);
+  EXPECT_EQ((*v)->label[0], 1.0f);
+  EXPECT_EQ((*v)->item_keys[(*v)->item[0]], "i");
 }
 
 TEST_F(StoreTest, InvalidEventRejectsTheWholeBatch) {
@@ -162,7 +240,7 @@ TEST_F(StoreTest, ImplicitDatasetRefusesNegativeLabels) {
                                                               Ev("b", "x", 0.25f)},
                            false);
   ASSERT_OK(ok);
-  EXPECT_EQ(ok->events_written, 3u);
+  EXPECT_EQ(ok->events_stored, 3u);
   // An explicit (or undeclared) dataset takes any finite label.
   ASSERT_OK(store_->Ingest("ratings", std::vector<Interaction>{Ev("a", "x", -1)}, true));
 }
