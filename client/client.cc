@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/util/crc32c.h"
@@ -13,9 +14,23 @@
 
 namespace debias {
 
-using server::FromGrpcStatus;
-
 namespace {
+
+// The wire status as the client reports it. gRPC's own message for a
+// message over the size limit says only that: add how to fix it.
+absl::Status FromWire(const grpc::Status& s) {
+  absl::Status out = server::FromGrpcStatus(s);
+  if (absl::IsResourceExhausted(out) &&
+      (absl::StrContains(out.message(), "larger than max") ||
+       absl::StrContains(out.message(), "exceeds limit"))) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        out.message(),
+        " (split the request: debiasctl --batch-size for ingest, fewer users or items per "
+        "call; or start debiasd with a larger --max_message_bytes)"));
+  }
+  return out;
+}
+
 bool ReadFile(const std::string& path, std::string* out) {
   std::ifstream in(path);
   if (!in) return false;
@@ -84,7 +99,7 @@ absl::Status Client::Health() {
   SetDeadline(&ctx);
   grpc::health::v1::HealthCheckRequest req;
   grpc::health::v1::HealthCheckResponse resp;
-  absl::Status s = FromGrpcStatus(health_->Check(&ctx, req, &resp));
+  absl::Status s = FromWire(health_->Check(&ctx, req, &resp));
   if (!s.ok()) return s;
   if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
     return absl::UnavailableError(absl::StrCat(
@@ -106,7 +121,7 @@ absl::StatusOr<v1::Dataset> Client::CreateDataset(const std::string& name,
   req.set_feedback(feedback);
   req.set_dedup(dedup);
   v1::Dataset resp;
-  absl::Status s = FromGrpcStatus(datasets_->CreateDataset(&ctx, req, &resp));
+  absl::Status s = FromWire(datasets_->CreateDataset(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp;
 }
@@ -116,7 +131,7 @@ absl::StatusOr<std::vector<v1::Dataset>> Client::ListDatasets() {
   SetDeadline(&ctx);
   v1::ListDatasetsResponse resp;
   absl::Status s =
-      FromGrpcStatus(datasets_->ListDatasets(&ctx, v1::ListDatasetsRequest(), &resp));
+      FromWire(datasets_->ListDatasets(&ctx, v1::ListDatasetsRequest(), &resp));
   if (!s.ok()) return s;
   return std::vector<v1::Dataset>(resp.datasets().begin(), resp.datasets().end());
 }
@@ -127,7 +142,7 @@ absl::StatusOr<v1::Dataset> Client::GetDataset(const std::string& name) {
   v1::GetDatasetRequest req;
   req.set_name(name);
   v1::Dataset resp;
-  absl::Status s = FromGrpcStatus(datasets_->GetDataset(&ctx, req, &resp));
+  absl::Status s = FromWire(datasets_->GetDataset(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp;
 }
@@ -138,7 +153,7 @@ absl::StatusOr<uint64_t> Client::DeleteDataset(const std::string& name) {
   v1::DeleteDatasetRequest req;
   req.set_name(name);
   v1::DeleteDatasetResponse resp;
-  absl::Status s = FromGrpcStatus(datasets_->DeleteDataset(&ctx, req, &resp));
+  absl::Status s = FromWire(datasets_->DeleteDataset(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp.events_deleted();
 }
@@ -149,7 +164,7 @@ absl::StatusOr<v1::DatasetStats> Client::GetStats(const std::string& name) {
   v1::GetStatsRequest req;
   req.set_name(name);
   v1::DatasetStats resp;
-  absl::Status s = FromGrpcStatus(datasets_->GetStats(&ctx, req, &resp));
+  absl::Status s = FromWire(datasets_->GetStats(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp;
 }
@@ -205,7 +220,7 @@ IngestSummary Client::Ingest(const std::string& dataset,
   summary.events_stored = stored;
   summary.events_duplicate = duplicate;
   summary.data_version = version;
-  summary.status = FromGrpcStatus(st);
+  summary.status = FromWire(st);
   if (summary.status.ok() && acked != total) {
     summary.status = absl::DataLossError(absl::StrCat(
         "server acknowledged ", acked, " of ", total, " events"));
@@ -233,7 +248,7 @@ absl::Status Client::Export(const std::string& dataset,
   }
   grpc::Status st = reader->Finish();
   if (stopped && st.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
-  return FromGrpcStatus(st);
+  return FromWire(st);
 }
 
 template <typename Req, typename Resp, typename Call>
@@ -241,7 +256,7 @@ absl::StatusOr<Resp> Client::Unary(const Req& req, Call call) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   Resp resp;
-  absl::Status s = FromGrpcStatus(call(&ctx, req, &resp));
+  absl::Status s = FromWire(call(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp;
 }
@@ -265,7 +280,7 @@ absl::StatusOr<v1::Model> Client::Train(
     if (ev.has_finished()) finished = ev.finished();
     if (on_event) on_event(ev);
   }
-  absl::Status s = FromGrpcStatus(reader->Finish());
+  absl::Status s = FromWire(reader->Finish());
   if (!s.ok()) return s;
   if (finished) return *finished;
   if (model_id != 0) return GetModel(model_id);
@@ -322,7 +337,7 @@ absl::StatusOr<uint64_t> Client::StartTraining(v1::TrainRequest request) {
     reader->Finish();
     return model_id;
   }
-  absl::Status s = FromGrpcStatus(reader->Finish());
+  absl::Status s = FromWire(reader->Finish());
   if (!s.ok()) return s;
   return absl::InternalError("training stream ended before the job started");
 }
@@ -351,7 +366,7 @@ absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(uint64_t id) {
       break;
     }
   }
-  absl::Status s = FromGrpcStatus(reader->Finish());
+  absl::Status s = FromWire(reader->Finish());
   if (!error.empty()) return absl::DataLossError(error);
   if (!s.ok()) return s;
   if (!header) return absl::DataLossError("export stream: no header");
@@ -381,7 +396,7 @@ absl::StatusOr<v1::Model> Client::ImportModel(const v1::ModelSnapshotFile& snaps
     ok = writer->Write(c);
   }
   writer->WritesDone();
-  absl::Status s = FromGrpcStatus(writer->Finish());
+  absl::Status s = FromWire(writer->Finish());
   if (!s.ok()) return s;
   return model;
 }
@@ -392,7 +407,7 @@ absl::StatusOr<v1::BackupResponse> Client::Backup(const std::string& name) {
   grpc::ClientContext ctx;  // no deadline: a checkpoint flushes the memtables first
   Authenticate(&ctx);
   v1::BackupResponse resp;
-  absl::Status s = FromGrpcStatus(admin_->Backup(&ctx, req, &resp));
+  absl::Status s = FromWire(admin_->Backup(&ctx, req, &resp));
   if (!s.ok()) return s;
   return resp;
 }

@@ -22,8 +22,7 @@ grpc::Status AdminServiceImpl::Backup(grpc::ServerContext* ctx, const v1::Backup
       Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kAdmin);
   if (!admission.ok()) return admission.status;
   if (options_.backup_dir.empty()) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "backups are off: start debiasd with --backup_dir DIR");
+    return ToGrpcStatus(absl::FailedPreconditionError("backups are off: start debiasd with --backup_dir DIR"));
   }
   std::string name = req->name();
   if (name.empty()) {
@@ -31,23 +30,20 @@ grpc::Status AdminServiceImpl::Backup(grpc::ServerContext* ctx, const v1::Backup
                         absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
   } else if (auto s = store::ValidateDatasetName(name); !s.ok()) {
     // Backup names follow the dataset-name rule: no separators, no "..".
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("name='", name.substr(0, 160),
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("name='", name.substr(0, 160),
                                      "': 1-128 characters of [A-Za-z0-9._-], first a letter "
-                                     "or digit"));
+                                     "or digit")));
   }
   std::error_code ec;
   fs::create_directories(options_.backup_dir, ec);
   if (ec) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("backup_dir '", options_.backup_dir,
-                                     "': cannot create: ", ec.message()));
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat("backup_dir '", options_.backup_dir,
+                                     "': cannot create: ", ec.message())));
   }
   const fs::path path = fs::path(options_.backup_dir) / name;
   if (fs::exists(path, ec)) {
-    return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                        absl::StrCat("backup '", name, "' already exists in ",
-                                     options_.backup_dir));
+    return ToGrpcStatus(absl::AlreadyExistsError(absl::StrCat("backup '", name, "' already exists in ",
+                                     options_.backup_dir)));
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (auto s = store_->Checkpoint(path.string()); !s.ok()) {

@@ -1,4 +1,5 @@
 #include "server/auth.h"
+#include "server/status_util.h"
 
 #include <fstream>
 #include <sstream>
@@ -126,9 +127,8 @@ bool SameToken(std::string_view a, std::string_view b) {
 grpc::Status Authenticator::CheckHeader(std::string_view header, Role need) const {
   constexpr std::string_view kPrefix = "Bearer ";
   if (header.size() <= kPrefix.size() || header.substr(0, kPrefix.size()) != kPrefix) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing bearer token: send metadata 'authorization: Bearer TOKEN' "
-                        "(debiasctl --token or DEBIAS_TOKEN)");
+    return ToGrpcStatus(absl::UnauthenticatedError("missing bearer token: send metadata 'authorization: Bearer TOKEN' "
+                        "(debiasctl --token or DEBIAS_TOKEN)"));
   }
   const std::string_view token = header.substr(kPrefix.size());
   bool found = false;
@@ -141,11 +141,10 @@ grpc::Status Authenticator::CheckHeader(std::string_view header, Role need) cons
       found |= same;
     }
   }
-  if (!found) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
+  if (!found) return ToGrpcStatus(absl::UnauthenticatedError("unknown token"));
   if (role < need) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("this call needs role ", std::string(RoleName(need)),
-                                     "; the token has role ", std::string(RoleName(role))));
+    return ToGrpcStatus(absl::PermissionDeniedError(absl::StrCat("this call needs role ", std::string(RoleName(need)),
+                                     "; the token has role ", std::string(RoleName(role)))));
   }
   return grpc::Status::OK;
 }
@@ -166,9 +165,8 @@ Admission Admit(InFlight* in_flight, const Authenticator* auth, const grpc::Serv
                 Role need) {
   InFlight::Slot slot = in_flight ? in_flight->Acquire() : InFlight::Slot::None();
   if (in_flight && !slot.ok()) {
-    return {grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                         absl::StrCat("server busy: ", in_flight->max(),
-                                      " calls in flight (max_in_flight); retry with backoff")),
+    return {ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat("server busy: ", in_flight->max(),
+                                      " calls in flight (max_in_flight); retry with backoff"))),
             std::move(slot)};
   }
   return {Authorize(auth, ctx, need), std::move(slot)};

@@ -21,10 +21,6 @@ void InfoToProto(const store::DatasetInfo& d, v1::Dataset* out) {
   out->set_dedup(d.dedup);
 }
 
-grpc::Status Invalid(std::string msg) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
-}
-
 }  // namespace
 
 std::string EffectiveFeedback(const std::string& recorded, const data::DatasetStats& s) {
@@ -90,7 +86,7 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
   bool first = true;
   while (stream->Read(&req)) {
     if (ctx->IsCancelled()) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "ingest cancelled by the client");
+      return ToGrpcStatus(absl::CancelledError("ingest cancelled by the client"));
     }
     if (first) {
       if (req.dataset().empty()) {
@@ -126,7 +122,7 @@ grpc::Status DatasetServiceImpl::Ingest(grpc::ServerContext* ctx,
     resp.set_events_duplicate(duplicate);
     resp.set_data_version(r->data_version);
     if (!stream->Write(resp)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      return ToGrpcStatus(absl::CancelledError("client went away"));
     }
   }
   return grpc::Status::OK;
@@ -181,10 +177,10 @@ grpc::Status DatasetServiceImpl::Export(grpc::ServerContext* ctx,
     ViewEventToProto(v, e, resp.add_events());
     if (resp.events_size() == static_cast<int>(batch) || e + 1 == v.num_events()) {
       if (ctx->IsCancelled()) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled");
+        return ToGrpcStatus(absl::CancelledError("export cancelled"));
       }
       if (!writer->Write(resp)) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        return ToGrpcStatus(absl::CancelledError("client went away"));
       }
       resp.Clear();
     }

@@ -26,10 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-grpc::Status Invalid(std::string msg) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
-}
-
 void JsonToStruct(const json& j, google::protobuf::Struct* out) {
   if (!j.is_object()) return;
   // Invalid UTF-8 in a stored string (e.g. an error message that quotes
@@ -167,6 +163,11 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
   if (!admission.ok()) return admission.status;
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
   if (req->loss().empty()) return Invalid("loss: required (see ListMethods)");
+  for (auto [field, value] : {std::pair{"loss", &req->loss()},
+                              std::pair{"propensity", &req->propensity()},
+                              std::pair{"feedback", &req->feedback()}}) {
+    if (auto s = CheckName(field, *value); !s.ok()) return ToGrpcStatus(s);
+  }
   if (!req->mar_dataset().empty()) {
     if (auto s = store::ValidateDatasetName(req->mar_dataset()); !s.ok()) {
       return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("mar_dataset: ", s.message())));
@@ -210,11 +211,9 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
       absl::Status s = models_->Cancel(*id);
       spdlog::info("model {}: {}; {} (request_id={})", *id, why,
                    s.ok() ? "job cancelled" : "job already ended", job_request_id);
-      return grpc::Status(grpc::StatusCode::CANCELLED,
-                          absl::StrCat(std::string(why), "; training job ", *id, " cancelled"));
+      return ToGrpcStatus(absl::CancelledError(absl::StrCat(std::string(why), "; training job ", *id, " cancelled")));
     }
-    return grpc::Status(grpc::StatusCode::CANCELLED,
-                        absl::StrCat(std::string(why), "; detached training job ", *id, " goes on"));
+    return ToGrpcStatus(absl::CancelledError(absl::StrCat(std::string(why), "; detached training job ", *id, " goes on")));
   };
   v1::TrainEvent started;
   started.mutable_started()->set_model_id(*id);
@@ -340,18 +339,17 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
   h->set_parameters_bytes(params.size());
   h->set_parameters_crc32c(util::Crc32c(params));
   if (head.ByteSizeLong() > static_cast<size_t>(options_.limits.max_message_bytes)) {
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("model ", req->id(), ": the snapshot header (key tables) is ",
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat("model ", req->id(), ": the snapshot header (key tables) is ",
                                      head.ByteSizeLong(), " bytes, over max_message_bytes=",
-                                     options_.limits.max_message_bytes));
+                                     options_.limits.max_message_bytes)));
   }
-  if (!writer->Write(head)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  if (!writer->Write(head)) return ToGrpcStatus(absl::CancelledError("client went away"));
   constexpr size_t kChunk = 1 << 20;
   for (size_t off = 0; off < params.size(); off += kChunk) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled");
+    if (ctx->IsCancelled()) return ToGrpcStatus(absl::CancelledError("export cancelled"));
     v1::ModelChunk c;
     c.set_parameters(params.substr(off, kChunk));
-    if (!writer->Write(c)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    if (!writer->Write(c)) return ToGrpcStatus(absl::CancelledError("client went away"));
   }
   return grpc::Status::OK;
 }
@@ -367,9 +365,8 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
   if (!chunk.has_header()) return Invalid("chunk 0: must be the header");
   const v1::ModelSnapshotHeader h = chunk.header();
   if (h.format_version() != kModelSnapshotFormat) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("format_version=", h.format_version(),
-                                     ": this server reads snapshot format ", kModelSnapshotFormat));
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat("format_version=", h.format_version(),
+                                     ": this server reads snapshot format ", kModelSnapshotFormat)));
   }
   if (h.parameters_bytes() == 0 ||
       h.parameters_bytes() > static_cast<uint64_t>(options_.limits.max_import_bytes)) {
@@ -389,7 +386,7 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
   uint32_t crc = 0;
   int n = 1;
   while (reader->Read(&chunk)) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "import cancelled");
+    if (ctx->IsCancelled()) return ToGrpcStatus(absl::CancelledError("import cancelled"));
     if (!chunk.has_parameters()) return Invalid(absl::StrCat("chunk ", n, ": a second header"));
     if (params.size() + chunk.parameters().size() > h.parameters_bytes()) {
       return Invalid(absl::StrCat("chunk ", n, ": more parameter bytes than the header's ",
@@ -564,9 +561,8 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
     auto u = users.find(req->pairs(k).user());
     auto i = items.find(req->pairs(k).item());
     if (u == users.end() || i == items.end()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("pairs[", k, "]: ", u == users.end() ? "user" : "item",
-                                       " is not in the training dataset"));
+      return ToGrpcStatus(absl::NotFoundError(absl::StrCat("pairs[", k, "]: ", u == users.end() ? "user" : "item",
+                                       " is not in the training dataset")));
     }
     resp->add_pair_propensities((*fitted)->estimator->Pair(u->second, i->second));
   }
@@ -586,6 +582,7 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
                                 "]"));
   }
   if (req->user().empty()) return Invalid("user: required");
+  if (auto s = CheckName("sampler", req->sampler()); !s.ok()) return ToGrpcStatus(s);
   const std::string sampler_name = req->sampler().empty() ? "uniform" : req->sampler();
   samplers::SamplerOptions so;
   if (req->has_power()) {
@@ -629,10 +626,9 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
       // The model's ids are those of the dataset at training time; the view
       // may have grown since, so only the same key tables are accepted.
       if (v.user_keys != model->record.user_keys || v.item_keys != model->record.item_keys) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("sampler=nbpo: dataset '", dataset,
+        return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat("sampler=nbpo: dataset '", dataset,
                                          "' changed since model ", model->record.id,
-                                         " was trained; retrain it"));
+                                         " was trained; retrain it")));
       }
       so.nbpo = &nbpo->factors();
     }
@@ -647,9 +643,8 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
   }
   auto user_it = cached->users.find(req->user());
   if (user_it == cached->users.end()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("user '", req->user().substr(0, 200),
-                                     "' is not in dataset '", dataset, "'"));
+    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("user '", req->user().substr(0, 200),
+                                     "' is not in dataset '", dataset, "'")));
   }
   const uint32_t user = user_it->second;
   const data::DatasetView& v = *cached->view;
@@ -670,6 +665,10 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
   // Long evaluations stop when the call's deadline passes or it is cancelled.
   auto cancelled = [ctx] { return ctx->IsCancelled(); };
+  if (auto s = CheckName("estimator", req->estimator()); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = CheckName("policy_estimator", req->policy_estimator(), 512); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (!req->policy_estimator().empty()) {
     return ToGrpcStatus(
         EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp, cancelled));

@@ -31,7 +31,8 @@ class IngestError(DebiasError):
     """An ingest stream that broke (or was rejected) before every event was stored.
 
     Every batch acknowledged before the break is durable; later ones may or may
-    not be. Re-sending events is safe (see ``Interaction.event_id``).
+    not be. Re-sending events that carry an ``event_id`` is safe (a stored id
+    with the same content is a no-op); events without one are stored again.
 
     Attributes:
         events_acknowledged: events the server acknowledged (durable) before the break.
@@ -74,4 +75,14 @@ def _status_of(error: grpc.RpcError) -> "tuple[str, str]":
             message = details() or ""
         except Exception:  # pragma: no cover
             pass
-    return code, message
+    return code, message + _hint(code, message)
+
+
+def _hint(code: str, message: str) -> str:
+    """How to fix a message over the size limit (gRPC's own wording says
+    only that it is too large)."""
+    if code == "RESOURCE_EXHAUSTED" and ("larger than max" in message
+                                         or "exceeds limit" in message):
+        return (" (split the request: a smaller batch_size for ingest, fewer users or "
+                "items per call; or start debiasd with a larger --max_message_bytes)")
+    return ""
