@@ -280,6 +280,7 @@ class Generator:
             full = f"{f.package}.{s.name}"
             w(f"- [`{full}`](#{anchor(full)}): " + ", ".join(m.name for m in s.method))
         w("")
+        self.render_errors(w)
         for f, i, s in services:
             self.render_service(w, f, i, s)
         w("## Messages")
@@ -306,6 +307,33 @@ class Generator:
         while out and out[-1] == "":
             out.pop()
         return "\n".join(out) + "\n"
+
+    def render_errors(self, w):
+        """The error-code table, from proto/debias/v1/error_codes.tsv (which
+        tests/server/error_table_test.cc sends to a real server row by row)."""
+        path = os.path.join(PROTO_ROOT, "debias", "v1", "error_codes.tsv")
+        if not os.path.exists(path):
+            return
+        w("## Error codes")
+        w("")
+        w("Every error is a gRPC status code with a message naming the field and the "
+          "expected range. The same kind of mistake gets the same code on every RPC; "
+          "a training job that starts and then fails ends as a model in state "
+          "\"failed\" whose `error_code` is the code from this table. The table is "
+          "`proto/debias/v1/error_codes.tsv`; `tests/server/error_table_test.cc` "
+          "sends each row's request to a real server and checks the code.")
+        w("")
+        w("| RPC | code | when |")
+        w("|---|---|---|")
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if not line or line.startswith("#"):
+                    continue
+                rpc, code, trigger = line.split("\t")[:3]
+                rpc = "every RPC" if rpc == "*" else f"`{rpc}`"
+                w(f"| {rpc} | `{code}` | {trigger.replace('|', '/')} |")
+        w("")
 
     def _collect_enums(self, prefix, m, c, path, enums):
         name = f"{prefix}.{m.name}"

@@ -247,7 +247,10 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
       return absl::InvalidArgumentError(absl::StrCat(
           "loss '", request.spec.loss, "' needs ", names, " feedback; dataset '",
           request.dataset, "' is ", request.feedback, " (set feedback to override)"));
-    }
+    }    // Every hyperparameter too: a bad one is refused here, not by a job.
+    train::TrainSpec dry = request.spec;
+    dry.feedback = *kind;
+    if (absl::Status s = train::CheckParams(dry); !s.ok()) return s;
   }
   if (!request.mar_dataset.empty()) {
     auto mar = store_->GetDataset(request.mar_dataset);

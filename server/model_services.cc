@@ -148,6 +148,10 @@ void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
                                         static_cast<absl::StatusCode>(r.error_code)),
                                     ": ", r.error)
                      : r.error);
+  if (r.error_code != 0) {
+    out->set_error_code(
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(r.error_code)));
+  }
   out->set_create_time_unix_ms(r.create_time_unix_ms);
   out->set_finish_time_unix_ms(r.finish_time_unix_ms);
   for (const json& p : r.progress) ProgressToProto(p, out->add_progress());

@@ -1,5 +1,7 @@
 #include "core/train/registry.h"
 
+#include <atomic>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -106,6 +108,23 @@ absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name) {
   return absl::NotFoundError(absl::StrCat("loss '", std::string(name),
                                           "' is not known; known losses: ",
                                           absl::StrJoin(names, ", ")));
+}
+
+absl::Status CheckParams(const TrainSpec& spec) {
+  auto found = FindTrainer(spec.loss);
+  if (!found.ok()) return absl::InvalidArgumentError(found.status().message());
+  static const data::DatasetView* const kEmpty = [] {
+    auto v = data::DatasetViewBuilder().Finish({}, {}, {}, 0);
+    return new data::DatasetView(std::move(*v));
+  }();
+  TrainSpec dry = spec;
+  dry.mar_sample = nullptr;
+  std::atomic<bool> cancelled{true};  // nothing may run long
+  TrainContext ctx;
+  ctx.cancelled = &cancelled;
+  auto result = (*found)->fn(*kEmpty, dry, ctx);
+  if (!result.ok() && absl::IsInvalidArgument(result.status())) return result.status();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,

@@ -38,6 +38,13 @@ absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name);
 // right is refused (CheckNotDegenerate: FAILED_PRECONDITION "degenerate:
 // ..."). diagnostics["data_defaults"] records {labels, propensity, reason}
 // and a warning joins diagnostics["warnings"].
+// Checks a spec's hyperparameters (and loss/feedback pairing) without data,
+// so a bad request is refused before a job or a model record exists: runs
+// the trainer on an empty dataset, where each trainer parses and validates
+// its parameters before it looks at the data. INVALID_ARGUMENT naming the
+// key; OK when only data would be missing.
+absl::Status CheckParams(const TrainSpec& spec);
+
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                                         const TrainSpec& spec,
                                         const TrainContext& ctx);

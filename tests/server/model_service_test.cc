@@ -162,14 +162,14 @@ TEST_F(ModelServiceTest, BadRequestsGetClearErrors) {
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "feedback"));
   r = Request("relmf");
   (*r.mutable_params())["bogus"] = "1";
-  // The job fails on it before its first epoch: the call says so, and the
-  // failed record stays for inspection.
+  // Refused before a job exists: no failed record is left behind.
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "bogus"));
+  r = Request("relmf");
+  (*r.mutable_params())["l2"] = "-1";
+  EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "l2=-1"));
   auto listed = client_->ListModels();
   ASSERT_OK(listed);
-  ASSERT_FALSE(listed->empty());
-  EXPECT_EQ(listed->front().state(), "failed");
-  EXPECT_NE(listed->front().error().find("bogus"), std::string::npos);
+  EXPECT_TRUE(listed->empty());
   r = Request("relmf");
   r.set_dataset("missing");
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kNotFound, "missing"));
@@ -185,7 +185,14 @@ TEST_F(ModelServiceTest, BadRequestsGetClearErrors) {
   tr.set_k(0);
   EXPECT_THAT(client_->TopK(tr), StatusIs(absl::StatusCode::kInvalidArgument, "k=0"));
   tr.set_k(5);
-  // Model 1 failed: not ready.
+  // A model whose job failed (here: degenerate under a huge l2) is not ready.
+  r = Request("naive");
+  (*r.mutable_params())["l2"] = "100";
+  auto failed = client_->Train(r);
+  ASSERT_OK(failed);
+  ASSERT_EQ(failed->state(), "failed");
+  EXPECT_EQ(failed->error_code(), "FAILED_PRECONDITION") << failed->error();
+  tr.set_model_id(failed->id());
   EXPECT_THAT(client_->TopK(tr), StatusIs(absl::StatusCode::kFailedPrecondition, "not ready"));
 
   auto good = client_->Train(Request("naive"));

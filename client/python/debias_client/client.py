@@ -54,6 +54,15 @@ _EVALUATE_OPTIONS = tuple(f.name for f in ev_pb2.EvaluateRequest.DESCRIPTOR.fiel
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
+def _job_error_code(model: Dict[str, Any]) -> str:
+    """The status code of a job that ended without a ready model: the one the
+    server stored (the code an RPC gives for the same kind of error)."""
+    code = model.get("error_code") or ""
+    if code:
+        return code
+    return "CANCELLED" if model.get("state") == "cancelled" else "UNKNOWN"
+
+
 class IngestResult(int):
     """What an ingest stored: the int is the number of events acknowledged
     (durable); ``events_stored`` of them were stored as new events and
@@ -473,7 +482,7 @@ class Client:
             raise DebiasError("UNAVAILABLE",
                               f"training stream of model {model_id} ended without a model")
         if check and final.get("state") != "ready":
-            raise TrainingError("ABORTED",
+            raise TrainingError(_job_error_code(final),
                                 f"model {final.get('id')} ended {final.get('state')}: "
                                 f"{final.get('error', '')}", model=final)
         return final
@@ -701,7 +710,7 @@ class TrainingJob:
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         if (self._check if check is None else check) and model["state"] != "ready":
-            raise TrainingError("ABORTED", f"model {self.id} ended {model['state']}: "
+            raise TrainingError(_job_error_code(model), f"model {self.id} ended {model['state']}: "
                                 f"{model.get('error', '')}", model=model)
         return model
 

@@ -50,6 +50,10 @@ class IngestError(DebiasError):
 class TrainingError(DebiasError):
     """A training job that ended in state "failed" or "cancelled".
 
+    ``code`` is the model's ``error_code``: e.g. FAILED_PRECONDITION for data
+    that cannot train the method or a degenerate model, CANCELLED for a
+    cancelled job (docs/API.md, "Error codes").
+
     Attributes:
         model: the final model record (see :meth:`Client.get_model`), with its
             ``state`` and ``error``.

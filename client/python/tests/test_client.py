@@ -330,6 +330,7 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(TrainingError) as ctx2:
             job.wait()
         self.assertEqual(ctx2.exception.model["state"], "cancelled")
+        self.assertEqual(ctx2.exception.code, "CANCELLED")  # the stored code, not a blanket one
         self.assertEqual(job.wait(check=False)["state"], "cancelled")
         self.assertEqual(job.cancel()["state"], "cancelled")  # again: no error
         self.client.delete_model(job.id)
