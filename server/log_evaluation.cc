@@ -418,6 +418,14 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
         "cannot be compared with the MAR truth: use them to compare models on this log, or "
         "estimate with snips, or log the propensities");
   }
+  if (opts.estimator == eval::RelevanceEstimator::kSnips) {
+    // The scale is said where the number is read, not only in a header.
+    early_warnings.push_back(
+        "snips scale: dcg/precision values are the true value times one constant shared by "
+        "every model evaluated on this log (the exposures are not logged, so no normaliser "
+        "with a known expectation exists): compare models with them, do not read them as "
+        "absolute values; recall and map are on the true scale (docs/METHODS.md)");
+  }
   if (prop->name() != "logged") {
     early_warnings.push_back(absl::StrCat(
         "estimated propensities (", prop->name(),

@@ -209,7 +209,9 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
       return http.status();
     }
     impl->metrics_http = std::move(*http);
-    spdlog::info("metrics on http://{}/metrics", options.metrics_listen);
+    // The bound port, which differs from the flag's for port 0.
+    const std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+    spdlog::info("metrics on http://{}:{}/metrics", host, impl->metrics_http->port());
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("debiasd serving on port {} (data_dir={}, sync={}, tls={}, auth={})",

@@ -1,6 +1,9 @@
 // End-to-end: the real debiasd binary on a free port, driven by the real
 // debiasctl binary, as a user's script would.
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,7 +46,8 @@ class CliE2eTest : public ::testing::Test {
     fs::create_directories(dir_);
     pid_ = debias::testing::SpawnWithLog(
         {kBin + "/server/debiasd", "--listen", "127.0.0.1:0", "--data_dir",
-         (dir_ / "db").string(), "--port_file", (dir_ / "port").string()},
+         (dir_ / "db").string(), "--port_file", (dir_ / "port").string(), "--metrics_listen",
+         "127.0.0.1:0"},
         (dir_ / "debiasd.log").string());
     ASSERT_GT(pid_, 0);
     for (int i = 0; i < 200 && !fs::exists(dir_ / "port"); ++i) {
@@ -88,6 +92,26 @@ class CliE2eTest : public ::testing::Test {
   pid_t pid_ = -1;
   std::string server_;
 };
+
+TEST_F(CliE2eTest, TheLogNamesTheMetricsPortActuallyBound) {
+  // --metrics_listen 127.0.0.1:0 binds a free port: the log must say which
+  // (it said 0, which no scraper can use).
+  const std::string log = Slurp(dir_ / "debiasd.log");
+  const std::string marker = "metrics on http://127.0.0.1:";
+  const size_t at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << log;
+  const int port = std::atoi(log.c_str() + at + marker.size());
+  ASSERT_GT(port, 0) << log;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << "nothing listens on the logged port " << port;
+  ::close(fd);
+}
 
 TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
   const std::string world = (dir_ / "world").string();

@@ -208,6 +208,12 @@ TEST_F(LogEvaluationTest, ServedModelGetsIntervalsDiagnosticsAndTheMarSample) {
   EXPECT_EQ(d.at("propensity_from").string_value(), "popularity");
   EXPECT_EQ(d.at("population_users").number_value(), 150);
   EXPECT_GT(d.at("weights").struct_value().fields().at("ess").number_value(), 0);
+  // SNIPS's scale is said with the numbers.
+  bool scale_said = false;
+  for (const auto& w : d.at("warnings").list_value().values()) {
+    scale_said |= w.string_value().rfind("snips scale:", 0) == 0;
+  }
+  EXPECT_TRUE(scale_said);
   // Same seed, same answer.
   auto b = client_->Evaluate(r);
   ASSERT_OK(b);
