@@ -207,6 +207,87 @@ struct RankingInput {
   KeyIndex item_index;                     // key -> eval item id
 };
 
+// EvaluateRequest.scores: at most max_batch_users users, each with 1 to
+// max_candidates items and as many finite scores.
+absl::Status ValidateUploadedScores(const v1::EvaluateRequest& req, const Limits& limits) {
+  if (req.scores_size() > limits.max_batch_users) {
+    return absl::InvalidArgumentError(absl::StrCat("scores: ", req.scores_size(),
+                                                   " users, at most ", limits.max_batch_users));
+  }
+  for (int u = 0; u < req.scores_size(); ++u) {
+    const v1::UserScores& s = req.scores(u);
+    if (s.user().empty()) return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].user: required"));
+    if (s.items_size() != s.scores_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "scores[", u, "]: ", s.items_size(), " items but ", s.scores_size(), " scores"));
+    }
+    if (s.items_size() < 1 || s.items_size() > limits.max_candidates) {
+      return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items: ", s.items_size(),
+                                                     " given, must be in [1, ",
+                                                     limits.max_candidates, "]"));
+    }
+    for (int i = 0; i < s.scores_size(); ++i) {
+      if (!std::isfinite(s.scores(i))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("scores[", u, "].scores[", i, "]: must be finite"));
+      }
+      if (s.items(i).empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items[", i, "]: empty"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A policy given as uploaded scores (EvaluateRequest.scores), served like a
+// model: each user's uploaded items score what was uploaded, every other
+// item -inf, so neither greedy nor softmax ever picks it.
+class ScoreTableModel : public models::Model {
+ public:
+  explicit ScoreTableModel(const v1::EvaluateRequest& req, LoadedModel* out) {
+    for (const v1::UserScores& s : req.scores()) {
+      const uint32_t u = out->user_index.try_emplace(s.user(), out->user_index.size()).first->second;
+      if (u == out->record.user_keys.size()) out->record.user_keys.push_back(s.user());
+      if (u >= scores_.size()) scores_.resize(u + 1);
+      for (int i = 0; i < s.items_size(); ++i) {
+        auto [it, added] = out->item_index.try_emplace(s.items(i), out->item_index.size());
+        if (added) out->record.item_keys.push_back(s.items(i));
+        scores_[u][it->second] = s.scores(i);
+      }
+    }
+    items_ = static_cast<uint32_t>(out->item_index.size());
+  }
+  std::string_view kind() const override { return "uploaded-scores"; }
+  uint32_t num_users() const override { return static_cast<uint32_t>(scores_.size()); }
+  uint32_t num_items() const override { return items_; }
+  void ScoreItems(uint32_t user, std::span<const uint32_t> items,
+                  std::span<float> out) const override {
+    for (size_t k = 0; k < items.size(); ++k) out[k] = ScorePair(user, items[k]);
+  }
+  void ScoreAll(uint32_t user, std::span<float> out) const override {
+    std::fill(out.begin(), out.end(), -std::numeric_limits<float>::infinity());
+    for (const auto& [item, score] : scores_[user]) out[item] = score;
+  }
+  float ScorePair(uint32_t user, uint32_t item) const override {
+    auto it = scores_[user].find(item);
+    return it == scores_[user].end() ? -std::numeric_limits<float>::infinity() : it->second;
+  }
+  std::string Serialize() const override { return {}; }
+
+ private:
+  std::vector<absl::flat_hash_map<uint32_t, float>> scores_;
+  uint32_t items_ = 0;
+};
+
+// The policy to evaluate: the served model, or the uploaded scores.
+absl::StatusOr<std::shared_ptr<const LoadedModel>> PolicyOf(ModelManager* models,
+                                                            const v1::EvaluateRequest& req) {
+  if (req.scores_size() == 0) return models->Get(req.model_id());
+  auto table = std::make_shared<LoadedModel>();
+  table->model = std::make_unique<ScoreTableModel>(req, table.get());
+  return std::shared_ptr<const LoadedModel>(std::move(table));
+}
+
 absl::Status ValidateOptions(const v1::EvaluateRequest& req, const Limits& limits,
                              eval::UnbiasedRankingOptions* opts) {
   auto est = eval::ParseRelevanceEstimator(req.estimator());
@@ -249,32 +330,7 @@ absl::Status ValidateOptions(const v1::EvaluateRequest& req, const Limits& limit
     return absl::InvalidArgumentError(
         "model_id and scores: give exactly one (a served model or uploaded scores)");
   }
-  if (req.scores_size() > limits.max_batch_users) {
-    return absl::InvalidArgumentError(absl::StrCat("scores: ", req.scores_size(),
-                                                   " users, at most ", limits.max_batch_users));
-  }
-  for (int u = 0; u < req.scores_size(); ++u) {
-    const v1::UserScores& s = req.scores(u);
-    if (s.user().empty()) return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].user: required"));
-    if (s.items_size() != s.scores_size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "scores[", u, "]: ", s.items_size(), " items but ", s.scores_size(), " scores"));
-    }
-    if (s.items_size() < 1 || s.items_size() > limits.max_candidates) {
-      return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items: ", s.items_size(),
-                                                     " given, must be in [1, ",
-                                                     limits.max_candidates, "]"));
-    }
-    for (int i = 0; i < s.scores_size(); ++i) {
-      if (!std::isfinite(s.scores(i))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("scores[", u, "].scores[", i, "]: must be finite"));
-      }
-      if (s.items(i).empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("scores[", u, "].items[", i, "]: empty"));
-      }
-    }
-  }
+  if (absl::Status st = ValidateUploadedScores(req, limits); !st.ok()) return st;
   if (uploaded && opts->estimator == eval::RelevanceEstimator::kDr &&
       req.imputation_model_id() == 0) {
     return absl::InvalidArgumentError(
@@ -699,11 +755,17 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   if (!req.estimator().empty()) {
     return absl::InvalidArgumentError("estimator and policy_estimator: give one, not both");
   }
-  if (req.model_id() == 0) return absl::InvalidArgumentError("model_id=0: must be >= 1");
-  if (req.scores_size() > 0 || !req.mar_dataset().empty() || req.rank_all_items() ||
-      !req.exclude_dataset().empty() || !req.propensity_from().empty() || req.k_size() > 0) {
+  const bool uploaded = req.scores_size() > 0;
+  if (uploaded == (req.model_id() != 0)) {
     return absl::InvalidArgumentError(
-        "scores, mar_dataset, rank_all_items, exclude_dataset, propensity_from and k do not "
+        "model_id and scores: give exactly one (a served model's policy, or your own policy "
+        "as uploaded scores)");
+  }
+  if (absl::Status st = ValidateUploadedScores(req, limits); !st.ok()) return st;
+  if (!req.mar_dataset().empty() || req.rank_all_items() || !req.exclude_dataset().empty() ||
+      !req.propensity_from().empty() || req.k_size() > 0) {
+    return absl::InvalidArgumentError(
+        "mar_dataset, rank_all_items, exclude_dataset, propensity_from and k do not "
         "apply to policy_estimator (the logged propensities are the logging probabilities)");
   }
   const std::string target = req.target().empty() ? "greedy" : req.target();
@@ -752,7 +814,12 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   const bool model_based = std::any_of(estimators.begin(), estimators.end(),
                                       eval::PolicyEstimatorUsesRewardModel);
 
-  auto m = models->Get(req.model_id());
+  if (uploaded && model_based && req.imputation_model_id() == 0) {
+    return absl::InvalidArgumentError(
+        "imputation_model_id: required for dm, dr and their variants with uploaded scores "
+        "(scores rank items; they are not reward predictions)");
+  }
+  auto m = PolicyOf(models, req);
   if (!m.ok()) return m.status();
   std::shared_ptr<const LoadedModel> model = *m;
   if (model->model->num_items() == 0) {

@@ -351,6 +351,56 @@ TEST_F(LogEvaluationTest, PolicyValueOfAServedModelMatchesAHandComputation) {
   r.set_policy_estimator("ips,ipw");
   EXPECT_THAT(client_->Evaluate(r),
               StatusIs(absl::StatusCode::kInvalidArgument, "'ipw' is named twice"));
+
+  // Your own policy as uploaded scores (OBP-style, no served model): the
+  // model's own scores over every item give the same estimates; scores that
+  // put the logged second item first give the hand-computed value of that
+  // policy.
+  v1::EvaluateRequest up = r;
+  up.set_model_id(0);
+  v1::EvaluateRequest flipped = up;
+  double flipped_sum = 0;
+  for (int u = 0; u < 20; ++u) {
+    const std::string user = log[2 * u].user;
+    v1::TopKRequest q;
+    q.set_model_id(m->id());
+    q.set_user(user);
+    q.set_k(40);
+    auto all = client_->TopK(q);
+    ASSERT_OK(all);
+    v1::UserScores* us = up.add_scores();
+    us->set_user(user);
+    for (int i = 0; i < all->items_size(); ++i) {
+      us->add_items(all->items(i));
+      us->add_scores(all->scores(i));
+    }
+    v1::UserScores* fs = flipped.add_scores();
+    fs->set_user(user);
+    fs->add_items(log[2 * u].item);
+    fs->add_scores(0.0f);
+    fs->add_items(log[2 * u + 1].item);
+    fs->add_scores(1.0f);
+    flipped_sum += 1.0 / 0.05;  // the second item always had reward 1
+  }
+  up.set_policy_estimator("ipw,snips");
+  auto own = client_->Evaluate(up);
+  ASSERT_OK(own);
+  EXPECT_NEAR(own->metrics().at("policy_value/ipw"), many->metrics().at("policy_value/ipw"),
+              1e-9);
+  EXPECT_NEAR(own->metrics().at("policy_value/snips"), many->metrics().at("policy_value/snips"),
+              1e-9);
+  flipped.set_policy_estimator("ipw");
+  auto fl = client_->Evaluate(flipped);
+  ASSERT_OK(fl);
+  EXPECT_NEAR(fl->metrics().at("policy_value"), flipped_sum / decisions, 1e-6);
+  flipped.set_policy_estimator("dr");  // scores are not rewards: name a reward model
+  EXPECT_THAT(client_->Evaluate(flipped),
+              StatusIs(absl::StatusCode::kInvalidArgument, "imputation_model_id"));
+  flipped.set_imputation_model_id(m->id());
+  ASSERT_OK(client_->Evaluate(flipped));
+  flipped.set_model_id(m->id());
+  EXPECT_THAT(client_->Evaluate(flipped),
+              StatusIs(absl::StatusCode::kInvalidArgument, "give exactly one"));
   // 0 is a value (OBP): switch-dr with tau = 0 and dr-os with lambda = 0 are DM.
   r.set_policy_estimator("dm,switch-dr,dr-os");
   r.set_tau(0);
