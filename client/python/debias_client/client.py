@@ -131,32 +131,15 @@ class Client:
                  tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
                  tls_key: Optional[str] = None,
                  tls_server_name: Optional[str] = None) -> None:
-        if target is None:
-            target = os.environ.get("DEBIAS_SERVER") or DEFAULT_TARGET
-        if token is None:
-            token = os.environ.get("DEBIAS_TOKEN", "")
+        target, token, credentials, options = connection_settings(
+            target, token, credentials, tls_ca, tls_cert, tls_key, tls_server_name)
         self.target = target
         self.timeout = timeout
-        # The server enforces --max_message_bytes; the client does not add a
-        # second, smaller limit.
-        options = [("grpc.max_receive_message_length", -1),
-                   ("grpc.max_send_message_length", -1)]
-        if credentials is None:
-            credentials, server_name = _tls_credentials(tls_ca, tls_cert, tls_key,
-                                                        tls_server_name)
-            if server_name:
-                options.append(("grpc.ssl_target_name_override", server_name))
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
             self._channel = grpc.secure_channel(target, credentials, options=options)
-        self._metadata: Tuple[Tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ())
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._datasets = ds_grpc.DatasetServiceStub(self._channel)
-        self._models = ms_grpc.ModelServiceStub(self._channel)
-        self._scoring = sc_grpc.ScoringServiceStub(self._channel)
-        self._evaluation = ev_grpc.EvaluationServiceStub(self._channel)
+        attach_stubs(self, self._channel, token)
 
     # --- lifecycle -------------------------------------------------------
 
@@ -293,32 +276,18 @@ class Client:
             raise ValueError(f"batch_size={batch_size}: must be in [1, 100000]")
         try:
             rows = _event_kwargs(events)
-        except _BadRow as e:
+        except BadRow as e:
             raise IngestError("INVALID_ARGUMENT", str(e)) from None
         state: Dict[str, Any] = {"error": None, "index": 0, "sent": 0}
 
+        def count(_: Dict[str, Any]) -> None:
+            state["index"] += 1
+
         def requests() -> Iterator[ds_pb2.IngestRequest]:
-            first = True
-            done = False
             try:
-                while not done:
-                    req = ds_pb2.IngestRequest()
-                    if first:
-                        req.dataset = dataset
-                        req.create_if_missing = create_if_missing
-                    n = 0
-                    while n < batch_size:
-                        row = next(rows, None)
-                        if row is None:
-                            done = True
-                            break
-                        req.events.add(**row)
-                        state["index"] += 1
-                        n += 1
-                    if n == 0 and not first:
-                        break
-                    state["sent"] += n
-                    first = False
+                for req in ingest_requests(dataset, rows, create_if_missing, batch_size,
+                                           on_row=count):
+                    state["sent"] += len(req.events)
                     yield req
             except Exception as e:  # reported after the stream closes
                 state["error"] = e
@@ -342,7 +311,7 @@ class Client:
             call.cancel()  # no-op when the stream completed
         if state["error"] is not None:
             err = state["error"]
-            message = str(err) if isinstance(err, _BadRow) else f"row {state['index']}: {err}"
+            message = str(err) if isinstance(err, BadRow) else f"row {state['index']}: {err}"
             raise IngestError("INVALID_ARGUMENT", message,
                               events_acknowledged=acked, data_version=version) from err
         if acked != state["sent"]:
@@ -598,38 +567,177 @@ class Client:
             TypeError: an unknown option name.
             DebiasError: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ...
         """
-        req = ev_pb2.EvaluateRequest(model_id=model_id, dataset=dataset)
-        for name, value in options.items():
-            field = "lambda" if name == "lambda_" else name
-            if field not in _EVALUATE_OPTIONS:
-                raise TypeError(f"evaluate() got an unknown option {name!r}; known: "
-                                f"{', '.join(_EVALUATE_OPTIONS)}")
-            if value is None:
-                continue
-            if field == "k":
-                req.k.extend([int(value)] if isinstance(value, (int, np.integer))
-                             else [int(v) for v in value])
-            elif field == "propensity_params":
-                for k, v in value.items():
-                    req.propensity_params[str(k)] = _param_str(v)
-            elif field == "propensity_from":
-                req.propensity_from = str(value)
-            elif field == "scores":
-                for user, item_scores in value.items():
-                    us = req.scores.add(user=str(user))
-                    for item, s in item_scores.items():
-                        us.items.append(str(item))
-                        us.scores.append(float(s))
-            else:
-                setattr(req, field, value)
-        resp = self._call(self._evaluation.Evaluate, req)
-        return {
-            "metrics": dict(resp.metrics),
-            "intervals": {k: (v.low, v.high) for k, v in resp.intervals.items()},
-            "normal_intervals": {k: (v.low, v.high) for k, v in resp.normal_intervals.items()},
-            "diagnostics": json_format.MessageToDict(resp.diagnostics),
-            "mar_metrics": dict(resp.mar_metrics),
-        }
+        return _evaluate_result(
+            self._call(self._evaluation.Evaluate, _evaluate_request(model_id, dataset, options)))
+
+    def evaluate_policy(self, dataset: str, estimators: Sequence[str] = ("ipw", "snips", "dr"),
+                        *, model_id: int = 0,
+                        scores: Optional[Union[Mapping[str, Mapping[str, float]], Any]] = None,
+                        **options: Any) -> Any:
+        """Off-policy value of a policy on a bandit log, several estimators in
+        one request (as OBP's ``OffPolicyEvaluation.summarize_off_policy_estimates``).
+
+        The policy is a served model (``model_id``) or your own, given as
+        ``scores``: {user: {item: score}} or a DataFrame with columns user,
+        item, score; each user's items are its candidates (greedy picks the
+        best; ``target="softmax"`` with ``temperature`` spreads over them).
+        ``dataset`` must carry the logging probabilities (the propensity
+        field). dm/dr-type estimators need ``imputation_model_id`` with
+        uploaded scores. Other options as :meth:`evaluate` (``bootstrap``,
+        ``clip``, ``tau``, ``lambda_``, ``confidence``, ``seed``).
+
+        Returns:
+            a DataFrame, one row per estimator: estimator, value, low, high
+            (percentile bootstrap interval when bootstrap > 0, else NaN),
+            normal_low, normal_high; ``.attrs["diagnostics"]`` holds the
+            server's diagnostics.
+        """
+        import pandas as pd
+        opts = dict(options)
+        opts["policy_estimator"] = ",".join(estimators)
+        if scores is not None:
+            opts["scores"] = _scores_mapping(scores)
+        result = self.evaluate(model_id, dataset, **opts)
+        return _policy_frame(result, list(estimators), pd)
+
+    def topk_frame(self, model_id: int, users: Iterable[str], k: int,
+                   exclude_seen: bool = False) -> Any:
+        """Top-k for many users as a DataFrame with one row per user x rank:
+        user, rank (1-based), item, score."""
+        import pandas as pd
+        rows: List[Tuple[str, int, str, float]] = []
+        for user in users:
+            items, scores = self.topk(model_id, str(user), k, exclude_seen)
+            rows.extend((str(user), r + 1, it, float(sc))
+                        for r, (it, sc) in enumerate(zip(items, scores)))
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+
+    def score_frame(self, model_id: int, pairs: Any, chunk_users: int = 1000) -> Any:
+        """Scores (user, item) pairs given as a DataFrame with columns user and
+        item (or an iterable of pairs): the pairs with a ``score`` column, in
+        input order. Sent with BatchScore, ``chunk_users`` users per call."""
+        import pandas as pd
+        frame = (pairs[["user", "item"]].astype(str).reset_index(drop=True)
+                 if isinstance(pairs, pd.DataFrame)
+                 else pd.DataFrame(list(pairs), columns=["user", "item"]).astype(str))
+        by_user: Dict[str, List[int]] = {}
+        for idx, user in enumerate(frame["user"]):
+            by_user.setdefault(user, []).append(idx)
+        out = np.full(len(frame), np.nan, dtype=np.float32)
+        users = list(by_user)
+        for start in range(0, len(users), chunk_users):
+            chunk = users[start:start + chunk_users]
+            got = self.batch_score(model_id, {u: frame["item"].iloc[by_user[u]].tolist()
+                                              for u in chunk})
+            for u in chunk:
+                out[by_user[u]] = got[u]
+        result = frame.copy()
+        result["score"] = out
+        return result
+
+    def models_frame(self, dataset: str = "") -> Any:
+        """The models as a DataFrame, newest first: id, dataset, state, loss,
+        propensity, error_code, error, create_time, and one column per final
+        metric (``metric.<name>``)."""
+        import pandas as pd
+        rows = []
+        for m in self.list_models(dataset):
+            spec = m.get("spec") or {}
+            row = {"id": m["id"], "dataset": m["dataset"], "state": m["state"],
+                   "loss": spec.get("loss"), "propensity": spec.get("propensity"),
+                   "error_code": m.get("error_code", ""), "error": m.get("error", ""),
+                   "create_time": pd.to_datetime(m.get("create_time_unix_ms", 0), unit="ms")}
+            for k, v in (m.get("metrics") or {}).items():
+                if isinstance(v, (int, float)):
+                    row[f"metric.{k}"] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def evaluate_frame(self, model_id: int, dataset: str, **options: Any) -> Any:
+        """:meth:`evaluate` as a DataFrame, one row per metric: metric, value,
+        low, high (NaN without an interval), mar (the MAR truth when a
+        mar_dataset was named, else NaN)."""
+        import pandas as pd
+        return _metrics_frame(self.evaluate(model_id, dataset, **options), pd)
+
+
+def _evaluate_request(model_id: int, dataset: str,
+                      options: Mapping[str, Any]) -> ev_pb2.EvaluateRequest:
+    """An EvaluateRequest from evaluate()'s keyword options."""
+    req = ev_pb2.EvaluateRequest(model_id=model_id, dataset=dataset)
+    for name, value in options.items():
+        field = "lambda" if name == "lambda_" else name
+        if field not in _EVALUATE_OPTIONS:
+            raise TypeError(f"evaluate() got an unknown option {name!r}; known: "
+                            f"{', '.join(_EVALUATE_OPTIONS)}")
+        if value is None:
+            continue
+        if field == "k":
+            req.k.extend([int(value)] if isinstance(value, (int, np.integer))
+                         else [int(v) for v in value])
+        elif field == "propensity_params":
+            for k, v in value.items():
+                req.propensity_params[str(k)] = _param_str(v)
+        elif field == "propensity_from":
+            req.propensity_from = str(value)
+        elif field == "scores":
+            for user, item_scores in _scores_mapping(value).items():
+                us = req.scores.add(user=str(user))
+                for item, sc in item_scores.items():
+                    us.items.append(str(item))
+                    us.scores.append(float(sc))
+        else:
+            setattr(req, field, value)
+    return req
+
+
+def _evaluate_result(resp: ev_pb2.EvaluateResponse) -> Dict[str, Any]:
+    return {
+        "metrics": dict(resp.metrics),
+        "intervals": {k: (v.low, v.high) for k, v in resp.intervals.items()},
+        "normal_intervals": {k: (v.low, v.high) for k, v in resp.normal_intervals.items()},
+        "diagnostics": json_format.MessageToDict(resp.diagnostics),
+        "mar_metrics": dict(resp.mar_metrics),
+    }
+
+
+def _scores_mapping(scores: Any) -> Mapping[str, Mapping[str, float]]:
+    """{user: {item: score}} from that mapping or a DataFrame (user, item, score)."""
+    if hasattr(scores, "columns"):
+        missing = {"user", "item", "score"} - set(scores.columns)
+        if missing:
+            raise ValueError(f"scores DataFrame: missing columns {sorted(missing)}")
+        out: Dict[str, Dict[str, float]] = {}
+        for user, item, sc in zip(scores["user"], scores["item"], scores["score"]):
+            out.setdefault(str(user), {})[str(item)] = float(sc)
+        return out
+    return scores
+
+
+def _policy_frame(result: Dict[str, Any], estimators: List[str], pd: Any) -> Any:
+    nan = float("nan")
+    rows = []
+    for name in estimators:
+        key = "policy_value" if len(estimators) == 1 else f"policy_value/{name}"
+        low, high = result["intervals"].get(key, (nan, nan))
+        nlow, nhigh = result["normal_intervals"].get(key, (nan, nan))
+        rows.append({"estimator": name, "value": result["metrics"].get(key, nan),
+                     "low": low, "high": high, "normal_low": nlow, "normal_high": nhigh})
+    frame = pd.DataFrame(rows)
+    frame.attrs["diagnostics"] = result["diagnostics"]
+    return frame
+
+
+def _metrics_frame(result: Dict[str, Any], pd: Any) -> Any:
+    nan = float("nan")
+    rows = []
+    for name, value in sorted(result["metrics"].items()):
+        low, high = result["intervals"].get(name, (nan, nan))
+        rows.append({"metric": name, "value": value, "low": low, "high": high,
+                     "mar": result["mar_metrics"].get(name, nan)})
+    frame = pd.DataFrame(rows, columns=["metric", "value", "low", "high", "mar"])
+    frame.attrs["diagnostics"] = result["diagnostics"]
+    return frame
 
 
 class TrainingJob:
@@ -739,6 +847,66 @@ class TrainingJob:
 # --- conversions ---------------------------------------------------------
 
 
+def attach_stubs(client: Any, channel: Any, token: str) -> None:
+    """Sets the service stubs and the auth metadata of Client/AsyncClient."""
+    client._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    client._health = health_pb2_grpc.HealthStub(channel)
+    client._datasets = ds_grpc.DatasetServiceStub(channel)
+    client._models = ms_grpc.ModelServiceStub(channel)
+    client._scoring = sc_grpc.ScoringServiceStub(channel)
+    client._evaluation = ev_grpc.EvaluationServiceStub(channel)
+
+
+def connection_settings(target: Optional[str], token: Optional[str],
+                        credentials: Optional[grpc.ChannelCredentials], tls_ca: Optional[str],
+                        tls_cert: Optional[str], tls_key: Optional[str],
+                        tls_server_name: Optional[str]) -> Tuple[str, str, Any, List[Any]]:
+    """(target, token, credentials, channel options) from the arguments and
+    the DEBIAS_* variables, as debiasctl reads them (Client and AsyncClient)."""
+    if target is None:
+        target = os.environ.get("DEBIAS_SERVER") or DEFAULT_TARGET
+    if token is None:
+        token = os.environ.get("DEBIAS_TOKEN", "")
+    # The server enforces --max_message_bytes; the client does not add a
+    # second, smaller limit.
+    options: List[Any] = [("grpc.max_receive_message_length", -1),
+                          ("grpc.max_send_message_length", -1)]
+    if credentials is None:
+        credentials, server_name = _tls_credentials(tls_ca, tls_cert, tls_key, tls_server_name)
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+    return target, token, credentials, options
+
+
+def ingest_requests(dataset: str, rows: Iterator[Dict[str, Any]], create_if_missing: bool,
+                    batch_size: int, on_row: Optional[Callable[[Dict[str, Any]], None]] = None
+                    ) -> Iterator[ds_pb2.IngestRequest]:
+    """The IngestRequest messages of an ingest of ``rows`` (from
+    _event_kwargs), batch by batch; raises BadRow (a ValueError naming the
+    row) for an event that cannot be sent. An empty input still yields the
+    first message (it names the dataset). ``on_row`` sees each added row."""
+    first = True
+    while True:
+        req = ds_pb2.IngestRequest()
+        if first:
+            req.dataset = dataset
+            req.create_if_missing = create_if_missing
+        n = 0
+        for row in rows:
+            req.events.add(**row)
+            if on_row is not None:
+                on_row(row)
+            n += 1
+            if n == batch_size:
+                break
+        if n == 0 and not first:
+            return
+        first = False
+        yield req
+        if n < batch_size:
+            return
+
+
 def _tls_credentials(ca: Optional[str], cert: Optional[str], key: Optional[str],
                      server_name: Optional[str]
                      ) -> Tuple[Optional[grpc.ChannelCredentials], str]:
@@ -834,7 +1002,7 @@ def _is_na(value: Any) -> bool:
 
 def _finite(value: float, name: str, index: int) -> float:
     if not math.isfinite(value):
-        raise _BadRow(f"row {index}: {name}={_float_text(value)}: must be a finite number")
+        raise BadRow(f"row {index}: {name}={_float_text(value)}: must be a finite number")
     return value
 
 
@@ -874,7 +1042,7 @@ def _dataframe_kwargs(frame: Any) -> Iterator[Dict[str, Any]]:
     return _dataframe_chunks(frame, checked)
 
 
-class _BadRow(ValueError):
+class BadRow(ValueError):
     """An event that cannot be sent as given; the message names its row."""
 
 
@@ -882,7 +1050,7 @@ def _finite_column(col: Any, name: str, missing_ok: bool) -> Tuple[np.ndarray, n
     """(float64 values, missing mask) of a label/propensity column.
 
     Missing means None or pd.NA (left unset when ``missing_ok``); NaN and
-    +-inf are values, and not finite ones: both raise _BadRow naming the first
+    +-inf are values, and not finite ones: both raise BadRow naming the first
     bad row (its 0-based position in the frame).
     """
     if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiub":  # NaN is a value here
@@ -902,11 +1070,11 @@ def _finite_column(col: Any, name: str, missing_ok: bool) -> Tuple[np.ndarray, n
             raise ValueError(f"DataFrame column {name!r}: {e}") from None
     if missing.any() and not missing_ok:
         j = int(np.argmax(missing))
-        raise _BadRow(f"row {j}: {name} is missing (leave out the {name} column for a click)")
+        raise BadRow(f"row {j}: {name} is missing (leave out the {name} column for a click)")
     bad = ~np.isfinite(values) & ~missing
     if bad.any():
         j = int(np.argmax(bad))
-        raise _BadRow(f"row {j}: {name}={_float_text(values[j])}: must be a finite number")
+        raise BadRow(f"row {j}: {name}={_float_text(values[j])}: must be a finite number")
     return values, missing
 
 
@@ -931,7 +1099,7 @@ def _dataframe_chunks(frame: Any, checked: Mapping[str, Tuple[np.ndarray, np.nda
             col = part[name]
             missing = col.isna().to_numpy()
             if missing.any():
-                raise _BadRow(f"row {start + int(np.argmax(missing))}: {name} is missing")
+                raise BadRow(f"row {start + int(np.argmax(missing))}: {name} is missing")
             dense[name] = col.astype(str).tolist()
         if "label" in checked:  # finite, none missing (checked up front)
             dense["label"] = checked["label"][0][start:start + chunk].tolist()
@@ -1000,7 +1168,7 @@ def _row_kwargs(row: Mapping[str, Any], index: int) -> Dict[str, Any]:
     if "label" in row:
         label = row["label"]
         if label is None or _is_na(label):
-            raise _BadRow(f"row {index}: label is missing (leave out the label for a click)")
+            raise BadRow(f"row {index}: label is missing (leave out the label for a click)")
         kw["label"] = _finite(float(label), "label", index)
     for name, convert in _OPTIONAL_CONVERTERS:
         v = row.get(name)

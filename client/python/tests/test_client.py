@@ -388,6 +388,84 @@ class ClientTest(unittest.TestCase):
                                      bootstrap=50, seed=11)
         self.assertEqual(again["intervals"], report["intervals"])
 
+    def test_06a_dataframes_out(self) -> None:
+        mid = self.model["id"]
+        top = self.client.topk_frame(mid, ["u0", "u1"], 3)
+        self.assertEqual(list(top.columns), ["user", "rank", "item", "score"])
+        self.assertEqual(top["user"].tolist(), ["u0"] * 3 + ["u1"] * 3)
+        self.assertEqual(top["rank"].tolist(), [1, 2, 3, 1, 2, 3])
+        items, scores = self.client.topk(mid, "u1", 3)
+        self.assertEqual(top.loc[top["user"] == "u1", "item"].tolist(), items)
+        pairs = pd.DataFrame({"user": ["u1", "u0", "u1"], "item": ["i0", "i1", "i2"]})
+        scored = self.client.score_frame(mid, pairs, chunk_users=1)
+        np.testing.assert_allclose(scored["score"].to_numpy(), [
+            self.client.score(mid, "u1", ["i0"])[0], self.client.score(mid, "u0", ["i1"])[0],
+            self.client.score(mid, "u1", ["i2"])[0]], rtol=1e-6)
+        models = self.client.models_frame(DATASET)
+        self.assertIn(mid, models["id"].tolist())
+        self.assertEqual(models.loc[models["id"] == mid, "state"].item(), "ready")
+        table = self.client.evaluate_frame(mid, DATASET, estimator="snips", k=5, bootstrap=20,
+                                           seed=3)
+        self.assertEqual(list(table.columns), ["metric", "value", "low", "high", "mar"])
+        row = table.set_index("metric").loc["dcg@5"]
+        self.assertLessEqual(row["low"], row["value"])
+        self.assertLessEqual(row["value"], row["high"])
+        self.assertTrue(any(w.startswith("snips scale:")
+                            for w in table.attrs["diagnostics"]["warnings"]))
+
+    def test_06b_evaluate_own_policy_obp_style(self) -> None:
+        # A bandit log with logging probabilities: u_k saw i0 (p 0.5, reward
+        # 1) and i1 (p 0.25, reward 0).
+        log = pd.DataFrame({"user": [f"u{k}" for k in range(10) for _ in range(2)],
+                            "item": ["i0", "i1"] * 10, "label": [1.0, 0.0] * 10,
+                            "propensity": [0.5, 0.25] * 10,
+                            "event_id": [f"d{k}" for k in range(20)]})
+        self.client.ingest("bandit", log)
+        # Your own policy: prefer i0 for every user (greedy).
+        mine = pd.DataFrame({"user": [f"u{k}" for k in range(10) for _ in range(2)],
+                             "item": ["i0", "i1"] * 10, "score": [2.0, 1.0] * 10})
+        table = self.client.evaluate_policy("bandit", ["ipw", "snips"], scores=mine,
+                                            bootstrap=30, seed=2)
+        self.assertEqual(table["estimator"].tolist(), ["ipw", "snips"])
+        ipw = table.set_index("estimator").loc["ipw"]
+        self.assertAlmostEqual(ipw["value"], (10 * 1.0 / 0.5) / 20, places=9)
+        self.assertLessEqual(ipw["low"], ipw["value"])
+        self.assertEqual(table.set_index("estimator").loc["snips", "value"], 1.0)
+        self.client.delete_dataset("bandit")
+
+    def test_06c_asyncio_client(self) -> None:
+        import asyncio
+        from debias_client.aio import AsyncClient
+
+        async def main() -> None:
+            async with AsyncClient(self.client.target, token="", tls_ca="", tls_cert="",
+                                   tls_key="") as c:
+                self.assertEqual(await c.health(), "SERVING")
+                frame = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"],
+                                      "event_id": ["1", "2", "3"]})
+                acked = await c.ingest("aio", frame, batch_size=2)
+                self.assertEqual((int(acked), acked.events_stored), (3, 3))
+                self.assertEqual((await c.ingest("aio", frame)).events_duplicate, 3)
+                with self.assertRaises(IngestError):
+                    await c.ingest("aio", [{"user": "a", "item": "x", "label": float("nan")}])
+                mid = self.model["id"]
+                users = ["u0", "u1", "u2"]
+                many = await asyncio.gather(*(c.score(mid, u, ["i0", "i1"]) for u in users))
+                for u, got in zip(users, many):
+                    np.testing.assert_allclose(got, self.client.score(mid, u, ["i0", "i1"]),
+                                               rtol=1e-6)
+                items, _ = await c.topk(mid, "u0", 4)
+                self.assertEqual(items, self.client.topk(mid, "u0", 4)[0])
+                model = await c.train("aio", "naive", {"epochs": 2, "dim": 4})
+                self.assertEqual(model["state"], "ready")
+                with self.assertRaises(DebiasError) as ctx:
+                    await c.get_model(10**9)
+                self.assertEqual(ctx.exception.code, "NOT_FOUND")
+                report = await c.evaluate(mid, DATASET, estimator="ips", k=5)
+                self.assertIn("dcg@5", report["metrics"])
+        asyncio.run(main())
+        self.client.delete_dataset("aio")
+
     def test_07_errors(self) -> None:
         with self.assertRaises(DebiasError) as ctx:
             self.client.train(DATASET, "no-such-loss")
