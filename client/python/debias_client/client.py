@@ -22,6 +22,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from debias_client._proto.debias.v1 import admin_service_pb2 as ad_pb2
+from debias_client._proto.debias.v1 import admin_service_pb2_grpc as ad_grpc
 from debias_client._proto.debias.v1 import dataset_service_pb2 as ds_pb2
 from debias_client._proto.debias.v1 import dataset_service_pb2_grpc as ds_grpc
 from debias_client._proto.debias.v1 import evaluation_service_pb2 as ev_pb2
@@ -543,6 +545,70 @@ class Client:
             req.power = power
         return list(self._call(self._scoring.SampleNegatives, req).items)
 
+    # --- moving models and backups ----------------------------------------
+
+    def export_model(self, model_id: int, path: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Writes a ready model as a snapshot file (ModelSnapshotFile, the
+        format of ``debiasctl model export``), via a temporary file and a
+        rename so no reader sees half a file. Returns the header as a dict.
+        DATA_LOSS when the received parameters do not match the header."""
+        snapshot = ms_pb2.ModelSnapshotFile()
+        parts: List[bytes] = []
+        try:
+            for chunk in self._models.ExportModel(ms_pb2.ExportModelRequest(id=model_id),
+                                                  timeout=self.timeout if timeout is None
+                                                  else timeout, metadata=self._metadata):
+                if chunk.HasField("header"):
+                    snapshot.header.CopyFrom(chunk.header)
+                else:
+                    parts.append(chunk.parameters)
+        except grpc.RpcError as e:
+            raise DebiasError.from_rpc_error(e) from None
+        snapshot.parameters = b"".join(parts)
+        if len(snapshot.parameters) != snapshot.header.parameters_bytes:
+            raise DebiasError("DATA_LOSS", f"model {model_id}: received "
+                              f"{len(snapshot.parameters)} parameter bytes, the header says "
+                              f"{snapshot.header.parameters_bytes}")
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(snapshot.SerializeToString())
+        os.replace(tmp, path)
+        return message_to_dict(snapshot.header)
+
+    def import_model(self, path: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Loads a snapshot file (from export_model or ``debiasctl model
+        export``) as a new ready model on this server; returns its record.
+        The server checks the parameters' CRC; INVALID_ARGUMENT for a file
+        that is not a snapshot."""
+        with open(path, "rb") as f:
+            data = f.read()
+        snapshot = ms_pb2.ModelSnapshotFile()
+        try:
+            snapshot.ParseFromString(data)
+        except Exception:  # protobuf's DecodeError
+            raise DebiasError("INVALID_ARGUMENT", f"{path!r}: not a debias model snapshot") from None
+        if not snapshot.HasField("header"):
+            raise DebiasError("INVALID_ARGUMENT", f"{path!r}: not a debias model snapshot")
+
+        def chunks() -> Iterator[ms_pb2.ModelChunk]:
+            yield ms_pb2.ModelChunk(header=snapshot.header)
+            step = 1 << 20
+            for off in range(0, len(snapshot.parameters), step):
+                yield ms_pb2.ModelChunk(parameters=snapshot.parameters[off:off + step])
+
+        try:
+            model = self._models.ImportModel(chunks(), timeout=self.timeout if timeout is None
+                                             else timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise DebiasError.from_rpc_error(e) from None
+        return message_to_dict(model)
+
+    def backup(self, name: str) -> Dict[str, Any]:
+        """A consistent checkpoint of the whole store under the server's
+        --backup_dir (admin role): {"path", "bytes", "seconds"}.
+        FAILED_PRECONDITION without --backup_dir, ALREADY_EXISTS for a taken name."""
+        return message_to_dict(self._call(self._admin.Backup, ad_pb2.BackupRequest(name=name)))
+
     # --- evaluation ------------------------------------------------------
 
     def evaluate(self, model_id: int, dataset: str, **options: Any) -> Dict[str, Any]:
@@ -855,6 +921,7 @@ def attach_stubs(client: Any, channel: Any, token: str) -> None:
     client._models = ms_grpc.ModelServiceStub(channel)
     client._scoring = sc_grpc.ScoringServiceStub(channel)
     client._evaluation = ev_grpc.EvaluationServiceStub(channel)
+    client._admin = ad_grpc.AdminServiceStub(channel)
 
 
 def connection_settings(target: Optional[str], token: Optional[str],

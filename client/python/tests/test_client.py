@@ -466,6 +466,26 @@ class ClientTest(unittest.TestCase):
         asyncio.run(main())
         self.client.delete_dataset("aio")
 
+    def test_06d_export_import_backup(self) -> None:
+        path = os.path.join(self.tmp, "model.pb")
+        header = self.client.export_model(self.model["id"], path)
+        self.assertGreater(header["parameters_bytes"], 0)
+        self.assertFalse(os.path.exists(path + ".tmp"))
+        imported = self.client.import_model(path)
+        self.assertEqual(imported["state"], "ready")
+        self.assertNotEqual(imported["id"], self.model["id"])
+        np.testing.assert_allclose(self.client.score(imported["id"], "u0", ["i0", "i1"]),
+                                   self.client.score(self.model["id"], "u0", ["i0", "i1"]))
+        self.client.delete_model(imported["id"])
+        with open(os.path.join(self.tmp, "junk.pb"), "wb") as f:
+            f.write(b"not a snapshot")
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.import_model(os.path.join(self.tmp, "junk.pb"))
+        self.assertEqual(ctx.exception.code, "INVALID_ARGUMENT")
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.backup("b1")  # this server runs without --backup_dir
+        self.assertEqual(ctx.exception.code, "FAILED_PRECONDITION")
+
     def test_07_errors(self) -> None:
         with self.assertRaises(DebiasError) as ctx:
             self.client.train(DATASET, "no-such-loss")
