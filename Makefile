@@ -57,17 +57,21 @@ container-smoke:
 check-deploy:
 	@bash scripts/check_deploy.sh
 
-# docs/API.md (from the proto comments) and docs/CLI.md (from --help of the
-# built binaries) are generated; check-docs fails when either is stale.
+# docs/API.md (from the proto comments), docs/CLI.md (from --help of the
+# built binaries) and the parameter tables of docs/METHODS.md (from the
+# registry, through ListMethods) are generated; check-docs fails when one is
+# stale.
 .PHONY: docs check-docs
 PYTHON_SYS ?= /usr/bin/python3
 docs: build
 	@$(PYTHON_SYS) scripts/gen_api_docs.py docs/API.md
 	@bash scripts/gen_cli_docs.sh $(BUILD) docs/CLI.md
+	@$(PYTHON_SYS) scripts/gen_method_params.py $(BUILD) docs/METHODS.md
 
 check-docs: build
 	@$(PYTHON_SYS) scripts/gen_api_docs.py --check docs/API.md
 	@bash scripts/gen_cli_docs.sh --check $(BUILD) docs/CLI.md
+	@$(PYTHON_SYS) scripts/gen_method_params.py $(BUILD) --check docs/METHODS.md
 
 # Long measurements, run by hand (not in CI): the 10-minute mixed soak and the
 # scaling tables of docs/SCALING.md.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/cli.h"
@@ -54,21 +55,77 @@ json JsonArray(const Container& c) {
 }
 
 
+// One loss's hyperparameters, per feedback kind, as `debiasctl methods NAME`
+// prints them.
+std::string ParamTable(const v1::Method& m) {
+  std::string out = absl::StrCat(m.name(), ": ", m.description(), "\n");
+  for (const auto& set : m.params()) {
+    absl::StrAppendFormat(&out, "\n%s feedback:\n  %-18s %-7s %-10s %-22s %s\n", set.feedback(),
+                          "PARAM", "TYPE", "DEFAULT", "RANGE", "WHAT");
+    for (const auto& p : set.params()) {
+      std::string doc = p.doc();
+      if (p.aliases_size() > 0) {
+        absl::StrAppend(&doc, " (also: ", absl::StrJoin(p.aliases(), ", "), ")");
+      }
+      absl::StrAppendFormat(&out, "  %-18s %-7s %-10s %-22s %s\n", p.name(), p.type(),
+                            p.default_value(), p.range(), doc);
+    }
+  }
+  return out;
+}
+
+json ParamsJson(const v1::Method& m) {
+  json sets = json::object();
+  for (const auto& set : m.params()) {
+    json params = json::array();
+    for (const auto& p : set.params()) {
+      json aliases = json::array();
+      for (const auto& a : p.aliases()) aliases.push_back(a);
+      params.push_back({{"name", p.name()}, {"type", p.type()},
+                        {"default", p.default_value()}, {"range", p.range()},
+                        {"doc", p.doc()}, {"aliases", aliases}});
+    }
+    sets[set.feedback()] = params;
+  }
+  return sets;
+}
+
 void RegisterMethods(CLI::App& app, Context& ctx) {
-  auto* sub = app.add_subcommand("methods", "list losses, propensity estimators and samplers");
+  auto* sub = app.add_subcommand(
+      "methods", "list losses, propensity estimators and samplers; with a name, that loss's "
+                 "hyperparameters (defaults, ranges) per feedback kind");
+  auto name = std::make_shared<std::string>();
+  sub->add_option("name", *name, "a loss, e.g. relmf: print its --param keys");
   AddGlobalOptions(sub, &ctx.global);
-  sub->callback([&ctx] {
-    ctx.run = [&ctx]() -> int {
+  sub->callback([&ctx, name] {
+    ctx.run = [&ctx, name]() -> int {
       auto r = ctx.Connect()->ListMethods();
       if (!r.ok()) return Fail(r.status());
       json arr = json::array();
       std::string human;
       for (const auto& m : r->methods()) {
+        if (!name->empty() && m.name() != *name) continue;
         json fb = json::array();
         for (const auto& f : m.feedback()) fb.push_back(f);
-        arr.push_back({{"kind", m.kind()}, {"name", m.name()},
-                       {"description", m.description()}, {"feedback", fb}});
-        absl::StrAppendFormat(&human, "%-11s %-14s %s\n", m.kind(), m.name(), m.description());
+        json j = {{"kind", m.kind()}, {"name", m.name()},
+                  {"description", m.description()}, {"feedback", fb}};
+        if (m.params_size() > 0) j["params"] = ParamsJson(m);
+        arr.push_back(j);
+        if (name->empty()) {
+          absl::StrAppendFormat(&human, "%-11s %-14s %s\n", m.kind(), m.name(), m.description());
+        } else {
+          absl::StrAppend(&human, m.params_size() > 0 ? ParamTable(m)
+                                                      : absl::StrCat(m.kind(), " ", m.name(),
+                                                                     ": ", m.description(), "\n"));
+        }
+      }
+      if (!name->empty() && arr.empty()) {
+        return Fail(absl::NotFoundError(absl::StrCat(
+            "'", *name, "' is not a method; `debiasctl methods` lists them")));
+      }
+      if (name->empty()) {
+        absl::StrAppend(&human, "\n`debiasctl methods NAME` prints a loss's --param keys with "
+                                "defaults and ranges.\n");
       }
       return Emit(ctx, json{{"methods", arr}}, human);
     };

@@ -305,7 +305,20 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
     m->set_kind("loss");
     m->set_name(std::string(t.name));
     m->set_description(std::string(t.description));
-    for (auto k : t.feedback) m->add_feedback(std::string(train::FeedbackKindName(k)));
+    for (auto k : t.feedback) {
+      m->add_feedback(std::string(train::FeedbackKindName(k)));
+      v1::MethodParams* set = m->add_params();
+      set->set_feedback(std::string(train::FeedbackKindName(k)));
+      for (const models::ParamSpec& p : train::MethodParams(t, k)) {
+        v1::MethodParam* mp = set->add_params();
+        mp->set_name(p.name);
+        mp->set_type(p.type);
+        mp->set_default_value(p.default_value);
+        mp->set_range(p.range);
+        mp->set_doc(p.doc);
+        for (const auto& a : p.aliases) mp->add_aliases(a);
+      }
+    }
   }
   for (const auto& e : propensity::Estimators()) {
     auto* m = resp->add_methods();

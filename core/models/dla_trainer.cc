@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <type_traits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -56,111 +57,117 @@ std::string JoinDoubles(const std::vector<double>& v) {
   });
 }
 
+// The comma list of `key` as `n` numbers checked by `ok`.
+template <typename T, typename Ok>
+absl::StatusOr<std::vector<T>> ParseList(const std::string& key, const std::string& text,
+                                         size_t max_size, Ok ok, const std::string& what) {
+  std::vector<T> v;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    T x;
+    bool parsed;
+    if constexpr (std::is_integral_v<T>) {
+      parsed = absl::SimpleAtoi(part, &x);
+    } else {
+      parsed = absl::SimpleAtod(part, &x);
+    }
+    if (!parsed || !ok(x)) {
+      return absl::InvalidArgumentError(absl::StrCat(key, "=", text, ": ", key, " must be ", what));
+    }
+    v.push_back(x);
+  }
+  if (v.size() > max_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, "=", text, ": ", v.size(), " values; at most ", max_size));
+  }
+  return v;
+}
+
 absl::StatusOr<Config> ParseConfig(ClickMethod method,
                                    const train::TrainSpec& spec,
                                    std::map<std::string, std::string>* resolved) {
-  const auto& p = spec.params;
-  const std::vector<std::string> known = ClickParamKeys(method);
-  for (const auto& [k, v] : p) {
-    if (!std::binary_search(known.begin(), known.end(), k)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "param '", k, "' is not known to loss '",
-          std::string(ClickMethodName(method)), "'; known keys: ",
-          absl::StrJoin(known, ", ")));
-    }
-  }
+  ParamReader p(spec.params, std::string(ClickMethodName(method)));
   Config c;
   c.method = method;
   c.seed = spec.seed;
-  if (auto it = p.find("ranker"); it != p.end()) {
-    if (it->second != "mlp" && it->second != "linear") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("ranker=", it->second, ": ranker must be mlp or linear"));
-    }
-    c.mlp = it->second == "mlp";
-  }
-  if (auto it = p.find("hidden"); it != p.end()) {
+  ASSIGN_OR_RETURN(std::string ranker, p.Choice("ranker", "mlp", {"mlp", "linear"},
+                                                "scoring network over the features"));
+  c.mlp = ranker == "mlp";
+  ASSIGN_OR_RETURN(auto hidden, p.Text("hidden", "64,32", "list",
+                                       absl::StrCat("1-", RankerNet::kMaxHiddenLayers,
+                                                    " sizes in [1, ", RankerNet::kMaxUnits, "]"),
+                                       "hidden layer sizes (ranker=mlp)"));
+  if (hidden) {
     if (!c.mlp) {
       return absl::InvalidArgumentError(
           "hidden: only applies to ranker=mlp (ranker=linear has no hidden layer)");
     }
-    c.hidden.clear();
-    for (absl::string_view part : absl::StrSplit(it->second, ',')) {
-      int h;
-      if (!absl::SimpleAtoi(part, &h) || h < 1 || h > RankerNet::kMaxUnits) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "hidden=", it->second, ": hidden must be a comma list of 1 to ",
-            RankerNet::kMaxHiddenLayers, " layer sizes in [1, ",
-            RankerNet::kMaxUnits, "]"));
-      }
-      c.hidden.push_back(h);
-    }
-    if (c.hidden.size() > static_cast<size_t>(RankerNet::kMaxHiddenLayers)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "hidden=", it->second, ": at most ", RankerNet::kMaxHiddenLayers,
-          " layers"));
-    }
+    ASSIGN_OR_RETURN(c.hidden, ParseList<int>(
+        "hidden", *hidden, RankerNet::kMaxHiddenLayers,
+        [](int h) { return h >= 1 && h <= RankerNet::kMaxUnits; },
+        absl::StrCat("a comma list of 1 to ", RankerNet::kMaxHiddenLayers,
+                     " layer sizes in [1, ", RankerNet::kMaxUnits, "]")));
   }
   if (!c.mlp) c.hidden.clear();
-  if (auto it = p.find("optimizer"); it != p.end()) {
-    if (it->second == "adam") {
-      c.optimizer = OptimizerKind::kAdam;
-    } else if (it->second == "adagrad") {
-      c.optimizer = OptimizerKind::kAdagrad;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "optimizer=", it->second, ": optimizer must be adam or adagrad"));
-    }
-  }
+  ASSIGN_OR_RETURN(std::string opt, p.Choice("optimizer", "adam", {"adam", "adagrad"},
+                                             "optimizer (adagrad: lr defaults to 0.05)"));
+  c.optimizer = opt == "adam" ? OptimizerKind::kAdam : OptimizerKind::kAdagrad;
   if (c.optimizer == OptimizerKind::kAdagrad) c.lr = 0.05;  // reference default
-  RETURN_IF_ERROR(ParseDouble(p, "lr", 0, 10, true, &c.lr));
-  RETURN_IF_ERROR(ParseDouble(p, "propensity_lr", 0, 10, true, &c.propensity_lr));
-  RETURN_IF_ERROR(ParseInt(p, "batch_size", 1, 1 << 16, &c.batch_size));
-  RETURN_IF_ERROR(ParseInt(p, "max_steps", 1, 10000000, &c.max_steps));
-  RETURN_IF_ERROR(ParseInt(p, "eval_every", 1, 1000000, &c.eval_every));
-  RETURN_IF_ERROR(ParseInt(p, "patience", 0, 1000000, &c.patience));
-  RETURN_IF_ERROR(ParseInt(p, "em_update_every", 1, 1000000, &c.em_update_every));
-  RETURN_IF_ERROR(ParseDouble(p, "valid_fraction", 0, 0.5, false, &c.valid_fraction));
-  RETURN_IF_ERROR(ParseInt(p, "max_positions", 1, propensity::kMaxListPositions,
-                           &c.max_positions));
-  RETURN_IF_ERROR(ParseDouble(p, "max_grad_norm", 0, 1e9, false, &c.max_grad_norm));
-  RETURN_IF_ERROR(ParseDouble(p, "l2", 0, 100, false, &c.l2));
-  RETURN_IF_ERROR(ParseDouble(p, "max_ratio", 0, 1e9, false, &c.max_ratio));
-  if (auto it = p.find("propensity_init"); it != p.end()) {
-    if (it->second != "ctr" && it->second != "uniform") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "propensity_init=", it->second, ": propensity_init must be ctr or uniform"));
-    }
-    c.init_ctr = it->second == "ctr";
+  ASSIGN_OR_RETURN(c.lr, p.Double("lr", c.lr, {0, 10, true}, "learning rate of the ranker"));
+  if (IsDla(method)) {
+    ASSIGN_OR_RETURN(c.propensity_lr, p.Double("propensity_lr", c.propensity_lr, {0, 10, true},
+                                               "learning rate of the position propensities"));
+    ASSIGN_OR_RETURN(c.max_ratio, p.Double("max_ratio", c.max_ratio, {0, 1e9},
+                                           "cap on the inverse propensity ratios (0: none)"));
+    ASSIGN_OR_RETURN(std::string init, p.Choice("propensity_init", "ctr", {"ctr", "uniform"},
+                                                "start from the log's click-rate ratios"));
+    c.init_ctr = init == "ctr";
   }
-  if (auto it = p.find("propensities"); it != p.end()) {
-    std::vector<double> v;
-    for (absl::string_view part : absl::StrSplit(it->second, ',')) {
-      double d;
-      if (!absl::SimpleAtod(part, &d) || !std::isfinite(d) || d <= 0.0 ||
-          d > 1e9) {
+  ASSIGN_OR_RETURN(int64_t bs, p.Int("batch_size", c.batch_size, 1, 1 << 16, "lists per step"));
+  ASSIGN_OR_RETURN(int64_t steps, p.Int("max_steps", c.max_steps, 1, 10000000,
+                                        "gradient steps at most"));
+  ASSIGN_OR_RETURN(int64_t every, p.Int("eval_every", c.eval_every, 1, 1000000,
+                                        "steps between validation checks"));
+  ASSIGN_OR_RETURN(int64_t patience, p.Int("patience", c.patience, 0, 1000000,
+                                           "validation checks without gain before stopping"));
+  if (method == ClickMethod::kRegressionEm) {
+    ASSIGN_OR_RETURN(int64_t em, p.Int("em_update_every", c.em_update_every, 1, 1000000,
+                                       "steps between EM updates of the propensities"));
+    c.em_update_every = static_cast<int>(em);
+  }
+  c.batch_size = static_cast<int>(bs);
+  c.max_steps = static_cast<int>(steps);
+  c.eval_every = static_cast<int>(every);
+  c.patience = static_cast<int>(patience);
+  ASSIGN_OR_RETURN(c.valid_fraction, p.Double("valid_fraction", c.valid_fraction, {0, 0.5},
+                                              "share of lists held out for validation"));
+  ASSIGN_OR_RETURN(int64_t positions, p.Int("max_positions", c.max_positions, 1,
+                                            propensity::kMaxListPositions,
+                                            "list positions modelled"));
+  c.max_positions = static_cast<int>(positions);
+  ASSIGN_OR_RETURN(c.max_grad_norm, p.Double("max_grad_norm", c.max_grad_norm, {0, 1e9},
+                                             "gradient clipping norm"));
+  ASSIGN_OR_RETURN(c.l2, p.Double("l2", c.l2, {0, 100}, "L2 penalty on the ranker"));
+  if (method == ClickMethod::kIpw) {
+    ASSIGN_OR_RETURN(auto props, p.Text("propensities", "", "list",
+                                        "numbers in (0, 1e9], one per position",
+                                        "examination propensity per position (ipw)"));
+    if (props) {
+      ASSIGN_OR_RETURN(std::vector<double> v, ParseList<double>(
+          "propensities", *props, propensity::kMaxListPositions,
+          [](double d) { return std::isfinite(d) && d > 0.0 && d <= 1e9; },
+          "a comma list of numbers in (0, 1e9], one per position"));
+      if (p.Given("max_positions") && static_cast<int>(v.size()) != c.max_positions) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "propensities=", it->second,
-            ": propensities must be a comma list of numbers in (0, 1e9], one "
-            "per position"));
+            "propensities: ", v.size(), " values but max_positions=", c.max_positions,
+            "; give one value per position"));
       }
-      v.push_back(d);
+      c.max_positions = static_cast<int>(v.size());
+      const double first = v.front();
+      for (double& d : v) d /= first;
+      c.propensities = std::move(v);
     }
-    if (v.size() > static_cast<size_t>(propensity::kMaxListPositions)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "propensities: ", v.size(), " values; at most ",
-          propensity::kMaxListPositions));
-    }
-    if (p.count("max_positions") && static_cast<int>(v.size()) != c.max_positions) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "propensities: ", v.size(), " values but max_positions=",
-          c.max_positions, "; give one value per position"));
-    }
-    c.max_positions = static_cast<int>(v.size());
-    const double first = v.front();
-    for (double& d : v) d /= first;
-    c.propensities = std::move(v);
   }
+  RETURN_IF_ERROR(p.Finish());
   if (method == ClickMethod::kIpw) {
     if (spec.propensity.empty() && c.propensities.empty()) {
       return absl::InvalidArgumentError(
@@ -186,26 +193,9 @@ absl::StatusOr<Config> ParseConfig(ClickMethod method,
   }
 
   auto& r = *resolved;
-  r["ranker"] = c.mlp ? "mlp" : "linear";
+  r = std::move(p.resolved());
   if (c.mlp) r["hidden"] = absl::StrJoin(c.hidden, ",");
-  r["optimizer"] = c.optimizer == OptimizerKind::kAdam ? "adam" : "adagrad";
-  r["lr"] = absl::StrCat(c.lr);
-  if (IsDla(method)) {
-    r["propensity_lr"] = absl::StrCat(c.propensity_lr);
-    r["max_ratio"] = absl::StrCat(c.max_ratio);
-    r["propensity_init"] = c.init_ctr ? "ctr" : "uniform";
-  }
-  r["batch_size"] = absl::StrCat(c.batch_size);
-  r["max_steps"] = absl::StrCat(c.max_steps);
-  r["eval_every"] = absl::StrCat(c.eval_every);
-  if (method == ClickMethod::kRegressionEm) {
-    r["em_update_every"] = absl::StrCat(c.em_update_every);
-  }
-  r["patience"] = absl::StrCat(c.patience);
-  r["valid_fraction"] = absl::StrCat(c.valid_fraction);
   r["max_positions"] = absl::StrCat(c.max_positions);
-  r["max_grad_norm"] = absl::StrCat(c.max_grad_norm);
-  r["l2"] = absl::StrCat(c.l2);
   r["seed"] = absl::StrCat(c.seed);
   if (method == ClickMethod::kIpw && !c.propensities.empty()) {
     r["propensities"] = JoinDoubles(c.propensities);
@@ -301,21 +291,6 @@ std::string_view ClickMethodName(ClickMethod m) {
   return "unknown";
 }
 
-std::vector<std::string> ClickParamKeys(ClickMethod m) {
-  std::vector<std::string> keys = {
-      "batch_size", "eval_every", "hidden", "l2", "lr", "max_grad_norm",
-      "max_positions", "max_steps", "optimizer", "patience", "ranker",
-      "valid_fraction"};
-  if (m == ClickMethod::kDla) {
-    keys.push_back("propensity_lr");
-    keys.push_back("max_ratio");
-    keys.push_back("propensity_init");
-  }
-  if (m == ClickMethod::kIpw) keys.push_back("propensities");
-  if (m == ClickMethod::kRegressionEm) keys.push_back("em_update_every");
-  std::sort(keys.begin(), keys.end());
-  return keys;
-}
 
 absl::StatusOr<train::TrainResult> TrainClickRanker(
     ClickMethod method, const data::DatasetView& view,

@@ -85,8 +85,6 @@ enum class ClickMethod { kDla, kIpw, kNaive, kRegressionEm, kRandomization };
 
 // "dla", "ipw", "naive-clicks", "regression-em", "randomization".
 std::string_view ClickMethodName(ClickMethod m);
-// The keys `m` accepts in spec.params, sorted.
-std::vector<std::string> ClickParamKeys(ClickMethod m);
 
 absl::StatusOr<train::TrainResult> TrainClickRanker(
     ClickMethod method, const data::DatasetView& train,

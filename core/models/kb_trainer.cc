@@ -157,12 +157,6 @@ void ApplyReferenceDefaults(KbMethod m, KernelType k, Config* c) {
   }
 }
 
-struct ParamDef {
-  std::string key;
-  std::function<bool(const MethodTraits&)> applies;
-};
-
-bool Always(const MethodTraits&) { return true; }
 bool Kernels(const MethodTraits& t) { return t.weights == Weights::kLearned; }
 bool Eps(const MethodTraits& t) {
   return t.centres == Centres::kAdaptive || t.centres == Centres::kWorstCase;
@@ -170,29 +164,6 @@ bool Eps(const MethodTraits& t) {
 bool NeedsBase(const MethodTraits& t) { return t.weights != Weights::kUniform; }
 bool NeedsD(const MethodTraits& t) { return t.dr || t.weights == Weights::kLearned; }
 
-const std::vector<ParamDef>& ParamDefs() {
-  static const auto* defs = new std::vector<ParamDef>{
-      {"kernel", Kernels},        {"norm", Kernels},
-      {"weight_model", Kernels},
-      {"bandwidth", Kernels},     {"features", Kernels},
-      {"pretrain_epochs", Kernels}, {"pretrain_lr", Kernels},
-      {"pretrain_l2", Kernels},   {"centres", Kernels},
-      {"lr_weight", Kernels},     {"l2_weight", Kernels},
-      {"penalty", Kernels},       {"margin", Kernels},
-      {"lr_eps", Eps},            {"l2_eps", Eps},
-      {"eps_steps", Eps},         {"eps_threshold", Eps},
-      {"wkb_ref_cap", [](const MethodTraits& t) { return t.centres == Centres::kWorstCase; }},
-      {"lr_imp", [](const MethodTraits& t) { return t.dr; }},
-      {"l2_imp", [](const MethodTraits& t) { return t.dr; }},
-      {"neg_ratio", NeedsD},
-      {"mcar_pos_rate", NeedsBase},
-      {"dim", Always},            {"batch_size", Always},
-      {"lr_pred", Always},        {"l2_pred", Always},
-      {"max_epochs", Always},     {"tol", Always},
-      {"patience", Always},
-  };
-  return *defs;
-}
 
 
 std::string Num(double v) { return absl::StrCat(v); }
@@ -200,72 +171,103 @@ std::string Num(double v) { return absl::StrCat(v); }
 absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec,
                                    std::map<std::string, std::string>* resolved) {
   const MethodTraits tr = Traits(method);
-  const auto& p = spec.params;
-  std::vector<std::string> known = KbParamKeys(method);
-  for (const auto& [k, v] : p) {
-    if (k.rfind("prop.", 0) == 0 && NeedsBase(tr)) continue;  // the estimator's keys
-    if (!std::binary_search(known.begin(), known.end(), k)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "param '", k, "' is not known to loss '",
-          std::string(KbMethodName(method)), "'; known keys: ",
-          absl::StrJoin(known, ", ")));
-    }
-  }
+  ParamReader p(spec.params, std::string(KbMethodName(method)));
   Config c;
   c.method = method;
-  if (auto it = p.find("kernel"); it != p.end()) {
-    ASSIGN_OR_RETURN(c.kernel, propensity::ParseKernelType(it->second));
+  if (Kernels(tr)) {
+    ASSIGN_OR_RETURN(std::string kernel, p.Choice("kernel", "gaussian",
+                                                  {"gaussian", "gau", "exponential", "exp"},
+                                                  "balancing kernel (sets the reference defaults)"));
+    ASSIGN_OR_RETURN(c.kernel, propensity::ParseKernelType(kernel));
   }
   ApplyReferenceDefaults(method, c.kernel, &c);
-  if (auto it = p.find("norm"); it != p.end()) {
-    ASSIGN_OR_RETURN(c.norm, propensity::ParseKernelNorm(it->second));
+  auto read_int = [&](const std::string& key, int* field, int64_t lo, int64_t hi,
+                      const std::string& doc, std::vector<std::string> aliases = {}) {
+    auto v = p.Int(key, *field, lo, hi, doc, std::move(aliases));
+    if (v.ok()) *field = static_cast<int>(*v);
+    return v.status();
+  };
+  auto read_double = [&](const std::string& key, double* field, Range range,
+                         const std::string& doc, std::vector<std::string> aliases = {}) {
+    auto v = p.Double(key, *field, range, doc, std::move(aliases));
+    if (v.ok()) *field = *v;
+    return v.status();
+  };
+  RETURN_IF_ERROR(read_int("dim", &c.dim, 1, 256, "factors of the prediction model"));
+  RETURN_IF_ERROR(read_int("batch_size", &c.batch_size, 1, 1 << 16, "observed pairs per step"));
+  RETURN_IF_ERROR(read_double("lr", &c.lr_pred, {0, 10, true},
+                              "learning rate of the prediction model", {"lr_pred"}));
+  RETURN_IF_ERROR(read_double("l2", &c.l2_pred, {0, 100},
+                              "L2 penalty of the prediction model", {"l2_pred"}));
+  RETURN_IF_ERROR(read_int("epochs", &c.max_epochs, 1, 100000,
+                           "epochs at most (early stopping on the training loss)",
+                           {"max_epochs"}));
+  RETURN_IF_ERROR(read_double("tol", &c.tol, {0, 1}, "relative loss change that counts as none"));
+  RETURN_IF_ERROR(read_int("patience", &c.patience, 0, 100000,
+                           "epochs without change before stopping"));
+  if (NeedsD(tr)) {
+    RETURN_IF_ERROR(read_int("neg_ratio", &c.neg_ratio, 1, 64,
+                             "unobserved pairs sampled per observed one"));
   }
-  if (auto it = p.find("features"); it != p.end()) {
-    if (it->second != "pretrain" && it->second != "side" && it->second != "both") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "features=", it->second, ": must be one of pretrain, side, both"));
+  if (tr.dr) {
+    RETURN_IF_ERROR(read_double("lr_imp", &c.lr_imp, {0, 10, true},
+                                "learning rate of the imputation model", {"imp_lr"}));
+    RETURN_IF_ERROR(read_double("l2_imp", &c.l2_imp, {0, 100},
+                                "L2 penalty of the imputation model", {"imp_l2"}));
+  }
+  if (Kernels(tr)) {
+    ASSIGN_OR_RETURN(std::string norm, p.Choice("norm", "global",
+                                                {"global", "reference", "reference-bug", "none"},
+                                                "kernel normalisation"));
+    ASSIGN_OR_RETURN(c.norm, propensity::ParseKernelNorm(norm));
+    RETURN_IF_ERROR(read_double("bandwidth", &c.bandwidth, {0, 1e6, true}, "kernel bandwidth"));
+    ASSIGN_OR_RETURN(c.features, p.Choice("features", c.features, {"pretrain", "side", "both"},
+                                          "kernel features: pretrained embeddings, side "
+                                          "features, or both"));
+    ASSIGN_OR_RETURN(std::string wm, p.Choice("weight_model", "trained", {"trained", "frozen"},
+                                              "frozen: the ablation without balancing"));
+    c.freeze_weights = wm == "frozen";
+    RETURN_IF_ERROR(read_int("pretrain_epochs", &c.pretrain_epochs, 1, 100000,
+                             "epochs of the feature embeddings"));
+    RETURN_IF_ERROR(read_double("pretrain_lr", &c.pretrain_lr, {0, 10, true},
+                                "learning rate of the feature embeddings"));
+    RETURN_IF_ERROR(read_double("pretrain_l2", &c.pretrain_l2, {0, 100},
+                                "L2 penalty of the feature embeddings"));
+    RETURN_IF_ERROR(read_int("centres", &c.centres, 1, 1024, "kernel centres balanced"));
+    RETURN_IF_ERROR(read_double("lr_weight", &c.lr_weight, {0, 10, true},
+                                "learning rate of the weight model"));
+    RETURN_IF_ERROR(read_double("l2_weight", &c.l2_weight, {0, 100},
+                                "L2 penalty of the weight model"));
+    RETURN_IF_ERROR(read_double("penalty", &c.penalty, {0, 1e6}, "balance penalty"));
+    RETURN_IF_ERROR(read_double("margin", &c.margin, {0, 1e6}, "balance margin"));
+  }
+  if (Eps(tr)) {
+    RETURN_IF_ERROR(read_double("lr_eps", &c.lr_eps, {0, 10, true},
+                                "learning rate of the adaptive centres"));
+    RETURN_IF_ERROR(read_double("l2_eps", &c.l2_eps, {0, 100},
+                                "L2 penalty of the adaptive centres"));
+    RETURN_IF_ERROR(read_int("eps_steps", &c.eps_steps, 0, 100, "centre steps per epoch"));
+    RETURN_IF_ERROR(read_double("eps_threshold", &c.eps_threshold, {-1e6, 1e6},
+                                "threshold of the adaptive centres"));
+  }
+  if (tr.centres == Centres::kWorstCase) {
+    RETURN_IF_ERROR(read_int("wkb_ref_cap", &c.wkb_ref_cap, 1, 1 << 20,
+                             "reference pairs of the worst-case centres"));
+  }
+  if (NeedsBase(tr)) {
+    ASSIGN_OR_RETURN(auto rate, p.Text("mcar_pos_rate", "observed", "double", "(0, 1)",
+                                       "P(y = 1) under random exposure (default: from the "
+                                       "MAR sample, else the observed rate)"));
+    if (rate) {
+      if (!absl::SimpleAtod(*rate, &c.mcar_pos_rate) || !(c.mcar_pos_rate > 0) ||
+          !(c.mcar_pos_rate < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mcar_pos_rate=", *rate, ": mcar_pos_rate must be a number in (0, 1)"));
+      }
     }
-    c.features = it->second;
+    c.prop_params = p.Prefixed("prop.");
   }
-  if (auto it = p.find("weight_model"); it != p.end()) {
-    if (it->second != "trained" && it->second != "frozen") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "weight_model=", it->second,
-          ": must be trained (the default) or frozen (the weight model kept at its "
-          "random initialisation, no balancing)"));
-    }
-    c.freeze_weights = it->second == "frozen";
-  }
-  RETURN_IF_ERROR(ParseDouble(p, "bandwidth", 0, 1e6, true, &c.bandwidth));
-  RETURN_IF_ERROR(ParseInt(p, "dim", 1, 256, &c.dim));
-  RETURN_IF_ERROR(ParseInt(p, "batch_size", 1, 1 << 16, &c.batch_size));
-  RETURN_IF_ERROR(ParseInt(p, "neg_ratio", 1, 64, &c.neg_ratio));
-  RETURN_IF_ERROR(ParseInt(p, "centres", 1, 1024, &c.centres));
-  RETURN_IF_ERROR(ParseInt(p, "eps_steps", 0, 100, &c.eps_steps));
-  RETURN_IF_ERROR(ParseDouble(p, "eps_threshold", -1e6, 1e6, false, &c.eps_threshold));
-  RETURN_IF_ERROR(ParseDouble(p, "lr_pred", 0, 10, true, &c.lr_pred));
-  RETURN_IF_ERROR(ParseDouble(p, "l2_pred", 0, 100, false, &c.l2_pred));
-  RETURN_IF_ERROR(ParseDouble(p, "lr_imp", 0, 10, true, &c.lr_imp));
-  RETURN_IF_ERROR(ParseDouble(p, "l2_imp", 0, 100, false, &c.l2_imp));
-  RETURN_IF_ERROR(ParseDouble(p, "lr_weight", 0, 10, true, &c.lr_weight));
-  RETURN_IF_ERROR(ParseDouble(p, "l2_weight", 0, 100, false, &c.l2_weight));
-  RETURN_IF_ERROR(ParseDouble(p, "lr_eps", 0, 10, true, &c.lr_eps));
-  RETURN_IF_ERROR(ParseDouble(p, "l2_eps", 0, 100, false, &c.l2_eps));
-  RETURN_IF_ERROR(ParseDouble(p, "penalty", 0, 1e6, false, &c.penalty));
-  RETURN_IF_ERROR(ParseDouble(p, "margin", 0, 1e6, false, &c.margin));
-  RETURN_IF_ERROR(ParseInt(p, "max_epochs", 1, 100000, &c.max_epochs));
-  RETURN_IF_ERROR(ParseDouble(p, "tol", 0, 1, false, &c.tol));
-  RETURN_IF_ERROR(ParseInt(p, "patience", 0, 100000, &c.patience));
-  RETURN_IF_ERROR(ParseInt(p, "pretrain_epochs", 1, 100000, &c.pretrain_epochs));
-  RETURN_IF_ERROR(ParseDouble(p, "pretrain_lr", 0, 10, true, &c.pretrain_lr));
-  RETURN_IF_ERROR(ParseDouble(p, "pretrain_l2", 0, 100, false, &c.pretrain_l2));
-  RETURN_IF_ERROR(ParseDouble(p, "mcar_pos_rate", 0, 1, true, &c.mcar_pos_rate));
-  if (p.count("mcar_pos_rate") && c.mcar_pos_rate >= 1.0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mcar_pos_rate=", p.at("mcar_pos_rate"),
-        ": mcar_pos_rate must be a number in (0, 1)"));
-  }
-  RETURN_IF_ERROR(ParseInt(p, "wkb_ref_cap", 1, 1 << 20, &c.wkb_ref_cap));
+  RETURN_IF_ERROR(p.Finish());
 
   if (spec.threshold.has_value()) {
     if (!std::isfinite(*spec.threshold)) {
@@ -274,9 +276,6 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
     c.threshold = *spec.threshold;
   }
   if (!spec.propensity.empty()) c.propensity = spec.propensity;  // checked when fitted
-  for (const auto& [k, v] : p) {
-    if (k.rfind("prop.", 0) == 0) c.prop_params[k.substr(5)] = v;
-  }
   if (spec.clip.has_value()) {
     if (!std::isfinite(*spec.clip) || *spec.clip <= 0.0 || *spec.clip > 1.0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -286,48 +285,19 @@ absl::StatusOr<Config> ParseConfig(KbMethod method, const train::TrainSpec& spec
   }
 
   auto& r = *resolved;
-  r["dim"] = Num(c.dim);
-  r["batch_size"] = Num(c.batch_size);
-  r["lr_pred"] = Num(c.lr_pred);
-  r["l2_pred"] = Num(c.l2_pred);
-  r["max_epochs"] = Num(c.max_epochs);
-  r["tol"] = Num(c.tol);
-  r["patience"] = Num(c.patience);
+  r = std::move(p.resolved());
   r["threshold"] = Num(c.threshold);
   r["seed"] = Num(spec.seed);
+  if (Kernels(tr)) {
+    r["kernel"] = std::string(propensity::KernelTypeName(c.kernel));
+    r["norm"] = std::string(propensity::KernelNormName(c.norm));
+  }
   if (NeedsBase(tr)) {
     r["propensity"] = c.propensity;
     for (const auto& [k, v] : c.prop_params) r["prop." + k] = v;
     r["mcar_pos_rate"] = c.mcar_pos_rate > 0 ? Num(c.mcar_pos_rate) : "observed";
     r["clip"] = c.clip > 0 ? Num(c.clip) : "none";
   }
-  if (NeedsD(tr)) r["neg_ratio"] = Num(c.neg_ratio);
-  if (tr.dr) {
-    r["lr_imp"] = Num(c.lr_imp);
-    r["l2_imp"] = Num(c.l2_imp);
-  }
-  if (Kernels(tr)) {
-    r["kernel"] = std::string(propensity::KernelTypeName(c.kernel));
-    r["norm"] = std::string(propensity::KernelNormName(c.norm));
-    r["bandwidth"] = Num(c.bandwidth);
-    r["features"] = c.features;
-    r["weight_model"] = c.freeze_weights ? "frozen" : "trained";
-    r["pretrain_epochs"] = Num(c.pretrain_epochs);
-    r["pretrain_lr"] = Num(c.pretrain_lr);
-    r["pretrain_l2"] = Num(c.pretrain_l2);
-    r["centres"] = Num(c.centres);
-    r["lr_weight"] = Num(c.lr_weight);
-    r["l2_weight"] = Num(c.l2_weight);
-    r["penalty"] = Num(c.penalty);
-    r["margin"] = Num(c.margin);
-  }
-  if (Eps(tr)) {
-    r["lr_eps"] = Num(c.lr_eps);
-    r["l2_eps"] = Num(c.l2_eps);
-    r["eps_steps"] = Num(c.eps_steps);
-    r["eps_threshold"] = Num(c.eps_threshold);
-  }
-  if (tr.centres == Centres::kWorstCase) r["wkb_ref_cap"] = Num(c.wkb_ref_cap);
   return c;
 }
 
@@ -963,15 +933,6 @@ absl::StatusOr<KbMethod> ParseKbMethod(std::string_view name) {
       "kb-ips, kb-drjl"));
 }
 
-std::vector<std::string> KbParamKeys(KbMethod method) {
-  const MethodTraits tr = Traits(method);
-  std::vector<std::string> keys;
-  for (const ParamDef& d : ParamDefs()) {
-    if (d.applies(tr)) keys.push_back(d.key);
-  }
-  std::sort(keys.begin(), keys.end());
-  return keys;
-}
 
 absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     KbMethod method, const data::DatasetView& view,

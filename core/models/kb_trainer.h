@@ -93,8 +93,6 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     const train::TrainSpec& spec, const train::TrainContext& ctx,
     const KbSideFeatures* side = nullptr);
 
-// The keys `method` accepts in spec.params, sorted.
-std::vector<std::string> KbParamKeys(KbMethod method);
 
 // Registry entry points (train::TrainerFn signature).
 absl::StatusOr<train::TrainResult> TrainKbIps(const data::DatasetView& train,

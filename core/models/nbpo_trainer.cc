@@ -1,5 +1,8 @@
 #include "core/models/nbpo_trainer.h"
 
+#include "core/models/trainer_params.h"
+#include "core/util/status_macros.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -190,43 +193,6 @@ __attribute__((target_clones("avx2", "default"))) double Accumulate(
   return obj;
 }
 
-absl::Status ParseInt(const std::map<std::string, std::string>& params,
-                      const std::string& key, int64_t lo, int64_t hi, int* out) {
-  auto it = params.find(key);
-  if (it == params.end()) return absl::OkStatus();
-  const std::string& v = it->second;
-  char* end = nullptr;
-  errno = 0;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || end != v.c_str() + v.size() || errno != 0 || x < lo ||
-      x > hi) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, "='", v, "': ", key, " must be an integer in [", lo, ", ", hi, "]"));
-  }
-  *out = static_cast<int>(x);
-  return absl::OkStatus();
-}
-
-// Range [lo, hi], or (lo, hi] when lo_open.
-absl::Status ParseDouble(const std::map<std::string, std::string>& params,
-                         const std::string& key, double lo, double hi,
-                         bool lo_open, double* out) {
-  auto it = params.find(key);
-  if (it == params.end()) return absl::OkStatus();
-  const std::string& v = it->second;
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  const bool in_range = lo_open ? (x > lo && x <= hi) : (x >= lo && x <= hi);
-  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x) ||
-      !in_range) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(key, "='", v, "': ", key, " must be a number in ",
-                     lo_open ? "(" : "[", lo, ", ", hi, "]"));
-  }
-  *out = x;
-  return absl::OkStatus();
-}
-
 // Shortest of %.15g / %.17g that reads back as the same double.
 std::string FormatDouble(double v) {
   std::string s = absl::StrFormat("%.15g", v);
@@ -292,28 +258,36 @@ absl::StatusOr<NbpoOptions> ParseNbpoOptions(
     uint64_t seed) {
   NbpoOptions o = DefaultNbpoOptions(loss);
   o.seed = seed;
-  std::vector<std::string> known = {"dim", "lr", "lambda_r", "epochs",
-                                    "batch_size", "sample_rate", "lr_decay"};
+  ParamReader p(params, std::string(NbpoLossName(loss)));
+  auto read_int = [&](const std::string& key, int* field, int64_t lo, int64_t hi,
+                      const std::string& doc) {
+    auto v = p.Int(key, *field, lo, hi, doc);
+    if (v.ok()) *field = static_cast<int>(*v);
+    return v.status();
+  };
+  auto read_double = [&](const std::string& key, double* field, Range range,
+                         const std::string& doc) {
+    auto v = p.Double(key, *field, range, doc);
+    if (v.ok()) *field = *v;
+    return v.status();
+  };
+  RETURN_IF_ERROR(read_int("dim", &o.dim, 1, 1024, "latent factors"));
   if (HasFlipModel(loss)) {
-    known.insert(known.begin() + 1, "flip_dim");
-    known.insert(known.begin() + 4, "lambda_phi");
+    RETURN_IF_ERROR(read_int("flip_dim", &o.flip_dim, 1, 1024, "factors of the flip model"));
   }
-  for (const auto& [key, value] : params) {
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "loss '", std::string(NbpoLossName(loss)), "': unknown parameter '",
-          key, "'; known parameters: ", absl::StrJoin(known, ", ")));
-    }
+  RETURN_IF_ERROR(read_double("lr", &o.lr, {0.0, 10.0, true}, "learning rate"));
+  RETURN_IF_ERROR(read_double("lambda_r", &o.lambda_r, {0.0, 1e4}, "L2 penalty of the ranker"));
+  if (HasFlipModel(loss)) {
+    RETURN_IF_ERROR(read_double("lambda_phi", &o.lambda_phi, {0.0, 1e4},
+                                "L2 penalty of the flip model"));
   }
-  if (absl::Status st = ParseInt(params, "dim", 1, 1024, &o.dim); !st.ok()) return st;
-  if (absl::Status st = ParseInt(params, "flip_dim", 1, 1024, &o.flip_dim); !st.ok()) return st;
-  if (absl::Status st = ParseDouble(params, "lr", 0.0, 10.0, true, &o.lr); !st.ok()) return st;
-  if (absl::Status st = ParseDouble(params, "lambda_r", 0.0, 1e4, false, &o.lambda_r); !st.ok()) return st;
-  if (absl::Status st = ParseDouble(params, "lambda_phi", 0.0, 1e4, false, &o.lambda_phi); !st.ok()) return st;
-  if (absl::Status st = ParseInt(params, "epochs", 1, 100000, &o.epochs); !st.ok()) return st;
-  if (absl::Status st = ParseInt(params, "batch_size", 1, 100000000, &o.batch_size); !st.ok()) return st;
-  if (absl::Status st = ParseInt(params, "sample_rate", 1, 1000, &o.sample_rate); !st.ok()) return st;
-  if (absl::Status st = ParseDouble(params, "lr_decay", 0.0, 1.0, true, &o.lr_decay); !st.ok()) return st;
+  RETURN_IF_ERROR(read_int("epochs", &o.epochs, 1, 100000, "passes over the positives"));
+  RETURN_IF_ERROR(read_int("batch_size", &o.batch_size, 1, 100000000, "samples per step"));
+  RETURN_IF_ERROR(read_int("sample_rate", &o.sample_rate, 1, 1000,
+                           "unobserved items sampled per positive"));
+  RETURN_IF_ERROR(read_double("lr_decay", &o.lr_decay, {0.0, 1.0, true},
+                              "learning-rate factor per epoch"));
+  RETURN_IF_ERROR(p.Finish());
   return o;
 }
 

@@ -1,5 +1,7 @@
 #include "core/train/auto_select.h"
 
+#include "core/models/trainer_params.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -297,24 +299,22 @@ absl::StatusOr<AutoOptions> ParseAutoOptions(const TrainSpec& spec) {
   std::set<std::string> only;
   o.base = spec;
   o.base.params.clear();
-  for (const auto& [k, v] : spec.params) {
-    if (k == "holdout") {
-      ASSIGN_OR_RETURN(o.holdout, propensity::ParseDouble(k, v, 1e-9, 0.5));
-    } else if (k == "bootstrap") {
-      ASSIGN_OR_RETURN(int64_t b, propensity::ParseInt(k, v, 20, 5000));
-      o.bootstrap = static_cast<int>(b);
-    } else if (k == "candidates") {
-      for (absl::string_view c : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-        only.insert(std::string(c));
-      }
-    } else if (k.rfind("prop.", 0) == 0) {
-      o.base.params[k] = v;  // passed to every candidate and the evaluator
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown parameter '", k,
-          "' for loss 'auto'; known: holdout, bootstrap, candidates, prop.<estimator key>"));
+  models::ParamReader p(spec.params, "auto");
+  ASSIGN_OR_RETURN(o.holdout, p.Double("holdout", o.holdout, {0, 0.5, true},
+                                       "share of the log held out to compare the candidates"));
+  ASSIGN_OR_RETURN(int64_t b, p.Int("bootstrap", o.bootstrap, 20, 5000,
+                                    "resamples of the paired bootstrap"));
+  o.bootstrap = static_cast<int>(b);
+  ASSIGN_OR_RETURN(auto listed, p.Text("candidates", "all", "list", "method names",
+                                       "the methods compared (naive is always one)"));
+  if (listed) {
+    for (absl::string_view c : absl::StrSplit(*listed, ',', absl::SkipEmpty())) {
+      only.insert(std::string(c));
     }
   }
+  // Passed to every candidate that weights by propensities, and the evaluator.
+  for (const auto& [k, v] : p.Prefixed("prop.")) o.base.params["prop." + k] = v;
+  RETURN_IF_ERROR(p.Finish());
   for (const Candidate& c : BaseCandidates(spec.feedback)) {
     if (only.empty() || only.count(c.loss)) o.methods.push_back(c);
   }
@@ -334,6 +334,21 @@ absl::StatusOr<AutoOptions> ParseAutoOptions(const TrainSpec& spec) {
     o.methods.insert(o.methods.begin(), Candidate{"naive", {}, false});  // the reference
   }
   return o;
+}
+
+// The spec a candidate trains with: the base, its own parameters, and the
+// propensity estimator's prop.* keys only if it weights by propensities.
+TrainSpec CandidateSpec(const AutoOptions& o, const Candidate& c) {
+  TrainSpec cs = o.base;
+  cs.loss = c.loss;
+  auto row = FindTrainer(c.loss);
+  if (row.ok() && !(*row)->propensity) {
+    for (auto it = cs.params.begin(); it != cs.params.end();) {
+      it = it->first.rfind("prop.", 0) == 0 ? cs.params.erase(it) : std::next(it);
+    }
+  }
+  for (const auto& [k, v] : c.params) cs.params[k] = v;
+  return cs;
 }
 
 // FAILED_PRECONDITION when the held-out part is too small to compare on.
@@ -374,9 +389,7 @@ absl::StatusOr<std::vector<Scored>> RunCandidates(const data::DatasetView& fit,
   for (size_t q = 0; q < queue.size(); ++q) {
     if (ctx.IsCancelled()) return absl::CancelledError("training cancelled");
     const Candidate c = queue[q];  // a copy: the grid grows the queue
-    TrainSpec cs = o.base;
-    cs.loss = c.loss;
-    for (const auto& [k, v] : c.params) cs.params[k] = v;
+    const TrainSpec cs = CandidateSpec(o, c);
     TrainContext sub;
     sub.cancelled = ctx.cancelled;
     auto r = RunTraining(fit, cs, sub);
@@ -552,9 +565,7 @@ absl::StatusOr<TrainResult> TrainAuto(const data::DatasetView& view, const Train
 
   // The chosen candidate, refitted on the whole log.
   if (ctx.IsCancelled()) return absl::CancelledError("training cancelled");
-  TrainSpec fs = o.base;
-  fs.loss = chosen->c.loss;
-  for (const auto& [k, v] : chosen->c.params) fs.params[k] = v;
+  const TrainSpec fs = CandidateSpec(o, chosen->c);
   TrainContext sub;
   sub.cancelled = ctx.cancelled;
   ASSIGN_OR_RETURN(TrainResult result, RunTraining(view, fs, sub));

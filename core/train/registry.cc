@@ -127,6 +127,18 @@ absl::Status CheckParams(const TrainSpec& spec) {
   return absl::OkStatus();
 }
 
+std::vector<models::ParamSpec> MethodParams(const TrainerInfo& t, FeedbackKind kind) {
+  std::vector<models::ParamSpec> out;
+  {
+    models::ParamSchemaCapture capture(&out);
+    TrainSpec spec;
+    spec.loss = std::string(t.name);
+    spec.feedback = kind;
+    CheckParams(spec).IgnoreError();  // a required parameter (ipw) is still listed
+  }
+  return out;
+}
+
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                                         const TrainSpec& spec,
                                         const TrainContext& ctx) {

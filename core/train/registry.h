@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/models/trainer_params.h"
 #include "core/train/train_spec.h"
 
 namespace debias::train {
@@ -44,6 +45,12 @@ absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name);
 // its parameters before it looks at the data. INVALID_ARGUMENT naming the
 // key; OK when only data would be missing.
 absl::Status CheckParams(const TrainSpec& spec);
+
+// The parameters `t` reads on `kind` feedback (name, type, default, range,
+// doc, aliases), in the order it reads them: recorded from the trainer's own
+// parser on an empty request (trainer_params.h), so it is what the trainer
+// accepts. ListMethods, `debiasctl methods` and docs/METHODS.md show it.
+std::vector<models::ParamSpec> MethodParams(const TrainerInfo& t, FeedbackKind kind);
 
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                                         const TrainSpec& spec,

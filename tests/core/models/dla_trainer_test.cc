@@ -221,7 +221,7 @@ TEST(DlaTrainerTest, MlpRankerTrainsAndServes) {
 TEST(DlaTrainerTest, BadParamsAreRejectedNamingTheKey) {
   const auto& v = Log().clicks;
   EXPECT_THAT(train::RunTraining(v, Spec("dla", {{"bogus", "1"}}), {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "param 'bogus'"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown parameter 'bogus'"));
   EXPECT_THAT(train::RunTraining(v, Spec("dla", {{"lr", "-1"}}), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "lr=-1"));
   EXPECT_THAT(train::RunTraining(v, Spec("dla", {{"ranker", "tree"}}), {}),
@@ -237,7 +237,7 @@ TEST(DlaTrainerTest, BadParamsAreRejectedNamingTheKey) {
   EXPECT_THAT(train::RunTraining(v, Spec("ipw", {{"propensities", "1,0,1,1,1"}}), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "propensities="));
   EXPECT_THAT(train::RunTraining(v, Spec("naive-clicks", {{"propensities", "1"}}), {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "param 'propensities'"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown parameter 'propensities'"));
   auto spec = Spec("dla", {});
   spec.feedback = train::FeedbackKind::kImplicit;
   EXPECT_THAT(train::RunTraining(v, spec, {}),

@@ -104,11 +104,17 @@ TEST(KbTrainerTest, DeterministicForSameSeed) {
 TEST(KbTrainerTest, RejectsBadParamsNamingTheKey) {
   const auto& v = World().train;
   auto s = Spec("kbips");
-  s.params["lr"] = "0.1";  // DR key spelled the reference way: unknown here
+  s.params["lr_imp"] = "0.1";  // the DR families' key: unknown to kbips
   EXPECT_THAT(TrainKbIps(v, s, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "param 'lr' is not known"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown parameter 'lr_imp'"));
   EXPECT_THAT(TrainKbIps(v, s, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "bandwidth, batch_size"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "known: kernel, dim, batch_size"));
+  // One spelling per knob: lr (lr_pred still accepted as an alias), not both.
+  s = Spec("kbips");
+  s.params["lr"] = "0.1";
+  s.params["lr_pred"] = "0.1";
+  EXPECT_THAT(TrainKbIps(v, s, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "two spellings of one parameter"));
   s = Spec("kbips");
   s.params["bandwidth"] = "-1";
   EXPECT_THAT(TrainKbIps(v, s, {}),
@@ -116,7 +122,7 @@ TEST(KbTrainerTest, RejectsBadParamsNamingTheKey) {
   s = Spec("kbips");
   s.params["kernel"] = "laplace";
   EXPECT_THAT(TrainKbIps(v, s, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "kernel='laplace'"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "kernel=laplace"));
   s = Spec("kbips");
   s.params["centres"] = "0";
   EXPECT_THAT(TrainKbIps(v, s, {}),
@@ -241,7 +247,7 @@ TEST(KbTrainerTest, FrozenWeightModelKeepsItsInitialisationAndSkipsBalancing) {
 
   auto as = s;
   as.loss = "akbips";
-  for (const char* k : {"lr_pred", "l2_pred"}) as.params[k] = kb->resolved_params.at(k);
+  for (const char* k : {"lr", "l2"}) as.params[k] = kb->resolved_params.at(k);
   auto akb = TrainAkbIps(World().train, as, {});
   ASSERT_OK(akb);
   EXPECT_EQ(kb->model->Serialize(), akb->model->Serialize());

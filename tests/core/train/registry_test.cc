@@ -45,5 +45,45 @@ TEST(CheckParamsTest, OutOfRangeValuesAndUnknownLossesAreRefused) {
   EXPECT_THAT(CheckParams(spec), StatusIs(absl::StatusCode::kInvalidArgument, "nope"));
 }
 
+TEST(MethodParamsTest, TheSchemaIsWhatTheParserAccepts) {
+  for (const TrainerInfo& t : Trainers()) {
+    for (FeedbackKind kind : t.feedback) {
+      SCOPED_TRACE(std::string(t.name) + " on " + std::string(FeedbackKindName(kind)));
+      const std::vector<models::ParamSpec> params = MethodParams(t, kind);
+      ASSERT_FALSE(params.empty());
+      for (const models::ParamSpec& p : params) {
+        EXPECT_FALSE(p.doc.empty()) << p.name;
+        EXPECT_FALSE(p.range.empty()) << p.name;
+        // Giving every numeric, bool or choice parameter its own default is
+        // accepted (the listed default is in the listed range), and so is
+        // each alias.
+        if (p.type == "list" || (p.type == "double" && p.default_value == "observed")) continue;
+        TrainSpec spec;
+        spec.loss = std::string(t.name);
+        spec.feedback = kind;
+        if (t.name == "ipw") spec.params["propensities"] = "1,.9,.8,.7,.6,.5,.4,.3,.2,.1";
+        spec.params[p.name] = p.default_value;
+        EXPECT_OK(CheckParams(spec)) << p.name << "=" << p.default_value;
+        for (const std::string& alias : p.aliases) {
+          spec.params.erase(p.name);
+          spec.params[alias] = p.default_value;
+          EXPECT_OK(CheckParams(spec)) << alias;
+        }
+      }
+    }
+  }
+  // Defaults follow the feedback kind where the trainer's do.
+  const TrainerInfo* naive = *FindTrainer("naive");
+  auto find = [](const std::vector<models::ParamSpec>& ps, const std::string& name) {
+    for (const auto& p : ps) {
+      if (p.name == name) return p.default_value;
+    }
+    return std::string("absent");
+  };
+  EXPECT_EQ(find(MethodParams(*naive, FeedbackKind::kExplicit), "dim"), "32");
+  EXPECT_EQ(find(MethodParams(*naive, FeedbackKind::kImplicit), "dim"), "16");
+  EXPECT_EQ(find(MethodParams(*naive, FeedbackKind::kExplicit), "neg_ratio"), "absent");
+}
+
 }  // namespace
 }  // namespace debias::train
