@@ -238,16 +238,8 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   {
     auto kind = train::ParseFeedbackKind(request.feedback);
     if (!kind.ok()) return kind.status();
-    const auto& kinds = (*trainer)->feedback;
-    if (std::find(kinds.begin(), kinds.end(), *kind) == kinds.end()) {
-      std::string names;
-      for (auto k : kinds) {
-        absl::StrAppend(&names, names.empty() ? "" : " or ", std::string(train::FeedbackKindName(k)));
-      }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "loss '", request.spec.loss, "' needs ", names, " feedback; dataset '",
-          request.dataset, "' is ", request.feedback, " (set feedback to override)"));
-    }    // Every hyperparameter too: a bad one is refused here, not by a job.
+    // The feedback kind and every hyperparameter, by the registry row: a bad
+    // one is refused here, not by a job.
     train::TrainSpec dry = request.spec;
     dry.feedback = *kind;
     if (absl::Status s = train::CheckParams(dry); !s.ok()) return s;

@@ -19,15 +19,6 @@ namespace debias::train {
 
 using nlohmann::json;
 
-std::string_view FeedbackKindName(FeedbackKind k) {
-  switch (k) {
-    case FeedbackKind::kExplicit: return "explicit";
-    case FeedbackKind::kImplicit: return "implicit";
-    case FeedbackKind::kClickLog: return "clicklog";
-  }
-  return "unknown";
-}
-
 absl::StatusOr<FeedbackKind> ParseFeedbackKind(std::string_view name) {
   if (name == "explicit") return FeedbackKind::kExplicit;
   if (name == "implicit") return FeedbackKind::kImplicit;
@@ -110,9 +101,22 @@ absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name) {
                                           absl::StrJoin(names, ", ")));
 }
 
+absl::Status CheckFeedback(const TrainerInfo& t, FeedbackKind kind) {
+  if (std::find(t.feedback.begin(), t.feedback.end(), kind) != t.feedback.end()) {
+    return absl::OkStatus();
+  }
+  std::vector<std::string> kinds;
+  for (FeedbackKind k : t.feedback) kinds.emplace_back(FeedbackKindName(k));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "loss '", std::string(t.name), "' needs ", absl::StrJoin(kinds, " or "),
+      " feedback; the data is ", std::string(FeedbackKindName(kind)),
+      " (a request's feedback field overrides what the dataset says)"));
+}
+
 absl::Status CheckParams(const TrainSpec& spec) {
   auto found = FindTrainer(spec.loss);
   if (!found.ok()) return absl::InvalidArgumentError(found.status().message());
+  RETURN_IF_ERROR(CheckFeedback(**found, spec.feedback));
   static const data::DatasetView* const kEmpty = [] {
     auto v = data::DatasetViewBuilder().Finish({}, {}, {}, 0);
     return new data::DatasetView(std::move(*v));
@@ -147,14 +151,7 @@ absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
     return absl::InvalidArgumentError(found.status().message());
   }
   const TrainerInfo& t = **found;
-  if (std::find(t.feedback.begin(), t.feedback.end(), spec.feedback) ==
-      t.feedback.end()) {
-    std::vector<std::string> kinds;
-    for (FeedbackKind k : t.feedback) kinds.emplace_back(FeedbackKindName(k));
-    return absl::InvalidArgumentError(absl::StrCat(
-        "loss '", std::string(t.name), "' needs ", absl::StrJoin(kinds, " or "),
-        " feedback; the request has ", std::string(FeedbackKindName(spec.feedback))));
-  }
+  RETURN_IF_ERROR(CheckFeedback(t, spec.feedback));
   if (train.num_events() == 0) {
     return absl::FailedPreconditionError("training dataset has no events");
   }

@@ -39,7 +39,11 @@ absl::StatusOr<const TrainerInfo*> FindTrainer(std::string_view name);
 // right is refused (CheckNotDegenerate: FAILED_PRECONDITION "degenerate:
 // ..."). diagnostics["data_defaults"] records {labels, propensity, reason}
 // and a warning joins diagnostics["warnings"].
-// Checks a spec's hyperparameters (and loss/feedback pairing) without data,
+// INVALID_ARGUMENT unless `t` applies to `kind` feedback (the row's list is
+// the only place that says which kinds a method accepts).
+absl::Status CheckFeedback(const TrainerInfo& t, FeedbackKind kind);
+
+// Checks a spec's feedback kind and hyperparameters (and loss/feedback pairing) without data,
 // so a bad request is refused before a job or a model record exists: runs
 // the trainer on an empty dataset, where each trainer parses and validates
 // its parameters before it looks at the data. INVALID_ARGUMENT naming the

@@ -28,7 +28,14 @@ namespace debias::train {
 //             propensity = P(pair exposed).
 //  kClickLog: ranked lists with positions (position bias; DLA and friends).
 enum class FeedbackKind { kExplicit, kImplicit, kClickLog };
-std::string_view FeedbackKindName(FeedbackKind k);
+inline std::string_view FeedbackKindName(FeedbackKind k) {
+  switch (k) {
+    case FeedbackKind::kExplicit: return "explicit";
+    case FeedbackKind::kImplicit: return "implicit";
+    case FeedbackKind::kClickLog: return "clicklog";
+  }
+  return "unknown";
+}
 absl::StatusOr<FeedbackKind> ParseFeedbackKind(std::string_view name);
 
 struct TrainSpec {

@@ -1,5 +1,7 @@
 #include "core/models/mf_trainer.h"
 
+#include "core/train/registry.h"
+
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -330,9 +332,9 @@ TEST(MfTrainerTest, BadParamsNameTheKey) {
   spec.params["prop.eta"] = "-1";
   EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "eta"));
-  // relmf is implicit only; explicit feedback without negatives fails.
-  EXPECT_THAT(TrainMf("relmf", w.ratings, Spec("relmf", FeedbackKind::kExplicit), {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, "explicit"));
+  // relmf is implicit only: its registry row says so, for every caller.
+  EXPECT_THAT(train::RunTraining(w.ratings, Spec("relmf", FeedbackKind::kExplicit), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "needs implicit feedback"));
   EXPECT_THAT(TrainMf("ips", w.clicks, Spec("ips", FeedbackKind::kExplicit), {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, "negative"));
 }
