@@ -511,6 +511,588 @@ absl::StatusOr<Settings> ParseSettings(Loss loss, const train::TrainSpec& spec,
   return st;
 }
 
+// One training run of an MF loss, in named stages: Prepare (checks, the
+// validation split, the training events, their propensity weights, the
+// parameters, the packed samples), one Epoch at a time (batches assembled by
+// AssembleBatch and stepped by StepBatch), and Finish (metrics, diagnostics,
+// the model). The stages share the run's state as members; the order of the
+// random draws is fixed, so a seed gives the same model.
+class MfRun {
+ public:
+  MfRun(Loss loss, std::string_view loss_name, const data::DatasetView& train,
+        const train::TrainSpec& spec, const train::TrainContext& ctx,
+        const MfTrainExtras& extras, Settings st, ParamReader* params)
+      : loss_(loss), loss_name_(loss_name), train_(train), spec_(spec), ctx_(ctx),
+        extras_(extras), st_(std::move(st)), params_(params),
+        implicit_(spec.feedback == FeedbackKind::kImplicit),
+        explicit_(spec.feedback == FeedbackKind::kExplicit),
+        dr_(loss == Loss::kDrJl || loss == Loss::kMrdrJl),
+        rng_(spec.seed), team_(st_.threads) {}
+
+  absl::Status Prepare();
+  absl::Status Epoch(int epoch);
+  absl::StatusOr<train::TrainResult> Finish();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  absl::Status CheckView() const;
+  absl::Status SplitAndSelectEvents();
+  absl::Status FitWeights();
+  void InitParams();
+  void PackSamples();
+  void MakeUnlabeledStream();
+  absl::Status AssembleBatch(const LossSample* batch, size_t bn);
+  double StepBatch();
+  void PhasedBatch(int tid);
+  absl::Status Validate(train::TrainProgress* prog);
+  void RecordScoreRange();
+
+  const Loss loss_;
+  const std::string_view loss_name_;
+  const data::DatasetView& train_;
+  const train::TrainSpec& spec_;
+  const train::TrainContext& ctx_;
+  const MfTrainExtras& extras_;
+  const Settings st_;
+  ParamReader* params_;
+  const bool implicit_, explicit_, dr_;
+  const Clock::time_point t0_ = Clock::now();
+  Clock::time_point t_prop_, t_init_, t_index_, t_setup_;
+
+  std::optional<data::DatasetView> tr_own_, va_own_;
+  const data::DatasetView* tr_ = nullptr;
+  const data::DatasetView* va_ = nullptr;
+  uint32_t nu_ = 0, ni_ = 0;
+  double grid_ = 0;
+  std::vector<uint32_t> events_;
+  uint64_t n_pos_ = 0;
+  train::TrainResult result_;
+  std::future<propensity::PairIndex> positives_f_;
+  std::unique_ptr<propensity::Estimator> est_;
+  std::future<nlohmann::json> diagnostics_f_;
+  std::vector<float> c_, c2_;
+
+  std::mt19937_64 rng_;
+  MfParams P_, Q_;  // the model; the imputation model (DR)
+  std::unique_ptr<MfOptim> opt_, qopt_;
+  LossConfig cfg_;
+  propensity::PairIndex positives_;
+  std::unique_ptr<PairSampler> unlabeled_, uniform_;
+  std::vector<LossSample> obs_;
+  double label_scale_ = 1.0;
+  std::optional<UnlabeledStream> stream_;
+
+  // Per batch.
+  std::vector<LossSample> samples_;
+  std::vector<float> s_, t_, gs_, gt_;
+  std::vector<double> terms_;
+  Team team_;
+  std::unique_ptr<BatchOnce> once_;
+  std::vector<float> scratch_, stash_;
+  double batch_scale_ = 0;
+  std::function<void(int)> phased_;
+
+  eval::RankingEvalOptions vo_;
+  std::map<std::string, double> val_metrics_;
+  double last_loss_ = 0;
+  double epochs_seconds_ = 0;
+};
+
+absl::Status MfRun::CheckView() const {
+  if (train_.num_events() == 0 || train_.num_users() == 0 || train_.num_items() == 0) {
+    return absl::FailedPreconditionError("training dataset has no events");
+  }
+  if (train_.user_offsets.size() != train_.num_users() + 1) {
+    return absl::InvalidArgumentError("train view: user_offsets has the wrong size");
+  }
+  for (size_t e = 0; e < train_.num_events(); ++e) {
+    if (train_.user[e] >= train_.num_users() || train_.item[e] >= train_.num_items() ||
+        !std::isfinite(train_.label[e])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "train view: event ", e, " has an id out of range or a non-finite label"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The validation split carved from train, and the observed (explicit) or
+// clicked (implicit) training events.
+absl::Status MfRun::SplitAndSelectEvents() {
+  if (st_.val_fraction > 0) {
+    auto [a, b] = SplitView(train_, st_.val_fraction, spec_.seed ^ 0x5eed5eedULL);
+    tr_own_ = std::move(a);
+    va_own_ = std::move(b);
+  }
+  tr_ = tr_own_ ? &*tr_own_ : &train_;
+  va_ = va_own_ && va_own_->num_events() > 0 ? &*va_own_ : nullptr;
+  nu_ = tr_->num_users();
+  ni_ = tr_->num_items();
+  grid_ = static_cast<double>(nu_) * ni_;
+  events_.reserve(tr_->num_events());
+  for (size_t e = 0; e < tr_->num_events(); ++e) {
+    const bool pos = st_.rule.IsPositive(tr_->label[e]);
+    n_pos_ += pos;
+    if (explicit_ || pos) events_.push_back(static_cast<uint32_t>(e));
+  }
+  if (n_pos_ == 0) {
+    return absl::FailedPreconditionError("no positive training events (check threshold)");
+  }
+  if (explicit_ && n_pos_ == events_.size()) {
+    return absl::FailedPreconditionError(
+        "explicit feedback needs negative labels too: every training label is "
+        "positive (set threshold so that low ratings become 0)");
+  }
+  return absl::OkStatus();
+}
+
+// Propensities and the per-event weights c (the loss's) and c2 (the DR
+// imputation's).
+absl::Status MfRun::FitWeights() {
+  const data::DatasetView& tr = *tr_;
+  c_.assign(tr.num_events(), 1.0f);
+  c2_.assign(tr.num_events(), 1.0f);
+  if (loss_ == Loss::kNaive) return absl::OkStatus();
+  std::map<std::string, std::string> pp = st_.prop_params;
+  if (explicit_ && st_.propensity == "popularity" && !pp.count("count")) {
+    pp["count"] = "events";
+  }
+  propensity::FitContext fc;
+  fc.rule = st_.rule;
+  fc.seed = spec_.seed;
+  fc.mar = extras_.mar != nullptr ? extras_.mar : spec_.mar_sample;
+  fc.mar_rule.threshold = extras_.mar_threshold ? extras_.mar_threshold : st_.rule.threshold;
+  fc.user_features = extras_.user_features;
+  fc.item_features = extras_.item_features;
+  ASSIGN_OR_RETURN(est_, propensity::FitEstimator(st_.propensity, tr, pp, fc));
+  if (st_.clip) {
+    ASSIGN_OR_RETURN(est_, propensity::Clip(std::move(est_), *st_.clip));
+  }
+  for (const auto& [k, v] : pp) params_->resolved()["prop." + k] = v;
+  const double po = std::min(1.0, tr.num_events() / grid_);
+  double sum2 = 0;
+  for (uint32_t e : events_) {
+    const int y = st_.rule.Binary(tr.label[e]);
+    const double p = est_->Event(tr, e, implicit_ ? 1 : y);
+    c_[e] = static_cast<float>(implicit_ ? 1.0 / p : po / p);
+    c2_[e] = static_cast<float>((1 - p) / (p * p));
+    sum2 += c2_[e];
+  }
+  if (explicit_) {
+    // Inverse propensities scaled to mean 1 over the observed events: the
+    // estimators are unchanged up to that constant, and the loss keeps
+    // naive's scale whatever the estimator's (popularity is relative to
+    // the most popular item), so l2 means the same for every loss.
+    double sum = 0;
+    for (uint32_t e : events_) sum += c_[e];
+    const double mean = sum / events_.size();
+    for (uint32_t e : events_) c_[e] = static_cast<float>(c_[e] / mean);
+  }
+  if (implicit_) {
+    for (uint32_t e : events_) c2_[e] = 1.0f;  // a click stands for itself
+  } else if (loss_ == Loss::kMrdrJl) {
+    const double mean2 = sum2 / events_.size();
+    for (uint32_t e : events_) c2_[e] = mean2 > 0 ? c2_[e] / mean2 : 1.0f;
+  } else {
+    for (uint32_t e : events_) c2_[e] = c_[e];
+  }
+  diagnostics_f_ = std::async(std::launch::async, [&tr, e = est_.get(), rule = st_.rule] {
+    return propensity::Diagnostics(*e, tr, rule);
+  });
+  return absl::OkStatus();
+}
+
+void MfRun::InitParams() {
+  P_.user_factors.resize(nu_, st_.dim);
+  P_.item_factors.resize(ni_, st_.dim);
+  AdviseHugePages(P_.user_factors.data(), P_.user_factors.size() * sizeof(float));
+  AdviseHugePages(P_.item_factors.data(), P_.item_factors.size() * sizeof(float));
+  GlorotInit(&P_.user_factors, rng_);
+  GlorotInit(&P_.item_factors, rng_);
+  if (st_.bias) {
+    P_.user_bias = Eigen::VectorXf::Zero(nu_);
+    P_.item_bias = Eigen::VectorXf::Zero(ni_);
+  }
+  OptimizerOptions oo;
+  oo.kind = st_.optimizer;
+  oo.lr = static_cast<float>(st_.lr);
+  oo.l2 = static_cast<float>(st_.l2);
+  oo.dense = st_.dense;
+  opt_ = std::make_unique<MfOptim>(&P_, oo, st_.threads);  // 1 thread for DR (ParseSettings)
+  if (dr_) {
+    Q_.user_factors.resize(nu_, st_.dim);
+    Q_.item_factors.resize(ni_, st_.dim);
+    GlorotInit(&Q_.user_factors, rng_);
+    GlorotInit(&Q_.item_factors, rng_);
+    OptimizerOptions qo = oo;
+    qo.lr = static_cast<float>(st_.imp_lr);
+    qo.l2 = static_cast<float>(st_.imp_l2);
+    qopt_ = std::make_unique<MfOptim>(&Q_, qo);
+  }
+  if (implicit_) {
+    cfg_.objective = Objective::kRelabeled;
+    cfg_.form = st_.form;
+  } else if (loss_ == Loss::kSnips) {
+    cfg_.objective = Objective::kSelfNormalized;
+  } else if (dr_) {
+    cfg_.objective = Objective::kDoublyRobust;
+  } else {
+    cfg_.objective = Objective::kWeighted;
+  }
+}
+
+// The training events packed in one array, shuffled in place every epoch
+// (the same permutation EpochShuffler gives their indices), so a batch reads
+// them sequentially instead of gathering five columns at random.
+void MfRun::PackSamples() {
+  const data::DatasetView& tr = *tr_;
+  obs_.reserve(events_.size());
+  AdviseHugePages(obs_.data(), obs_.capacity() * sizeof(LossSample));
+  for (uint32_t e : events_) {
+    // Implicit labels in (0, 1] are click rates (e.g. C clicks over K
+    // exposure opportunities) and are kept as soft targets; a threshold, when
+    // given, binarises them like ratings.
+    const float y = implicit_ && !spec_.threshold
+                        ? std::clamp(tr.label[e], 0.0f, 1.0f)
+                        : static_cast<float>(st_.rule.Binary(tr.label[e]));
+    obs_.push_back({tr.user[e], tr.item[e], y, c_[e], c2_[e], Role::kObserved});
+  }
+  std::vector<uint32_t>().swap(events_);
+  std::vector<float>().swap(c_);
+  std::vector<float>().swap(c2_);
+  // Soft implicit labels (click rates) carry their signal in differences as
+  // small as the labels themselves; the loss is scaled by 1 / (mean label of
+  // the clicked pairs) so it keeps the scale of binary clicks against l2
+  // (1 for binary data).
+  if (implicit_ && !obs_.empty()) {
+    double sum_y = 0;
+    for (const LossSample& x : obs_) sum_y += x.label;
+    if (sum_y > 0) label_scale_ = static_cast<double>(obs_.size()) / sum_y;
+    for (LossSample& x : obs_) x.weight2 = static_cast<float>(x.weight2 * label_scale_);
+    result_.diagnostics["label_scale"] = label_scale_;
+  }
+}
+
+// Unlabeled pairs per batch of the balanced implicit sampler (the same
+// every epoch), drawn from their own stream (seeded from the run's seed).
+void MfRun::MakeUnlabeledStream() {
+  if (!implicit_ || st_.uniform_sampling) return;
+  std::vector<size_t> counts;
+  for (size_t pos = 0; pos < obs_.size(); pos += st_.batch_size) {
+    const size_t bn = std::min<size_t>(st_.batch_size, obs_.size() - pos);
+    counts.push_back(static_cast<size_t>(std::ceil(st_.neg_ratio * bn)));
+  }
+  // Each unlabeled pair drawn stands for its share of all the pairs
+  // without a click (unlabeled=share), so a batch estimates the sum over
+  // every pair that the estimator is defined on; with unlabeled=sampled
+  // (Saito et al.'s public code) it weighs 1, which over-weights the clicks
+  // by (non-clicked pairs / clicks) / neg_ratio.
+  float unl_weight = 1.0f;
+  if (st_.share_weighting) {
+    const double non_clicked = std::max(1.0, grid_ - static_cast<double>(n_pos_));
+    unl_weight = static_cast<float>(non_clicked / static_cast<double>(n_pos_) / st_.neg_ratio);
+  }
+  unl_weight = static_cast<float>(unl_weight * label_scale_);
+  result_.diagnostics["unlabeled_weight"] = unl_weight;
+  stream_.emplace(*unlabeled_, spec_.seed ^ 0x756e6c6162656cULL, std::move(counts),
+                  st_.async_sampling, unl_weight);
+}
+
+absl::Status MfRun::Prepare() {
+  RETURN_IF_ERROR(CheckView());
+  RETURN_IF_ERROR(SplitAndSelectEvents());
+  t_prop_ = Clock::now();
+  // Set-up work that nothing else waits for runs on helper threads while
+  // this one goes on (the futures join at the latest when they go out of
+  // scope, before what they read): the click index, needed at the first
+  // batch, and the propensity diagnostics, needed only in the result.
+  if (implicit_) {
+    positives_f_ = std::async(std::launch::async, [tr = tr_, rule = st_.rule] {
+      return propensity::PairIndex::Build(
+          *tr, [&](size_t e) { return rule.IsPositive(tr->label[e]); });
+    });
+  }
+  RETURN_IF_ERROR(FitWeights());
+  t_init_ = Clock::now();
+  InitParams();
+  t_index_ = Clock::now();
+  if (implicit_) positives_ = positives_f_.get();
+  unlabeled_ = std::make_unique<PairSampler>(nu_, ni_, &positives_);
+  uniform_ = std::make_unique<PairSampler>(nu_, ni_, nullptr);
+  PackSamples();
+
+  const size_t extra_per_batch =
+      implicit_ ? static_cast<size_t>(std::ceil(st_.neg_ratio * st_.batch_size))
+      : dr_     ? static_cast<size_t>(std::ceil(st_.all_pairs_ratio * st_.batch_size))
+                : 0;
+  const size_t max_batch =
+      implicit_ && st_.uniform_sampling
+          ? st_.batch_size + static_cast<size_t>(std::ceil(st_.neg_ratio * st_.batch_size))
+          : st_.batch_size + extra_per_batch;
+  samples_.reserve(max_batch);
+  once_ = std::make_unique<BatchOnce>(nu_, ni_, !st_.dense);
+  scratch_.resize(2 * st_.dim * st_.threads);
+  phased_ = [this](int tid) { PhasedBatch(tid); };
+
+  vo_.metrics.ks = {5};
+  if (implicit_) {
+    vo_.protocol = eval::Protocol::kAllItems;
+    vo_.exclude = tr_;
+    vo_.max_users = st_.val_max_users;
+    vo_.seed = spec_.seed;
+  }
+  vo_.threshold = st_.rule.threshold;
+  MakeUnlabeledStream();
+  t_setup_ = Clock::now();
+  return absl::OkStatus();
+}
+
+// Separable losses (all but DR) with threads > 1 run each batch in two
+// phases over `team_`; member t owns the rows with id % threads == t:
+//  A. for the samples of its users, in batch order: score, gradient, the
+//     user row's gradient (a user that occurs once in the batch is updated
+//     at once, see BatchOnce), and the item row's gradient g U_u stashed
+//     per sample (taken before U_u changes; nothing else reads U_u);
+//  B. for the samples of its items, in batch order: the stashed item
+//     gradients (items that occur once updated at once), then the
+//     optimiser step of its rows.
+// Every row sees the same operations in the same order as on one thread
+// (RunFused), so models are identical for any `threads`.
+void MfRun::PhasedBatch(int tid) {
+  const size_t n = samples_.size();
+  const int d = st_.dim;
+  const int nthreads = st_.threads;
+  constexpr size_t kAhead = 6;
+  MfOptim& opt = *opt_;
+  BatchOnce& once = *once_;
+  Eigen::Map<Eigen::VectorXf> gu(scratch_.data() + 2 * d * tid, d);
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) {
+      const LossSample& y = samples_[k + kAhead];
+      if (static_cast<int>(y.user % nthreads) == tid) {
+        PrefetchRows(P_, y.user, y.item);
+        if (once.User(y.user)) opt.u->Prefetch(y.user);
+      }
+    }
+    const LossSample& x = samples_[k];
+    if (static_cast<int>(x.user % nthreads) != tid) continue;
+    float g;
+    terms_[k] = SeparableTerm(cfg_, x, Score(P_, x.user, x.item), batch_scale_, &g);
+    gs_[k] = g;
+    if (g == 0.0f) continue;
+    Eigen::Map<Eigen::VectorXf>(stash_.data() + k * d, d).noalias() =
+        g * P_.user_factors.row(x.user).transpose();
+    if (once.User(x.user)) {
+      gu.noalias() = g * P_.item_factors.row(x.item).transpose();
+      opt.u->UpdateNow(x.user, gu.data(), tid);
+      if (opt.bu) opt.bu->UpdateNow(x.user, &g, tid);
+    } else {
+      opt.BackpropUser(P_, x.user, x.item, g, tid);
+    }
+  }
+  team_.Sync();
+  for (size_t k = 0; k < n; ++k) {
+    const float g = gs_[k];
+    if (g == 0.0f) continue;
+    const LossSample& x = samples_[k];
+    if (opt.bg && tid == 0) *opt.bg->Grad(0, 0) += g;
+    if (static_cast<int>(x.item % nthreads) != tid) continue;
+    const float* gi = stash_.data() + k * d;
+    if (once.Item(x.item)) {
+      opt.v->UpdateNow(x.item, gi, tid);
+      if (opt.bi) opt.bi->UpdateNow(x.item, &g, tid);
+    } else {
+      Eigen::Map<Eigen::VectorXf>(opt.v->Grad(x.item, tid), d) +=
+          Eigen::Map<const Eigen::VectorXf>(gi, d);
+      if (opt.bi) *opt.bi->Grad(x.item, tid) += g;
+    }
+  }
+  opt.Step(tid);
+}
+
+// samples_: the batch's observed events plus its unlabeled (implicit) or
+// all-pairs (DR) draws; with uniform sampling, uniform draws only.
+absl::Status MfRun::AssembleBatch(const LossSample* batch, size_t bn) {
+  samples_.clear();
+  if (implicit_ && st_.uniform_sampling) {
+    const size_t n = bn + static_cast<size_t>(std::ceil(st_.neg_ratio * bn));
+    for (size_t k = 0; k < n; ++k) {
+      auto [u, i] = uniform_->Sample(rng_);
+      LossSample x{u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled};
+      if (positives_.Contains(u, i)) {
+        x.label = 1;
+        x.role = Role::kObserved;
+        if (est_) x.weight = 1.0f / est_->Pair(u, i, 1);
+      }
+      samples_.push_back(x);
+    }
+    return absl::OkStatus();
+  }
+  samples_.insert(samples_.end(), batch, batch + bn);
+  const size_t extra =
+      static_cast<size_t>(std::ceil((implicit_ ? st_.neg_ratio : st_.all_pairs_ratio) * bn));
+  if (implicit_) {
+    stream_->Next(&samples_);
+    if (samples_.size() != bn + extra) {
+      return absl::InternalError("unlabeled sampler out of step with the batches");
+    }
+  } else if (dr_) {
+    for (size_t k = 0; k < extra; ++k) {
+      auto [u, i] = uniform_->Sample(rng_);
+      samples_.push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kAllPairs});
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One optimisation step on samples_; returns the batch's loss.
+double MfRun::StepBatch() {
+  const size_t n = samples_.size();
+  MfOptim& opt = *opt_;
+  if (IsSeparable(cfg_) && st_.threads == 1) {
+    return RunFused(cfg_, samples_, P_, opt, *once_, scratch_);
+  }
+  if (IsSeparable(cfg_)) {
+    batch_scale_ = SeparableScale(cfg_, samples_);
+    terms_.assign(n, 0.0);
+    gs_.resize(n);
+    stash_.resize(n * st_.dim);
+    once_->Count(samples_);
+    team_.Run(phased_);
+    once_->Clear(samples_);
+    double sum = 0;
+    for (size_t k = 0; k < n; ++k) sum += terms_[k];
+    return sum * batch_scale_;
+  }
+  s_.resize(n);
+  gs_.resize(n);
+  for (size_t k = 0; k < n; ++k) s_[k] = Score(P_, samples_[k].user, samples_[k].item);
+  if (dr_) {
+    t_.resize(n);
+    gt_.resize(n);
+    for (size_t k = 0; k < n; ++k) t_[k] = Score(Q_, samples_[k].user, samples_[k].item);
+  }
+  const double loss = PredictionLoss(cfg_, samples_, s_, t_, gs_);
+  for (size_t k = 0; k < n; ++k) {
+    if (gs_[k] != 0.0f) opt.Backprop(P_, samples_[k].user, samples_[k].item, gs_[k]);
+  }
+  opt.StepAll();
+  if (dr_) {
+    ImputationLoss(samples_, s_, t_, gt_);
+    for (size_t k = 0; k < n; ++k) {
+      if (gt_[k] != 0.0f) qopt_->Backprop(Q_, samples_[k].user, samples_[k].item, gt_[k]);
+    }
+    qopt_->StepAll();
+  }
+  return loss;
+}
+
+// The validation metrics of the model now, into prog.metrics.
+absl::Status MfRun::Validate(train::TrainProgress* prog) {
+  ASSIGN_OR_RETURN(auto snapshot, MfModel::Create(P_));
+  ASSIGN_OR_RETURN(auto m, eval::EvaluateRanking(*snapshot, {}, {}, *va_, vo_));
+  val_metrics_.clear();
+  for (const char* key : {"auc", "ndcg@5", "recall@5", "logloss"}) {
+    if (m.count(key)) val_metrics_[std::string("val_") + key] = m[key];
+  }
+  prog->metrics = val_metrics_;
+  return absl::OkStatus();
+}
+
+absl::Status MfRun::Epoch(int epoch) {
+  const auto t_epoch = Clock::now();
+  std::shuffle(obs_.begin(), obs_.end(), rng_);
+  double loss_sum = 0;
+  int64_t batches = 0;
+  for (size_t pos = 0; pos < obs_.size();) {
+    if (ctx_.IsCancelled()) return absl::CancelledError("training cancelled");
+    const size_t bn = std::min<size_t>(st_.batch_size, obs_.size() - pos);
+    RETURN_IF_ERROR(AssembleBatch(obs_.data() + pos, bn));
+    pos += bn;
+    ++batches;
+    loss_sum += StepBatch();
+  }
+  epochs_seconds_ += std::chrono::duration<double>(Clock::now() - t_epoch).count();
+  last_loss_ = batches ? loss_sum / batches : 0.0;
+  if (!std::isfinite(last_loss_) || !P_.user_factors.allFinite() ||
+      !P_.item_factors.allFinite()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "training diverged at epoch ", epoch, " (non-finite loss or factors); lower lr"));
+  }
+  train::TrainProgress prog;
+  prog.epoch = epoch;
+  prog.total_epochs = st_.epochs;
+  prog.loss = last_loss_;
+  prog.elapsed_seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
+  if (va_ != nullptr && (ctx_.on_progress || epoch == st_.epochs)) {
+    RETURN_IF_ERROR(Validate(&prog));
+  }
+  if (ctx_.on_progress) ctx_.on_progress(prog);
+  return absl::OkStatus();
+}
+
+// Logit range over the training events (an even stride of at most 65,536
+// of them). The log-form relmf and implicit ips losses are unbounded below
+// for clicks weighted 1/p > 1, so with little L2 their logits can grow
+// without limit: rankings still work, but the probabilities saturate at 0
+// or 1 (in float, beyond about +-17). Say so instead of letting a caller
+// read them as calibrated.
+void MfRun::RecordScoreRange() {
+  const data::DatasetView& tr = *tr_;
+  const size_t n = tr.num_events();
+  const size_t stride = std::max<size_t>(1, n / 65536);
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  size_t sampled = 0;
+  for (size_t e = 0; e < n; e += stride, ++sampled) {
+    const float sc = Score(P_, tr.user[e], tr.item[e]);
+    lo = std::min(lo, sc);
+    hi = std::max(hi, sc);
+  }
+  if (sampled == 0) return;
+  result_.diagnostics["score_range"] = {{"min", lo}, {"max", hi}, {"events", sampled}};
+  const float reach = std::max(std::abs(lo), std::abs(hi));
+  if (reach <= kSaturatedLogit) return;
+  std::string why;
+  if (loss_ == Loss::kRelMf && st_.form == LossForm::kLog) {
+    why = "; relmf's log-form loss is unbounded below for clicks weighted 1/propensity "
+          "> 1 (loss_form=squared is bounded)";
+  } else if (loss_ == Loss::kIps && implicit_) {
+    why = "; the implicit ips loss is unbounded below for clicks weighted "
+          "1/propensity > 1";
+  }
+  result_.diagnostics["warnings"].push_back(absl::StrFormat(
+      "training logits reach %.3g: the model's probabilities saturate at 0 or 1, so "
+      "they are not calibrated (rankings are unaffected)%s; raise l2 (now %g), or "
+      "lower lr (now %g) or epochs (now %d)",
+      reach, why, st_.l2, st_.lr, st_.epochs));
+}
+
+absl::StatusOr<train::TrainResult> MfRun::Finish() {
+  if (diagnostics_f_.valid()) result_.diagnostics["propensity"] = diagnostics_f_.get();
+  if (stream_) result_.diagnostics["sampling_helper_batches"] = stream_->helper_batches();
+  result_.metrics["train_loss"] = last_loss_;
+  for (const auto& [k, v] : val_metrics_) result_.metrics[k] = v;
+  result_.diagnostics["loss"] = std::string(loss_name_);
+  result_.diagnostics["feedback"] = std::string(train::FeedbackKindName(st_.kind));
+  result_.diagnostics["train_events"] = tr_->num_events();
+  result_.diagnostics["val_events"] = va_ ? va_->num_events() : 0;
+  result_.diagnostics["positives"] = n_pos_;
+  // Set-up (validation split, propensities and their diagnostics, indexes,
+  // initialisation) and the epochs' optimisation alone (without validation).
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  result_.diagnostics["setup_seconds"] = secs(t0_, t_setup_);
+  result_.diagnostics["setup_breakdown"] = {{"checks_split", secs(t0_, t_prop_)},
+                                            {"propensities", secs(t_prop_, t_init_)},
+                                            {"init", secs(t_init_, t_index_)},
+                                            {"index_pack", secs(t_index_, t_setup_)}};
+  result_.diagnostics["epoch_seconds"] = epochs_seconds_;
+  RecordScoreRange();
+  result_.diagnostics["seconds"] = std::chrono::duration<double>(Clock::now() - t0_).count();
+  ASSIGN_OR_RETURN(auto model, MfModel::Create(std::move(P_)));
+  result_.model = std::move(model);
+  result_.resolved_params = std::move(params_->resolved());
+  return std::move(result_);
+}
+
 }  // namespace
 
 absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
@@ -518,493 +1100,16 @@ absl::StatusOr<train::TrainResult> TrainMf(std::string_view loss_name,
                                            const train::TrainSpec& spec,
                                            const train::TrainContext& ctx,
                                            const MfTrainExtras& extras) {
-  const auto t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(Loss loss, ParseLoss(loss_name));
-  const bool implicit = spec.feedback == FeedbackKind::kImplicit;
-  const bool explicit_ = spec.feedback == FeedbackKind::kExplicit;
   // Which feedback kinds each loss takes is its registry row's business
   // (train::CheckFeedback).
   ParamReader params(spec.params, std::string(loss_name));
   ASSIGN_OR_RETURN(Settings st, ParseSettings(loss, spec, params));
-  if (train.num_events() == 0 || train.num_users() == 0 || train.num_items() == 0) {
-    return absl::FailedPreconditionError("training dataset has no events");
-  }
-  if (train.user_offsets.size() != train.num_users() + 1) {
-    return absl::InvalidArgumentError("train view: user_offsets has the wrong size");
-  }
-  for (size_t e = 0; e < train.num_events(); ++e) {
-    if (train.user[e] >= train.num_users() || train.item[e] >= train.num_items() ||
-        !std::isfinite(train.label[e])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "train view: event ", e, " has an id out of range or a non-finite label"));
-    }
-  }
-
-  // Validation split carved from train.
-  std::optional<data::DatasetView> tr_own, va_own;
-  if (st.val_fraction > 0) {
-    auto [a, b] = SplitView(train, st.val_fraction, spec.seed ^ 0x5eed5eedULL);
-    tr_own = std::move(a);
-    va_own = std::move(b);
-  }
-  const data::DatasetView& tr = tr_own ? *tr_own : train;
-  const data::DatasetView* va = va_own && va_own->num_events() > 0 ? &*va_own : nullptr;
-  const uint32_t nu = tr.num_users(), ni = tr.num_items();
-  const double grid = static_cast<double>(nu) * ni;
-
-  // Observed (explicit) or clicked (implicit) training events.
-  std::vector<uint32_t> events;
-  events.reserve(tr.num_events());
-  uint64_t n_pos = 0;
-  for (size_t e = 0; e < tr.num_events(); ++e) {
-    const bool pos = st.rule.IsPositive(tr.label[e]);
-    n_pos += pos;
-    if (explicit_ || pos) events.push_back(static_cast<uint32_t>(e));
-  }
-  if (n_pos == 0) {
-    return absl::FailedPreconditionError(
-        "no positive training events (check threshold)");
-  }
-  if (explicit_ && n_pos == events.size()) {
-    return absl::FailedPreconditionError(
-        "explicit feedback needs negative labels too: every training label is "
-        "positive (set threshold so that low ratings become 0)");
-  }
-
-  train::TrainResult result;
-  const auto t_prop = std::chrono::steady_clock::now();
-  // Set-up work that nothing else waits for runs on helper threads while
-  // this one goes on (the futures join at the latest when they go out of
-  // scope, before what they read): the click index, needed at the first
-  // batch, and the propensity diagnostics, needed only in the result.
-  std::future<propensity::PairIndex> positives_f;
-  if (implicit) {
-    positives_f = std::async(std::launch::async, [&tr, rule = st.rule] {
-      return propensity::PairIndex::Build(
-          tr, [&](size_t e) { return rule.IsPositive(tr.label[e]); });
-    });
-  }
-  // Propensities and per-event weights.
-  std::unique_ptr<propensity::Estimator> est;
-  std::future<nlohmann::json> diagnostics_f;
-  std::vector<float> c(tr.num_events(), 1.0f), c2(tr.num_events(), 1.0f);
-  if (loss != Loss::kNaive) {
-    std::map<std::string, std::string> pp = st.prop_params;
-    if (explicit_ && st.propensity == "popularity" && !pp.count("count")) {
-      pp["count"] = "events";
-    }
-    propensity::FitContext fc;
-    fc.rule = st.rule;
-    fc.seed = spec.seed;
-    fc.mar = extras.mar != nullptr ? extras.mar : spec.mar_sample;
-    fc.mar_rule.threshold =
-        extras.mar_threshold ? extras.mar_threshold : st.rule.threshold;
-    fc.user_features = extras.user_features;
-    fc.item_features = extras.item_features;
-    ASSIGN_OR_RETURN(est, propensity::FitEstimator(st.propensity, tr, pp, fc));
-    if (st.clip) {
-      ASSIGN_OR_RETURN(est, propensity::Clip(std::move(est), *st.clip));
-    }
-    for (const auto& [k, v] : pp) params.resolved()["prop." + k] = v;
-    const double po = std::min(1.0, tr.num_events() / grid);
-    double sum2 = 0;
-    for (uint32_t e : events) {
-      const int y = st.rule.Binary(tr.label[e]);
-      const double p = est->Event(tr, e, implicit ? 1 : y);
-      c[e] = static_cast<float>(implicit ? 1.0 / p : po / p);
-      c2[e] = static_cast<float>((1 - p) / (p * p));
-      sum2 += c2[e];
-    }
-    if (explicit_) {
-      // Inverse propensities scaled to mean 1 over the observed events: the
-      // estimators are unchanged up to that constant, and the loss keeps
-      // naive's scale whatever the estimator's (popularity is relative to
-      // the most popular item), so l2 means the same for every loss.
-      double sum = 0;
-      for (uint32_t e : events) sum += c[e];
-      const double mean = sum / events.size();
-      for (uint32_t e : events) c[e] = static_cast<float>(c[e] / mean);
-    }
-    if (implicit) {
-      for (uint32_t e : events) c2[e] = 1.0f;  // a click stands for itself
-    } else if (loss == Loss::kMrdrJl) {
-      const double mean2 = sum2 / events.size();
-      for (uint32_t e : events) c2[e] = mean2 > 0 ? c2[e] / mean2 : 1.0f;
-    } else {
-      for (uint32_t e : events) c2[e] = c[e];
-    }
-    diagnostics_f = std::async(std::launch::async, [&tr, e = est.get(), rule = st.rule] {
-      return propensity::Diagnostics(*e, tr, rule);
-    });
-  }
-
-  const auto t_init = std::chrono::steady_clock::now();
-  // Parameters.
-  std::mt19937_64 rng(spec.seed);
-  MfParams P;
-  P.user_factors.resize(nu, st.dim);
-  P.item_factors.resize(ni, st.dim);
-  AdviseHugePages(P.user_factors.data(), P.user_factors.size() * sizeof(float));
-  AdviseHugePages(P.item_factors.data(), P.item_factors.size() * sizeof(float));
-  GlorotInit(&P.user_factors, rng);
-  GlorotInit(&P.item_factors, rng);
-  if (st.bias) {
-    P.user_bias = Eigen::VectorXf::Zero(nu);
-    P.item_bias = Eigen::VectorXf::Zero(ni);
-  }
-  OptimizerOptions oo;
-  oo.kind = st.optimizer;
-  oo.lr = static_cast<float>(st.lr);
-  oo.l2 = static_cast<float>(st.l2);
-  oo.dense = st.dense;
-  const bool dr = loss == Loss::kDrJl || loss == Loss::kMrdrJl;
-  const int nthreads = st.threads;  // 1 for DR (ParseSettings)
-  MfOptim opt(&P, oo, nthreads);
-  MfParams Q;  // imputation model (DR)
-  std::unique_ptr<MfOptim> qopt;
-  if (dr) {
-    Q.user_factors.resize(nu, st.dim);
-    Q.item_factors.resize(ni, st.dim);
-    GlorotInit(&Q.user_factors, rng);
-    GlorotInit(&Q.item_factors, rng);
-    OptimizerOptions qo = oo;
-    qo.lr = static_cast<float>(st.imp_lr);
-    qo.l2 = static_cast<float>(st.imp_l2);
-    qopt = std::make_unique<MfOptim>(&Q, qo);
-  }
-
-  LossConfig cfg;
-  if (implicit) {
-    cfg.objective = Objective::kRelabeled;
-    cfg.form = st.form;
-  } else if (loss == Loss::kSnips) {
-    cfg.objective = Objective::kSelfNormalized;
-  } else if (dr) {
-    cfg.objective = Objective::kDoublyRobust;
-  } else {
-    cfg.objective = Objective::kWeighted;
-  }
-
-  const auto t_index = std::chrono::steady_clock::now();
-  propensity::PairIndex positives;
-  if (implicit) positives = positives_f.get();
-  PairSampler unlabeled(nu, ni, &positives);
-  PairSampler uniform(nu, ni, nullptr);
-
-  // The training events packed in one array, shuffled in place every epoch
-  // (the same permutation EpochShuffler gives their indices), so a batch
-  // reads them sequentially instead of gathering five columns at random.
-  std::vector<LossSample> obs;
-  obs.reserve(events.size());
-  AdviseHugePages(obs.data(), obs.capacity() * sizeof(LossSample));
-  for (uint32_t e : events) {
-    // Implicit labels in (0, 1] are click rates (e.g. C clicks over K
-    // exposure opportunities) and are kept as soft targets; a threshold, when
-    // given, binarises them like ratings.
-    const float y = implicit && !spec.threshold
-                        ? std::clamp(tr.label[e], 0.0f, 1.0f)
-                        : static_cast<float>(st.rule.Binary(tr.label[e]));
-    obs.push_back({tr.user[e], tr.item[e], y, c[e], c2[e], Role::kObserved});
-  }
-  std::vector<uint32_t>().swap(events);
-  std::vector<float>().swap(c);
-  std::vector<float>().swap(c2);
-  // Soft implicit labels (click rates) carry their signal in differences as
-  // small as the labels themselves; the loss is scaled by 1 / (mean label of
-  // the clicked pairs) so it keeps the scale of binary clicks against l2
-  // (1 for binary data).
-  double label_scale = 1.0;
-  if (implicit && !obs.empty()) {
-    double sum_y = 0;
-    for (const LossSample& x : obs) sum_y += x.label;
-    if (sum_y > 0) label_scale = static_cast<double>(obs.size()) / sum_y;
-    for (LossSample& x : obs) x.weight2 = static_cast<float>(x.weight2 * label_scale);
-    result.diagnostics["label_scale"] = label_scale;
-  }
-
-  const size_t extra_per_batch =
-      implicit ? static_cast<size_t>(std::ceil(st.neg_ratio * st.batch_size))
-               : dr ? static_cast<size_t>(std::ceil(st.all_pairs_ratio * st.batch_size))
-                    : 0;
-  const size_t max_batch =
-      implicit && st.uniform_sampling
-          ? st.batch_size + static_cast<size_t>(std::ceil(st.neg_ratio * st.batch_size))
-          : st.batch_size + extra_per_batch;
-  std::vector<LossSample> samples;
-  samples.reserve(max_batch);
-  std::vector<float> s, t, gs, gt;
-  std::vector<double> terms;
-
-  // Separable losses (all but DR) with threads > 1 run each batch in two
-  // phases over `team`; member t owns the rows with id % threads == t:
-  //  A. for the samples of its users, in batch order: score, gradient, the
-  //     user row's gradient (a user that occurs once in the batch is updated
-  //     at once, see BatchOnce), and the item row's gradient g U_u stashed
-  //     per sample (taken before U_u changes; nothing else reads U_u);
-  //  B. for the samples of its items, in batch order: the stashed item
-  //     gradients (items that occur once updated at once), then the
-  //     optimiser step of its rows.
-  // Every row sees the same operations in the same order as on one thread
-  // (RunFused), so models are identical for any `threads`.
-  const bool separable = IsSeparable(cfg);
-  Team team(nthreads);
-  BatchOnce once(nu, ni, !st.dense);
-  std::vector<float> scratch(2 * st.dim * nthreads);
-  std::vector<float> stash;  // samples x dim: g U_u per sample (threads > 1)
-  double batch_scale = 0;
-  std::function<void(int)> phased = [&](int tid) {
-    const size_t n = samples.size();
-    const int d = st.dim;
-    constexpr size_t kAhead = 6;
-    Eigen::Map<Eigen::VectorXf> gu(scratch.data() + 2 * d * tid, d);
-    for (size_t k = 0; k < n; ++k) {
-      if (k + kAhead < n) {
-        const LossSample& y = samples[k + kAhead];
-        if (static_cast<int>(y.user % nthreads) == tid) {
-          PrefetchRows(P, y.user, y.item);
-          if (once.User(y.user)) opt.u->Prefetch(y.user);
-        }
-      }
-      const LossSample& x = samples[k];
-      if (static_cast<int>(x.user % nthreads) != tid) continue;
-      float g;
-      terms[k] = SeparableTerm(cfg, x, Score(P, x.user, x.item), batch_scale, &g);
-      gs[k] = g;
-      if (g == 0.0f) continue;
-      Eigen::Map<Eigen::VectorXf>(stash.data() + k * d, d).noalias() =
-          g * P.user_factors.row(x.user).transpose();
-      if (once.User(x.user)) {
-        gu.noalias() = g * P.item_factors.row(x.item).transpose();
-        opt.u->UpdateNow(x.user, gu.data(), tid);
-        if (opt.bu) opt.bu->UpdateNow(x.user, &g, tid);
-      } else {
-        opt.BackpropUser(P, x.user, x.item, g, tid);
-      }
-    }
-    team.Sync();
-    for (size_t k = 0; k < n; ++k) {
-      const float g = gs[k];
-      if (g == 0.0f) continue;
-      const LossSample& x = samples[k];
-      if (opt.bg && tid == 0) *opt.bg->Grad(0, 0) += g;
-      if (static_cast<int>(x.item % nthreads) != tid) continue;
-      const float* gi = stash.data() + k * d;
-      if (once.Item(x.item)) {
-        opt.v->UpdateNow(x.item, gi, tid);
-        if (opt.bi) opt.bi->UpdateNow(x.item, &g, tid);
-      } else {
-        Eigen::Map<Eigen::VectorXf>(opt.v->Grad(x.item, tid), d) +=
-            Eigen::Map<const Eigen::VectorXf>(gi, d);
-        if (opt.bi) *opt.bi->Grad(x.item, tid) += g;
-      }
-    }
-    opt.Step(tid);
-  };
-
-  eval::RankingEvalOptions vo;
-  vo.metrics.ks = {5};
-  if (implicit) {
-    vo.protocol = eval::Protocol::kAllItems;
-    vo.exclude = &tr;
-    vo.max_users = st.val_max_users;
-    vo.seed = spec.seed;
-  }
-  vo.threshold = st.rule.threshold;
-  std::map<std::string, double> val_metrics;
-  double last_loss = 0;
-
-  // Unlabeled pairs per batch of the balanced implicit sampler (the same
-  // every epoch), drawn from their own stream (seeded from the run's seed).
-  std::optional<UnlabeledStream> stream;
-  if (implicit && !st.uniform_sampling) {
-    std::vector<size_t> counts;
-    for (size_t pos = 0; pos < obs.size(); pos += st.batch_size) {
-      const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
-      counts.push_back(static_cast<size_t>(std::ceil(st.neg_ratio * bn)));
-    }
-    // Each unlabeled pair drawn stands for its share of all the pairs
-    // without a click (unlabeled=share), so a batch estimates the sum over
-    // every pair that the estimator is defined on; with unlabeled=sampled
-    // (Saito et al.'s public code) it weighs 1, which over-weights the clicks
-    // by (non-clicked pairs / clicks) / neg_ratio.
-    float unl_weight = 1.0f;
-    if (st.share_weighting) {
-      const double non_clicked = std::max(1.0, grid - static_cast<double>(n_pos));
-      unl_weight = static_cast<float>(non_clicked / static_cast<double>(n_pos) / st.neg_ratio);
-    }
-    unl_weight = static_cast<float>(unl_weight * label_scale);
-    result.diagnostics["unlabeled_weight"] = unl_weight;
-    stream.emplace(unlabeled, spec.seed ^ 0x756e6c6162656cULL, std::move(counts),
-                   st.async_sampling, unl_weight);
-  }
-
-  const auto t_setup = std::chrono::steady_clock::now();
-  double epochs_seconds = 0;
-  for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    const auto t_epoch = std::chrono::steady_clock::now();
-    std::shuffle(obs.begin(), obs.end(), rng);
-    double loss_sum = 0;
-    int64_t batches = 0;
-    for (size_t pos = 0; pos < obs.size();) {
-      if (ctx.IsCancelled()) return absl::CancelledError("training cancelled");
-      const size_t bn = std::min<size_t>(st.batch_size, obs.size() - pos);
-      const LossSample* batch = obs.data() + pos;
-      pos += bn;
-      samples.clear();
-      if (implicit && st.uniform_sampling) {
-        const size_t n = bn + static_cast<size_t>(std::ceil(st.neg_ratio * bn));
-        for (size_t k = 0; k < n; ++k) {
-          auto [u, i] = uniform.Sample(rng);
-          LossSample x{u, i, 0.0f, 1.0f, 1.0f, Role::kUnlabeled};
-          if (positives.Contains(u, i)) {
-            x.label = 1;
-            x.role = Role::kObserved;
-            if (est) x.weight = 1.0f / est->Pair(u, i, 1);
-          }
-          samples.push_back(x);
-        }
-      } else {
-        samples.insert(samples.end(), batch, batch + bn);
-        const size_t extra = static_cast<size_t>(std::ceil(
-            (implicit ? st.neg_ratio : st.all_pairs_ratio) * bn));
-        if (implicit) {
-          stream->Next(&samples);
-          if (samples.size() != bn + extra) {
-            return absl::InternalError("unlabeled sampler out of step with the batches");
-          }
-        } else if (dr) {
-          for (size_t k = 0; k < extra; ++k) {
-            auto [u, i] = uniform.Sample(rng);
-            samples.push_back({u, i, 0.0f, 1.0f, 1.0f, Role::kAllPairs});
-          }
-        }
-      }
-      const size_t n = samples.size();
-      ++batches;
-      if (separable && nthreads == 1) {
-        loss_sum += RunFused(cfg, samples, P, opt, once, scratch);
-        continue;
-      }
-      if (separable) {
-        batch_scale = SeparableScale(cfg, samples);
-        terms.assign(n, 0.0);
-        gs.resize(n);
-        stash.resize(n * st.dim);
-        once.Count(samples);
-        team.Run(phased);
-        once.Clear(samples);
-        double sum = 0;
-        for (size_t k = 0; k < n; ++k) sum += terms[k];
-        loss_sum += sum * batch_scale;
-        continue;
-      }
-      s.resize(n);
-      gs.resize(n);
-      for (size_t k = 0; k < n; ++k) s[k] = Score(P, samples[k].user, samples[k].item);
-      if (dr) {
-        t.resize(n);
-        gt.resize(n);
-        for (size_t k = 0; k < n; ++k) t[k] = Score(Q, samples[k].user, samples[k].item);
-      }
-      loss_sum += PredictionLoss(cfg, samples, s, t, gs);
-      for (size_t k = 0; k < n; ++k) {
-        if (gs[k] != 0.0f) opt.Backprop(P, samples[k].user, samples[k].item, gs[k]);
-      }
-      opt.StepAll();
-      if (dr) {
-        ImputationLoss(samples, s, t, gt);
-        for (size_t k = 0; k < n; ++k) {
-          if (gt[k] != 0.0f) qopt->Backprop(Q, samples[k].user, samples[k].item, gt[k]);
-        }
-        qopt->StepAll();
-      }
-    }
-    epochs_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    last_loss = batches ? loss_sum / batches : 0.0;
-    if (!std::isfinite(last_loss) || !P.user_factors.allFinite() ||
-        !P.item_factors.allFinite()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "training diverged at epoch ", epoch, " (non-finite loss or factors); lower lr"));
-    }
-    train::TrainProgress prog;
-    prog.epoch = epoch;
-    prog.total_epochs = st.epochs;
-    prog.loss = last_loss;
-    prog.elapsed_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (va != nullptr && (ctx.on_progress || epoch == st.epochs)) {
-      ASSIGN_OR_RETURN(auto snapshot, MfModel::Create(P));
-      ASSIGN_OR_RETURN(auto m, eval::EvaluateRanking(*snapshot, {}, {}, *va, vo));
-      val_metrics.clear();
-      for (const char* key : {"auc", "ndcg@5", "recall@5", "logloss"}) {
-        if (m.count(key)) val_metrics[std::string("val_") + key] = m[key];
-      }
-      prog.metrics = val_metrics;
-    }
-    if (ctx.on_progress) ctx.on_progress(prog);
-  }
-
-  if (diagnostics_f.valid()) result.diagnostics["propensity"] = diagnostics_f.get();
-  if (stream) result.diagnostics["sampling_helper_batches"] = stream->helper_batches();
-  result.metrics["train_loss"] = last_loss;
-  for (const auto& [k, v] : val_metrics) result.metrics[k] = v;
-  result.diagnostics["loss"] = std::string(loss_name);
-  result.diagnostics["feedback"] = std::string(train::FeedbackKindName(st.kind));
-  result.diagnostics["train_events"] = tr.num_events();
-  result.diagnostics["val_events"] = va ? va->num_events() : 0;
-  result.diagnostics["positives"] = n_pos;
-  // Set-up (validation split, propensities and their diagnostics, indexes,
-  // initialisation) and the epochs' optimisation alone (without validation).
-  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  result.diagnostics["setup_seconds"] = secs(t0, t_setup);
-  result.diagnostics["setup_breakdown"] = {{"checks_split", secs(t0, t_prop)},
-                                           {"propensities", secs(t_prop, t_init)},
-                                           {"init", secs(t_init, t_index)},
-                                           {"index_pack", secs(t_index, t_setup)}};
-  result.diagnostics["epoch_seconds"] = epochs_seconds;
-  // Logit range over the training events (an even stride of at most 65,536
-  // of them). The log-form relmf and implicit ips losses are unbounded below
-  // for clicks weighted 1/p > 1, so with little L2 their logits can grow
-  // without limit: rankings still work, but the probabilities saturate at 0
-  // or 1 (in float, beyond about +-17). Say so instead of letting a caller
-  // read them as calibrated.
-  {
-    const size_t n = tr.num_events();
-    const size_t stride = std::max<size_t>(1, n / 65536);
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    size_t sampled = 0;
-    for (size_t e = 0; e < n; e += stride, ++sampled) {
-      const float sc = Score(P, tr.user[e], tr.item[e]);
-      lo = std::min(lo, sc);
-      hi = std::max(hi, sc);
-    }
-    if (sampled > 0) {
-      result.diagnostics["score_range"] = {{"min", lo}, {"max", hi}, {"events", sampled}};
-      const float reach = std::max(std::abs(lo), std::abs(hi));
-      if (reach > kSaturatedLogit) {
-        std::string why;
-        if (loss == Loss::kRelMf && st.form == LossForm::kLog) {
-          why = "; relmf's log-form loss is unbounded below for clicks weighted 1/propensity "
-                "> 1 (loss_form=squared is bounded)";
-        } else if (loss == Loss::kIps && implicit) {
-          why = "; the implicit ips loss is unbounded below for clicks weighted "
-                "1/propensity > 1";
-        }
-        result.diagnostics["warnings"].push_back(absl::StrFormat(
-            "training logits reach %.3g: the model's probabilities saturate at 0 or 1, so "
-            "they are not calibrated (rankings are unaffected)%s; raise l2 (now %g), or "
-            "lower lr (now %g) or epochs (now %d)",
-            reach, why, st.l2, st.lr, st.epochs));
-      }
-    }
-  }
-  result.diagnostics["seconds"] =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ASSIGN_OR_RETURN(auto model, MfModel::Create(std::move(P)));
-  result.model = std::move(model);
-  result.resolved_params = std::move(params.resolved());
-  return result;
+  const int epochs = st.epochs;
+  MfRun run(loss, loss_name, train, spec, ctx, extras, std::move(st), &params);
+  RETURN_IF_ERROR(run.Prepare());
+  for (int epoch = 1; epoch <= epochs; ++epoch) RETURN_IF_ERROR(run.Epoch(epoch));
+  return run.Finish();
 }
 
 #define DEBIAS_MF_ENTRY(fn, name)                                             \
