@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <type_traits>
 
@@ -278,6 +279,375 @@ bool ListHasClick(const ClickLists& cl, uint32_t q) {
 
 double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// One training run of a click ranker, in named stages: Prepare (checks, the
+// fixed propensities, the list split, the standardised network), Step (one
+// batch), Checkpoint (held-out criterion, trace, early stopping) and Finish.
+// The random draws keep their order, so a seed gives the same model.
+class ClickRankerRun {
+ public:
+  ClickRankerRun(ClickMethod method, const data::DatasetView& view,
+                 const train::TrainSpec& spec, const train::TrainContext& ctx, Config c,
+                 ClickLists cl)
+      : method_(method), view_(view), spec_(spec), ctx_(ctx), c_(std::move(c)),
+        cl_(std::move(cl)), K_(c_.max_positions),
+        rng_(c_.seed * 0x9e3779b97f4a7c15ULL + 0x5bd1e995), g_(Eigen::VectorXf::Zero(K_)),
+        g_opt_(K_, c_.propensity_lr), theta_(K_, 0.5), theta_acc_(K_) {}
+
+  absl::Status Prepare();
+  // One optimisation step; sets *stop when early stopping ends the run.
+  absl::Status Step(int step, bool* stop);
+  absl::StatusOr<train::TrainResult> Finish(int steps_run, train::TrainResult result);
+
+ private:
+  absl::Status CheckLog() const;
+  absl::Status FixPropensities();
+  absl::Status SplitLists();
+  absl::Status MakeNet();
+  void InitLogits();
+  double BatchLoss();
+  void Checkpoint(int step, bool* stop);
+  double Evaluate(const std::vector<uint32_t>& lists);
+  std::vector<double> GDouble() const;
+  std::vector<double> CurrentCurve() const;
+
+  const ClickMethod method_;
+  const data::DatasetView& view_;
+  const train::TrainSpec& spec_;
+  const train::TrainContext& ctx_;
+  const Config c_;
+  const ClickLists cl_;
+  const int K_;
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  std::mt19937_64 rng_;
+  std::vector<double> fixed_prop_, fixed_w_;
+  std::vector<uint32_t> train_lists_, valid_lists_, order_;
+  uint64_t dropped_ = 0;
+  std::optional<RankerNet> net_;
+  std::optional<Optimizer> opt_;
+  Eigen::VectorXf g_;  // DLA propensity logits (float for the optimiser)
+  Adagrad g_opt_;
+  std::vector<double> theta_;  // REM
+  propensity::PbmThetaAccumulator theta_acc_;
+  std::optional<BatchBuilder> bb_;
+  RankerWorkspace ws_;
+  Eigen::VectorXf grad_;
+  size_t cursor_ = 0;
+  Eigen::VectorXf best_params_, best_g_;
+  std::vector<double> best_theta_;
+  double best_criterion_ = std::numeric_limits<double>::infinity();
+  int best_step_ = 0, since_best_ = 0;
+  nlohmann::json trace_ = nlohmann::json::array();
+  double running_loss_ = 0.0;
+  int running_n_ = 0;
+};
+
+absl::Status ClickRankerRun::CheckLog() const {
+  if (view_.feature_dim <= 0 ||
+      view_.features.size() != view_.num_events() * static_cast<size_t>(view_.feature_dim)) {
+    return absl::FailedPreconditionError(
+        "click log: the events carry no feature vectors (features column)");
+  }
+  if (cl_.num_lists() == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("click log: no list has an event at positions 1..", K_));
+  }
+  for (size_t s = 0; s < cl_.event.size(); ++s) {
+    if (!cl_.mask[s]) continue;
+    for (float f : view_.FeaturesOf(cl_.event[s])) {
+      if (!std::isfinite(f)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("features of event ", cl_.event[s], ": must be finite"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Propensities for the fixed-weight methods.
+absl::Status ClickRankerRun::FixPropensities() {
+  fixed_prop_.assign(K_, 1.0);
+  if (method_ == ClickMethod::kIpw && !c_.propensities.empty()) {
+    fixed_prop_ = c_.propensities;
+  } else if (method_ == ClickMethod::kRandomization ||
+             (method_ == ClickMethod::kIpw && spec_.propensity == "randomization")) {
+    ASSIGN_OR_RETURN(fixed_prop_, propensity::RandomizationPropensities(cl_));
+  }
+  fixed_w_.resize(K_);
+  for (int i = 0; i < K_; ++i) fixed_w_[i] = 1.0 / fixed_prop_[i];
+  return absl::OkStatus();
+}
+
+// Lists into training and validation (seeded).
+absl::Status ClickRankerRun::SplitLists() {
+  std::vector<uint32_t> all(cl_.num_lists());
+  std::iota(all.begin(), all.end(), 0u);
+  std::shuffle(all.begin(), all.end(), rng_);
+  const size_t n_valid = static_cast<size_t>(c_.valid_fraction * all.size());
+  const bool needs_click = method_ != ClickMethod::kRegressionEm;
+  for (size_t k = 0; k < all.size(); ++k) {
+    if (needs_click && !ListHasClick(cl_, all[k])) {
+      ++dropped_;
+      continue;
+    }
+    (k < n_valid ? valid_lists_ : train_lists_).push_back(all[k]);
+  }
+  if (train_lists_.empty()) {
+    return absl::FailedPreconditionError("click log: no training list has a click");
+  }
+  return absl::OkStatus();
+}
+
+// The network, standardised from (up to 50,000) training documents, a prefix
+// of the shuffled training lists (a random sample).
+absl::Status ClickRankerRun::MakeNet() {
+  constexpr size_t kStandardizationRows = 50000;
+  std::vector<float> sample;
+  sample.reserve(kStandardizationRows * view_.feature_dim);
+  size_t rows = 0;
+  for (uint32_t q : train_lists_) {
+    for (int i = 1; i <= K_ && rows < kStandardizationRows; ++i) {
+      const size_t s = cl_.slot(q, i);
+      if (!cl_.mask[s]) continue;
+      const auto f = view_.FeaturesOf(cl_.event[s]);
+      sample.insert(sample.end(), f.begin(), f.end());
+      ++rows;
+    }
+    if (rows >= kStandardizationRows) break;
+  }
+  ASSIGN_OR_RETURN(RankerNet net, RankerNet::Create(view_.feature_dim, c_.hidden));
+  Eigen::VectorXf shift, scale;
+  ComputeStandardization(sample.data(), sample.size() / view_.feature_dim, view_.feature_dim,
+                         &shift, &scale);
+  RETURN_IF_ERROR(net.SetStandardization(shift, scale));
+  net.InitRandom(rng_());
+  net_.emplace(std::move(net));
+  opt_.emplace(c_.optimizer, net_->num_params(), c_.lr);
+  return absl::OkStatus();
+}
+
+// DLA's warm start: the click-rate ratios underestimate the tail propensities
+// but put the logits within reach; from 0, Adagrad needs far more steps to
+// bring steep curves (eta = 2: p10 = 0.008) down, and the held-out stopping
+// rule ends training first.
+void ClickRankerRun::InitLogits() {
+  if (!IsDla(method_) || !c_.init_ctr) return;
+  if (auto ctr = propensity::ClickRateRatios(cl_); ctr.ok()) {
+    for (int i = 0; i < K_; ++i) g_[i] = static_cast<float>(std::log(std::max((*ctr)[i], 1e-3)));
+  }
+}
+
+absl::Status ClickRankerRun::Prepare() {
+  RETURN_IF_ERROR(CheckLog());
+  RETURN_IF_ERROR(FixPropensities());
+  RETURN_IF_ERROR(SplitLists());
+  RETURN_IF_ERROR(MakeNet());
+  InitLogits();
+  bb_.emplace(view_, cl_);
+  grad_.resize(net_->num_params());
+  cursor_ = train_lists_.size();  // forces a shuffle at the first step
+  order_ = train_lists_;
+  best_params_ = net_->params();
+  best_g_ = g_;
+  best_theta_ = theta_;
+  return absl::OkStatus();
+}
+
+std::vector<double> ClickRankerRun::GDouble() const {
+  std::vector<double> v(K_);
+  for (int i = 0; i < K_; ++i) v[i] = g_[i];
+  return v;
+}
+
+std::vector<double> ClickRankerRun::CurrentCurve() const {
+  switch (method_) {
+    case ClickMethod::kDla: return propensity::DlaPropensities(GDouble());
+    case ClickMethod::kRegressionEm: {
+      std::vector<double> p(K_);
+      for (int i = 0; i < K_; ++i) p[i] = theta_[i] / theta_[0];
+      return p;
+    }
+    default: return fixed_prop_;
+  }
+}
+
+// Held-out criterion, lower is better.
+double ClickRankerRun::Evaluate(const std::vector<uint32_t>& lists) {
+  BatchBuilder& bb = *bb_;
+  double total = 0.0, count = 0.0;
+  const std::vector<double> gd = GDouble();
+  for (size_t b = 0; b < lists.size(); b += c_.batch_size) {
+    const int n = static_cast<int>(std::min<size_t>(c_.batch_size, lists.size() - b));
+    bb.Build(lists.data() + b, n);
+    net_->Forward(bb.x(), bb.rows(), &ws_, bb.row_scores());
+    bb.ScatterScores();
+    const SlotBatch batch = bb.batch();
+    switch (method_) {
+      case ClickMethod::kDla: {
+        double clicks = 0.0;
+        total -= propensity::DlaClickLogLikelihood(batch, gd, &clicks);
+        count += clicks;
+        break;
+      }
+      case ClickMethod::kRegressionEm:
+        for (int r = 0; r < bb.rows(); ++r) {
+          const double pc = std::clamp(
+              theta_[bb.row_position(r) - 1] * Sigmoid(bb.row_scores()[r]), 1e-7, 1.0 - 1e-7);
+          total -= bb.row_click(r) > 0 ? std::log(pc) : std::log1p(-pc);
+          count += 1.0;
+        }
+        break;
+      default: {
+        // Weighted loss: un-normalise the batch mean by its weight.
+        double weight = 0.0;
+        for (int q = 0; q < n; ++q) {
+          for (int i = 0; i < K_; ++i) {
+            const size_t s = static_cast<size_t>(q) * K_ + i;
+            if (batch.mask[s]) weight += (batch.clicks[s] + propensity::kDlaDelta) * fixed_w_[i];
+          }
+        }
+        total += propensity::DlaRankerLoss(batch, fixed_w_, propensity::kDlaDelta, {}) * weight;
+        count += weight;
+      }
+    }
+  }
+  return count > 0 ? total / count : 0.0;
+}
+
+// The loss of the batch in bb_ and the row gradients (REM: its E-step; DLA:
+// also a step of the propensity logits).
+double ClickRankerRun::BatchLoss() {
+  BatchBuilder& bb = *bb_;
+  const SlotBatch batch = bb.batch();
+  double loss = 0.0;
+  if (method_ == ClickMethod::kRegressionEm) {
+    const float inv = 1.0f / std::max(1, bb.rows());
+    for (int r = 0; r < bb.rows(); ++r) {
+      const int k = bb.row_position(r);
+      const double gamma = Sigmoid(bb.row_scores()[r]);
+      const propensity::PbmPosterior post =
+          propensity::PbmEStep(bb.row_click(r) > 0, theta_[k - 1], gamma);
+      theta_acc_.Add(k, post.examined);
+      bb.row_grad()[r] = static_cast<float>(gamma - post.relevant) * inv;
+      const double gc = std::clamp(gamma, 1e-7, 1.0 - 1e-7);
+      loss -= (post.relevant * std::log(gc) + (1 - post.relevant) * std::log1p(-gc)) * inv;
+    }
+    return loss;
+  }
+  const std::vector<double> w = IsDla(method_) ? propensity::DlaWeights(GDouble()) : fixed_w_;
+  loss = propensity::DlaRankerLoss(batch, w, propensity::kDlaDelta, bb.slot_grad());
+  if (IsDla(method_)) {
+    std::vector<double> gg(K_);
+    loss += propensity::DlaPropensityLoss(batch, GDouble(), propensity::kDlaDelta, c_.max_ratio,
+                                          gg);
+    Eigen::VectorXf gf(K_);
+    for (int i = 0; i < K_; ++i) gf[i] = static_cast<float>(gg[i]);
+    ClipGlobalNorm(&gf, c_.max_grad_norm);
+    g_opt_.Step(&g_, gf);
+  }
+  bb.GatherGrad();
+  return loss;
+}
+
+absl::Status ClickRankerRun::Step(int step, bool* stop) {
+  if (ctx_.IsCancelled()) return absl::CancelledError("training cancelled");
+  if (cursor_ + c_.batch_size > order_.size()) {
+    std::shuffle(order_.begin(), order_.end(), rng_);
+    cursor_ = 0;
+  }
+  const int n = static_cast<int>(std::min<size_t>(c_.batch_size, order_.size()));
+  BatchBuilder& bb = *bb_;
+  bb.Build(order_.data() + cursor_, n);
+  cursor_ += n;
+  net_->Forward(bb.x(), bb.rows(), &ws_, bb.row_scores());
+  bb.ScatterScores();
+  const double loss = BatchLoss();
+  grad_.setZero();
+  net_->Backward(&ws_, bb.row_grad(), &grad_);
+  if (c_.l2 > 0) grad_ += static_cast<float>(c_.l2) * net_->params();
+  ClipGlobalNorm(&grad_, c_.max_grad_norm);
+  opt_->Step(&net_->params(), grad_);
+  if (!net_->params().allFinite()) {
+    return absl::InternalError(absl::StrCat(
+        "training diverged at step ", step, " (non-finite parameters); lower lr"));
+  }
+  running_loss_ += loss;
+  ++running_n_;
+  if (method_ == ClickMethod::kRegressionEm &&
+      (step % c_.em_update_every == 0 || step % c_.eval_every == 0 || step == c_.max_steps)) {
+    // M-step for theta from the posteriors of the steps since the last one.
+    theta_ = theta_acc_.Theta(theta_);
+    theta_acc_ = propensity::PbmThetaAccumulator(K_);
+  }
+  if (step % c_.eval_every == 0 || step == c_.max_steps) Checkpoint(step, stop);
+  return absl::OkStatus();
+}
+
+// The held-out criterion now: traced, the best parameters kept, progress
+// reported; *stop after `patience` checks without gain.
+void ClickRankerRun::Checkpoint(int step, bool* stop) {
+  const bool validate = !valid_lists_.empty();
+  const double crit = validate ? Evaluate(valid_lists_) : running_loss_ / running_n_;
+  nlohmann::json point = {
+      {"step", step}, {"train_loss", running_loss_ / running_n_}, {"valid_criterion", crit}};
+  if (IsDla(method_) || method_ == ClickMethod::kRegressionEm) {
+    point["position_propensities"] = CurrentCurve();
+  }
+  trace_.push_back(std::move(point));
+  if (crit < best_criterion_ || !validate) {
+    best_criterion_ = crit;
+    best_step_ = step;
+    best_params_ = net_->params();
+    best_g_ = g_;
+    best_theta_ = theta_;
+    since_best_ = 0;
+  } else {
+    ++since_best_;
+  }
+  if (ctx_.on_progress) {
+    train::TrainProgress prog;
+    prog.epoch = step / c_.eval_every;
+    prog.total_epochs = (c_.max_steps + c_.eval_every - 1) / c_.eval_every;
+    prog.loss = running_loss_ / running_n_;
+    prog.elapsed_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    prog.metrics["valid_criterion"] = crit;
+    ctx_.on_progress(prog);
+  }
+  running_loss_ = 0.0;
+  running_n_ = 0;
+  *stop = validate && since_best_ > c_.patience;
+}
+
+absl::StatusOr<train::TrainResult> ClickRankerRun::Finish(int steps_run,
+                                                          train::TrainResult result) {
+  RETURN_IF_ERROR(net_->SetParams(best_params_));
+  g_ = best_g_;
+  theta_ = best_theta_;
+  nlohmann::json diag;
+  diag["position_propensities"] = CurrentCurve();
+  diag["method"] = std::string(ClickMethodName(method_));
+  if (auto naive = propensity::ClickRateRatios(cl_); naive.ok()) {
+    diag["click_rate_ratios"] = *naive;
+  }
+  if (method_ == ClickMethod::kRegressionEm) diag["theta"] = theta_;
+  if (IsDla(method_)) diag["propensity_logits"] = GDouble();
+  diag["lists"] = cl_.num_lists();
+  diag["train_lists"] = train_lists_.size();
+  diag["valid_lists"] = valid_lists_.size();
+  diag["lists_without_clicks_dropped"] = dropped_;
+  diag["skipped_events"] = cl_.skipped_events;
+  diag["best_step"] = best_step_;
+  diag["steps"] = steps_run;
+  diag["stopped_early"] = steps_run < c_.max_steps;
+  diag["trace"] = trace_;
+  result.diagnostics = std::move(diag);
+  result.metrics["valid_criterion"] = best_criterion_;
+  result.metrics["best_step"] = best_step_;
+  result.metrics["steps"] = steps_run;
+  result.model = RankerModel::Create(std::move(*net_));
+  return result;
+}
+
 }  // namespace
 
 std::string_view ClickMethodName(ClickMethod m) {
@@ -295,308 +665,18 @@ std::string_view ClickMethodName(ClickMethod m) {
 absl::StatusOr<train::TrainResult> TrainClickRanker(
     ClickMethod method, const data::DatasetView& view,
     const train::TrainSpec& spec, const train::TrainContext& ctx) {
-  const auto t0 = std::chrono::steady_clock::now();
   train::TrainResult result;
   ASSIGN_OR_RETURN(Config c, ParseConfig(method, spec, &result.resolved_params));
   ASSIGN_OR_RETURN(ClickLists cl, propensity::BuildClickLists(view, c.max_positions));
-  const int K = c.max_positions;
-  if (view.feature_dim <= 0 || view.features.size() != view.num_events() *
-                                   static_cast<size_t>(view.feature_dim)) {
-    return absl::FailedPreconditionError(
-        "click log: the events carry no feature vectors (features column)");
+  const int max_steps = c.max_steps;
+  ClickRankerRun run(method, view, spec, ctx, std::move(c), std::move(cl));
+  RETURN_IF_ERROR(run.Prepare());
+  int step = 1;
+  for (bool stop = false; step <= max_steps && !stop; ++step) {
+    RETURN_IF_ERROR(run.Step(step, &stop));
   }
-  if (cl.num_lists() == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "click log: no list has an event at positions 1..", K));
-  }
-  for (size_t s = 0; s < cl.event.size(); ++s) {
-    if (!cl.mask[s]) continue;
-    for (float f : view.FeaturesOf(cl.event[s])) {
-      if (!std::isfinite(f)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "features of event ", cl.event[s], ": must be finite"));
-      }
-    }
-  }
-
-  // Propensities for the fixed-weight methods.
-  std::vector<double> fixed_prop(K, 1.0);
-  if (method == ClickMethod::kIpw && !c.propensities.empty()) {
-    fixed_prop = c.propensities;
-  } else if (method == ClickMethod::kRandomization ||
-             (method == ClickMethod::kIpw && spec.propensity == "randomization")) {
-    ASSIGN_OR_RETURN(fixed_prop, propensity::RandomizationPropensities(cl));
-  }
-  std::vector<double> fixed_w(K);
-  for (int i = 0; i < K; ++i) fixed_w[i] = 1.0 / fixed_prop[i];
-
-  // Split lists into training and validation (seeded).
-  std::mt19937_64 rng(c.seed * 0x9e3779b97f4a7c15ULL + 0x5bd1e995);
-  std::vector<uint32_t> all(cl.num_lists());
-  std::iota(all.begin(), all.end(), 0u);
-  std::shuffle(all.begin(), all.end(), rng);
-  const size_t n_valid = static_cast<size_t>(c.valid_fraction * all.size());
-  const bool needs_click = method != ClickMethod::kRegressionEm;
-  std::vector<uint32_t> train_lists, valid_lists;
-  uint64_t dropped = 0;
-  for (size_t k = 0; k < all.size(); ++k) {
-    if (needs_click && !ListHasClick(cl, all[k])) {
-      ++dropped;
-      continue;
-    }
-    (k < n_valid ? valid_lists : train_lists).push_back(all[k]);
-  }
-  if (train_lists.empty()) {
-    return absl::FailedPreconditionError(
-        "click log: no training list has a click");
-  }
-
-  // Standardisation from (up to 50,000) training documents, a prefix of the
-  // shuffled training lists (a random sample).
-  constexpr size_t kStandardizationRows = 50000;
-  std::vector<float> sample;
-  sample.reserve(kStandardizationRows * view.feature_dim);
-  {
-    size_t rows = 0;
-    for (uint32_t q : train_lists) {
-      for (int i = 1; i <= K && rows < kStandardizationRows; ++i) {
-        const size_t s = cl.slot(q, i);
-        if (!cl.mask[s]) continue;
-        const auto f = view.FeaturesOf(cl.event[s]);
-        sample.insert(sample.end(), f.begin(), f.end());
-        ++rows;
-      }
-      if (rows >= kStandardizationRows) break;
-    }
-  }
-  ASSIGN_OR_RETURN(RankerNet net, RankerNet::Create(view.feature_dim, c.hidden));
-  {
-    Eigen::VectorXf shift, scale;
-    ComputeStandardization(sample.data(), sample.size() / view.feature_dim,
-                           view.feature_dim, &shift, &scale);
-    RETURN_IF_ERROR(net.SetStandardization(shift, scale));
-    sample.clear();
-    sample.shrink_to_fit();
-  }
-  net.InitRandom(rng());
-  Optimizer opt(c.optimizer, net.num_params(), c.lr);
-
-  // DLA propensity logits (float for the optimiser) and REM theta.
-  Eigen::VectorXf g = Eigen::VectorXf::Zero(K);
-  if (IsDla(method) && c.init_ctr) {
-    // Warm start: the click-rate ratios underestimate the tail propensities
-    // but put the logits within reach; from 0, Adagrad needs far more steps
-    // to bring steep curves (eta = 2: p10 = 0.008) down, and the held-out
-    // stopping rule ends training first.
-    if (auto ctr = propensity::ClickRateRatios(cl); ctr.ok()) {
-      for (int i = 0; i < K; ++i) {
-        g[i] = static_cast<float>(std::log(std::max((*ctr)[i], 1e-3)));
-      }
-    }
-  }
-  Adagrad g_opt(K, c.propensity_lr);
-  std::vector<double> theta(K, 0.5);
-  propensity::PbmThetaAccumulator theta_acc(K);
-
-  auto g_double = [&]() {
-    std::vector<double> v(K);
-    for (int i = 0; i < K; ++i) v[i] = g[i];
-    return v;
-  };
-  auto current_curve = [&]() -> std::vector<double> {
-    switch (method) {
-      case ClickMethod::kDla: return propensity::DlaPropensities(g_double());
-      case ClickMethod::kRegressionEm: {
-        std::vector<double> p(K);
-        for (int i = 0; i < K; ++i) p[i] = theta[i] / theta[0];
-        return p;
-      }
-      default: return fixed_prop;
-    }
-  };
-
-  BatchBuilder bb(view, cl);
-  RankerWorkspace ws;
-  Eigen::VectorXf grad(net.num_params());
-
-  // Held-out criterion, lower is better.
-  auto evaluate = [&](const std::vector<uint32_t>& lists) -> double {
-    double total = 0.0, count = 0.0;
-    const std::vector<double> gd = g_double();
-    for (size_t b = 0; b < lists.size(); b += c.batch_size) {
-      const int n = static_cast<int>(std::min<size_t>(c.batch_size, lists.size() - b));
-      bb.Build(lists.data() + b, n);
-      net.Forward(bb.x(), bb.rows(), &ws, bb.row_scores());
-      bb.ScatterScores();
-      const SlotBatch batch = bb.batch();
-      switch (method) {
-        case ClickMethod::kDla: {
-          double clicks = 0.0;
-          total -= propensity::DlaClickLogLikelihood(batch, gd, &clicks);
-          count += clicks;
-          break;
-        }
-        case ClickMethod::kRegressionEm:
-          for (int r = 0; r < bb.rows(); ++r) {
-            const double pc = std::clamp(
-                theta[bb.row_position(r) - 1] * Sigmoid(bb.row_scores()[r]),
-                1e-7, 1.0 - 1e-7);
-            total -= bb.row_click(r) > 0 ? std::log(pc) : std::log1p(-pc);
-            count += 1.0;
-          }
-          break;
-        default: {
-          // Weighted loss: un-normalise the batch mean by its weight.
-          double weight = 0.0;
-          for (int q = 0; q < n; ++q) {
-            for (int i = 0; i < K; ++i) {
-              const size_t s = static_cast<size_t>(q) * K + i;
-              if (batch.mask[s]) weight += (batch.clicks[s] + propensity::kDlaDelta) * fixed_w[i];
-            }
-          }
-          total += propensity::DlaRankerLoss(batch, fixed_w, propensity::kDlaDelta, {}) * weight;
-          count += weight;
-        }
-      }
-    }
-    return count > 0 ? total / count : 0.0;
-  };
-
-  size_t cursor = train_lists.size();  // forces a shuffle at the first step
-  std::vector<uint32_t> order = train_lists;
-  Eigen::VectorXf best_params = net.params();
-  Eigen::VectorXf best_g = g;
-  std::vector<double> best_theta = theta;
-  double best_criterion = std::numeric_limits<double>::infinity();
-  int best_step = 0, since_best = 0, step = 0;
-  nlohmann::json trace = nlohmann::json::array();
-  double running_loss = 0.0;
-  int running_n = 0;
-  const bool validate = !valid_lists.empty();
-
-  for (step = 1; step <= c.max_steps; ++step) {
-    if (ctx.IsCancelled()) return absl::CancelledError("training cancelled");
-    if (cursor + c.batch_size > order.size()) {
-      std::shuffle(order.begin(), order.end(), rng);
-      cursor = 0;
-    }
-    const int n = static_cast<int>(std::min<size_t>(c.batch_size, order.size()));
-    bb.Build(order.data() + cursor, n);
-    cursor += n;
-    net.Forward(bb.x(), bb.rows(), &ws, bb.row_scores());
-    bb.ScatterScores();
-    const SlotBatch batch = bb.batch();
-    double loss = 0.0;
-    if (method == ClickMethod::kRegressionEm) {
-      const float inv = 1.0f / std::max(1, bb.rows());
-      for (int r = 0; r < bb.rows(); ++r) {
-        const int k = bb.row_position(r);
-        const double gamma = Sigmoid(bb.row_scores()[r]);
-        const propensity::PbmPosterior post =
-            propensity::PbmEStep(bb.row_click(r) > 0, theta[k - 1], gamma);
-        theta_acc.Add(k, post.examined);
-        bb.row_grad()[r] = static_cast<float>(gamma - post.relevant) * inv;
-        const double gc = std::clamp(gamma, 1e-7, 1.0 - 1e-7);
-        loss -= (post.relevant * std::log(gc) + (1 - post.relevant) * std::log1p(-gc)) * inv;
-      }
-    } else {
-      const std::vector<double> w =
-          IsDla(method) ? propensity::DlaWeights(g_double()) : fixed_w;
-      loss = propensity::DlaRankerLoss(batch, w, propensity::kDlaDelta, bb.slot_grad());
-      if (IsDla(method)) {
-        std::vector<double> gg(K);
-        const std::vector<double> gd = g_double();
-        loss += propensity::DlaPropensityLoss(batch, gd, propensity::kDlaDelta,
-                                              c.max_ratio, gg);
-        Eigen::VectorXf gf(K);
-        for (int i = 0; i < K; ++i) gf[i] = static_cast<float>(gg[i]);
-        ClipGlobalNorm(&gf, c.max_grad_norm);
-        g_opt.Step(&g, gf);
-      }
-      bb.GatherGrad();
-    }
-    grad.setZero();
-    net.Backward(&ws, bb.row_grad(), &grad);
-    if (c.l2 > 0) grad += static_cast<float>(c.l2) * net.params();
-    ClipGlobalNorm(&grad, c.max_grad_norm);
-    opt.Step(&net.params(), grad);
-    if (!net.params().allFinite()) {
-      return absl::InternalError(absl::StrCat(
-          "training diverged at step ", step, " (non-finite parameters); lower lr"));
-    }
-    running_loss += loss;
-    ++running_n;
-
-    if (method == ClickMethod::kRegressionEm &&
-        (step % c.em_update_every == 0 || step % c.eval_every == 0 ||
-         step == c.max_steps)) {
-      // M-step for theta from the posteriors of the steps since the last one.
-      theta = theta_acc.Theta(theta);
-      theta_acc = propensity::PbmThetaAccumulator(K);
-    }
-    if (step % c.eval_every == 0 || step == c.max_steps) {
-      const double crit = validate ? evaluate(valid_lists) : running_loss / running_n;
-      nlohmann::json point = {{"step", step},
-                              {"train_loss", running_loss / running_n},
-                              {"valid_criterion", crit}};
-      if (IsDla(method) || method == ClickMethod::kRegressionEm) {
-        point["position_propensities"] = current_curve();
-      }
-      trace.push_back(std::move(point));
-      if (crit < best_criterion || !validate) {
-        best_criterion = crit;
-        best_step = step;
-        best_params = net.params();
-        best_g = g;
-        best_theta = theta;
-        since_best = 0;
-      } else {
-        ++since_best;
-      }
-      if (ctx.on_progress) {
-        train::TrainProgress prog;
-        prog.epoch = step / c.eval_every;
-        prog.total_epochs = (c.max_steps + c.eval_every - 1) / c.eval_every;
-        prog.loss = running_loss / running_n;
-        prog.elapsed_seconds = std::chrono::duration<double>(
-            std::chrono::steady_clock::now() - t0).count();
-        prog.metrics["valid_criterion"] = crit;
-        ctx.on_progress(prog);
-      }
-      running_loss = 0.0;
-      running_n = 0;
-      if (validate && since_best > c.patience) break;
-    }
-  }
-  const int steps_run = std::min(step, c.max_steps);
-  RETURN_IF_ERROR(net.SetParams(best_params));
-  g = best_g;
-  theta = best_theta;
-  const std::vector<double> curve = current_curve();
-
-  nlohmann::json diag;
-  diag["position_propensities"] = curve;
-  diag["method"] = std::string(ClickMethodName(method));
-  if (auto naive = propensity::ClickRateRatios(cl); naive.ok()) {
-    diag["click_rate_ratios"] = *naive;
-  }
-  if (method == ClickMethod::kRegressionEm) diag["theta"] = theta;
-  if (IsDla(method)) diag["propensity_logits"] = g_double();
-  diag["lists"] = cl.num_lists();
-  diag["train_lists"] = train_lists.size();
-  diag["valid_lists"] = valid_lists.size();
-  diag["lists_without_clicks_dropped"] = dropped;
-  diag["skipped_events"] = cl.skipped_events;
-  diag["best_step"] = best_step;
-  diag["steps"] = steps_run;
-  diag["stopped_early"] = steps_run < c.max_steps;
-  diag["trace"] = trace;
-  result.diagnostics = std::move(diag);
-  result.metrics["valid_criterion"] = best_criterion;
-  result.metrics["best_step"] = best_step;
-  result.metrics["steps"] = steps_run;
-  result.model = RankerModel::Create(std::move(net));
-  return result;
+  // The last step run: the loop's counter is one past it.
+  return run.Finish(std::min(step - 1, max_steps), std::move(result));
 }
 
 absl::StatusOr<train::TrainResult> TrainDla(const data::DatasetView& train,
