@@ -71,12 +71,19 @@ check-docs: build
 
 # Long measurements, run by hand (not in CI): the 10-minute mixed soak and the
 # scaling tables of docs/SCALING.md.
-.PHONY: soak scaling
+.PHONY: soak scaling fleet
 soak: build
 	@bash scripts/soak.sh $(BUILD)
 
 scaling: build
 	@bash scripts/measure_scaling.sh $(BUILD)
+
+# The fleet test of ctest -L fleet, longer (120 s of load); the report lands
+# in docs/results/fleet.json, the numbers in docs/SCALING.md.
+FLEET_SECONDS ?= 120
+fleet: build
+	@$(PYTHON_SYS) tests/e2e/fleet_test.py $(BUILD) --duration $(FLEET_SECONDS) \
+	  --report docs/results/fleet.json
 
 clean:
 	rm -rf $(BUILD) build-asan var
