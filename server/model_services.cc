@@ -643,6 +643,7 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
   }
   auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
+  SetServed((*m)->record, resp->mutable_served());
   const json& diag = (*m)->record.diagnostics;
   if (diag.contains("position_propensities") && diag["position_propensities"].is_array()) {
     for (const auto& p : diag["position_propensities"]) {
