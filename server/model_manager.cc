@@ -845,6 +845,7 @@ absl::StatusOr<uint64_t> ModelManager::Import(store::ModelRecord record,
   }
   const uint64_t source_id = record.id;
   const uint64_t source_version = record.version;
+  absl::MutexLock import_lock(&import_mu_);
   if (!record.name.empty()) {
     // The exact version asked for, or the source's when free, else the next.
     uint64_t want = import.version;

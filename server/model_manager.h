@@ -220,6 +220,9 @@ class ModelManager {
   // raced with a delete is served but not cached.
   uint64_t deletes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  // Serialises the choice of an imported model's version (check, reserve,
+  // index), so two imports cannot take the same name and version.
+  absl::Mutex import_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // name -> versions and labels (mirrors the store, which persists them).
   std::map<std::string, NameEntry> names_ ABSL_GUARDED_BY(mu_);
 };
