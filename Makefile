@@ -49,9 +49,15 @@ sanitize-all: sanitize-configure
 
 # The container image (Dockerfile) built with podman and exercised end to end
 # through a published port (scripts/container_smoke.sh; docs/OPERATIONS.md).
-.PHONY: container-smoke check-deploy
+.PHONY: container-smoke check-deploy podman-fleet
 container-smoke:
 	@BUILD=$(BUILD) bash scripts/container_smoke.sh
+
+# deploy/podman/fleet.yaml under podman kube play: a trainer and three scoring
+# replicas, a model published and load-balanced over (scripts/podman_fleet.sh;
+# FLEET_IMAGE_FROM_BUILD=1 layers $(BUILD)'s binaries on the image).
+podman-fleet:
+	@bash scripts/podman_fleet.sh $(BUILD)
 
 # Parse and check the compose and Kubernetes files under deploy/.
 check-deploy:
