@@ -49,9 +49,15 @@ sanitize-all: sanitize-configure
 
 # The container image (Dockerfile) built with podman and exercised end to end
 # through a published port (scripts/container_smoke.sh; docs/OPERATIONS.md).
-.PHONY: container-smoke check-deploy
+.PHONY: container-smoke check-deploy podman-fleet
 container-smoke:
 	@BUILD=$(BUILD) bash scripts/container_smoke.sh
+
+# deploy/podman/fleet.yaml under podman kube play: a trainer and three scoring
+# replicas, a model published and load-balanced over (scripts/podman_fleet.sh;
+# FLEET_IMAGE_FROM_BUILD=1 layers $(BUILD)'s binaries on the image).
+podman-fleet:
+	@bash scripts/podman_fleet.sh $(BUILD)
 
 # Parse and check the compose and Kubernetes files under deploy/.
 check-deploy:
@@ -75,12 +81,19 @@ check-docs: build
 
 # Long measurements, run by hand (not in CI): the 10-minute mixed soak and the
 # scaling tables of docs/SCALING.md.
-.PHONY: soak scaling
+.PHONY: soak scaling fleet
 soak: build
 	@bash scripts/soak.sh $(BUILD)
 
 scaling: build
 	@bash scripts/measure_scaling.sh $(BUILD)
+
+# The fleet test of ctest -L fleet, longer (120 s of load); the report lands
+# in docs/results/fleet.json, the numbers in docs/SCALING.md.
+FLEET_SECONDS ?= 120
+fleet: build
+	@$(PYTHON_SYS) tests/e2e/fleet_test.py $(BUILD) --duration $(FLEET_SECONDS) \
+	  --report docs/results/fleet.json
 
 clean:
 	rm -rf $(BUILD) build-asan var

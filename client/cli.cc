@@ -24,6 +24,7 @@ ClientOptions Context::Options() const {
   o.tls_cert = global.tls_cert;
   o.tls_key = global.tls_key;
   o.tls_server_name = global.tls_server_name;
+  o.lb_policy = global.lb;
   return o;
 }
 
@@ -32,8 +33,15 @@ std::unique_ptr<Client> Context::Connect() const { return Client::Connect(global
 void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
   const char* env = std::getenv("DEBIAS_SERVER");
   if (g->server.empty()) g->server = (env && *env) ? env : "127.0.0.1:50051";
-  sub->add_option("--server", g->server, "debiasd address host:port ($DEBIAS_SERVER)")
+  sub->add_option("--server", g->server,
+                  "debiasd address host:port, or a gRPC target of several "
+                  "(ipv4:H:P1,H:P2 or dns:///name:port) ($DEBIAS_SERVER)")
       ->capture_default_str();
+  sub->add_option("--lb", g->lb,
+                  "load balancing over the target's addresses: pick_first (one connection) or "
+                  "round_robin (each call to the next address); UNAVAILABLE is retried on "
+                  "read-only calls either way")
+      ->check(CLI::IsMember({"pick_first", "round_robin"}));
   sub->add_flag("--json", g->json, "print one JSON object on stdout");
   sub->add_option("--timeout", g->timeout_seconds, "per-call deadline in seconds")
       ->check(CLI::Range(0.1, 86400.0))
@@ -44,6 +52,10 @@ void AddGlobalOptions(CLI::App* sub, GlobalOptions* g) {
   sub->add_option("--tls-key", g->tls_key, "client private key for mutual TLS (PEM)");
   sub->add_option("--tls-server-name", g->tls_server_name,
                   "name to check in the server certificate (default: the --server host)");
+}
+
+nlohmann::json ServedJson(const v1::ServedModel& served) {
+  return nlohmann::json{{"id", served.id()}, {"name", served.name()}, {"version", served.version()}};
 }
 
 std::vector<std::string> SplitList(const std::string& s) {

@@ -23,6 +23,7 @@ struct GlobalOptions {
   double timeout_seconds = 60;
   std::string token;  // default $DEBIAS_TOKEN
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  std::string lb;  // "" (pick_first) or "round_robin"
 };
 
 // State shared by subcommands; `run` is set by the subcommand chosen.
@@ -36,6 +37,9 @@ struct Context {
 
 // Adds --server/--json/--timeout to a subcommand.
 void AddGlobalOptions(CLI::App* sub, GlobalOptions* g);
+
+// The JSON debiasctl prints for the model that answered a call.
+nlohmann::json ServedJson(const v1::ServedModel& served);
 
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> SplitList(const std::string& s);

@@ -1,11 +1,13 @@
 #include "client/client.h"
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/util/crc32c.h"
@@ -39,7 +41,102 @@ bool ReadFile(const std::string& path, std::string* out) {
   *out = s.str();
   return true;
 }
+bool ValidRefName(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  };
+  if (!ok(s[0]) || s[0] == '.' || s[0] == '_' || s[0] == '-') return false;
+  return std::all_of(s.begin(), s.end(), ok);
+}
 }  // namespace
+
+std::string ServiceConfigJson(const ClientOptions& options) {
+  std::vector<std::string> parts;
+  if (!options.lb_policy.empty()) {
+    parts.push_back(absl::StrCat("\"loadBalancingConfig\": [{\"", options.lb_policy, "\": {}}]"));
+    // Client-side health checking (grpc.health.v1 Watch): a replica that is
+    // up but NOT_SERVING (warming up its models) gets no calls.
+    parts.push_back("\"healthCheckConfig\": {\"serviceName\": \"\"}");
+  }
+  if (options.retry_unavailable) {
+    // Calls that change nothing on the server: safe to send again.
+    static constexpr std::pair<const char*, const char*> kIdempotent[] = {
+        {"debias.v1.ScoringService", ""},  // every scoring call
+        {"debias.v1.EvaluationService", "Evaluate"},
+        {"debias.v1.ModelService", "GetModel"},
+        {"debias.v1.ModelService", "ListModels"},
+        {"debias.v1.ModelService", "ListMethods"},
+        {"debias.v1.ModelService", "GetModelLabels"},
+        {"debias.v1.DatasetService", "ListDatasets"},
+        {"debias.v1.DatasetService", "GetDataset"},
+        {"debias.v1.DatasetService", "GetStats"},
+        {"grpc.health.v1.Health", "Check"},
+    };
+    std::string names;
+    for (const auto& [service, method] : kIdempotent) {
+      absl::StrAppend(&names, names.empty() ? "" : ", ", "{\"service\": \"", service, "\"",
+                      *method ? absl::StrCat(", \"method\": \"", method, "\"") : "", "}");
+    }
+    parts.push_back(absl::StrCat(
+        "\"methodConfig\": [{\"name\": [", names,
+        "], \"retryPolicy\": {\"maxAttempts\": 5, \"initialBackoff\": \"0.05s\", "
+        "\"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, "
+        "\"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]"));
+  }
+  if (parts.empty()) return "";
+  std::string out = "{";
+  for (size_t i = 0; i < parts.size(); ++i) absl::StrAppend(&out, i ? ", " : "", parts[i]);
+  return out + "}";
+}
+
+absl::StatusOr<v1::ModelRef> ParseModelRef(const std::string& s) {
+  v1::ModelRef ref;
+  uint64_t id = 0;
+  if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (!absl::SimpleAtoi(s, &id) || id == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", s, "': an id must be a number >= 1"));
+    }
+    ref.set_id(id);
+    return ref;
+  }
+  const size_t at = s.find('@'), colon = s.find(':');
+  std::string name = s.substr(0, std::min(at, colon));
+  if (at != std::string::npos && colon != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", s, "': give NAME, NAME:VERSION or NAME@LABEL, not both"));
+  }
+  if (!ValidRefName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", s, "': expected an id, NAME, NAME:VERSION or NAME@LABEL with NAME matching "
+        "[a-z0-9][a-z0-9._-]{0,62}"));
+  }
+  ref.set_name(name);
+  if (colon != std::string::npos) {
+    uint64_t v = 0;
+    if (!absl::SimpleAtoi(s.substr(colon + 1), &v) || v == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", s, "': VERSION must be a number >= 1"));
+    }
+    ref.set_version(v);
+  } else if (at != std::string::npos) {
+    const std::string label = s.substr(at + 1);
+    if (!ValidRefName(label)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", s, "': LABEL must match [a-z0-9][a-z0-9._-]{0,62}"));
+    }
+    ref.set_label(label);
+  }
+  return ref;
+}
+
+std::string ModelRefString(const v1::ModelRef& ref) {
+  if (ref.name().empty()) return absl::StrCat(ref.id());
+  if (ref.version() != 0) return absl::StrCat(ref.name(), ":", ref.version());
+  if (!ref.label().empty()) return absl::StrCat(ref.name(), "@", ref.label());
+  return ref.name();
+}
 
 std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ClientOptions& options) {
@@ -71,6 +168,10 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (!options.lb_policy.empty()) args.SetLoadBalancingPolicyName(options.lb_policy);
+  if (std::string config = ServiceConfigJson(options); !config.empty()) {
+    args.SetServiceConfigJSON(config);
+  }
   auto channel = grpc::CreateCustomChannel(target, creds, args);
   return std::make_unique<Client>(std::move(channel), options);
 }
@@ -303,6 +404,30 @@ absl::StatusOr<v1::Model> Client::GetModel(uint64_t id) {
       req, [&](auto* c, const auto& q, auto* p) { return models_->GetModel(c, q, p); });
 }
 
+absl::StatusOr<v1::Model> Client::GetModel(const v1::ModelRef& ref) {
+  v1::GetModelRequest req;
+  *req.mutable_model() = ref;
+  return Unary<v1::GetModelRequest, v1::Model>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->GetModel(c, q, p); });
+}
+
+absl::StatusOr<v1::ModelLabels> Client::SetModelLabel(const std::string& name,
+                                                      const std::string& label, uint64_t version) {
+  v1::SetModelLabelRequest req;
+  req.set_name(name);
+  req.set_label(label);
+  req.set_version(version);
+  return Unary<v1::SetModelLabelRequest, v1::ModelLabels>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->SetModelLabel(c, q, p); });
+}
+
+absl::StatusOr<v1::ModelLabels> Client::GetModelLabels(const std::string& name) {
+  v1::GetModelLabelsRequest req;
+  req.set_name(name);
+  return Unary<v1::GetModelLabelsRequest, v1::ModelLabels>(
+      req, [&](auto* c, const auto& q, auto* p) { return models_->GetModelLabels(c, q, p); });
+}
+
 absl::Status Client::DeleteModel(uint64_t id) {
   v1::DeleteModelRequest req;
   req.set_id(id);
@@ -343,10 +468,21 @@ absl::StatusOr<uint64_t> Client::StartTraining(v1::TrainRequest request) {
 }
 
 absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(uint64_t id) {
-  grpc::ClientContext ctx;  // no deadline: large models take a while
-  Authenticate(&ctx);
   v1::ExportModelRequest req;
   req.set_id(id);
+  return ExportModel(req);
+}
+
+absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(const v1::ModelRef& ref) {
+  v1::ExportModelRequest req;
+  *req.mutable_model() = ref;
+  return ExportModel(req);
+}
+
+absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(const v1::ExportModelRequest& req) {
+  grpc::ClientContext ctx;  // no deadline: large models take a while
+  Authenticate(&ctx);
+  const std::string ref = req.has_model() ? ModelRefString(req.model()) : absl::StrCat(req.id());
   auto reader = models_->ExportModel(&ctx, req);
   v1::ModelSnapshotFile file;
   v1::ModelChunk chunk;
@@ -373,7 +509,7 @@ absl::StatusOr<v1::ModelSnapshotFile> Client::ExportModel(uint64_t id) {
   const auto& h = file.header();
   if (file.parameters().size() != h.parameters_bytes() ||
       util::Crc32c(file.parameters()) != h.parameters_crc32c()) {
-    return absl::DataLossError(absl::StrCat("model ", id, ": received ", file.parameters().size(),
+    return absl::DataLossError(absl::StrCat("model ", ref, ": received ", file.parameters().size(),
                                             " parameter bytes that do not match the header's "
                                             "size/CRC-32C"));
   }

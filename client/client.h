@@ -39,7 +39,32 @@ struct ClientOptions {
   // certificate); tls_cert/tls_key add a client certificate (mutual TLS);
   // tls_server_name overrides the name checked against the certificate.
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  // gRPC load-balancing policy: "" = gRPC's default (pick_first: one
+  // connection, one server), "round_robin" = every call to the next ready
+  // address of the target (e.g. "ipv4:127.0.0.1:7001,127.0.0.1:7002" or
+  // "dns:///scoring.debias.svc:50051"). With a policy set, the channel also
+  // watches each address's health (grpc.health.v1) and skips those not
+  // SERVING, so a replica still warming up gets no calls.
+  std::string lb_policy;
+  // Retry UNAVAILABLE (up to 5 attempts, 50 ms to 1 s backoff) on calls that
+  // do not change state (Score, TopK, BatchScore, GetPropensities, Evaluate,
+  // GetModel, ListModels, GetModelLabels, ...), so a replica that dies costs
+  // no failed call when another one is up. gRPC's retry policy, set through
+  // the channel's service config.
+  bool retry_unavailable = true;
 };
+
+// The channel service config ClientOptions asks for (load-balancing policy
+// and retry policy), as JSON; "" when it asks for neither.
+std::string ServiceConfigJson(const ClientOptions& options);
+
+// Parses a model reference as debiasctl writes it: "12" (an id), "rec" (a
+// name: its stable label, else its latest ready version), "rec:3" (a
+// version), "rec@canary" (a label). INVALID_ARGUMENT naming `s` otherwise
+// (names and labels as in ModelRef: [a-z0-9][a-z0-9._-]{0,62}).
+absl::StatusOr<v1::ModelRef> ParseModelRef(const std::string& s);
+// "12", "rec", "rec:3" or "rec@canary" again.
+std::string ModelRefString(const v1::ModelRef& ref);
 
 struct IngestOptions {
   size_t batch_size = 8192;  // events per message
@@ -100,6 +125,11 @@ class Client {
                                   std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   absl::StatusOr<std::vector<v1::Model>> ListModels(const std::string& dataset = "");
   absl::StatusOr<v1::Model> GetModel(uint64_t id);
+  absl::StatusOr<v1::Model> GetModel(const v1::ModelRef& ref);
+  // Moves (version >= 1) or removes (version 0) a label of a model name.
+  absl::StatusOr<v1::ModelLabels> SetModelLabel(const std::string& name, const std::string& label,
+                                                uint64_t version);
+  absl::StatusOr<v1::ModelLabels> GetModelLabels(const std::string& name);
   absl::Status DeleteModel(uint64_t id);
   absl::StatusOr<v1::Model> CancelTraining(uint64_t id);
   absl::StatusOr<v1::ListMethodsResponse> ListMethods();
@@ -109,6 +139,8 @@ class Client {
   // A ready model as a snapshot file (header and parameters in one message;
   // the parameters' size and CRC-32C are checked on arrival).
   absl::StatusOr<v1::ModelSnapshotFile> ExportModel(uint64_t id);
+  absl::StatusOr<v1::ModelSnapshotFile> ExportModel(const v1::ModelRef& ref);
+  absl::StatusOr<v1::ModelSnapshotFile> ExportModel(const v1::ExportModelRequest& request);
   // Streams a snapshot to the server (header, then 1 MiB parameter chunks);
   // returns the new model.
   absl::StatusOr<v1::Model> ImportModel(const v1::ModelSnapshotFile& snapshot);

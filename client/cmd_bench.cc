@@ -1,7 +1,7 @@
 // debiasctl bench: a closed- or open-loop load generator for debiasd.
 //
 //   debiasctl bench health|score|topk|sample-negatives|ingest
-//       [--model ID] [--dataset D] [--concurrency N] [--duration S]
+//       [--model REF] [--dataset D] [--concurrency N] [--duration S]
 //       [--warmup S] [--rate R] [--connections C] [--candidates M] [--k K]
 //       [--n N] [--sampler S] [--batch B] [--json]
 //
@@ -12,9 +12,12 @@
 // gives throughput (successful calls per second), latency quantiles over the
 // successful calls, and errors by gRPC status name.
 //
-// score/topk/sample-negatives need a model; the user and item keys of the
-// requests are read from the model's dataset (the first --key-events events
-// of an Export). `health` is the baseline: the same transport with no work.
+// score/topk/sample-negatives need a model (an id, NAME, NAME:VERSION or
+// NAME@LABEL); the user and item keys of the requests are read from the
+// model's dataset (the first --key-events events of an Export) or, when the
+// server holds no such dataset (a scoring replica fed from a repository),
+// from the model's own key tables. The report counts the calls by the model
+// version that answered them (`served`), so a label move under load shows. `health` is the baseline: the same transport with no work.
 // `ingest` streams synthetic clicks into --dataset (created if missing), one
 // batch of --batch events per call.
 #include <sys/resource.h>
@@ -41,7 +44,8 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchArgs {
   std::string kind;
-  uint64_t model_id = 0;
+  std::string model;
+  v1::ModelRef ref;  // parsed from `model`
   std::string dataset;
   int concurrency = 8;
   double duration = 10;
@@ -86,6 +90,7 @@ absl::StatusOr<Keys> LoadKeys(Client& client, const std::string& dataset, int64_
 struct WorkerResult {
   std::vector<double> latencies_us;  // successful calls after warm-up
   std::map<std::string, int64_t> errors;
+  std::map<std::string, int64_t> served;  // "name:version" -> successful calls
   int64_t events = 0;  // ingest only
 };
 
@@ -97,31 +102,57 @@ double Quantile(std::vector<double>& v, double q) {
   return v[idx];
 }
 
+// Request keys from the model's own key tables (ExportModel's header), for a
+// server without the training dataset.
+absl::StatusOr<Keys> ModelKeys(Client& client, const v1::ModelRef& ref, int64_t max_keys) {
+  auto file = client.ExportModel(ref);
+  if (!file.ok()) return file.status();
+  Keys keys;
+  const auto& h = file->header();
+  for (int i = 0; i < h.user_keys_size() && i < max_keys; ++i) keys.users.push_back(h.user_keys(i));
+  for (int i = 0; i < h.item_keys_size() && i < max_keys; ++i) keys.items.push_back(h.item_keys(i));
+  if (keys.users.empty() || keys.items.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", ModelRefString(ref), "' has no user/item key tables to take request keys from"));
+  }
+  return keys;
+}
+
+// "name:version" (or the id of an unnamed model) of the model that answered.
+std::string ServedKey(const v1::ServedModel& s) {
+  return s.name().empty() ? absl::StrCat(s.id()) : absl::StrCat(s.name(), ":", s.version());
+}
+
 // One call of the chosen kind; returns its status.
 class CallMaker {
  public:
   CallMaker(const BenchArgs& a, const Keys* keys, int worker)
       : a_(a), keys_(keys), rng_(a.seed * 1000003 + worker), worker_(worker) {}
 
-  absl::Status Call(Client& c, int64_t* events) {
+  // *served is set to the answering model of a scoring call.
+  absl::Status Call(Client& c, int64_t* events, std::string* served) {
     if (a_.kind == "health") return c.Health();
     if (a_.kind == "score") {
       v1::ScoreRequest req;
-      req.set_model_id(a_.model_id);
+      *req.mutable_model() = a_.ref;
       req.set_user(PickUser());
       for (int i = 0; i < a_.candidates; ++i) req.add_items(PickItem());
-      return c.Score(req).status();
+      auto r = c.Score(req);
+      if (r.ok()) *served = ServedKey(r->served());
+      return r.status();
     }
     if (a_.kind == "topk") {
       v1::TopKRequest req;
-      req.set_model_id(a_.model_id);
+      *req.mutable_model() = a_.ref;
       req.set_user(PickUser());
       req.set_k(a_.k);
-      return c.TopK(req).status();
+      auto r = c.TopK(req);
+      if (r.ok()) *served = ServedKey(r->served());
+      return r.status();
     }
     if (a_.kind == "sample-negatives") {
       v1::SampleNegativesRequest req;
-      req.set_model_id(a_.model_id);
+      *req.mutable_model() = a_.ref;
       req.set_user(PickUser());
       req.set_n(a_.n);
       if (!a_.sampler.empty()) req.set_sampler(a_.sampler);
@@ -163,7 +194,7 @@ absl::Status Validate(const BenchArgs& a) {
         "kind='", a.kind, "': must be one of health, score, topk, sample-negatives, ingest"));
   }
   bool needs_model = a.kind == "score" || a.kind == "topk" || a.kind == "sample-negatives";
-  if (needs_model && a.model_id == 0) {
+  if (needs_model && a.model.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--model is required for bench ", a.kind));
   }
   if (a.kind == "ingest" && a.dataset.empty()) {
@@ -172,21 +203,30 @@ absl::Status Validate(const BenchArgs& a) {
   return absl::OkStatus();
 }
 
-int RunBench(const Context& ctx, const BenchArgs& a) {
+int RunBench(const Context& ctx, BenchArgs a) {
   if (absl::Status s = Validate(a); !s.ok()) return Fail(s);
+  if (!a.model.empty()) {
+    auto ref = ParseModelRef(a.model);
+    if (!ref.ok()) return Fail(ref.status());
+    a.ref = *ref;
+  }
   ClientOptions base = ctx.Options();
   auto control = Client::Connect(ctx.global.server, base);
   if (absl::Status s = control->Health(); !s.ok()) return Fail(s);
 
   Keys keys;
-  if (a.model_id != 0 && a.kind != "ingest" && a.kind != "health") {
-    auto m = control->GetModel(a.model_id);
+  if (!a.model.empty() && a.kind != "ingest" && a.kind != "health") {
+    auto m = control->GetModel(a.ref);
     if (!m.ok()) return Fail(m.status());
     if (m->state() != "ready") {
       return Fail(absl::FailedPreconditionError(
-          absl::StrCat("model ", a.model_id, " is ", m->state(), ", not ready")));
+          absl::StrCat("model ", a.model, " is ", m->state(), ", not ready")));
     }
-    auto k = LoadKeys(*control, a.dataset.empty() ? m->dataset() : a.dataset, a.key_events);
+    const std::string dataset = a.dataset.empty() ? m->dataset() : a.dataset;
+    auto k = LoadKeys(*control, dataset, a.key_events);
+    if (!k.ok() && absl::IsNotFound(k.status()) && a.dataset.empty()) {
+      k = ModelKeys(*control, a.ref, a.key_events);  // a replica: no dataset
+    }
     if (!k.ok()) return Fail(k.status());
     keys = std::move(*k);
   }
@@ -225,7 +265,8 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
         const auto t0 = open_loop ? next : Clock::now();
         if (t0 >= stop_at) break;
         int64_t events = 0;
-        absl::Status s = maker.Call(client, &events);
+        std::string served;
+        absl::Status s = maker.Call(client, &events, &served);
         const auto t1 = Clock::now();
         if (open_loop) next += interval;
         if (t0 < measure_from) continue;
@@ -234,6 +275,7 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
           out.latencies_us.push_back(
               std::chrono::duration<double, std::micro>(t1 - t0).count());
           out.events += events;
+          if (!served.empty()) ++out.served[served];
         } else {
           ++out.errors[absl::StatusCodeToString(s.code())];
         }
@@ -264,9 +306,10 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
   EndProgress();
 
   std::vector<double> lat;
-  std::map<std::string, int64_t> errors;
+  std::map<std::string, int64_t> errors, served;
   int64_t events = 0, error_count = 0;
   for (auto& r : results) {
+    for (const auto& [k, v] : r.served) served[k] += v;
     lat.insert(lat.end(), r.latencies_us.begin(), r.latencies_us.end());
     for (const auto& [k, v] : r.errors) {
       errors[k] += v;
@@ -298,6 +341,7 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
            {"p999", Quantile(lat, 0.999) / 1000},
            {"max", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()) / 1000}}}};
   if (a.kind == "ingest") j["events_per_second"] = events / secs;
+  if (!served.empty()) j["served"] = served;
   if (a.kind == "score") j["candidates"] = a.candidates;
   if (a.kind == "topk") j["k"] = a.k;
   if (a.kind == "sample-negatives") j["n"] = a.n;
@@ -320,7 +364,8 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
       "bench", "load generator: throughput and latency of one RPC over N workers");
   AddGlobalOptions(sub, &ctx.global);
   sub->add_option("kind", args->kind, "health|score|topk|sample-negatives|ingest")->required();
-  sub->add_option("--model", args->model_id, "model id (score, topk, sample-negatives)");
+  sub->add_option("--model", args->model,
+                  "model: id, NAME, NAME:VERSION or NAME@LABEL (score, topk, sample-negatives)");
   sub->add_option("--dataset", args->dataset,
                   "ingest: target dataset; others: dataset to take keys from (default: "
                   "the model's)");

@@ -19,8 +19,22 @@ namespace {
 using nlohmann::json;
 
 
+template <typename Container>
+json JsonArrayOf(const Container& c) {
+  json arr = json::array();
+  for (const auto& v : c) arr.push_back(v);
+  return arr;
+}
+
+// --model as given on the command line: an id, NAME, NAME:VERSION or
+// NAME@LABEL.
+constexpr const char* kModelHelp = "model: id, NAME, NAME:VERSION or NAME@LABEL";
+
 json ModelJson(const v1::Model& m, bool full) {
   json j{{"model_id", m.id()},
+         {"name", m.name()},
+         {"version", m.version()},
+         {"labels", JsonArrayOf(m.labels())},
          {"dataset", m.dataset()},
          {"data_version", m.data_version()},
          {"state", m.state()},
@@ -49,9 +63,7 @@ json ModelJson(const v1::Model& m, bool full) {
 
 template <typename Container>
 json JsonArray(const Container& c) {
-  json arr = json::array();
-  for (const auto& v : c) arr.push_back(v);
-  return arr;
+  return JsonArrayOf(c);
 }
 
 
@@ -135,7 +147,7 @@ void RegisterMethods(CLI::App& app, Context& ctx) {
 void RegisterTrain(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("train", "train a model and wait for it");
   struct Args {
-    std::string dataset, loss, feedback, propensity, mar_dataset;
+    std::string name, dataset, loss, feedback, propensity, mar_dataset;
     std::optional<double> clip, threshold, holdout;
     uint64_t seed = 0;
     std::vector<std::string> params;
@@ -143,6 +155,8 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--dataset", a->dataset, "training dataset")->required();
+  sub->add_option("--name", a->name,
+                  "model name ([a-z0-9][a-z0-9._-]{0,62}): the model becomes its next version");
   sub->add_option("--loss", a->loss, "loss/method name (see `debiasctl methods`)")->required();
   sub->add_option("--feedback", a->feedback, "explicit|implicit|clicklog (default: from data)")
       ->check(CLI::IsMember({"explicit", "implicit", "clicklog"}));
@@ -163,6 +177,7 @@ void RegisterTrain(CLI::App& app, Context& ctx) {
     ctx.run = [&ctx, a, sub]() -> int {
       v1::TrainRequest req;
       req.set_dataset(a->dataset);
+      req.set_name(a->name);
       req.set_loss(a->loss);
       req.set_feedback(a->feedback);
       req.set_propensity(a->propensity);
@@ -273,17 +288,20 @@ void RegisterModels(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("models", "list models, or show one with --model");
   struct Args {
     std::string dataset;
-    uint64_t id = 0;
+    std::string model;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--dataset", a->dataset, "only models of this dataset");
-  sub->add_option("--model", a->id, "show one model in full");
+  sub->add_option("--model", a->model,
+                  "show one model in full (id, NAME, NAME:VERSION or NAME@LABEL)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       auto client = ctx.Connect();
-      if (a->id != 0) {
-        auto m = client->GetModel(a->id);
+      if (!a->model.empty()) {
+        auto ref = ParseModelRef(a->model);
+        if (!ref.ok()) return Fail(ref.status());
+        auto m = client->GetModel(*ref);
         if (!m.ok()) return Fail(m.status());
         json j = ModelJson(*m, true);
         return Emit(ctx, j, j.dump(2));
@@ -291,12 +309,14 @@ void RegisterModels(CLI::App& app, Context& ctx) {
       auto list = client->ListModels(a->dataset);
       if (!list.ok()) return Fail(list.status());
       json arr = json::array();
-      std::string human = absl::StrFormat("%-6s %-10s %-14s %-24s %s\n", "ID", "STATE", "LOSS",
-                                          "DATASET", "METRICS");
+      std::string human = absl::StrFormat("%-6s %-20s %-10s %-14s %-24s %s\n", "ID", "NAME",
+                                          "STATE", "LOSS", "DATASET", "METRICS");
       for (const auto& m : *list) {
         json j = ModelJson(m, false);
         arr.push_back(j);
-        absl::StrAppendFormat(&human, "%-6d %-10s %-14s %-24s %s\n", m.id(), m.state(),
+        std::string name = m.name().empty() ? "-" : absl::StrCat(m.name(), ":", m.version());
+        for (const auto& l : m.labels()) absl::StrAppend(&name, "@", l);
+        absl::StrAppendFormat(&human, "%-6d %-20s %-10s %-14s %-24s %s\n", m.id(), name, m.state(),
                               j["spec"].value("loss", ""), m.dataset(), j["metrics"].dump());
       }
       return Emit(ctx, json{{"models", arr}}, human);
@@ -331,18 +351,20 @@ void RegisterCancelDelete(CLI::App& app, Context& ctx) {
 void RegisterScore(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("score", "score items for a user");
   struct Args {
-    uint64_t model = 0;
+    std::string model;
     std::string user, items;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--model", a->model, kModelHelp)->required();
   sub->add_option("--user", a->user, "user key")->required();
   sub->add_option("--items", a->items, "comma-separated item keys")->required();
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       v1::ScoreRequest req;
-      req.set_model_id(a->model);
+      auto ref = ParseModelRef(a->model);
+      if (!ref.ok()) return Fail(ref.status());
+      *req.mutable_model() = *ref;
       req.set_user(a->user);
       for (auto& i : SplitList(a->items)) req.add_items(i);
       auto r = ctx.Connect()->Score(req);
@@ -352,7 +374,12 @@ void RegisterScore(CLI::App& app, Context& ctx) {
       for (int k = 0; k < r->scores_size(); ++k) {
         absl::StrAppendFormat(&human, "%s\t%g\n", req.items(k), r->scores(k));
       }
-      return Emit(ctx, json{{"model_id", a->model}, {"user", a->user}, {"scores", scores}}, human);
+      return Emit(ctx,
+                  json{{"model_id", r->served().id()},
+                       {"served", ServedJson(r->served())},
+                       {"user", a->user},
+                       {"scores", scores}},
+                  human);
     };
   });
 }
@@ -360,13 +387,13 @@ void RegisterScore(CLI::App& app, Context& ctx) {
 void RegisterTopK(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("topk", "the best k items for a user");
   struct Args {
-    uint64_t model = 0;
+    std::string model;
     std::string user;
     uint32_t k = 10;
     bool exclude_seen = false;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--model", a->model, kModelHelp)->required();
   sub->add_option("--user", a->user, "user key")->required();
   sub->add_option("--k", a->k, "number of items")->capture_default_str();
   sub->add_flag("--exclude-seen", a->exclude_seen, "leave out the user's training items");
@@ -374,7 +401,9 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       v1::TopKRequest req;
-      req.set_model_id(a->model);
+      auto ref = ParseModelRef(a->model);
+      if (!ref.ok()) return Fail(ref.status());
+      *req.mutable_model() = *ref;
       req.set_user(a->user);
       req.set_k(a->k);
       req.set_exclude_seen(a->exclude_seen);
@@ -385,7 +414,8 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
         absl::StrAppendFormat(&human, "%d\t%s\t%g\n", k + 1, r->items(k), r->scores(k));
       }
       return Emit(ctx,
-                  json{{"model_id", a->model},
+                  json{{"model_id", r->served().id()},
+                       {"served", ServedJson(r->served())},
                        {"user", a->user},
                        {"items", JsonArray(r->items())},
                        {"scores", JsonArray(r->scores())}},
@@ -397,21 +427,23 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
 void RegisterPropensity(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("propensity", "a model's propensities and their diagnostics");
   struct Args {
-    uint64_t model = 0;
+    std::string model;
     std::vector<std::string> pairs;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--model", a->model, kModelHelp)->required();
   sub->add_option("--pair", a->pairs, "user:item whose P(observed) to print (repeatable)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       auto client = ctx.Connect();
-      auto m = client->GetModel(a->model);
+      auto ref = ParseModelRef(a->model);
+      if (!ref.ok()) return Fail(ref.status());
+      auto m = client->GetModel(*ref);
       if (!m.ok()) return Fail(m.status());
       json diag = StructJson(m->diagnostics());
       v1::GetPropensitiesRequest req;
-      req.set_model_id(a->model);
+      req.set_model_id(m->id());  // the same model as the diagnostics
       for (const auto& p : a->pairs) {
         const size_t colon = p.rfind(':');
         if (colon == std::string::npos) {
@@ -421,7 +453,7 @@ void RegisterPropensity(CLI::App& app, Context& ctx) {
         pair->set_user(p.substr(0, colon));
         pair->set_item(p.substr(colon + 1));
       }
-      json j{{"model_id", a->model}, {"diagnostics", diag}};
+      json j{{"model_id", m->id()}, {"diagnostics", diag}};
       if (!a->pairs.empty() || diag.contains("position_propensities")) {
         auto r = client->GetPropensities(req);
         if (!r.ok()) return Fail(r.status());
@@ -495,7 +527,7 @@ json IntervalsJson(const google::protobuf::Map<std::string, v1::Interval>& m) {
 // then the warnings.
 std::string EvaluateText(const v1::EvaluateResponse& r, const json& diag,
                          const std::string& estimator, const std::string& policy_estimator,
-                         const std::string& dataset, uint64_t model) {
+                         const std::string& dataset, const std::string& model) {
   std::string human;
   const bool estimated = diag.value("propensity_estimated", false);
   if (!estimator.empty()) {
@@ -552,7 +584,7 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       "a model's metrics on a labelled test dataset, or (with --estimator) its true ranking "
       "quality estimated from a biased click log, with intervals");
   struct Args {
-    uint64_t model = 0;
+    std::string model;
     std::string dataset, exclude, convention, ks;
     std::optional<double> threshold;
     bool rank_all = false;
@@ -566,7 +598,8 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
     std::optional<double> tau, lambda, subgaussian_lambda;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id (or --scores)");
+  sub->add_option("--model", a->model,
+                  "model: id, NAME, NAME:VERSION or NAME@LABEL (or --scores)");
   sub->add_option("--dataset", a->dataset,
                   "labelled test dataset; with --estimator, the biased click log")
       ->required();
@@ -614,7 +647,11 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       v1::EvaluateRequest req;
-      req.set_model_id(a->model);
+      if (!a->model.empty()) {
+        auto ref = ParseModelRef(a->model);
+        if (!ref.ok()) return Fail(ref.status());
+        *req.mutable_model() = *ref;
+      }
       req.set_dataset(a->dataset);
       for (const auto& k : SplitList(a->ks)) {
         uint32_t v = 0;
@@ -653,7 +690,7 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       if (!a->scores.empty()) {
         if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
       }
-      if (a->model == 0 && a->scores.empty()) {
+      if (a->model.empty() && a->scores.empty()) {
         return Fail(absl::InvalidArgumentError("give --model ID or --scores FILE"));
       }
       auto r = ctx.Connect()->Evaluate(req);
@@ -662,7 +699,10 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       const std::string human =
           EvaluateText(*r, diag, a->estimator, a->policy_estimator, a->dataset, a->model);
       json out{{"metrics", MapJson(r->metrics())}, {"diagnostics", diag}};
-      if (a->model != 0) out["model_id"] = a->model;
+      if (r->has_served()) {
+        out["model_id"] = r->served().id();
+        out["served"] = ServedJson(r->served());
+      }
       if (!a->estimator.empty() || !a->policy_estimator.empty()) {
         if (!a->estimator.empty()) out["estimator"] = a->estimator;
         if (!a->policy_estimator.empty()) out["policy_estimator"] = a->policy_estimator;
@@ -678,14 +718,15 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
 void RegisterSampleNegatives(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("sample-negatives", "draw negative items for a user");
   struct Args {
-    uint64_t model = 0;
+    std::string model;
     std::string dataset, user, sampler;
     uint32_t n = 10;
     uint64_t seed = 0;
     std::optional<double> power;
   };
   auto a = std::make_shared<Args>();
-  sub->add_option("--model", a->model, "model id (needed for --sampler nbpo)");
+  sub->add_option("--model", a->model,
+                  "model: id, NAME, NAME:VERSION or NAME@LABEL (needed for --sampler nbpo)");
   sub->add_option("--dataset", a->dataset, "dataset (instead of --model)");
   sub->add_option("--user", a->user, "user key")->required();
   sub->add_option("--n", a->n, "number of negatives")->capture_default_str();
@@ -696,7 +737,11 @@ void RegisterSampleNegatives(CLI::App& app, Context& ctx) {
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
       v1::SampleNegativesRequest req;
-      req.set_model_id(a->model);
+      if (!a->model.empty()) {
+        auto ref = ParseModelRef(a->model);
+        if (!ref.ok()) return Fail(ref.status());
+        *req.mutable_model() = *ref;
+      }
       req.set_dataset(a->dataset);
       req.set_user(a->user);
       req.set_n(a->n);

@@ -3,7 +3,9 @@
 #  1. Parses each file (every document; duplicate keys are errors).
 #  2. Compose files: services have an image or build, depends_on/volumes refer
 #     to what exists, healthchecks are exec-form, ports are quoted strings.
-#  3. Kubernetes objects: apiVersion/kind/metadata.name, kind known for its
+#  3. Kubernetes objects (StatefulSet, Deployment, Pod, Service, ConfigMap,
+#     Secret, PersistentVolumeClaim; deploy/podman holds the podman kube play
+#     variant): apiVersion/kind/metadata.name, kind known for its
 #     apiVersion, no unknown field names (a table of the fields of the kinds
 #     used here, from the Kubernetes API reference), and the references
 #     between objects: selector vs template labels, serviceName, Service
@@ -123,6 +125,13 @@ FIELDS = {
                         'volumeClaimTemplates': ['PVC'], 'minReadySeconds': 0,
                         'revisionHistoryLimit': 0, 'persistentVolumeClaimRetentionPolicy': None,
                         'ordinals': None},
+    'Deployment': {'apiVersion': 0, 'kind': 0, 'metadata': 'ObjectMeta', 'spec': 'DeploymentSpec'},
+    'DeploymentSpec': {'replicas': 0, 'selector': 'LabelSelector', 'template': 'PodTemplate',
+                       'strategy': {'type': 0, 'rollingUpdate': {'maxUnavailable': 0,
+                                                                 'maxSurge': 0}},
+                       'minReadySeconds': 0, 'revisionHistoryLimit': 0,
+                       'progressDeadlineSeconds': 0, 'paused': 0},
+    'Pod': {'apiVersion': 0, 'kind': 0, 'metadata': 'ObjectMeta', 'spec': 'PodSpec'},
     'LabelSelector': {'matchLabels': None, 'matchExpressions': None},
     'PodTemplate': {'metadata': 'ObjectMeta', 'spec': 'PodSpec'},
     'PodSpec': {'containers': ['Container'], 'initContainers': ['Container'], 'volumes': ['Volume'],
@@ -139,7 +148,7 @@ FIELDS = {
                   'workingDir': 0, 'lifecycle': None},
     'EnvFrom': {'configMapRef': {'name': 0, 'optional': 0}, 'secretRef': {'name': 0, 'optional': 0},
                 'prefix': 0},
-    'ContainerPort': {'name': 0, 'containerPort': 0, 'protocol': 0, 'hostPort': 0},
+    'ContainerPort': {'name': 0, 'containerPort': 0, 'protocol': 0, 'hostPort': 0, 'hostIP': 0},
     'Probe': {'grpc': {'port': 0, 'service': 0}, 'httpGet': None, 'tcpSocket': None, 'exec': None,
               'initialDelaySeconds': 0, 'periodSeconds': 0, 'timeoutSeconds': 0,
               'failureThreshold': 0, 'successThreshold': 0, 'terminationGracePeriodSeconds': 0},
@@ -149,7 +158,9 @@ FIELDS = {
                         'runAsGroup': 0, 'privileged': 0, 'seccompProfile': None},
     'VolumeMount': {'name': 0, 'mountPath': 0, 'readOnly': 0, 'subPath': 0},
     'Volume': {'name': 0, 'secret': {'secretName': 0, 'defaultMode': 0, 'optional': 0, 'items': None},
-               'configMap': None, 'emptyDir': None, 'persistentVolumeClaim': None},
+               'configMap': {'name': 0, 'items': None, 'defaultMode': 0, 'optional': 0},
+               'emptyDir': None,
+               'persistentVolumeClaim': {'claimName': 0, 'readOnly': 0}},
     'PVC': {'apiVersion': 0, 'kind': 0, 'metadata': 'ObjectMeta', 'spec': {
         'accessModes': 0, 'resources': 'Resources', 'storageClassName': 0, 'volumeMode': 0,
         'selector': None}},
@@ -166,7 +177,9 @@ FIELDS = {
                       'commonLabels': None, 'namespace': 0, 'namePrefix': 0, 'patches': None,
                       'configMapGenerator': None, 'secretGenerator': None, 'components': 0},
 }
-API = {'StatefulSet': 'apps/v1', 'Service': 'v1', 'ConfigMap': 'v1', 'Secret': 'v1',
+FIELDS['PersistentVolumeClaim'] = FIELDS['PVC']
+API = {'StatefulSet': 'apps/v1', 'Deployment': 'apps/v1', 'Pod': 'v1',
+       'PersistentVolumeClaim': 'v1', 'Service': 'v1', 'ConfigMap': 'v1', 'Secret': 'v1',
        'Kustomization': 'kustomize.config.k8s.io/v1beta1'}
 
 def check_fields(where, obj, spec):
@@ -226,20 +239,38 @@ for f, d in k8s:
 cms = by_kind.get('ConfigMap', {})
 secrets = by_kind.get('Secret', {})
 services = by_kind.get('Service', {})
-for name, (f, d) in by_kind.get('StatefulSet', {}).items():
-    w = f"{f}: StatefulSet/{name}"
+pvcs = by_kind.get('PersistentVolumeClaim', {})
+
+def pod_template(kind, d):
+    """(pod labels, pod spec) of a workload."""
+    if kind == 'Pod':
+        return (d.get('metadata') or {}).get('labels') or {}, d.get('spec') or {}
+    tmpl = (d.get('spec') or {}).get('template', {})
+    return (tmpl.get('metadata') or {}).get('labels') or {}, tmpl.get('spec') or {}
+
+WORKLOADS = ('StatefulSet', 'Deployment', 'Pod')
+workloads = [(kind, name, f, d) for kind in WORKLOADS
+             for name, (f, d) in by_kind.get(kind, {}).items()]
+for kind, name, f, d in workloads:
+    w = f"{f}: {kind}/{name}"
     spec = d.get('spec', {})
-    tmpl = spec.get('template', {})
-    labels = (tmpl.get('metadata') or {}).get('labels') or {}
-    sel = (spec.get('selector') or {}).get('matchLabels') or {}
-    if not sel or any(labels.get(k) != v for k, v in sel.items()):
-        err(w, "selector.matchLabels must be non-empty and match the template labels")
-    if spec.get('serviceName') not in services:
-        err(w, f"serviceName {spec.get('serviceName')!r} is not a Service here")
-    elif (services[spec['serviceName']][1].get('spec') or {}).get('clusterIP') != 'None':
-        err(w, f"serviceName {spec['serviceName']!r} should be a headless Service (clusterIP: None)")
-    pod = tmpl.get('spec') or {}
+    labels, pod = pod_template(kind, d)
+    if kind != 'Pod':
+        sel = (spec.get('selector') or {}).get('matchLabels') or {}
+        if not sel or any(labels.get(k) != v for k, v in sel.items()):
+            err(w, "selector.matchLabels must be non-empty and match the template labels")
+    if kind == 'StatefulSet':
+        if spec.get('serviceName') not in services:
+            err(w, f"serviceName {spec.get('serviceName')!r} is not a Service here")
+        elif (services[spec['serviceName']][1].get('spec') or {}).get('clusterIP') != 'None':
+            err(w, f"serviceName {spec['serviceName']!r} should be a headless Service (clusterIP: None)")
     vols = {v['name']: v for v in pod.get('volumes') or []}
+    for v in vols.values():
+        if 'configMap' in v and v['configMap'].get('name') not in cms:
+            err(w, f"volume {v['name']} refers to ConfigMap {v['configMap'].get('name')!r}, not defined here")
+        if 'persistentVolumeClaim' in v and v['persistentVolumeClaim'].get('claimName') not in pvcs:
+            err(w, f"volume {v['name']} refers to PersistentVolumeClaim "
+                   f"{v['persistentVolumeClaim'].get('claimName')!r}, not defined here")
     claims = {c['metadata']['name'] for c in spec.get('volumeClaimTemplates') or []}
     for c in spec.get('volumeClaimTemplates') or []:
         if not (c.get('spec', {}).get('resources', {}).get('requests', {}).get('storage')):
@@ -255,8 +286,12 @@ for name, (f, d) in by_kind.get('StatefulSet', {}).items():
         port_names = {p.get('name') for p in ports.values()}
         for probe in ('startupProbe', 'readinessProbe', 'livenessProbe'):
             p = c.get(probe)
-            if probe != 'startupProbe' and not p:
+            # A bare Pod (podman kube play) has nothing to act on probes.
+            if probe != 'startupProbe' and not p and kind != 'Pod':
                 err(cw, f"no {probe}")
+            if p and 'httpGet' in p and p['httpGet'].get('port') not in ports and \
+                    p['httpGet'].get('port') not in port_names:
+                err(cw, f"{probe}.httpGet.port {p['httpGet'].get('port')!r} is not a container port")
             if p and 'grpc' in p:
                 port = p['grpc'].get('port')
                 if not isinstance(port, int):
@@ -266,9 +301,13 @@ for name, (f, d) in by_kind.get('StatefulSet', {}).items():
         for mnt in c.get('volumeMounts') or []:
             if mnt['name'] not in vols and mnt['name'] not in claims:
                 err(cw, f"volumeMount {mnt['name']} has no volume or volumeClaimTemplate")
-        if not any(m['mountPath'] == '/var/lib/debias' and m['name'] in claims
-                   for m in c.get('volumeMounts') or []):
+        if kind == 'StatefulSet' and not any(m['mountPath'] == '/var/lib/debias' and
+                                             m['name'] in claims
+                                             for m in c.get('volumeMounts') or []):
             err(cw, "/var/lib/debias must be mounted from a volumeClaimTemplate")
+        if kind != 'StatefulSet' and c.get('image', '').split(':')[0].endswith('debias') and \
+                not any(m['mountPath'] == '/var/lib/debias' for m in c.get('volumeMounts') or []):
+            err(cw, "debiasd's store /var/lib/debias must be mounted (the root is read-only)")
         env_names = {e['name'] for e in c.get('env') or []}
         for ef in c.get('envFrom') or []:
             ref = ef.get('configMapRef', {}).get('name')
@@ -284,7 +323,7 @@ for name, (f, d) in by_kind.get('StatefulSet', {}).items():
         res = c.get('resources') or {}
         for r in ('cpu', 'memory'):
             req, lim = (res.get('requests') or {}).get(r), (res.get('limits') or {}).get(r)
-            if req is None:
+            if req is None and kind != 'Pod':
                 err(cw, f"no resources.requests.{r}")
             for q in (req, lim):
                 if q is not None and quantity(q) is None:
@@ -299,12 +338,18 @@ for name, (f, d) in by_kind.get('StatefulSet', {}).items():
                 names = {pp.get('name') for c in pod.get('containers') or [] for pp in c.get('ports') or []}
                 nums = {pp['containerPort'] for c in pod.get('containers') or [] for pp in c.get('ports') or []}
                 if tp not in names and tp not in nums:
-                    err(f"{sf}: Service/{sname}", f"targetPort {tp!r} is not a port of StatefulSet/{name}")
+                    err(f"{sf}: Service/{sname}", f"targetPort {tp!r} is not a port of {kind}/{name}")
 for sname, (sf, s) in services.items():
     ssel = (s.get('spec') or {}).get('selector') or {}
-    if not any(all(((d.get('spec') or {}).get('template', {}).get('metadata', {}).get('labels') or {}).get(k) == v
-                   for k, v in ssel.items()) for _, d in by_kind.get('StatefulSet', {}).values()):
+    if not any(all(pod_template(kind, d)[0].get(k) == v for k, v in ssel.items())
+               for kind, _, _, d in workloads):
         err(f"{sf}: Service/{sname}", "selector matches no pod template here")
+# The headless Service of per-call balancing must select ready pods only.
+for sname, (sf, s) in services.items():
+    sp = s.get('spec') or {}
+    if sp.get('clusterIP') == 'None' and 'scoring' in sname and sp.get('publishNotReadyAddresses'):
+        err(f"{sf}: Service/{sname}", "clients balance over its addresses: not-ready replicas "
+                                      "(warming up) must not be published")
 
 for f, d in k8s:
     if d.get('kind') != 'Kustomization':
@@ -320,9 +365,9 @@ for f, d in k8s:
         if os.path.normpath(other) not in listed and os.path.basename(other) not in ('kustomization.yaml',):
             err(f, f"{os.path.basename(other)} is in the folder but not in resources")
     images = {i['name'] for i in d.get('images') or []}
-    for sf, sd in by_kind.get('StatefulSet', {}).values():
+    for kind, _, sf, sd in workloads:
         if os.path.dirname(sf) == base:
-            for c in sd['spec']['template']['spec']['containers']:
+            for c in pod_template(kind, sd)[1]['containers']:
                 if c['image'].split(':')[0] not in images:
                     err(f, f"container image {c['image']!r} has no images: entry")
 

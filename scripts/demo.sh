@@ -39,8 +39,11 @@ echo "== 2. ingest the click log and the missing-at-random test sample through d
 "$CTL" stats --dataset demo-train
 echo "== 3. train with automatic selection (naive and Rel-MF on a grid, scored on held-out log"
 echo "   events only) and a naive baseline; both hold out 20 % of the log for honest evaluation"
-AUTO_JSON=$("$CTL" train --dataset demo-train --loss auto --holdout 0.2 --seed 1 --json)
-AUTO_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["model_id"])' "$AUTO_JSON")
+AUTO_JSON=$("$CTL" train --dataset demo-train --loss auto --holdout 0.2 --seed 1 --name demo-rec \
+  --json)
+# Models are served by name; `demo-rec` alone is its latest ready version
+# (or the version its `stable` label points at, once set).
+AUTO=demo-rec
 python3 - "$AUTO_JSON" <<'PY'
 import json, sys
 m = json.loads(sys.argv[1]); s = m["selection"]
@@ -56,24 +59,28 @@ print("   verdict:", s["verdict"])
 if s.get("note"):
     print("   note:", s["note"])
 PY
-NAIVE_ID=$("$CTL" train --dataset demo-train --loss naive --holdout 0.2 --seed 1 --json \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["model_id"])')
+"$CTL" train --dataset demo-train --loss naive --holdout 0.2 --seed 1 --name demo-naive --json \
+  >/dev/null
+NAIVE=demo-naive
 echo "== 4. the truth: AUC and ndcg@5 on the missing-at-random test sample"
-for ID in "$NAIVE_ID" "$AUTO_ID"; do
-  "$CTL" evaluate --model "$ID" --dataset demo-test --k 5 --json | python3 -c '
+for NAME in "$NAIVE" "$AUTO"; do
+  "$CTL" evaluate --model "$NAME" --dataset demo-test --k 5 --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 m = d["metrics"]
-print("   model %s: auc %.4f  ndcg@5 %.4f" % (d["model_id"], m["auc"], m["ndcg@5"]))'
+s = d["served"]
+print("   model %s:%s: auc %.4f  ndcg@5 %.4f" % (s["name"], s["version"], m["auc"], m["ndcg@5"]))'
 done
 echo "== 5. the same models estimated from the biased log alone (IPS on the held-out events,"
 echo "   1000 bootstrap resamples), next to the MAR truth with its own interval"
-for ID in "$NAIVE_ID" "$AUTO_ID"; do
-  echo "-- model $ID"
-  "$CTL" evaluate --model "$ID" --dataset demo-train --estimator ips --bootstrap 1000 --k 5 \
+for NAME in "$NAIVE" "$AUTO"; do
+  echo "-- model $NAME"
+  "$CTL" evaluate --model "$NAME" --dataset demo-train --estimator ips --bootstrap 1000 --k 5 \
     --mar-dataset demo-test --seed 1 | grep -E "estimate|dcg@5|warning" || true
 done
-echo "== 6. serve: top 5 unseen items for one user from the selected model"
+echo "== 6. serve: label the selected model stable, then the top 5 unseen items for one user"
+VERSION=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["version"])' "$AUTO_JSON")
+"$CTL" label set "$AUTO" stable "$VERSION" >/dev/null
 USER=$(sed -n 2p "$VAR/demo-world/train.csv" | cut -d, -f1)
-"$CTL" topk --model "$AUTO_ID" --user "$USER" --k 5 --exclude-seen
+"$CTL" topk --model "$AUTO" --user "$USER" --k 5 --exclude-seen
 echo "== done: server log in $VAR/debiasd.log"

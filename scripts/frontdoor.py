@@ -19,6 +19,18 @@ import tempfile
 import time
 
 
+def wait_port_file(proc, port_file, log_dir):
+    """The port a starting debiasd wrote to --port_file (it exits: an error)."""
+    for _ in range(200):
+        if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"debiasd exited; see {log_dir}/debiasd.log")
+        time.sleep(0.05)
+    with open(port_file) as f:
+        return int(f.read().strip())
+
+
 class CtlError(RuntimeError):
     def __init__(self, args, code, stderr):
         super().__init__(f"debiasctl {' '.join(args)} exited {code}: {stderr.strip()}")
@@ -48,14 +60,7 @@ class Server:
             [self.debiasd, "--listen", "127.0.0.1:0", "--data_dir",
              os.path.join(self.dir, "db"), "--port_file", port_file] + self.extra_flags,
             stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"debiasd exited; see {self.dir}/debiasd.log")
-            time.sleep(0.05)
-        with open(port_file) as f:
-            self.address = "127.0.0.1:" + f.read().strip()
+        self.address = "127.0.0.1:%d" % wait_port_file(self.proc, port_file, self.dir)
         self.ctl("health", "--wait", "10")
         return self
 

@@ -46,6 +46,12 @@ constexpr IntSetting kIntSettings[] = {
      &Limits::max_bootstrap},
     {"keepalive_time_ms", 1000, 7200000, "ping an idle client connection this often",
      &Limits::keepalive_time_ms},
+    {"poll_seconds", 1, 3600, "seconds between scans of --model_repository",
+     &Limits::poll_seconds},
+    {"max_connection_age_seconds", 0, 86400,
+     "close each client connection after this long (plus as long again, at most 30 s, for "
+     "calls in flight) so clients re-resolve and spread over new replicas; 0 = never",
+     &Limits::max_connection_age_seconds},
     {"keepalive_timeout_ms", 1000, 600000,
      "close a connection whose keepalive ping is not answered within this",
      &Limits::keepalive_timeout_ms},
@@ -91,6 +97,9 @@ void AddServerFlags(CLI::App& app, ServerOptions* o, ProcessOptions* p) {
                  "host:port of the Prometheus /metrics HTTP endpoint (default: off)");
   app.add_option("--backup_dir", o->backup_dir,
                  "directory the Backup RPC writes checkpoints into (default: Backup off)");
+  app.add_option("--model_repository", o->model_repository,
+                 "snapshot repository to serve models from: NAME/VERSION/model.pb and "
+                 "NAME/labels, scanned every --poll_seconds (docs/OPERATIONS.md)");
   app.add_option("--log_level", p->log_level, "trace|debug|info|warn|error (debug: one line per call)")
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLogLevels), std::end(kLogLevels))))
       ->capture_default_str();
@@ -130,6 +139,7 @@ absl::Status ApplyConfigText(const std::string& text, ServerOptions* o, ProcessO
   if (c.has_allow_insecure()) o->allow_insecure = c.allow_insecure();
   if (c.has_metrics_listen()) o->metrics_listen = c.metrics_listen();
   if (c.has_backup_dir()) o->backup_dir = c.backup_dir();
+  if (c.has_model_repository()) o->model_repository = c.model_repository();
   if (c.has_log_level()) {
     bool known = false;
     for (const char* l : kLogLevels) known |= c.log_level() == l;

@@ -120,6 +120,11 @@ void Metrics::SetSources(Sources sources) {
   sources_ = std::move(sources);
 }
 
+void Metrics::AddRepositorySource(std::function<Sources::Repository()> source) {
+  absl::MutexLock l(&mu_);
+  sources_.repository = std::move(source);
+}
+
 void Metrics::RecordRpc(std::string_view method, int grpc_code, double seconds) {
   absl::MutexLock l(&mu_);
   auto it = methods_.find(method);
@@ -213,6 +218,32 @@ std::string Metrics::Render() const {
     Header(&out, "debias_model_cache_evictions_total", "counter",
            "Models dropped from the serving cache to stay within max_loaded_models.");
     absl::StrAppend(&out, "debias_model_cache_evictions_total ", src.evicted_models(), "\n");
+  }
+  if (src.repository) {
+    const Sources::Repository r = src.repository();
+    const struct {
+      const char* name;
+      const char* type;
+      const char* help;
+      uint64_t value;
+    } series[] = {
+        {"debias_repository_rejected_total", "counter",
+         "Snapshot files of the model repository refused (corrupt, truncated, undecodable).",
+         r.rejected},
+        {"debias_repository_imported_total", "counter",
+         "Model versions loaded from the repository and warmed up.", r.imported},
+        {"debias_repository_unloaded_total", "counter",
+         "Model versions unloaded because their file left the repository.", r.unloaded},
+        {"debias_repository_serving_versions", "gauge",
+         "Model versions from the repository servable now.", r.serving},
+        {"debias_repository_ready", "gauge",
+         "1 once every model present in the repository at start is servable.",
+         r.ready ? 1u : 0u},
+    };
+    for (const auto& m : series) {
+      Header(&out, m.name, m.type, m.help);
+      absl::StrAppend(&out, m.name, " ", m.value, "\n");
+    }
   }
   if (src.memory) {
     const Sources::Memory m = src.memory();

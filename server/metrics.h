@@ -77,6 +77,13 @@ class Metrics {
     std::function<size_t()> datasets;
     std::function<size_t()> loaded_models;
     std::function<uint64_t()> evicted_models;
+    // The model repository (unset without one): snapshot files refused,
+    // versions serving from it, and whether its start-up models are ready.
+    struct Repository {
+      uint64_t rejected = 0, imported = 0, unloaded = 0, serving = 0;
+      bool ready = false;
+    };
+    std::function<Repository()> repository;
     struct Memory {
       uint64_t resident = 0;  // process RSS
       uint64_t memtables = 0, block_cache = 0, table_readers = 0;
@@ -93,6 +100,8 @@ class Metrics {
 
   explicit Metrics(std::string version = "dev") : version_(std::move(version)) {}
   void SetSources(Sources sources);
+  // Sets Sources::repository alone (the repository starts after the rest).
+  void AddRepositorySource(std::function<Sources::Repository()> source);
 
   void RecordRpc(std::string_view method, int grpc_code, double seconds);
   void RecordIngest(uint64_t events, uint64_t bytes);

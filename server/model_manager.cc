@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -148,14 +149,187 @@ absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
 
 ModelManager::ModelManager(store::InteractionStore* store, Options options)
     : store_(store), options_(options) {
+  absl::MutexLock l(&mu_);
+  for (const store::ModelName& n : store_->ListModelNames()) names_[n.name].labels = n.labels;
   for (store::ModelRecord r : store_->ListModels()) {
-    if (r.state != store::ModelState::kTraining) continue;
+    if (r.state != store::ModelState::kTraining) {
+      IndexLocked(r, r.state == store::ModelState::kReady);
+      continue;
+    }
     r.state = store::ModelState::kFailed;
     r.error = "interrupted: the server stopped while this model was training";
     r.error_code = static_cast<int>(absl::StatusCode::kAborted);
     r.finish_time_unix_ms = NowMs();
     if (auto s = store_->PutModel(r, nullptr); !s.ok()) {
       spdlog::warn("cannot mark model {} as failed: {}", r.id, s.ToString());
+    }
+    IndexLocked(r, false);
+  }
+}
+
+void ModelManager::IndexLocked(const store::ModelRecord& r, bool servable) {
+  if (r.name.empty()) return;
+  names_[r.name].versions[r.version] = VersionEntry{r.id, r.state, servable};
+}
+
+NameLabels ModelManager::LabelsLocked(const std::string& name, const NameEntry& e) {
+  NameLabels out;
+  out.name = name;
+  out.labels = e.labels;
+  for (const auto& [v, _] : e.versions) out.versions.push_back(v);
+  return out;
+}
+
+absl::StatusOr<uint64_t> ModelManager::Resolve(const ModelRef& ref) {
+  if (ref.name.empty()) {
+    if (!ref.label.empty() || ref.version != 0) {
+      return absl::InvalidArgumentError("model.name: required with a version or label");
+    }
+    if (ref.id == 0) return absl::InvalidArgumentError("model: give an id or a name");
+    return ref.id;
+  }
+  if (ref.id != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: id=", ref.id, " and name='", ref.name.substr(0, 80), "': give one or the other"));
+  }
+  if (auto s = store::ValidateModelName(ref.name, "model.name"); !s.ok()) return s;
+  if (ref.version != 0 && !ref.label.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("model: version=", ref.version, " and label='",
+                                                   ref.label.substr(0, 80),
+                                                   "': give at most one"));
+  }
+  if (!ref.label.empty()) {
+    if (auto s = store::ValidateModelName(ref.label, "model.label"); !s.ok()) return s;
+  }
+  absl::MutexLock l(&mu_);
+  auto n = names_.find(ref.name);
+  if (n == names_.end() || n->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("model name '", ref.name, "' not found"));
+  }
+  const NameEntry& e = n->second;
+  uint64_t version = ref.version;
+  if (!ref.label.empty()) {
+    auto it = e.labels.find(ref.label);
+    if (it == e.labels.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", ref.name, "' has no label '", ref.label, "'"));
+    }
+    version = it->second;
+  } else if (version == 0) {
+    if (auto it = e.labels.find("stable"); it != e.labels.end()) {
+      version = it->second;
+    } else {
+      for (auto v = e.versions.rbegin(); v != e.versions.rend(); ++v) {
+        if (v->second.servable) return v->second.id;
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat("model '", ref.name, "' has no ready version yet"));
+    }
+  }
+  auto v = e.versions.find(version);
+  if (v == e.versions.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", ref.name, "' has no version ", version));
+  }
+  if (!v->second.servable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", ref.name, "' version ", version, " (id ", v->second.id, ") is not servable (",
+        v->second.state == store::ModelState::kReady
+            ? std::string("warming up")
+            : absl::StrCat("state ", std::string(store::ModelStateName(v->second.state))),
+        ")"));
+  }
+  return v->second.id;
+}
+
+absl::StatusOr<NameLabels> ModelManager::SetLabel(const std::string& name,
+                                                  const std::string& label, uint64_t version) {
+  if (auto s = store::ValidateModelName(name, "name"); !s.ok()) return s;
+  if (auto s = store::ValidateModelName(label, "label"); !s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  auto n = names_.find(name);
+  if (n == names_.end() || n->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("model name '", name, "' not found"));
+  }
+  NameEntry& e = n->second;
+  std::map<std::string, uint64_t> labels = e.labels;
+  if (version == 0) {
+    labels.erase(label);
+  } else {
+    auto v = e.versions.find(version);
+    if (v == e.versions.end()) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+    }
+    if (!v->second.servable) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version=", version, ": model '", name, "' version ", version, " is not servable (state ",
+          std::string(store::ModelStateName(v->second.state)), "); label '", label,
+          "' stays where it was"));
+    }
+    labels[label] = version;
+  }
+  if (auto s = store_->PutModelLabels(name, labels); !s.ok()) return s;
+  e.labels = std::move(labels);
+  return LabelsLocked(name, e);
+}
+
+absl::StatusOr<NameLabels> ModelManager::Labels(const std::string& name) {
+  if (auto s = store::ValidateModelName(name, "name"); !s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  auto n = names_.find(name);
+  if (n == names_.end() || n->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("model name '", name, "' not found"));
+  }
+  return LabelsLocked(name, n->second);
+}
+
+std::vector<std::string> ModelManager::LabelsOf(const std::string& name, uint64_t version) {
+  std::vector<std::string> out;
+  if (name.empty()) return out;
+  absl::MutexLock l(&mu_);
+  auto n = names_.find(name);
+  if (n == names_.end()) return out;
+  for (const auto& [label, v] : n->second.labels) {
+    if (v == version) out.push_back(label);
+  }
+  return out;
+}
+
+std::optional<uint64_t> ModelManager::FindVersion(const std::string& name, uint64_t version) {
+  absl::MutexLock l(&mu_);
+  auto n = names_.find(name);
+  if (n == names_.end()) return std::nullopt;
+  auto v = n->second.versions.find(version);
+  if (v == n->second.versions.end()) return std::nullopt;
+  return v->second.id;
+}
+
+absl::Status ModelManager::WarmUp(uint64_t id) {
+  auto m = Get(id);
+  if (!m.ok()) return m.status();
+  const models::Model& model = *(*m)->model;
+  std::vector<float> score(1, std::nanf(""));
+  if (model.feature_dim() > 0) {
+    std::vector<float> zeros(static_cast<size_t>(model.feature_dim()), 0.0f);
+    if (auto s = model.ScoreFeatures(zeros, score); !s.ok()) return s;
+  } else if (model.num_users() > 0 && model.num_items() > 0) {
+    const uint32_t item = 0;
+    model.ScoreItems(0, std::span<const uint32_t>(&item, 1), score);
+  } else {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", id, ": no user, item or feature to warm up with"));
+  }
+  if (!std::isfinite(score[0])) {
+    return absl::DataLossError(absl::StrCat("model ", id, ": warm-up score is not finite"));
+  }
+  return absl::OkStatus();
+}
+
+void ModelManager::MarkServable(uint64_t id) {
+  absl::MutexLock l(&mu_);
+  for (auto& [_, e] : names_) {
+    for (auto& [__, v] : e.versions) {
+      if (v.id == id && v.state == store::ModelState::kReady) v.servable = true;
     }
   }
 }
@@ -278,10 +452,18 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   }
   auto id = store_->NextModelId();
   if (!id.ok()) return id.status();
+  uint64_t version = 0;
+  if (!request.name.empty()) {
+    auto v = store_->ReserveModelVersion(request.name, 0);
+    if (!v.ok()) return v.status();
+    version = *v;
+  }
   auto job = std::make_shared<Job>();
   job->id = *id;
   store::ModelRecord rec;
   rec.id = *id;
+  rec.name = request.name;
+  rec.version = version;
   rec.dataset = request.dataset;
   rec.data_version = info->data_version;
   rec.state = store::ModelState::kTraining;
@@ -294,6 +476,7 @@ absl::StatusOr<uint64_t> ModelManager::StartTraining(TrainJobRequest request) {
   }
   spdlog::info("model {}: training {} on dataset {} started (request_id={})", *id,
                rec.spec["loss"].get<std::string>(), rec.dataset, request.request_id);
+  IndexLocked(rec, false);
   Job* raw = job.get();
   jobs_[*id] = job;
   raw->thread = std::thread([this, raw, req = std::move(request)]() mutable {
@@ -397,6 +580,10 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
                request.request_id);
   if (options_.on_job_end) options_.on_job_end(store::ModelStateName(rec.state), secs);
   {
+    absl::MutexLock l(&mu_);
+    IndexLocked(rec, rec.state == store::ModelState::kReady);
+  }
+  {
     absl::MutexLock l(&job->mu);
     rec.user_keys = {};  // the live record need not hold them
     rec.item_keys = {};
@@ -493,6 +680,27 @@ absl::Status ModelManager::Delete(uint64_t id) {
     ++deletes_;
   }
   if (job && job->thread.joinable()) job->thread.join();
+  {
+    // The version leaves the name; labels that pointed at it go with it.
+    absl::MutexLock l(&mu_);
+    for (auto& [name, e] : names_) {
+      for (auto v = e.versions.begin(); v != e.versions.end(); ++v) {
+        if (v->second.id != id) continue;
+        const uint64_t version = v->first;
+        e.versions.erase(v);
+        std::map<std::string, uint64_t> labels = e.labels;
+        std::erase_if(labels, [&](const auto& kv) { return kv.second == version; });
+        if (labels != e.labels) {
+          if (auto s = store_->PutModelLabels(name, labels); !s.ok()) {
+            spdlog::warn("model '{}': cannot drop the labels of deleted version {}: {}", name,
+                         version, s.ToString());
+          }
+          e.labels = std::move(labels);
+        }
+        break;
+      }
+    }
+  }
   absl::Status deleted = store_->DeleteModel(id);
   {
     // A Get that began between the erase above and the store delete may have
@@ -607,7 +815,15 @@ absl::StatusOr<ModelManager::Exported> ModelManager::Export(uint64_t id) {
 
 absl::StatusOr<uint64_t> ModelManager::Import(store::ModelRecord record,
                                               const std::string& parameters,
-                                              const std::string& source_server_version) {
+                                              const std::string& source_server_version,
+                                              const ImportOptions& import) {
+  if (!import.name.empty()) {
+    if (auto s = store::ValidateModelName(import.name, "import_name"); !s.ok()) return s;
+    record.name = import.name;
+    record.version = import.version;
+  } else if (!record.name.empty()) {
+    if (auto s = store::ValidateModelName(record.name, "record.name"); !s.ok()) return s;
+  }
   auto model = models::DeserializeModel(parameters);
   if (!model.ok()) {
     return absl::InvalidArgumentError(
@@ -622,10 +838,28 @@ absl::StatusOr<uint64_t> ModelManager::Import(store::ModelRecord record,
     return absl::InvalidArgumentError(absl::StrCat("item_keys: ", record.item_keys.size(),
                                                    " keys for a model of ", ni, " items"));
   }
+  const uint64_t source_id = record.id;
+  const uint64_t source_version = record.version;
+  absl::MutexLock import_lock(&import_mu_);
+  if (!record.name.empty()) {
+    // The exact version asked for, or the source's when free, else the next.
+    uint64_t want = import.version;
+    if (want != 0 && FindVersion(record.name, want)) {
+      return absl::AlreadyExistsError(absl::StrCat("import_version=", want, ": model '",
+                                                   record.name, "' already has version ", want));
+    }
+    if (want == 0 && record.version != 0 && !FindVersion(record.name, record.version)) {
+      want = record.version;
+    }
+    auto v = store_->ReserveModelVersion(record.name, want);
+    if (!v.ok()) return v.status();
+    record.version = *v;
+  }
   auto id = store_->NextModelId();
   if (!id.ok()) return id.status();
   if (!record.diagnostics.is_object()) record.diagnostics = nlohmann::json::object();
-  record.diagnostics["imported_from"] = {{"model_id", record.id},
+  record.diagnostics["imported_from"] = {{"model_id", source_id},
+                                         {"version", source_version},
                                          {"server_version", source_server_version},
                                          {"create_time_unix_ms", record.create_time_unix_ms}};
   record.id = *id;
@@ -634,6 +868,10 @@ absl::StatusOr<uint64_t> ModelManager::Import(store::ModelRecord record,
   record.create_time_unix_ms = NowMs();
   record.finish_time_unix_ms = record.create_time_unix_ms;
   if (auto s = store_->PutModel(record, &parameters); !s.ok()) return s;
+  {
+    absl::MutexLock l(&mu_);
+    IndexLocked(record, import.servable);
+  }
   spdlog::info("model {}: imported (source model {}, {} users, {} items)", *id,
                record.diagnostics["imported_from"]["model_id"].get<uint64_t>(),
                record.user_keys.size(), record.item_keys.size());

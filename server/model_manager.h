@@ -31,6 +31,7 @@
 namespace debias::server {
 
 struct TrainJobRequest {
+  std::string name;             // "" = an unnamed model
   std::string dataset;
   std::string mar_dataset;      // optional
   std::string feedback;         // "" = the dataset's kind
@@ -66,6 +67,35 @@ struct LoadedModel {
       ABSL_GUARDED_BY(mu_);
   mutable std::optional<absl::StatusOr<std::unique_ptr<FittedPropensity>>> propensity_
       ABSL_GUARDED_BY(mu_);
+};
+
+// Which model a call wants (proto ModelRef): `id`, or `name` with at most
+// one of `version` and `label`; `name` alone = its "stable" label, else its
+// latest servable version.
+struct ModelRef {
+  uint64_t id = 0;
+  std::string name;
+  uint64_t version = 0;
+  std::string label;
+};
+
+// The labels and versions of one model name.
+struct NameLabels {
+  std::string name;
+  std::map<std::string, uint64_t> labels;
+  std::vector<uint64_t> versions;  // ascending, any state
+};
+
+// How ModelManager::Import names the model it stores.
+struct ImportOptions {
+  // "" = the record's own name (an unnamed record stays unnamed).
+  std::string name;
+  // >= 1: exactly this version (ALREADY_EXISTS when another model holds
+  // it); 0: the record's own version when free, else the name's next one.
+  uint64_t version = 0;
+  // False: the model is stored ready but not servable by name until
+  // MarkServable (a repository version during its warm-up).
+  bool servable = true;
 };
 
 class ModelManager {
@@ -131,12 +161,50 @@ class ModelManager {
   // bad snapshot never becomes a model. The record's id, state and times are
   // replaced; diagnostics["imported_from"] keeps the source's id.
   absl::StatusOr<uint64_t> Import(store::ModelRecord record, const std::string& parameters,
-                                  const std::string& source_server_version);
+                                  const std::string& source_server_version,
+                                  const ImportOptions& import = {});
+
+  // --- Names, versions, labels ---------------------------------------------
+  // The id `ref` points at. INVALID_ARGUMENT for a malformed reference (a
+  // bad name or label, id with a name, version with a label), NOT_FOUND
+  // for an unknown name, version or label, FAILED_PRECONDITION for a
+  // version that is not servable (training, failed, warming up) or a name
+  // without a servable version. Does not load the model (Get does).
+  absl::StatusOr<uint64_t> Resolve(const ModelRef& ref);
+  // Moves `label` of `name` to `version` (0: removes it), persisted in one
+  // write. NOT_FOUND for an unknown name or version, FAILED_PRECONDITION for
+  // a version that is not servable (the label stays where it was).
+  absl::StatusOr<NameLabels> SetLabel(const std::string& name, const std::string& label,
+                                      uint64_t version);
+  // NOT_FOUND for a name with no version on this server.
+  absl::StatusOr<NameLabels> Labels(const std::string& name);
+  // Labels of `name` that point at `version` (empty for unnamed models).
+  std::vector<std::string> LabelsOf(const std::string& name, uint64_t version);
+  // The model id of name/version, if this server holds it (any state).
+  std::optional<uint64_t> FindVersion(const std::string& name, uint64_t version);
+  // Loads model `id` and scores one (user, item) pair or one zero feature
+  // vector with it; OK when the score is finite. The warm-up of a version.
+  absl::Status WarmUp(uint64_t id);
+  // Makes an imported, warmed-up version servable by name.
+  void MarkServable(uint64_t id);
 
  private:
   struct Job;
   void RunJob(Job* job, TrainJobRequest request);
   void ReapFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Name index upkeep.
+  struct VersionEntry {
+    uint64_t id = 0;
+    store::ModelState state = store::ModelState::kTraining;
+    bool servable = false;
+  };
+  struct NameEntry {
+    std::map<uint64_t, VersionEntry> versions;
+    std::map<std::string, uint64_t> labels;
+  };
+  void IndexLocked(const store::ModelRecord& r, bool servable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  NameLabels LabelsLocked(const std::string& name, const NameEntry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   store::InteractionStore* store_;
   Options options_;
@@ -152,6 +220,11 @@ class ModelManager {
   // raced with a delete is served but not cached.
   uint64_t deletes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  // Serialises the choice of an imported model's version (check, reserve,
+  // index), so two imports cannot take the same name and version.
+  absl::Mutex import_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // name -> versions and labels (mirrors the store, which persists them).
+  std::map<std::string, NameEntry> names_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace debias::server

@@ -42,6 +42,32 @@ grpc::Status CheckModelId(uint64_t id) {
   return grpc::Status::OK;
 }
 
+ModelRef FromProto(const v1::ModelRef& r) {
+  return ModelRef{r.id(), r.name(), r.version(), r.label()};
+}
+
+// The model id a request asks for: its `model` reference when set, else its
+// legacy id field (`field`, which must then be >= 1).
+absl::StatusOr<uint64_t> RequestedModel(ModelManager* models, bool has_ref,
+                                        const v1::ModelRef& ref, uint64_t legacy_id) {
+  if (has_ref) return models->Resolve(FromProto(ref));
+  if (legacy_id == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model_id=0: must be >= 1 (or give model: an id, name, version or label)"));
+  }
+  return legacy_id;
+}
+template <typename Req>
+absl::StatusOr<uint64_t> RequestedModel(ModelManager* models, const Req& req) {
+  return RequestedModel(models, req.has_model(), req.model(), req.model_id());
+}
+
+void SetServed(const store::ModelRecord& r, v1::ServedModel* out) {
+  out->set_id(r.id);
+  out->set_name(r.name);
+  out->set_version(r.version);
+}
+
 void ProgressToProto(const json& p, v1::TrainProgress* out) {
   // A non-finite number is stored as JSON null: read it as NaN, never throw.
   auto num = [&](const char* key) {
@@ -133,8 +159,13 @@ std::vector<uint32_t> TopIndices(const std::vector<float>& scores, size_t k) {
 
 }  // namespace
 
-void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
+void RecordToProto(const store::ModelRecord& r, v1::Model* out, ModelManager* models) {
   out->set_id(r.id);
+  out->set_name(r.name);
+  out->set_version(r.version);
+  if (models != nullptr) {
+    for (auto& l : models->LabelsOf(r.name, r.version)) out->add_labels(std::move(l));
+  }
   out->set_dataset(r.dataset);
   out->set_data_version(r.data_version);
   out->set_state(std::string(store::ModelStateName(r.state)));
@@ -159,6 +190,47 @@ void RecordToProto(const store::ModelRecord& r, v1::Model* out) {
   out->set_items(r.item_keys.size());
 }
 
+absl::StatusOr<store::ModelRecord> CheckSnapshotHeader(const v1::ModelSnapshotHeader& h,
+                                                       int64_t max_import_bytes) {
+  if (h.format_version() != kModelSnapshotFormat) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "format_version=", h.format_version(), ": this server reads snapshot format ",
+        kModelSnapshotFormat));
+  }
+  if (h.parameters_bytes() == 0 || h.parameters_bytes() > static_cast<uint64_t>(max_import_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("parameters_bytes=", h.parameters_bytes(),
+                                                   ": must be in [1, ", max_import_bytes,
+                                                   "] (max_import_bytes)"));
+  }
+  auto record = store::DecodeModelRecord(h.record_json());
+  if (!record.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("record_json: ", record.status().message()));
+  }
+  if (record->state != store::ModelState::kReady) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "record_json: state '", std::string(store::ModelStateName(record->state)),
+        "'; only ready models can be imported"));
+  }
+  record->user_keys.assign(h.user_keys().begin(), h.user_keys().end());
+  record->item_keys.assign(h.item_keys().begin(), h.item_keys().end());
+  return record;
+}
+
+absl::Status CheckSnapshotParameters(const v1::ModelSnapshotHeader& h, uint64_t bytes,
+                                     uint32_t crc32c) {
+  if (bytes != h.parameters_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat("parameters: ", bytes,
+                                                   " bytes received, the header says ",
+                                                   h.parameters_bytes(), " (truncated snapshot?)"));
+  }
+  if (crc32c != h.parameters_crc32c()) {
+    return absl::InvalidArgumentError(absl::StrCat("parameters: CRC-32C ", crc32c,
+                                                   " does not match the header's ",
+                                                   h.parameters_crc32c(), " (corrupt snapshot)"));
+  }
+  return absl::OkStatus();
+}
+
 // --- ModelService -------------------------------------------------------------
 
 grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
@@ -171,6 +243,9 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
                               std::pair{"propensity", &req->propensity()},
                               std::pair{"feedback", &req->feedback()}}) {
     if (auto s = CheckName(field, *value); !s.ok()) return ToGrpcStatus(s);
+  }
+  if (!req->name().empty()) {
+    if (auto s = store::ValidateModelName(req->name(), "name"); !s.ok()) return ToGrpcStatus(s);
   }
   if (!req->mar_dataset().empty()) {
     if (auto s = store::ValidateDatasetName(req->mar_dataset()); !s.ok()) {
@@ -188,6 +263,7 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
                                 options_.limits.max_params, " allowed"));
   }
   TrainJobRequest job;
+  job.name = req->name();
   job.dataset = req->dataset();
   job.mar_dataset = req->mar_dataset();
   if (req->has_holdout()) job.holdout = req->holdout();
@@ -245,7 +321,7 @@ grpc::Status ModelServiceImpl::Train(grpc::ServerContext* ctx, const v1::TrainRe
         return Invalid(absl::StrCat(rec.error, " (model ", *id, " recorded as failed)"));
       }
       v1::TrainEvent ev;
-      RecordToProto(rec, ev.mutable_finished());
+      RecordToProto(rec, ev.mutable_finished(), models_);
       writer->Write(ev);
       return grpc::Status::OK;
     }
@@ -258,7 +334,7 @@ grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx, const v1::Li
   if (!admission.ok()) return admission.status;
   for (const auto& r : models_->ListRecords()) {
     if (!req->dataset().empty() && r.dataset != req->dataset()) continue;
-    RecordToProto(r, resp->add_models());
+    RecordToProto(r, resp->add_models(), models_);
   }
   return grpc::Status::OK;
 }
@@ -267,10 +343,11 @@ grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx, const v1::GetM
                                         v1::Model* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
-  auto r = models_->GetRecord(req->id());
+  auto model_id = RequestedModel(models_, req->has_model(), req->model(), req->id());
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
+  auto r = models_->GetRecord(*model_id);
   if (!r.ok()) return ToGrpcStatus(r.status());
-  RecordToProto(*r, resp);
+  RecordToProto(*r, resp, models_);
   return grpc::Status::OK;
 }
 
@@ -292,7 +369,7 @@ grpc::Status ModelServiceImpl::CancelTraining(grpc::ServerContext* ctx,
   if (auto s = models_->Cancel(req->id()); !s.ok()) return ToGrpcStatus(s);
   auto r = models_->GetRecord(req->id());
   if (!r.ok()) return ToGrpcStatus(r.status());
-  RecordToProto(*r, resp);
+  RecordToProto(*r, resp, models_);
   return grpc::Status::OK;
 }
 
@@ -341,8 +418,9 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
   Admission admission =
       Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->id()); !s.ok()) return s;
-  auto exported = models_->Export(req->id());
+  auto model_id = RequestedModel(models_, req->has_model(), req->model(), req->id());
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
+  auto exported = models_->Export(*model_id);
   if (!exported.ok()) return ToGrpcStatus(exported.status());
   v1::ModelChunk head;
   v1::ModelSnapshotHeader* h = head.mutable_header();
@@ -356,7 +434,7 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
   h->set_parameters_bytes(params.size());
   h->set_parameters_crc32c(util::Crc32c(params));
   if (head.ByteSizeLong() > static_cast<size_t>(options_.limits.max_message_bytes)) {
-    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat("model ", req->id(), ": the snapshot header (key tables) is ",
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat("model ", *model_id, ": the snapshot header (key tables) is ",
                                      head.ByteSizeLong(), " bytes, over max_message_bytes=",
                                      options_.limits.max_message_bytes)));
   }
@@ -381,24 +459,8 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
   if (!reader->Read(&chunk)) return Invalid("ImportModel: empty stream; the first chunk must be the header");
   if (!chunk.has_header()) return Invalid("chunk 0: must be the header");
   const v1::ModelSnapshotHeader h = chunk.header();
-  if (h.format_version() != kModelSnapshotFormat) {
-    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat("format_version=", h.format_version(),
-                                     ": this server reads snapshot format ", kModelSnapshotFormat)));
-  }
-  if (h.parameters_bytes() == 0 ||
-      h.parameters_bytes() > static_cast<uint64_t>(options_.limits.max_import_bytes)) {
-    return Invalid(absl::StrCat("parameters_bytes=", h.parameters_bytes(), ": must be in [1, ",
-                                options_.limits.max_import_bytes, "] (max_import_bytes)"));
-  }
-  auto record = store::DecodeModelRecord(h.record_json());
-  if (!record.ok()) return Invalid(absl::StrCat("record_json: ", record.status().message()));
-  if (record->state != store::ModelState::kReady) {
-    return Invalid(absl::StrCat("record_json: state '",
-                                std::string(store::ModelStateName(record->state)),
-                                "'; only ready models can be imported"));
-  }
-  record->user_keys.assign(h.user_keys().begin(), h.user_keys().end());
-  record->item_keys.assign(h.item_keys().begin(), h.item_keys().end());
+  auto record = CheckSnapshotHeader(h, options_.limits.max_import_bytes);
+  if (!record.ok()) return ToGrpcStatus(record.status());
   std::string params;
   uint32_t crc = 0;
   int n = 1;
@@ -413,19 +475,52 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
     params += chunk.parameters();
     ++n;
   }
-  if (params.size() != h.parameters_bytes()) {
-    return Invalid(absl::StrCat("parameters: ", params.size(), " bytes received, the header says ",
-                                h.parameters_bytes(), " (truncated snapshot?)"));
+  if (auto s = CheckSnapshotParameters(h, params.size(), crc); !s.ok()) return ToGrpcStatus(s);
+  ImportOptions import;
+  import.name = h.import_name();
+  import.version = h.import_version();
+  if (import.name.empty() && import.version != 0) {
+    return Invalid(absl::StrCat("import_version=", import.version, ": needs import_name"));
   }
-  if (crc != h.parameters_crc32c()) {
-    return Invalid(absl::StrCat("parameters: CRC-32C ", crc, " does not match the header's ",
-                                h.parameters_crc32c(), " (corrupt snapshot)"));
-  }
-  auto id = models_->Import(std::move(*record), params, h.server_version());
+  auto id = models_->Import(std::move(*record), params, h.server_version(), import);
   if (!id.ok()) return ToGrpcStatus(id.status());
   auto r = models_->GetRecord(*id);
   if (!r.ok()) return ToGrpcStatus(r.status());
-  RecordToProto(*r, resp);
+  RecordToProto(*r, resp, models_);
+  return grpc::Status::OK;
+}
+
+namespace {
+void LabelsToProto(const NameLabels& l, v1::ModelLabels* out) {
+  out->set_name(l.name);
+  for (const auto& [label, version] : l.labels) (*out->mutable_labels())[label] = version;
+  for (uint64_t v : l.versions) out->add_versions(v);
+}
+}  // namespace
+
+grpc::Status ModelServiceImpl::SetModelLabel(grpc::ServerContext* ctx,
+                                             const v1::SetModelLabelRequest* req,
+                                             v1::ModelLabels* resp) {
+  Admission admission =
+      Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
+  if (!admission.ok()) return admission.status;
+  auto labels = models_->SetLabel(req->name(), req->label(), req->version());
+  if (!labels.ok()) return ToGrpcStatus(labels.status());
+  spdlog::info("model '{}': label '{}' -> version {} (request_id={})", req->name(), req->label(),
+               req->version(), RequestId(ctx));
+  LabelsToProto(*labels, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::GetModelLabels(grpc::ServerContext* ctx,
+                                              const v1::GetModelLabelsRequest* req,
+                                              v1::ModelLabels* resp) {
+  Admission admission =
+      Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
+  auto labels = models_->Labels(req->name());
+  if (!labels.ok()) return ToGrpcStatus(labels.status());
+  LabelsToProto(*labels, resp);
   return grpc::Status::OK;
 }
 
@@ -435,7 +530,8 @@ grpc::Status ScoringServiceImpl::Score(grpc::ServerContext* ctx, const v1::Score
                                        v1::ScoreResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  auto model_id = RequestedModel(models_, *req);
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
   const int n = req->items_size() + req->candidates_size();
   const int max = options_.limits.max_candidates;
   if (n == 0) return Invalid("items or candidates: give at least one");
@@ -446,8 +542,9 @@ grpc::Status ScoringServiceImpl::Score(grpc::ServerContext* ctx, const v1::Score
     return Invalid(absl::StrCat(req->items_size() ? "items: " : "candidates: ", n,
                                 " given; max_candidates is ", max));
   }
-  auto m = models_->Get(req->model_id());
+  auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
+  SetServed((*m)->record, resp->mutable_served());
   std::vector<float> scores;
   if (req->candidates_size() > 0) {
     if (auto s = ScoreCandidates(**m, req->candidates(), &scores); !s.ok()) return ToGrpcStatus(s);
@@ -467,7 +564,8 @@ grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRe
                                       v1::TopKResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  auto model_id = RequestedModel(models_, *req);
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
   if (req->k() < 1 || req->k() > static_cast<uint32_t>(options_.limits.max_k)) {
     return Invalid(absl::StrCat("k=", req->k(), ": must be in [1, ", options_.limits.max_k, "]"));
   }
@@ -475,9 +573,10 @@ grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRe
     return Invalid(absl::StrCat("candidates: ", req->candidates_size(),
                                 " given; max_candidates is ", options_.limits.max_candidates));
   }
-  auto m = models_->Get(req->model_id());
+  auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
   const LoadedModel& lm = **m;
+  SetServed(lm.record, resp->mutable_served());
   std::vector<float> scores;
   if (req->candidates_size() > 0) {
     if (auto s = ScoreCandidates(lm, req->candidates(), &scores); !s.ok()) return ToGrpcStatus(s);
@@ -513,13 +612,15 @@ grpc::Status ScoringServiceImpl::BatchScore(grpc::ServerContext* ctx,
                                             v1::BatchScoreResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  auto model_id = RequestedModel(models_, *req);
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
   if (req->requests_size() < 1 || req->requests_size() > options_.limits.max_batch_users) {
     return Invalid(absl::StrCat("requests: ", req->requests_size(), " users; must be in [1, ",
                                 options_.limits.max_batch_users, "]"));
   }
-  auto m = models_->Get(req->model_id());
+  auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
+  SetServed((*m)->record, resp->mutable_served());
   std::vector<uint32_t> ids;
   std::vector<float> scores;
   for (int r = 0; r < req->requests_size(); ++r) {
@@ -549,13 +650,15 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
                                                  v1::GetPropensitiesResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
-  if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
+  auto model_id = RequestedModel(models_, *req);
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
   if (req->pairs_size() > options_.limits.max_candidates) {
     return Invalid(absl::StrCat("pairs: ", req->pairs_size(), " given; max_candidates is ",
                                 options_.limits.max_candidates));
   }
-  auto m = models_->Get(req->model_id());
+  auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
+  SetServed((*m)->record, resp->mutable_served());
   const json& diag = (*m)->record.diagnostics;
   if (diag.contains("position_propensities") && diag["position_propensities"].is_array()) {
     for (const auto& p : diag["position_propensities"]) {
@@ -564,7 +667,7 @@ grpc::Status ScoringServiceImpl::GetPropensities(grpc::ServerContext* ctx,
   }
   if (req->pairs_size() == 0) {
     if (resp->position_propensities_size() == 0) {
-      return Invalid(absl::StrCat("pairs: model ", req->model_id(),
+      return Invalid(absl::StrCat("pairs: model ", *model_id,
                                   " has no position curve; give (user, item) pairs"));
     }
     return grpc::Status::OK;
@@ -591,8 +694,14 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
                                                  v1::SampleNegativesResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kWriter);
   if (!admission.ok()) return admission.status;
-  if ((req->model_id() == 0) == req->dataset().empty()) {
-    return Invalid("model_id or dataset: give exactly one");
+  if ((req->model_id() == 0 && !req->has_model()) == req->dataset().empty()) {
+    return Invalid("model_id (or model) or dataset: give exactly one");
+  }
+  uint64_t model_id = 0;
+  if (req->dataset().empty()) {
+    auto id = RequestedModel(models_, *req);
+    if (!id.ok()) return ToGrpcStatus(id.status());
+    model_id = *id;
   }
   if (req->n() < 1 || req->n() > static_cast<uint32_t>(options_.limits.max_samples)) {
     return Invalid(absl::StrCat("n=", req->n(), ": must be in [1, ", options_.limits.max_samples,
@@ -610,10 +719,11 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
   }
   std::string dataset = req->dataset();
   std::shared_ptr<const LoadedModel> model;
-  if (req->model_id() != 0) {
-    auto m = models_->Get(req->model_id());
+  if (model_id != 0) {
+    auto m = models_->Get(model_id);
     if (!m.ok()) return ToGrpcStatus(m.status());
     model = *m;
+    SetServed(model->record, resp->mutable_served());
     dataset = model->record.dataset;
   } else if (auto s = store::ValidateDatasetName(dataset); !s.ok()) {
     return ToGrpcStatus(s);
@@ -622,7 +732,7 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
   if (!view.ok()) return ToGrpcStatus(view.status());
   const std::string cache_key =
       absl::StrCat(dataset, "|", (*view)->data_version, "|", sampler_name, "|",
-                   req->has_power() ? req->power() : -1.0, "|", req->model_id());
+                   req->has_power() ? req->power() : -1.0, "|", model_id);
   std::shared_ptr<const CachedSampler> cached;
   {
     absl::MutexLock l(&samplers_mu_);
@@ -675,10 +785,25 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
 // --- EvaluationService -----------------------------------------------------------
 
 grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
-                                             const v1::EvaluateRequest* req,
+                                             const v1::EvaluateRequest* request,
                                              v1::EvaluateResponse* resp) {
   Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
   if (!admission.ok()) return admission.status;
+  // A model reference is resolved once; the evaluation then sees its id.
+  const v1::EvaluateRequest* req = request;
+  v1::EvaluateRequest resolved;
+  if (request->has_model()) {
+    auto id = models_->Resolve(FromProto(request->model()));
+    if (!id.ok()) return ToGrpcStatus(id.status());
+    resolved = *request;
+    resolved.clear_model();
+    resolved.set_model_id(*id);
+    req = &resolved;
+  }
+  auto set_served = [&] {
+    if (req->model_id() == 0) return;
+    if (auto r = models_->GetRecord(req->model_id()); r.ok()) SetServed(*r, resp->mutable_served());
+  };
   if (auto s = store::ValidateDatasetName(req->dataset()); !s.ok()) return ToGrpcStatus(s);
   // Long evaluations stop when the call's deadline passes or it is cancelled.
   auto cancelled = [ctx] { return ctx->IsCancelled(); };
@@ -687,11 +812,14 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
     return ToGrpcStatus(s);
   }
   if (!req->policy_estimator().empty()) {
-    return ToGrpcStatus(
-        EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp, cancelled));
+    absl::Status s = EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp, cancelled);
+    if (s.ok()) set_served();
+    return ToGrpcStatus(s);
   }
   if (!req->estimator().empty()) {
-    return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp, cancelled));
+    absl::Status s = EvaluateFromLog(models_, store_, options_.limits, *req, resp, cancelled);
+    if (s.ok()) set_served();
+    return ToGrpcStatus(s);
   }
   if (auto s = CheckModelId(req->model_id()); !s.ok()) return s;
   if (req->scores_size() > 0 || req->bootstrap() > 0 || !req->propensity_from().empty() ||
@@ -729,6 +857,7 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
   opts.cancelled = cancelled;
   auto m = models_->Get(req->model_id());
   if (!m.ok()) return ToGrpcStatus(m.status());
+  SetServed((*m)->record, resp->mutable_served());
   if ((*m)->model->num_items() == 0) {
     return Invalid(absl::StrCat("model ", req->model_id(),
                                 " is a ranker over features; evaluate it on ranked lists"));

@@ -13,8 +13,19 @@
 
 namespace debias::server {
 
-// Converts a stored record to the wire message.
-void RecordToProto(const store::ModelRecord& r, v1::Model* out);
+// Converts a stored record to the wire message; `models`, when given, adds
+// the labels that point at the record's version.
+void RecordToProto(const store::ModelRecord& r, v1::Model* out, ModelManager* models = nullptr);
+
+// The checks of a model snapshot (ImportModel, the model repository): the
+// header's format (FAILED_PRECONDITION for one this server does not read),
+// size limit and record (INVALID_ARGUMENT naming the field); returns the
+// record with its key tables.
+absl::StatusOr<store::ModelRecord> CheckSnapshotHeader(const v1::ModelSnapshotHeader& header,
+                                                       int64_t max_import_bytes);
+// The parameters' size and CRC-32C against the header's (INVALID_ARGUMENT).
+absl::Status CheckSnapshotParameters(const v1::ModelSnapshotHeader& header, uint64_t bytes,
+                                     uint32_t crc32c);
 
 class ModelServiceImpl final : public v1::ModelService::Service {
  public:
@@ -35,6 +46,10 @@ class ModelServiceImpl final : public v1::ModelService::Service {
                            grpc::ServerWriter<v1::ModelChunk>*) override;
   grpc::Status ImportModel(grpc::ServerContext*, grpc::ServerReader<v1::ModelChunk>*,
                            v1::Model*) override;
+  grpc::Status SetModelLabel(grpc::ServerContext*, const v1::SetModelLabelRequest*,
+                             v1::ModelLabels*) override;
+  grpc::Status GetModelLabels(grpc::ServerContext*, const v1::GetModelLabelsRequest*,
+                              v1::ModelLabels*) override;
 
  private:
   ModelManager* models_;

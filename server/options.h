@@ -37,6 +37,13 @@ struct Limits {
   int keepalive_time_ms = 60000;
   int keepalive_timeout_ms = 20000;
   int64_t max_import_bytes = int64_t{4} << 30;  // parameters of one ImportModel
+  // Seconds between scans of ServerOptions::model_repository.
+  int poll_seconds = 5;
+  // Close each client connection after this many seconds (plus a grace of
+  // as long, at most 30 s, for calls in flight) so long-lived clients
+  // re-resolve their target and spread over replicas that joined since;
+  // 0 = never.
+  int max_connection_age_seconds = 0;
 };
 
 struct ServerOptions {
@@ -51,6 +58,9 @@ struct ServerOptions {
   bool reflection = false;
   // Directory the Backup RPC writes checkpoints into; empty = Backup off.
   std::string backup_dir;
+  // Snapshot repository polled for models (server/model_repository.h); empty
+  // = none. With one, health is NOT_SERVING until its models are ready.
+  std::string model_repository;
   Limits limits;
 
   // --- Security (docs/SECURITY.md) ---

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -16,6 +18,7 @@
 #include "server/dataset_service.h"
 #include "server/metrics.h"
 #include "server/model_manager.h"
+#include "server/model_repository.h"
 #include "server/model_services.h"
 #include "spdlog/spdlog.h"
 
@@ -91,6 +94,7 @@ struct DebiasServer::Impl {
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsHttpServer> metrics_http;
+  std::unique_ptr<ModelRepository> repository;
   int port = 0;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -182,6 +186,12 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.limits.keepalive_timeout_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  if (const int age = options.limits.max_connection_age_seconds; age > 0) {
+    // Clients reconnect (and re-resolve) after GOAWAY; the grace lets the
+    // calls in flight finish first.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age * 1000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, std::min(age, 30) * 1000);
+  }
   // Threads of the synchronous server that wait for calls. gRPC's default
   // (at most 2) makes every call beyond two concurrent ones start a thread
   // that exits afterwards; with 8 concurrent Score clients that churn cost
@@ -213,7 +223,35 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     const std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
     spdlog::info("metrics on http://{}:{}/metrics", host, impl->metrics_http->port());
   }
-  impl->server->GetHealthCheckService()->SetServingStatus(true);
+  if (options.model_repository.empty()) {
+    impl->server->GetHealthCheckService()->SetServingStatus(true);
+  } else {
+    // NOT_SERVING until the repository's models are loaded and warmed up.
+    impl->server->GetHealthCheckService()->SetServingStatus(false);
+    ModelRepository::Options ro;
+    ro.dir = options.model_repository;
+    ro.poll = absl::Seconds(options.limits.poll_seconds);
+    grpc::Server* server = impl->server.get();
+    ro.on_ready = [server, was = std::make_shared<std::atomic<int>>(-1)](bool ready) {
+      if (was->exchange(ready ? 1 : 0) == (ready ? 1 : 0)) return;
+      spdlog::info("model repository: {}", ready ? "ready; health SERVING" : "not ready; health NOT_SERVING");
+      server->GetHealthCheckService()->SetServingStatus(ready);
+    };
+    impl->repository = std::make_unique<ModelRepository>(impl->models.get(), std::move(ro));
+    ModelRepository* repo = impl->repository.get();
+    impl->options.metrics->AddRepositorySource([repo] {
+      Metrics::Sources::Repository r;
+      r.rejected = repo->rejected();
+      r.imported = repo->imported();
+      r.unloaded = repo->unloaded();
+      r.serving = repo->serving();
+      r.ready = repo->ready();
+      return r;
+    });
+    impl->repository->Start();
+    spdlog::info("model repository {} polled every {} s", options.model_repository,
+                 options.limits.poll_seconds);
+  }
   spdlog::info("debiasd serving on port {} (data_dir={}, sync={}, tls={}, auth={})",
                impl->port, options.data_dir, options.sync,
                options.tls_cert.empty() ? "off"
@@ -251,6 +289,7 @@ void DebiasServer::Shutdown(absl::Duration grace) {
                           absl::ToChronoMilliseconds(grace));
   impl_->server->Wait();
   if (impl_->metrics_http) impl_->metrics_http->Stop();
+  impl_->repository.reset();  // stops the poller before the models go
   impl_->models.reset();  // cancels and joins training jobs
   impl_->store.reset();   // flushes and closes RocksDB
   spdlog::info("debiasd stopped");

@@ -151,7 +151,7 @@ absl::StatusOr<ModelState> ParseModelState(std::string_view s) {
 }
 
 json RecordToJson(const ModelRecord& r) {
-  return json{{"id", r.id},
+  json j{{"id", r.id},
               {"dataset", r.dataset},
               {"data_version", r.data_version},
               {"state", std::string(ModelStateName(r.state))},
@@ -163,6 +163,11 @@ json RecordToJson(const ModelRecord& r) {
               {"error_code", r.error_code},
               {"create_time_unix_ms", r.create_time_unix_ms},
               {"finish_time_unix_ms", r.finish_time_unix_ms}};
+  if (!r.name.empty()) {
+    j["name"] = r.name;
+    j["version"] = r.version;
+  }
+  return j;
 }
 
 absl::StatusOr<ModelRecord> RecordFromJson(std::string_view bytes) {
@@ -171,6 +176,8 @@ absl::StatusOr<ModelRecord> RecordFromJson(std::string_view bytes) {
     ModelRecord r;
     r.id = j.at("id").get<uint64_t>();
     r.dataset = j.at("dataset").get<std::string>();
+    r.name = j.value("name", "");
+    r.version = j.value("version", uint64_t{0});
     r.data_version = j.at("data_version").get<uint64_t>();
     ASSIGN_OR_RETURN(r.state, ParseModelState(j.at("state").get<std::string>()));
     r.spec = j.at("spec");
@@ -184,6 +191,23 @@ absl::StatusOr<ModelRecord> RecordFromJson(std::string_view bytes) {
     return r;
   } catch (const json::exception& e) {
     return absl::DataLossError(absl::StrCat("model record: ", e.what()));
+  }
+}
+
+json ModelNameToJson(const ModelName& n) {
+  return json{{"name", n.name}, {"next_version", n.next_version}, {"labels", n.labels}};
+}
+
+absl::StatusOr<ModelName> ModelNameFromJson(std::string_view bytes) {
+  try {
+    json j = json::parse(bytes);
+    ModelName n;
+    n.name = j.at("name").get<std::string>();
+    n.next_version = j.at("next_version").get<uint64_t>();
+    n.labels = j.value("labels", std::map<std::string, uint64_t>{});
+    return n;
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("model name entry: ", e.what()));
   }
 }
 
@@ -239,6 +263,22 @@ absl::Status ValidateDatasetName(const std::string& name) {
         "dataset name '", name.substr(0, 160),
         "': must be 1-128 characters of [A-Za-z0-9._-] starting with a "
         "letter or digit"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelName(const std::string& name, std::string_view field) {
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  };
+  bool ok = !name.empty() && name.size() <= 63 && ok_char(name[0]) && name[0] != '.' &&
+            name[0] != '_' && name[0] != '-';
+  for (char c : name) ok = ok && ok_char(c);
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(field), "='", name.substr(0, 80),
+        "': must match [a-z0-9][a-z0-9._-]{0,62} (1-63 lower-case letters, digits, '.', '_', "
+        "'-')"));
   }
   return absl::OkStatus();
 }
@@ -962,6 +1002,65 @@ absl::Status InteractionStore::DeleteModel(uint64_t id) {
   rocksdb::WriteBatch batch;
   for (char w : {'R', 'S', 'K'}) batch.Delete(keys::ModelKey(id, w));
   return FromRocks(impl_->db->Write(impl_->write_options, &batch), "deleting model");
+}
+
+absl::StatusOr<uint64_t> InteractionStore::ReserveModelVersion(const std::string& name,
+                                                               uint64_t version) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  absl::MutexLock l(&impl_->model_mu);
+  ModelName entry;
+  entry.name = name;
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelNameKey(name), &v);
+  if (s.ok()) {
+    ASSIGN_OR_RETURN(entry, ModelNameFromJson(v));
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "reading model name");
+  }
+  const uint64_t reserved = version >= 1 ? version : entry.next_version;
+  entry.next_version = std::max(entry.next_version, reserved + 1);
+  RETURN_IF_ERROR(FromRocks(impl_->db->Put(impl_->write_options, keys::ModelNameKey(name),
+                                           ModelNameToJson(entry).dump()),
+                            "model version"));
+  return reserved;
+}
+
+absl::StatusOr<ModelName> InteractionStore::GetModelName(const std::string& name) const {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelNameKey(name), &v);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("model name '", name, "' not found"));
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading model name"));
+  return ModelNameFromJson(v);
+}
+
+std::vector<ModelName> InteractionStore::ListModelNames() const {
+  std::vector<ModelName> out;
+  ScanPrefix(impl_->db.get(), nullptr, std::string{keys::kCatalog, 'M'},
+             [&](std::string_view, std::string_view v) {
+               auto n = ModelNameFromJson(v);
+               if (n.ok()) out.push_back(std::move(*n));
+               return true;
+             })
+      .IgnoreError();
+  return out;
+}
+
+absl::Status InteractionStore::PutModelLabels(const std::string& name,
+                                              const std::map<std::string, uint64_t>& labels) {
+  absl::MutexLock l(&impl_->model_mu);
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), keys::ModelNameKey(name), &v);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("model name '", name, "' not found"));
+  }
+  RETURN_IF_ERROR(FromRocks(s, "reading model name"));
+  ASSIGN_OR_RETURN(ModelName entry, ModelNameFromJson(v));
+  entry.labels = labels;
+  return FromRocks(impl_->db->Put(impl_->write_options, keys::ModelNameKey(name),
+                                  ModelNameToJson(entry).dump()),
+                   "writing model labels");
 }
 
 uint64_t InteractionStore::DiskBytes() const {

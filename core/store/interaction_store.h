@@ -26,6 +26,7 @@
 #define DEBIAS_CORE_STORE_INTERACTION_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -85,6 +86,10 @@ std::string_view ModelStateName(ModelState s);
 
 struct ModelRecord {
   uint64_t id = 0;
+  // The model's name (ValidateModelName) and its version under that name
+  // (>= 1); "" and 0 for a model trained without a name.
+  std::string name;
+  uint64_t version = 0;
   std::string dataset;
   uint64_t data_version = 0;
   ModelState state = ModelState::kTraining;
@@ -103,6 +108,14 @@ struct ModelRecord {
   // model's ids without the dataset (which may change or be deleted).
   std::vector<std::string> user_keys;
   std::vector<std::string> item_keys;
+};
+
+// The catalog entry of a model name: the next version it hands out (never
+// reused, even after a delete) and its labels (label -> version).
+struct ModelName {
+  std::string name;
+  uint64_t next_version = 1;
+  std::map<std::string, uint64_t> labels;
 };
 
 class InteractionStore {
@@ -155,6 +168,18 @@ class InteractionStore {
   std::vector<ModelRecord> ListModels() const;
   absl::Status DeleteModel(uint64_t id);
 
+  // --- Model names ----------------------------------------------------------
+  // Reserves a version of `name` (creating the name's entry): `version` when
+  // it is >= 1, else the name's next version. The next version becomes
+  // max(next, reserved + 1), so versions handed out later are higher.
+  absl::StatusOr<uint64_t> ReserveModelVersion(const std::string& name, uint64_t version);
+  // NOT_FOUND for a name that never had a version.
+  absl::StatusOr<ModelName> GetModelName(const std::string& name) const;
+  std::vector<ModelName> ListModelNames() const;
+  // Replaces the labels of an existing name atomically (one write).
+  absl::Status PutModelLabels(const std::string& name,
+                              const std::map<std::string, uint64_t>& labels);
+
   // --- Operations ---------------------------------------------------------
   // Approximate bytes on disk (SST + WAL).
   uint64_t DiskBytes() const;
@@ -186,6 +211,10 @@ class InteractionStore {
 // field for anything malformed.
 std::string EncodeModelRecord(const ModelRecord& record);
 absl::StatusOr<ModelRecord> DecodeModelRecord(std::string_view json);
+
+// Model names and labels: 1-63 characters of [a-z0-9._-], first a letter
+// or digit. INVALID_ARGUMENT naming `field` otherwise.
+absl::Status ValidateModelName(const std::string& name, std::string_view field = "name");
 
 // Dataset names: 1-128 characters of [A-Za-z0-9._-], first a letter or digit.
 absl::Status ValidateDatasetName(const std::string& name);

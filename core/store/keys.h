@@ -2,6 +2,7 @@
 //
 //  00 'D' <name>                         -> dataset metadata (JSON)
 //  00 'N' "dataset"|"model"              -> next id counter (fixed64)
+//  00 'M' <model name>                   -> next version and labels (JSON)
 //  01 <ds:be32> 'U' <user key>           -> user id (fixed32)
 //  01 <ds:be32> 'u' <id:be32>            -> user key
 //  01 <ds:be32> 'I'/'i', 'L'/'l'         -> the same for items and lists
@@ -31,6 +32,11 @@ inline constexpr char kModel = 0x02;
 
 inline std::string DatasetMeta(std::string_view name) {
   std::string k{kCatalog, 'D'};
+  k.append(name);
+  return k;
+}
+inline std::string ModelNameKey(std::string_view name) {
+  std::string k{kCatalog, 'M'};
   k.append(name);
   return k;
 }

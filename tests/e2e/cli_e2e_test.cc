@@ -151,6 +151,72 @@ TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
   EXPECT_EQ(StopServer(), 0);
 }
 
+// Model names, versions and labels through debiasctl (issue 23): train
+// --name, --model NAME[:VERSION|@LABEL], label set/list, model publish into
+// a repository layout, and the error codes of the reference contract.
+TEST_F(CliE2eTest, NamesVersionsLabelsAndPublish) {
+  const std::string world = (dir_ / "world").string();
+  CtlJson("synth --world mnar --users 200 --items 100 --seed 3 --out " + world);
+  CtlJson("ingest --dataset clicks --format csv " + world + "/train.csv");
+  const std::string train = "train --dataset clicks --loss naive --param epochs=2 --name rec";
+  json v1 = CtlJson(train + " --seed 1");
+  json v2 = CtlJson(train + " --seed 2");
+  EXPECT_EQ(v1["name"], "rec");
+  EXPECT_EQ(v1["version"], 1);
+  EXPECT_EQ(v2["version"], 2);
+  // The first event's user and item (train.csv: user,item,...).
+  std::string user, item;
+  {
+    std::ifstream csv(world + "/train.csv");
+    std::string header, row;
+    std::getline(csv, header);
+    std::getline(csv, row);
+    std::stringstream fields(row);
+    std::getline(fields, user, ',');
+    std::getline(fields, item, ',');
+  }
+  const std::string items = " --user " + user + " --items " + item;
+
+  // The name alone: latest ready version; after `label set`, the stable one.
+  json s = CtlJson("score --model rec" + items);
+  EXPECT_EQ(s["served"]["version"], 2);
+  json labels = CtlJson("label set rec stable 1");
+  EXPECT_EQ(labels["labels"]["stable"], 1);
+  EXPECT_EQ(CtlJson("score --model rec" + items)["served"]["version"], 1);
+  EXPECT_EQ(CtlJson("topk --model rec:2 --user " + user + " --k 3")["served"]["version"], 2);
+  CtlJson("label set rec canary 2");
+  EXPECT_EQ(CtlJson("score --model rec@canary" + items)["model_id"], v2["model_id"]);
+  // A numeric --model is still an id.
+  EXPECT_EQ(CtlJson("score --model " + v1["model_id"].dump() + items)["served"]["name"], "rec");
+  json listed = CtlJson("label list rec");
+  EXPECT_EQ(listed["versions"], json::array({1, 2}));
+
+  Result r = Ctl("score --model rec@gold" + items);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+  r = Ctl("label set rec stable 9");
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+  r = Ctl("train --dataset clicks --loss naive --name Bad_Name");
+  EXPECT_NE(r.err.find("INVALID_ARGUMENT"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("name='Bad_Name'"), std::string::npos) << r.err;
+  r = Ctl("score --model 'rec:x'" + items);
+  EXPECT_NE(r.err.find("INVALID_ARGUMENT"), std::string::npos) << r.err;
+
+  // publish: NAME/VERSION/model.pb and the labels file, no temporary left.
+  const fs::path repo = dir_ / "repo";
+  json pub = CtlJson("model publish --model rec@canary --repository " + repo.string() +
+                     " --label stable");
+  EXPECT_EQ(pub["version"], 2);
+  EXPECT_TRUE(fs::exists(repo / "rec" / "2" / "model.pb"));
+  EXPECT_EQ(Slurp(repo / "rec" / "labels"), "stable 2\n");
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(repo)) files += e.is_regular_file();
+  EXPECT_EQ(files, 2);
+  // --lb round_robin over a one-address list works the same.
+  EXPECT_EQ(Ctl("health --lb round_robin").exit_code, 0);
+  EXPECT_EQ(StopServer(), 0);
+}
+
 TEST_F(CliE2eTest, BadInputGivesClearErrorsAndTheServerStaysUp) {
   {
     std::ofstream f(dir_ / "bad.csv");

@@ -69,6 +69,7 @@ const std::map<std::string, Need>& Roles() {
       {"GetPropensities", Need::kReader}, {"SampleNegatives", Need::kWriter},
       {"Evaluate", Need::kReader},      {"ExportModel", Need::kWriter},
       {"ImportModel", Need::kWriter},   {"Backup", Need::kAdmin},
+      {"SetModelLabel", Need::kWriter}, {"GetModelLabels", Need::kReader},
   };
   return *roles;
 }
@@ -916,6 +917,22 @@ std::vector<Row> OutOfRangeRows(uint64_t model) {
        {"header { format_version: 1 parameters_bytes: 3 record_json: '{not json' }",
         "parameters: 'abc'"},
        C::INVALID_ARGUMENT, "record_json");
+  // Model names, versions and labels.
+  text(MS + "SetModelLabel", "bad name", {"name: 'Bad Name' label: 'stable' version: 1"},
+       C::INVALID_ARGUMENT, "name='Bad Name'");
+  text(MS + "SetModelLabel", "bad label", {"name: 'rec' label: 'UP' version: 1"},
+       C::INVALID_ARGUMENT, "label='UP'");
+  text(MS + "SetModelLabel", "unknown name", {"name: 'nosuch' label: 'stable' version: 1"},
+       C::NOT_FOUND, "nosuch");
+  text(MS + "GetModelLabels", "unknown name", {"name: 'nosuch'"}, C::NOT_FOUND, "nosuch");
+  text(MS + "GetModelLabels", "name too long", {absl::StrCat("name: '", std::string(64, 'a'), "'")},
+       C::INVALID_ARGUMENT, "name=");
+  text("ScoringService/Score", "model.name bad", {"model { name: 'A' } user: 'u' items: 'i'"},
+       C::INVALID_ARGUMENT, "model.name");
+  text("ScoringService/Score", "model id and name", {"model { id: 1 name: 'a' } user: 'u' items: 'i'"},
+       C::INVALID_ARGUMENT, "give one or the other");
+  text("ScoringService/TopK", "unknown model name", {"model { name: 'nosuch' } user: 'u' k: 1"},
+       C::NOT_FOUND, "nosuch");
   text("AdminService/Backup", "no --backup_dir", {"name: 'a/b'"}, C::FAILED_PRECONDITION,
        "backup_dir");
   return rows;

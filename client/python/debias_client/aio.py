@@ -37,9 +37,11 @@ class AsyncClient:
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
                  tls_key: Optional[str] = None,
-                 tls_server_name: Optional[str] = None) -> None:
+                 tls_server_name: Optional[str] = None,
+                 lb_policy: str = "", retry_unavailable: bool = True) -> None:
         target, token, credentials, options = _sync.connection_settings(
-            target, token, credentials, tls_ca, tls_cert, tls_key, tls_server_name)
+            target, token, credentials, tls_ca, tls_cert, tls_key, tls_server_name,
+            lb_policy, retry_unavailable)
         self.target = target
         self.timeout = timeout
         if credentials is None:
@@ -139,42 +141,42 @@ class AsyncClient:
                                 f"{final.get('error', '')}", model=final)
         return final
 
-    async def get_model(self, model_id: int) -> Dict[str, Any]:
+    async def get_model(self, model_id: _sync.ModelRef) -> Dict[str, Any]:
         return _sync.message_to_dict(
-            await self._call(self._models.GetModel, ms_pb2.GetModelRequest(id=model_id)))
+            await self._call(self._models.GetModel, ms_pb2.GetModelRequest(model=_sync.parse_model_ref(model_id))))
 
     async def list_models(self, dataset: str = "") -> List[Dict[str, Any]]:
         resp = await self._call(self._models.ListModels, ms_pb2.ListModelsRequest(dataset=dataset))
         return [_sync.message_to_dict(m) for m in resp.models]
 
-    async def score(self, model_id: int, user: str, items: Sequence[str]) -> np.ndarray:
-        req = sc_pb2.ScoreRequest(model_id=model_id, user=user, items=[str(i) for i in items])
+    async def score(self, model_id: _sync.ModelRef, user: str, items: Sequence[str]) -> np.ndarray:
+        req = sc_pb2.ScoreRequest(model=_sync.parse_model_ref(model_id), user=user, items=[str(i) for i in items])
         resp = await self._call(self._scoring.Score, req)
         return np.asarray(resp.scores, dtype=np.float32)
 
-    async def topk(self, model_id: int, user: str, k: int,
+    async def topk(self, model_id: _sync.ModelRef, user: str, k: int,
                    exclude_seen: bool = False) -> Tuple[List[str], np.ndarray]:
-        req = sc_pb2.TopKRequest(model_id=model_id, user=user, k=k, exclude_seen=exclude_seen)
+        req = sc_pb2.TopKRequest(model=_sync.parse_model_ref(model_id), user=user, k=k, exclude_seen=exclude_seen)
         resp = await self._call(self._scoring.TopK, req)
         return list(resp.items), np.asarray(resp.scores, dtype=np.float32)
 
-    async def batch_score(self, model_id: int,
+    async def batch_score(self, model_id: _sync.ModelRef,
                           requests: Mapping[str, Sequence[str]]) -> Dict[str, np.ndarray]:
-        req = sc_pb2.BatchScoreRequest(model_id=model_id)
+        req = sc_pb2.BatchScoreRequest(model=_sync.parse_model_ref(model_id))
         users = list(requests.keys())
         for u in users:
             req.requests.add(user=u, items=[str(i) for i in requests[u]])
         resp = await self._call(self._scoring.BatchScore, req)
         return {u: np.asarray(r.scores, dtype=np.float32) for u, r in zip(users, resp.responses)}
 
-    async def evaluate(self, model_id: int, dataset: str, **options: Any) -> Dict[str, Any]:
+    async def evaluate(self, model_id: _sync.ModelRef, dataset: str, **options: Any) -> Dict[str, Any]:
         """See Client.evaluate (same options, same result)."""
         req = _sync._evaluate_request(model_id, dataset, options)
         return _sync._evaluate_result(await self._call(self._evaluation.Evaluate, req))
 
     async def evaluate_policy(self, dataset: str,
                               estimators: Sequence[str] = ("ipw", "snips", "dr"), *,
-                              model_id: int = 0, scores: Any = None, **options: Any) -> Any:
+                              model_id: _sync.ModelRef = 0, scores: Any = None, **options: Any) -> Any:
         """See Client.evaluate_policy: one DataFrame row per estimator."""
         import pandas as pd
         opts = dict(options)

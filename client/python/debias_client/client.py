@@ -9,8 +9,10 @@ message.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sys
 import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping,
@@ -24,6 +26,7 @@ from google.protobuf.message import Message
 
 from debias_client._proto.debias.v1 import admin_service_pb2 as ad_pb2
 from debias_client._proto.debias.v1 import admin_service_pb2_grpc as ad_grpc
+from debias_client._proto.debias.v1 import common_pb2 as common_pb2
 from debias_client._proto.debias.v1 import dataset_service_pb2 as ds_pb2
 from debias_client._proto.debias.v1 import dataset_service_pb2_grpc as ds_grpc
 from debias_client._proto.debias.v1 import evaluation_service_pb2 as ev_pb2
@@ -49,7 +52,66 @@ _ALL_EVENT_FIELDS = EVENT_FIELDS + _EXTRA_EVENT_FIELDS
 
 # EvaluateRequest fields that evaluate() accepts as keyword options.
 _EVALUATE_OPTIONS = tuple(f.name for f in ev_pb2.EvaluateRequest.DESCRIPTOR.fields
-                          if f.name not in ("model_id", "dataset"))
+                          if f.name not in ("model_id", "model", "dataset"))
+
+#: A model reference: an id (int or digits), "NAME" (its stable label, else
+#: its latest ready version), "NAME:VERSION" or "NAME@LABEL", as debiasctl's
+#: --model.
+ModelRef = Union[int, str]
+_NAME = r"[a-z0-9][a-z0-9._-]{0,62}"
+_REF = re.compile(rf"^({_NAME})(?::([0-9]+)|@({_NAME}))?$")
+
+# Calls that change nothing on the server: retried on UNAVAILABLE (a replica
+# that went away) by gRPC's retry policy.
+_IDEMPOTENT = [{"service": "debias.v1.ScoringService"},
+               {"service": "debias.v1.EvaluationService", "method": "Evaluate"},
+               {"service": "debias.v1.ModelService", "method": "GetModel"},
+               {"service": "debias.v1.ModelService", "method": "ListModels"},
+               {"service": "debias.v1.ModelService", "method": "ListMethods"},
+               {"service": "debias.v1.ModelService", "method": "GetModelLabels"},
+               {"service": "debias.v1.DatasetService", "method": "ListDatasets"},
+               {"service": "debias.v1.DatasetService", "method": "GetDataset"},
+               {"service": "debias.v1.DatasetService", "method": "GetStats"},
+               {"service": "grpc.health.v1.Health", "method": "Check"}]
+
+
+def service_config(lb_policy: str = "", retry_unavailable: bool = True) -> str:
+    """The channel service config (JSON) the Client sets: the load-balancing
+    policy with client-side health checking, and the UNAVAILABLE retry policy
+    of the read-only calls (the same as the C++ client's)."""
+    config: Dict[str, Any] = {}
+    if lb_policy:
+        config["loadBalancingConfig"] = [{lb_policy: {}}]
+        config["healthCheckConfig"] = {"serviceName": ""}
+    if retry_unavailable:
+        config["methodConfig"] = [{
+            "name": _IDEMPOTENT,
+            "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
+    return json.dumps(config)
+
+
+def parse_model_ref(model: ModelRef) -> common_pb2.ModelRef:
+    """A ModelRef message from an id or "NAME", "NAME:VERSION", "NAME@LABEL".
+
+    Raises:
+        DebiasError: INVALID_ARGUMENT for anything else.
+    """
+    if isinstance(model, int) or (isinstance(model, str) and model.isdigit()):
+        if int(model) < 1:
+            raise DebiasError("INVALID_ARGUMENT", f"model {model!r}: an id must be >= 1")
+        return common_pb2.ModelRef(id=int(model))
+    m = _REF.match(model) if isinstance(model, str) else None
+    if m is None or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise DebiasError("INVALID_ARGUMENT",
+                          f"model {model!r}: expected an id, NAME, NAME:VERSION or NAME@LABEL "
+                          f"with NAME matching {_NAME}")
+    ref = common_pb2.ModelRef(name=m.group(1))
+    if m.group(2) is not None:
+        ref.version = int(m.group(2))
+    if m.group(3) is not None:
+        ref.label = m.group(3)
+    return ref
 
 
 #: The default server address, as debiasctl's.
@@ -102,8 +164,15 @@ class Client:
     --tls-server-name). So ``Client()`` connects where ``debiasctl`` does.
 
     Args:
-        target: ``host:port`` of the server; None: ``$DEBIAS_SERVER`` or
-            127.0.0.1:50051.
+        target: ``host:port`` of the server, or a gRPC target of several
+            (``ipv4:127.0.0.1:7001,127.0.0.1:7002``, ``dns:///name:port``);
+            None: ``$DEBIAS_SERVER`` or 127.0.0.1:50051.
+        lb_policy: "" (gRPC's pick_first: one server) or "round_robin" (each
+            call to the next healthy address of the target; replicas that
+            are not SERVING get none).
+        retry_unavailable: retry UNAVAILABLE on the read-only calls (Score,
+            TopK, Evaluate, GetModel, ...), so a replica that dies costs no
+            failed call while another is up.
         timeout: deadline in seconds of every unary call (and of the streaming
             calls unless they are given their own ``timeout``).
         token: bearer token, sent as ``authorization`` metadata when the server
@@ -132,9 +201,11 @@ class Client:
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
                  tls_key: Optional[str] = None,
-                 tls_server_name: Optional[str] = None) -> None:
+                 tls_server_name: Optional[str] = None,
+                 lb_policy: str = "", retry_unavailable: bool = True) -> None:
         target, token, credentials, options = connection_settings(
-            target, token, credentials, tls_ca, tls_cert, tls_key, tls_server_name)
+            target, token, credentials, tls_ca, tls_cert, tls_key, tls_server_name,
+            lb_policy, retry_unavailable)
         self.target = target
         self.timeout = timeout
         if credentials is None:
@@ -373,7 +444,7 @@ class Client:
               *, feedback: str = ..., propensity: str = ..., clip: Optional[float] = ...,
               threshold: Optional[float] = ..., mar_dataset: str = ...,
               timeout: Optional[float] = ..., check: bool = ...,
-              detach: Literal[False] = ...) -> Dict[str, Any]: ...
+              detach: Literal[False] = ..., name: str = ...) -> Dict[str, Any]: ...
 
     @overload
     def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = ...,
@@ -381,14 +452,14 @@ class Client:
               *, feedback: str = ..., propensity: str = ..., clip: Optional[float] = ...,
               threshold: Optional[float] = ..., mar_dataset: str = ...,
               timeout: Optional[float] = ..., check: bool = ...,
-              detach: Literal[True]) -> "TrainingJob": ...
+              detach: Literal[True], name: str = ...) -> "TrainingJob": ...
 
     def train(self, dataset: str, loss: str, params: Optional[Mapping[str, Any]] = None,
               seed: int = 0, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
               *, feedback: str = "", propensity: str = "", clip: Optional[float] = None,
               threshold: Optional[float] = None, mar_dataset: str = "",
               timeout: Optional[float] = None, check: bool = True,
-              detach: bool = False) -> Union[Dict[str, Any], "TrainingJob"]:
+              detach: bool = False, name: str = "") -> Union[Dict[str, Any], "TrainingJob"]:
         """Trains a model (server-streaming Train RPC): waits for it, or with
         ``detach=True`` returns a :class:`TrainingJob` as soon as the server
         has started the job.
@@ -410,6 +481,8 @@ class Client:
                 ``job.wait()``, ``job.cancel()``. ``on_progress`` and
                 ``check`` then apply to ``job.wait()``.
             check: raise TrainingError when the job ends "failed"/"cancelled".
+            name: model name ([a-z0-9][a-z0-9._-]{0,62}); the model becomes
+                its next version. "": an unnamed model (by id only).
 
         Returns:
             The final model record as a dict (see get_model()); with
@@ -422,7 +495,7 @@ class Client:
         """
         req = ms_pb2.TrainRequest(dataset=dataset, loss=loss, feedback=feedback,
                                   propensity=propensity, seed=seed, mar_dataset=mar_dataset,
-                                  detach=detach)
+                                  detach=detach, name=name)
         for k, v in (params or {}).items():
             req.params[str(k)] = _param_str(v)
         if clip is not None:
@@ -463,12 +536,27 @@ class Client:
         resp = self._call(self._models.ListModels, ms_pb2.ListModelsRequest(dataset=dataset))
         return [message_to_dict(m) for m in resp.models]
 
-    def get_model(self, model_id: int) -> Dict[str, Any]:
-        """One model: id, dataset, data_version, state ("training", "ready",
-        "failed", "cancelled"), spec, metrics, diagnostics, error, times,
-        progress (the per-epoch curve), users, items. NOT_FOUND if absent."""
-        return message_to_dict(
-            self._call(self._models.GetModel, ms_pb2.GetModelRequest(id=model_id)))
+    def get_model(self, model_id: ModelRef) -> Dict[str, Any]:
+        """One model (an id or "NAME", "NAME:VERSION", "NAME@LABEL"): id,
+        name, version, labels, dataset, data_version, state ("training",
+        "ready", "failed", "cancelled"), spec, metrics, diagnostics, error,
+        times, progress (the per-epoch curve), users, items. NOT_FOUND if
+        absent."""
+        return message_to_dict(self._call(
+            self._models.GetModel, ms_pb2.GetModelRequest(model=parse_model_ref(model_id))))
+
+    def set_model_label(self, name: str, label: str, version: int) -> Dict[str, int]:
+        """Points ``label`` of ``name`` at ``version`` (0 removes it),
+        atomically; returns every label of the name. NOT_FOUND for an unknown
+        name or version, FAILED_PRECONDITION for a version that is not ready."""
+        resp = self._call(self._models.SetModelLabel,
+                          ms_pb2.SetModelLabelRequest(name=name, label=label, version=version))
+        return dict(resp.labels)
+
+    def get_model_labels(self, name: str) -> Dict[str, Any]:
+        """{"labels": {label: version}, "versions": [...]} of a model name."""
+        resp = self._call(self._models.GetModelLabels, ms_pb2.GetModelLabelsRequest(name=name))
+        return {"labels": dict(resp.labels), "versions": list(resp.versions)}
 
     def delete_model(self, model_id: int) -> None:
         """Deletes a model (a running job is cancelled first)."""
@@ -487,28 +575,31 @@ class Client:
 
     # --- scoring ---------------------------------------------------------
 
-    def score(self, model_id: int, user: str, items: Sequence[str], *,
+    def score(self, model_id: ModelRef, user: str, items: Sequence[str], *,
               candidates: Optional[Candidates] = None) -> np.ndarray:
         """Scores ``items`` for ``user`` (or feature ``candidates`` for
         rankers); returns a float32 array in request order. Higher is better.
-        NOT_FOUND for a user or item the model never saw."""
-        req = sc_pb2.ScoreRequest(model_id=model_id, user=user, items=[str(i) for i in items])
+        NOT_FOUND for a user or item the model never saw. ``model_id`` is any
+        model reference (an id, "NAME", "NAME:VERSION", "NAME@LABEL")."""
+        req = sc_pb2.ScoreRequest(model=parse_model_ref(model_id), user=user,
+                                  items=[str(i) for i in items])
         _add_candidates(req.candidates, candidates)
         resp = self._call(self._scoring.Score, req)
         return np.asarray(resp.scores, dtype=np.float32)
 
-    def topk(self, model_id: int, user: str, k: int, exclude_seen: bool = False, *,
+    def topk(self, model_id: ModelRef, user: str, k: int, exclude_seen: bool = False, *,
              candidates: Optional[Candidates] = None) -> Tuple[List[str], np.ndarray]:
         """The ``k`` best items for ``user``, best first: (item keys, float32 scores)."""
-        req = sc_pb2.TopKRequest(model_id=model_id, user=user, k=k, exclude_seen=exclude_seen)
+        req = sc_pb2.TopKRequest(model=parse_model_ref(model_id), user=user, k=k,
+                                 exclude_seen=exclude_seen)
         _add_candidates(req.candidates, candidates)
         resp = self._call(self._scoring.TopK, req)
         return list(resp.items), np.asarray(resp.scores, dtype=np.float32)
 
-    def batch_score(self, model_id: int,
+    def batch_score(self, model_id: ModelRef,
                     requests: Mapping[str, Sequence[str]]) -> Dict[str, np.ndarray]:
         """Scores many users in one call: {user: items} -> {user: float32 scores}."""
-        req = sc_pb2.BatchScoreRequest(model_id=model_id)
+        req = sc_pb2.BatchScoreRequest(model=parse_model_ref(model_id))
         users = list(requests.keys())
         for u in users:
             req.requests.add(user=u, items=[str(i) for i in requests[u]])
@@ -516,12 +607,12 @@ class Client:
         return {u: np.asarray(r.scores, dtype=np.float32)
                 for u, r in zip(users, resp.responses)}
 
-    def get_propensities(self, model_id: int,
+    def get_propensities(self, model_id: ModelRef,
                          pairs: Sequence[Tuple[str, str]] = ()) -> Dict[str, np.ndarray]:
         """Propensities a model was trained with: "position_propensities"
         (float64, position-bias models) and "pair_propensities" (float32,
         P(observed) of each (user, item) pair, in order)."""
-        req = sc_pb2.GetPropensitiesRequest(model_id=model_id)
+        req = sc_pb2.GetPropensitiesRequest(model=parse_model_ref(model_id))
         for u, i in pairs:
             req.pairs.add(user=u, item=i)
         resp = self._call(self._scoring.GetPropensities, req)
@@ -529,7 +620,7 @@ class Client:
                                                     dtype=np.float64),
                 "pair_propensities": np.asarray(resp.pair_propensities, dtype=np.float32)}
 
-    def sample_negatives(self, user: str, n: int, *, model_id: int = 0, dataset: str = "",
+    def sample_negatives(self, user: str, n: int, *, model_id: ModelRef = 0, dataset: str = "",
                          sampler: str = "uniform", seed: int = 0,
                          power: Optional[float] = None) -> List[str]:
         """Negative items for ``user``, excluding their positives.
@@ -539,8 +630,10 @@ class Client:
         seed; ``power`` is the popularity exponent in [0, 4]. May return fewer
         than ``n`` items when the user has seen almost all.
         """
-        req = sc_pb2.SampleNegativesRequest(model_id=model_id, dataset=dataset, user=user, n=n,
-                                            sampler=sampler, seed=seed)
+        req = sc_pb2.SampleNegativesRequest(dataset=dataset, user=user, n=n, sampler=sampler,
+                                            seed=seed)
+        if model_id:
+            req.model.CopyFrom(parse_model_ref(model_id))
         if power is not None:
             req.power = power
         return list(self._call(self._scoring.SampleNegatives, req).items)
@@ -555,7 +648,7 @@ class Client:
         snapshot = ms_pb2.ModelSnapshotFile()
         parts: List[bytes] = []
         try:
-            for chunk in self._models.ExportModel(ms_pb2.ExportModelRequest(id=model_id),
+            for chunk in self._models.ExportModel(ms_pb2.ExportModelRequest(model=parse_model_ref(model_id)),
                                                   timeout=self.timeout if timeout is None
                                                   else timeout, metadata=self._metadata):
                 if chunk.HasField("header"):
@@ -611,7 +704,7 @@ class Client:
 
     # --- evaluation ------------------------------------------------------
 
-    def evaluate(self, model_id: int, dataset: str, **options: Any) -> Dict[str, Any]:
+    def evaluate(self, model_id: ModelRef, dataset: str, **options: Any) -> Dict[str, Any]:
         """Evaluates a model (see EvaluationService.Evaluate).
 
         Options are EvaluateRequest fields, e.g. ``k=[5, 10]`` (or an int),
@@ -727,10 +820,12 @@ class Client:
         return _metrics_frame(self.evaluate(model_id, dataset, **options), pd)
 
 
-def _evaluate_request(model_id: int, dataset: str,
+def _evaluate_request(model_id: "ModelRef", dataset: str,
                       options: Mapping[str, Any]) -> ev_pb2.EvaluateRequest:
     """An EvaluateRequest from evaluate()'s keyword options."""
-    req = ev_pb2.EvaluateRequest(model_id=model_id, dataset=dataset)
+    req = ev_pb2.EvaluateRequest(dataset=dataset)
+    if model_id:
+        req.model.CopyFrom(parse_model_ref(model_id))
     for name, value in options.items():
         field = "lambda" if name == "lambda_" else name
         if field not in _EVALUATE_OPTIONS:
@@ -927,7 +1022,8 @@ def attach_stubs(client: Any, channel: Any, token: str) -> None:
 def connection_settings(target: Optional[str], token: Optional[str],
                         credentials: Optional[grpc.ChannelCredentials], tls_ca: Optional[str],
                         tls_cert: Optional[str], tls_key: Optional[str],
-                        tls_server_name: Optional[str]) -> Tuple[str, str, Any, List[Any]]:
+                        tls_server_name: Optional[str], lb_policy: str = "",
+                        retry_unavailable: bool = True) -> Tuple[str, str, Any, List[Any]]:
     """(target, token, credentials, channel options) from the arguments and
     the DEBIAS_* variables, as debiasctl reads them (Client and AsyncClient)."""
     if target is None:
@@ -937,7 +1033,10 @@ def connection_settings(target: Optional[str], token: Optional[str],
     # The server enforces --max_message_bytes; the client does not add a
     # second, smaller limit.
     options: List[Any] = [("grpc.max_receive_message_length", -1),
-                          ("grpc.max_send_message_length", -1)]
+                          ("grpc.max_send_message_length", -1),
+                          ("grpc.service_config", service_config(lb_policy, retry_unavailable))]
+    if lb_policy:
+        options.append(("grpc.lb_policy_name", lb_policy))
     if credentials is None:
         credentials, server_name = _tls_credentials(tls_ca, tls_cert, tls_key, tls_server_name)
         if server_name:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from debias_client import Client, DebiasError, IngestError, TrainingError, TrainingJob
+from debias_client.client import parse_model_ref, sc_pb2
 
 N_USERS = 200
 N_ITEMS = 50
@@ -533,6 +534,74 @@ def start_debiasd(tmp: str, extra: Sequence[str] = ()) -> "tuple[subprocess.Pope
         time.sleep(0.02)
     with open(port_file) as f:
         return proc, int(f.read().strip())
+
+
+class NamesAndBalancingTest(unittest.TestCase):
+    """Model names, versions and labels (issue 23), and one client balancing
+    its calls over two servers with round_robin."""
+
+    def setUp(self) -> None:
+        self.tmps = [tempfile.mkdtemp(prefix="debias_pynames_") for _ in range(2)]
+        self.procs, self.ports = [], []
+        for t in self.tmps:
+            proc, port = start_debiasd(t)
+            self.procs.append(proc)
+            self.ports.append(port)
+        self.a = Client(f"127.0.0.1:{self.ports[0]}", token="", tls_ca="", tls_cert="",
+                        tls_key="")
+
+    def tearDown(self) -> None:
+        self.a.close()
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=20)
+        for t in self.tmps:
+            shutil.rmtree(t, ignore_errors=True)
+
+    def test_names_labels_and_round_robin(self) -> None:
+        self.a.ingest(DATASET, synthetic_clicks())
+        v1 = self.a.train(DATASET, "naive", {"epochs": 2, "dim": 4}, seed=1, name="rec")
+        v2 = self.a.train(DATASET, "naive", {"epochs": 2, "dim": 4}, seed=2, name="rec")
+        self.assertEqual((v1["name"], v1["version"], v2["version"]), ("rec", 1, 2))
+        self.assertEqual(self.a.get_model("rec")["version"], 2)  # latest without stable
+        self.assertEqual(self.a.set_model_label("rec", "stable", 1), {"stable": 1})
+        self.a.set_model_label("rec", "canary", 2)
+        self.assertEqual(self.a.get_model("rec")["id"], v1["id"])
+        self.assertEqual(self.a.get_model("rec@canary")["id"], v2["id"])
+        np.testing.assert_allclose(self.a.score("rec:1", "u0", ["i1", "i2"]),
+                                   self.a.score(v1["id"], "u0", ["i1", "i2"]))
+        self.assertEqual(self.a.get_model_labels("rec")["versions"], [1, 2])
+        with self.assertRaises(DebiasError) as e:
+            self.a.score("rec@gold", "u0", ["i1"])
+        self.assertEqual(e.exception.code, "NOT_FOUND")
+        with self.assertRaises(DebiasError) as e:
+            self.a.score("Rec!", "u0", ["i1"])
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        with self.assertRaises(DebiasError) as e:
+            self.a.train(DATASET, "naive", name="Bad Name")
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("name=", e.exception.message)
+
+        # The second server has its own "rec" (a different id); one
+        # round_robin client then reaches both servers, by name.
+        with Client(f"127.0.0.1:{self.ports[1]}", token="", tls_ca="", tls_cert="",
+                    tls_key="") as b:
+            b.ingest(DATASET, synthetic_clicks())
+            b.train(DATASET, "naive", {"epochs": 2, "dim": 4}, seed=3)  # unnamed: id 1
+            w = b.train(DATASET, "naive", {"epochs": 2, "dim": 4}, seed=2, name="rec")
+            self.assertEqual((w["id"], w["version"]), (2, 1))
+        target = f"ipv4:127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+        with Client(target, token="", tls_ca="", tls_cert="", tls_key="",
+                    lb_policy="round_robin") as both:
+            both.wait_until_serving(10)
+            served = set()
+            for _ in range(20):
+                resp = both._call(both._scoring.Score,
+                                  sc_pb2.ScoreRequest(model=parse_model_ref("rec"), user="u0",
+                                                      items=["i1"]))
+                served.add((resp.served.id, resp.served.version))
+            # A serves rec@stable (id 1), B its only version (id 2).
+            self.assertEqual(served, {(v1["id"], 1), (2, 1)})
 
 
 class ClientFromEnvironmentTest(unittest.TestCase):

@@ -47,6 +47,48 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<InteractionStore> store_;
 };
 
+// Model names: versions never reused (also across a reopen), an exact
+// version moves the next one past it, labels persist, names are checked.
+TEST_F(StoreTest, ModelNamesKeepVersionsAndLabelsAcrossAReopen) {
+  EXPECT_EQ(*store_->ReserveModelVersion("rec", 0), 1u);
+  EXPECT_EQ(*store_->ReserveModelVersion("rec", 0), 2u);
+  EXPECT_EQ(*store_->ReserveModelVersion("rec", 7), 7u);  // an import keeping its version
+  EXPECT_EQ(*store_->ReserveModelVersion("rec", 3), 3u);  // an older one: next stays 8
+  ASSERT_OK(store_->PutModelLabels("rec", {{"stable", 2}, {"canary", 7}}));
+  EXPECT_THAT(store_->PutModelLabels("nosuch", {}), StatusIs(absl::StatusCode::kNotFound, "nosuch"));
+  ModelRecord r;
+  r.id = 1;
+  r.name = "rec";
+  r.version = 2;
+  r.state = ModelState::kReady;
+  ASSERT_OK(store_->PutModel(r, nullptr));
+  Reopen();
+  EXPECT_EQ(*store_->ReserveModelVersion("rec", 0), 8u);
+  auto n = store_->GetModelName("rec");
+  ASSERT_OK(n);
+  EXPECT_EQ(n->labels, (std::map<std::string, uint64_t>{{"canary", 7}, {"stable", 2}}));
+  EXPECT_EQ(store_->ListModelNames().size(), 1u);
+  auto back = store_->GetModel(1);
+  ASSERT_OK(back);
+  EXPECT_EQ(back->name, "rec");
+  EXPECT_EQ(back->version, 2u);
+  // The record's JSON (the snapshot header's record_json) carries them too.
+  auto decoded = DecodeModelRecord(EncodeModelRecord(*back));
+  ASSERT_OK(decoded);
+  EXPECT_EQ(decoded->name, "rec");
+  EXPECT_EQ(decoded->version, 2u);
+  EXPECT_THAT(store_->GetModelName("other"), StatusIs(absl::StatusCode::kNotFound, "other"));
+  const std::vector<std::string> bad_names = {"", "Rec", "-rec", ".rec", "a b",
+                                              std::string(64, 'a')};
+  for (const std::string& bad : bad_names) {
+    EXPECT_THAT(store_->ReserveModelVersion(bad, 0),
+                StatusIs(absl::StatusCode::kInvalidArgument, "[a-z0-9]"))
+        << bad;
+  }
+  EXPECT_OK(ValidateModelName(std::string(63, 'a')));
+  EXPECT_OK(ValidateModelName("rec-2.v_1"));
+}
+
 TEST_F(StoreTest, IngestThenReopenFindsEveryAcknowledgedEvent) {
   std::vector<Interaction> events;
   std::mt19937 rng(7);
