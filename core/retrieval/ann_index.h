@@ -1,0 +1,68 @@
+// AnnIndex: an approximate maximum-inner-product index over ItemBlocks,
+// an HNSW graph from faiss (IndexHNSWFlat).
+//
+// HNSW is built for metric distances, so inner products are turned into
+// Euclidean ones first (Bachrach et al., RecSys 2014): item i becomes
+// x_i = [V_i, b_i, sqrt(R^2 - |V_i|^2 - b_i^2)] with R the largest norm of
+// [V_i, b_i], a query q becomes [q, 1, 0], and |q' - x_i|^2 = |q'|^2 + R^2 -
+// 2 (q . V_i + b_i): the nearest items are those of largest score.
+//
+// Memory: num_items x ((dim + 2) x 4 bytes + about 2 M x 4 bytes of links).
+// Thread safety: immutable after Build; Search may be called from any
+// number of threads at once.
+#ifndef DEBIAS_CORE_RETRIEVAL_ANN_INDEX_H_
+#define DEBIAS_CORE_RETRIEVAL_ANN_INDEX_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/retrieval/exact.h"
+
+namespace faiss {
+struct IndexHNSWFlat;
+}
+
+namespace debias::retrieval {
+
+struct AnnOptions {
+  int m = 32;                // graph degree (links per node and level; 2 m on level 0)
+  int ef_construction = 80;  // candidate list while building
+  int ef_search = 128;       // candidate list while searching (at least the fetch size)
+  int build_threads = 1;     // OpenMP threads of the build
+  // Refuse (RESOURCE_EXHAUSTED) to build an index estimated above this; 0: no limit.
+  size_t max_bytes = 0;
+  // Polled between chunks of the build; true stops it (CANCELLED).
+  std::function<bool()> cancelled;
+};
+
+class AnnIndex {
+ public:
+  // Builds the index over all items. INVALID_ARGUMENT for a bad option,
+  // RESOURCE_EXHAUSTED past max_bytes, CANCELLED, INTERNAL when faiss fails.
+  static absl::StatusOr<std::unique_ptr<AnnIndex>> Build(const ItemBlocks& items,
+                                                         const AnnOptions& options);
+  // Estimated bytes of an index over `num_items` items of `dim` dimensions.
+  static size_t EstimateBytes(uint32_t num_items, int dim, int m);
+  ~AnnIndex();
+
+  // Ids of about the n best items for `query` (length dim), best first by
+  // the index's approximate order (a candidate list of max(ef_search, n)).
+  std::vector<uint32_t> Search(std::span<const float> query, uint32_t n) const;
+  size_t bytes() const { return bytes_; }
+  const AnnOptions& options() const { return options_; }
+
+ private:
+  AnnIndex() = default;
+  std::unique_ptr<faiss::IndexHNSWFlat> index_;
+  AnnOptions options_;
+  int dim_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace debias::retrieval
+
+#endif  // DEBIAS_CORE_RETRIEVAL_ANN_INDEX_H_
