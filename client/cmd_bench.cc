@@ -50,6 +50,7 @@ struct BenchArgs {
   int connections = 0;
   int candidates = 100;
   int k = 100;
+  std::string retrieval;
   int n = 10;
   std::string sampler;
   int batch = 1000;
@@ -117,6 +118,7 @@ class CallMaker {
       req.set_model_id(a_.model_id);
       req.set_user(PickUser());
       req.set_k(a_.k);
+      req.set_retrieval(a_.retrieval);
       return c.TopK(req).status();
     }
     if (a_.kind == "sample-negatives") {
@@ -299,7 +301,10 @@ int RunBench(const Context& ctx, const BenchArgs& a) {
            {"max", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()) / 1000}}}};
   if (a.kind == "ingest") j["events_per_second"] = events / secs;
   if (a.kind == "score") j["candidates"] = a.candidates;
-  if (a.kind == "topk") j["k"] = a.k;
+  if (a.kind == "topk") {
+    j["k"] = a.k;
+    j["retrieval"] = a.retrieval.empty() ? "auto" : a.retrieval;
+  }
   if (a.kind == "sample-negatives") j["n"] = a.n;
   std::string human = absl::StrFormat(
       "%s: %d workers, %.0f s: %.0f calls/s ok, %d errors; latency ms p50 %.3f p99 %.3f "
@@ -343,6 +348,8 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   sub->add_option("--k", args->k, "topk: k")->check(CLI::Range(1, 100000))->capture_default_str();
+  sub->add_option("--retrieval", args->retrieval, "topk: auto, exact or approximate")
+      ->check(CLI::IsMember({"auto", "exact", "approximate"}));
   sub->add_option("--n", args->n, "sample-negatives: n")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();

@@ -37,6 +37,14 @@ struct Limits {
   int keepalive_time_ms = 60000;
   int keepalive_timeout_ms = 20000;
   int64_t max_import_bytes = int64_t{4} << 30;  // parameters of one ImportModel
+  // Bytes the loaded models may hold in all (LRU past it); 0: no limit.
+  int64_t max_loaded_model_bytes = int64_t{8} << 30;
+  // Retrieval (docs/OPERATIONS.md, Retrieval): models of at least
+  // ann_min_items items (0: none) get an HNSW index with these settings.
+  int ann_min_items = 250000;
+  int ann_m = 32;
+  int ann_ef_construction = 80;
+  int ann_ef_search = 128;
 };
 
 struct ServerOptions {

@@ -126,6 +126,11 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   ModelManager::Options mo;
   mo.max_jobs = impl->options.limits.max_training_jobs;
   mo.max_loaded_models = impl->options.limits.max_loaded_models;
+  mo.max_loaded_model_bytes = impl->options.limits.max_loaded_model_bytes;
+  mo.retrieval.ann_min_items = impl->options.limits.ann_min_items;
+  mo.retrieval.ann.m = impl->options.limits.ann_m;
+  mo.retrieval.ann.ef_construction = impl->options.limits.ann_ef_construction;
+  mo.retrieval.ann.ef_search = impl->options.limits.ann_ef_search;
   mo.on_job_end = [m = impl->options.metrics](std::string_view state, double secs) {
     m->RecordTrainingJob(state, secs);
   };

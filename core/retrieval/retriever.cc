@@ -48,15 +48,19 @@ absl::StatusOr<std::unique_ptr<Retriever>> Retriever::Create(const models::Model
     r->user_factors_ = &nb->factors().user_factors;
     items = &nb->factors().item_factors;
   }
+  std::string no_blocks = "not a factor model";
   if (items != nullptr) {
     auto blocks = ItemBlocks::Create(*items, item_bias);
-    if (!blocks.ok()) return blocks.status();
-    r->blocks_ = std::move(*blocks);
+    if (blocks.ok()) {
+      r->blocks_ = std::move(*blocks);
+    } else {  // served by Model::ScoreAll, as any other model
+      no_blocks = std::string(blocks.status().message());
+    }
   }
   {
     absl::MutexLock l(&r->mu_);
     if (r->blocks_ == nullptr) {
-      r->index_diag_ = {{"index", "none"}, {"reason", "not a factor model"}};
+      r->index_diag_ = {{"index", "none"}, {"reason", no_blocks}};
     } else if (r->options_.ann_min_items == 0 ||
                r->blocks_->num_items() < r->options_.ann_min_items) {
       r->index_diag_ = {{"index", "none"},
