@@ -44,7 +44,7 @@ struct Limits {
   int ann_min_items = 250000;
   int ann_m = 32;
   int ann_ef_construction = 80;
-  int ann_ef_search = 128;
+  int ann_ef_search = 256;
 };
 
 struct ServerOptions {

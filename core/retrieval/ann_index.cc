@@ -35,13 +35,18 @@ absl::Status CheckOptions(const AnnOptions& o) {
 }  // namespace
 
 size_t AnnIndex::EstimateBytes(uint32_t num_items, int dim, int m) {
-  // Vectors, level-0 links (2 m), upper levels (m links on 1/m of the nodes
+  // Vectors [V_i, b_i], level-0 links (2 m), upper levels (m links on 1/m of the nodes
   // per level, about m / (m - 1) m in all), offsets and levels.
   const double links = 2.0 * m + static_cast<double>(m) / std::max(1, m - 1);
-  return static_cast<size_t>(num_items * ((dim + 2) * 4.0 + links * 4.0 + 12.0));
+  return static_cast<size_t>(num_items * ((dim + 1) * 4.0 + links * 4.0 + 12.0));
 }
 
 AnnIndex::~AnnIndex() = default;
+
+void AnnIndex::SetEfSearch(int ef) {
+  options_.ef_search = ef;
+  index_->hnsw.efSearch = ef;
+}
 
 absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const ItemBlocks& items,
                                                           const AnnOptions& options) {
@@ -55,21 +60,12 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const ItemBlocks& item
                                                      " needs about ", estimate,
                                                      " bytes; the limit is ", options.max_bytes));
   }
-  // R^2: the largest squared norm of [V_i, b_i].
-  std::vector<float> row(d);
-  double r2 = 0.0;
-  for (uint32_t i = 0; i < n; ++i) {
-    const float b = items.Row(i, row.data());
-    double s = double{b} * b;
-    for (float v : row) s += double{v} * v;
-    r2 = std::max(r2, s);
-  }
   auto out = std::unique_ptr<AnnIndex>(new AnnIndex());
   out->options_ = options;
   out->dim_ = d;
-  const int dx = d + 2;
+  const int dx = d + 1;
   try {
-    out->index_ = std::make_unique<faiss::IndexHNSWFlat>(dx, options.m);
+    out->index_ = std::make_unique<faiss::IndexHNSWFlat>(dx, options.m, faiss::METRIC_INNER_PRODUCT);
     out->index_->hnsw.efConstruction = options.ef_construction;
     // faiss 1.7.3 ignores SearchParametersHNSW::efSearch: the candidate
     // list is the index's (raised to k by faiss itself when k is larger).
@@ -86,9 +82,6 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const ItemBlocks& item
         float* xi = x.data() + size_t{t} * dx;
         const float b = items.Row(first + t, xi);
         xi[d] = b;
-        double s = double{b} * b;
-        for (int j = 0; j < d; ++j) s += double{xi[j]} * xi[j];
-        xi[d + 1] = static_cast<float>(std::sqrt(std::max(0.0, r2 - s)));
       }
       out->index_->add(count, x.data());
     }
@@ -103,7 +96,7 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const ItemBlocks& item
 }
 
 std::vector<uint32_t> AnnIndex::Search(std::span<const float> query, uint32_t n) const {
-  std::vector<float> q(dim_ + 2, 0.0f);
+  std::vector<float> q(dim_ + 1, 0.0f);
   std::copy(query.begin(), query.end(), q.begin());
   q[dim_] = 1.0f;
   const faiss::Index::idx_t kk = std::min<faiss::Index::idx_t>(n, index_->ntotal);

@@ -1,13 +1,14 @@
 // AnnIndex: an approximate maximum-inner-product index over ItemBlocks,
 // an HNSW graph from faiss (IndexHNSWFlat).
 //
-// HNSW is built for metric distances, so inner products are turned into
-// Euclidean ones first (Bachrach et al., RecSys 2014): item i becomes
-// x_i = [V_i, b_i, sqrt(R^2 - |V_i|^2 - b_i^2)] with R the largest norm of
-// [V_i, b_i], a query q becomes [q, 1, 0], and |q' - x_i|^2 = |q'|^2 + R^2 -
-// 2 (q . V_i + b_i): the nearest items are those of largest score.
+// The graph is built and searched by inner product itself: item i is
+// [V_i, b_i] and a query [q, 1], so the inner product is the model's score.
+// (The textbook reduction of inner products to Euclidean distances, an
+// extra coordinate sqrt(R^2 - |x_i|^2), gave recall@100 of 0.39-0.76 where
+// this gives 0.82-0.95 on the benchmark's clustered factors:
+// docs/BENCHMARKS.md, Retrieval.)
 //
-// Memory: num_items x ((dim + 2) x 4 bytes + about 2 M x 4 bytes of links).
+// Memory: num_items x ((dim + 1) x 4 bytes + about 2 M x 4 bytes of links).
 // Thread safety: immutable after Build; Search may be called from any
 // number of threads at once.
 #ifndef DEBIAS_CORE_RETRIEVAL_ANN_INDEX_H_
@@ -31,7 +32,7 @@ namespace debias::retrieval {
 struct AnnOptions {
   int m = 32;                // graph degree (links per node and level; 2 m on level 0)
   int ef_construction = 80;  // candidate list while building
-  int ef_search = 128;       // candidate list while searching (at least the fetch size)
+  int ef_search = 256;       // candidate list while searching (at least the fetch size)
   int build_threads = 1;     // OpenMP threads of the build
   // Refuse (RESOURCE_EXHAUSTED) to build an index estimated above this; 0: no limit.
   size_t max_bytes = 0;
@@ -53,6 +54,9 @@ class AnnIndex {
   // the index's approximate order (a candidate list of max(ef_search, n)).
   std::vector<uint32_t> Search(std::span<const float> query, uint32_t n) const;
   size_t bytes() const { return bytes_; }
+  // Changes the search candidate list (benchmarks and tuning). Not
+  // thread-safe: no Search may run meanwhile.
+  void SetEfSearch(int ef);
   const AnnOptions& options() const { return options_; }
 
  private:
