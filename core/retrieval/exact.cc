@@ -21,9 +21,18 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // so every kernel of one kind gives the same bits as ItemBlocks::Score.
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
-// out[t] = bias[t] + sum_j q[j] * blk[j][t] for the kB items of a block.
-__attribute__((target("avx2,fma"))) void ScoreBlockAvx2(const float* blk, const float* bias,
-                                                         int dim, const float* q, float* out) {
+// The largest of 8 lanes.
+__attribute__((target("avx2,fma"))) float MaxLane(__m256 m) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+
+// out[t] = bias[t] + sum_j q[j] * blk[j][t] for the kB items of a block;
+// returns the largest of them (the heap skips a block below its threshold).
+__attribute__((target("avx2,fma"))) float ScoreBlockAvx2(const float* blk, const float* bias,
+                                                          int dim, const float* q, float* out) {
   __m256 a[kB / 8];
   for (int i = 0; i < kB / 8; ++i) a[i] = _mm256_loadu_ps(bias + 8 * i);
   for (int j = 0; j < dim; ++j) {
@@ -31,24 +40,32 @@ __attribute__((target("avx2,fma"))) void ScoreBlockAvx2(const float* blk, const 
     const float* c = blk + j * kB;
     for (int i = 0; i < kB / 8; ++i) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(c + 8 * i), qj, a[i]);
   }
-  for (int i = 0; i < kB / 8; ++i) _mm256_storeu_ps(out + 8 * i, a[i]);
+  __m256 m = a[0];
+  for (int i = 0; i < kB / 8; ++i) {
+    _mm256_storeu_ps(out + 8 * i, a[i]);
+    m = _mm256_max_ps(m, a[i]);
+  }
+  return MaxLane(m);
 }
 
-void ScoreBlockPortable(const float* blk, const float* bias, int dim, const float* q,
-                        float* out) {
+float ScoreBlockPortable(const float* blk, const float* bias, int dim, const float* q,
+                         float* out) {
   std::copy(bias, bias + kB, out);
   for (int j = 0; j < dim; ++j) {
     const float qj = q[j];
     const float* c = blk + j * kB;
     for (int t = 0; t < kB; ++t) out[t] += c[t] * qj;
   }
+  return *std::max_element(out, out + kB);
 }
 
 // Four queries (rows of q, stride ldq) against one block: out is 4 x kB.
 constexpr int kGroup = 4;
 __attribute__((target("avx2,fma"))) void ScoreBlock4Avx2(const float* blk, const float* bias,
                                                           int dim, const float* q, int ldq,
-                                                          float* out) {
+                                                          float* out, float* max) {
+  __m256 m[kGroup];
+  for (int g = 0; g < kGroup; ++g) m[g] = _mm256_set1_ps(kNegInf);
   for (int s = 0; s < kB; s += 16) {
     __m256 a[kGroup][2];
     const __m256 b0 = _mm256_loadu_ps(bias + s), b1 = _mm256_loadu_ps(bias + s + 8);
@@ -65,24 +82,25 @@ __attribute__((target("avx2,fma"))) void ScoreBlock4Avx2(const float* blk, const
     for (int g = 0; g < kGroup; ++g) {
       _mm256_storeu_ps(out + g * kB + s, a[g][0]);
       _mm256_storeu_ps(out + g * kB + s + 8, a[g][1]);
+      m[g] = _mm256_max_ps(m[g], _mm256_max_ps(a[g][0], a[g][1]));
     }
   }
+  for (int g = 0; g < kGroup; ++g) max[g] = MaxLane(m[g]);
 }
 
-void ScoreBlock(const float* blk, const float* bias, int dim, const float* q, float* out) {
-  if (kHaveAvx2) {
-    ScoreBlockAvx2(blk, bias, dim, q, out);
-  } else {
-    ScoreBlockPortable(blk, bias, dim, q, out);
-  }
+float ScoreBlock(const float* blk, const float* bias, int dim, const float* q, float* out) {
+  return kHaveAvx2 ? ScoreBlockAvx2(blk, bias, dim, q, out)
+                   : ScoreBlockPortable(blk, bias, dim, q, out);
 }
 
 void ScoreBlock4(const float* blk, const float* bias, int dim, const float* q, int ldq,
-                 float* out) {
+                 float* out, float* max) {
   if (kHaveAvx2) {
-    ScoreBlock4Avx2(blk, bias, dim, q, ldq, out);
+    ScoreBlock4Avx2(blk, bias, dim, q, ldq, out, max);
   } else {
-    for (int g = 0; g < kGroup; ++g) ScoreBlockPortable(blk, bias, dim, q + g * ldq, out + g * kB);
+    for (int g = 0; g < kGroup; ++g) {
+      max[g] = ScoreBlockPortable(blk, bias, dim, q + g * ldq, out + g * kB);
+    }
   }
 }
 
@@ -104,9 +122,11 @@ class TopHeap {
       std::push_heap(heap_.begin(), heap_.end(), RanksBefore);
     }
   }
-  // Pushes a scored block of kB items starting at item `first`.
-  void PushBlock(uint32_t first, const float* scores) {
+  // Pushes a scored block of kB items starting at item `first`, whose
+  // largest score is `max` (most blocks of a large scan end here).
+  void PushBlock(uint32_t first, const float* scores, float max) {
     float thr = threshold();
+    if (!(max > thr)) return;
     for (int t = 0; t < kB; ++t) {
       if (scores[t] > thr) {
         Push(first + t, scores[t]);
@@ -154,8 +174,8 @@ std::vector<ScoredItem> ScanBlocks(const ItemBlocks& items, const float* q, uint
   TopHeap heap(fetch);
   alignas(32) float scores[kB];
   for (uint32_t b = begin; b < end; ++b) {
-    ScoreBlock(items.block(b), items.block_bias(b), items.dim(), q, scores);
-    heap.PushBlock(b * kB, scores);
+    const float max = ScoreBlock(items.block(b), items.block_bias(b), items.dim(), q, scores);
+    heap.PushBlock(b * kB, scores, max);
   }
   return std::move(heap.items());
 }
@@ -255,12 +275,13 @@ std::vector<std::vector<ScoredItem>> BatchExactTopK(
       heaps.emplace_back(std::max<uint32_t>(1, FetchSize(items, k, excluded)));
     }
     alignas(32) float scores[kGroup * kB];
+    float max[kGroup];
     for (uint32_t b = 0; b < items.num_blocks(); ++b) {
       for (int g = g0; g < g1; ++g) {
         ScoreBlock4(items.block(b), items.block_bias(b), items.dim(), q.row(g * kGroup).data(),
-                    items.dim(), scores);
+                    items.dim(), scores, max);
         for (int r = 0; r < kGroup; ++r) {
-          heaps[(g - g0) * kGroup + r].PushBlock(b * kB, scores + r * kB);
+          heaps[(g - g0) * kGroup + r].PushBlock(b * kB, scores + r * kB, max[r]);
         }
       }
     }
