@@ -151,6 +151,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     src.datasets = [raw] { return raw->store->ListDatasets().size(); };
     src.loaded_models = [raw] { return raw->models->loaded_models(); };
     src.evicted_models = [raw] { return raw->models->evicted_models(); };
+    src.loaded_model_bytes = [raw] { return raw->models->loaded_model_bytes(); };
     src.memory = [raw] {
       const store::InteractionStore::MemoryUsage u = raw->store->Memory();
       Metrics::Sources::Memory m;
