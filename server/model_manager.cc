@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -25,11 +26,25 @@ size_t KeyTableBytes(const std::vector<std::string>& keys) {
   return b;
 }
 
+std::string IndexName(uint64_t id) { return absl::StrCat("model-", id); }
+
+// Deletes the kept index files of model `id` (any settings, any factors).
+void RemoveIndexFiles(const std::string& dir, uint64_t id) {
+  if (dir.empty()) return;
+  const std::string prefix = IndexName(id) + "-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+}
+
 // The model's retriever; the outcome of its background index build is
 // logged. Null (served as before) for rankers over features.
 std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const models::Model& model,
                                                     retrieval::RetrieverOptions options) {
   if (model.num_items() == 0) return nullptr;
+  options.index_name = IndexName(id);
   options.on_index_done = [id](const absl::Status& s, const json& diag) {
     if (s.ok()) {
       spdlog::info("model {}: approximate index ready ({})", id, diag.dump());
@@ -573,6 +588,7 @@ absl::Status ModelManager::Delete(uint64_t id) {
     loaded.reset();
     util::ReleaseFreeMemoryRateLimited();
   }
+  RemoveIndexFiles(options_.retrieval.index_dir, id);
   return deleted;
 }
 

@@ -88,7 +88,8 @@ class ModelManager {
     // it the least recently used others are dropped. 0: no limit.
     int64_t max_loaded_model_bytes = 0;
     // Retrieval settings of every loaded model (the index build's outcome
-    // is logged by the manager).
+    // is logged by the manager). retrieval.index_dir, when set, keeps the
+    // built indexes (named per model; Delete removes a model's).
     retrieval::RetrieverOptions retrieval;
     // Called once per job when it ends, with its final state name and wall
     // time (metrics); may be empty.

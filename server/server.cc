@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -128,6 +129,18 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   mo.max_loaded_models = impl->options.limits.max_loaded_models;
   mo.max_loaded_model_bytes = impl->options.limits.max_loaded_model_bytes;
   mo.retrieval.ann_min_items = impl->options.limits.ann_min_items;
+  // Built indexes are kept beside the store, so a restart or a reload after
+  // an eviction reads them back instead of rebuilding (OPERATIONS.md).
+  mo.retrieval.index_dir = (std::filesystem::path(options.data_dir) / "ann-indexes").string();
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(mo.retrieval.index_dir, ec);
+    if (ec) {
+      spdlog::warn("cannot create {} ({}): approximate indexes are rebuilt on every load",
+                   mo.retrieval.index_dir, ec.message());
+      mo.retrieval.index_dir.clear();
+    }
+  }
   mo.retrieval.ann.m = impl->options.limits.ann_m;
   mo.retrieval.ann.ef_construction = impl->options.limits.ann_ef_construction;
   mo.retrieval.ann.ef_search = impl->options.limits.ann_ef_search;

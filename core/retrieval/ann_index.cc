@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 
 #include "absl/strings/str_cat.h"
 #include "faiss/IndexHNSW.h"
 #include "faiss/impl/HNSW.h"
+#include "faiss/index_io.h"
 
 namespace debias::retrieval {
 namespace {
@@ -88,10 +90,63 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const ItemBlocks& item
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("faiss: ", e.what()));
   }
-  const faiss::HNSW& h = out->index_->hnsw;
-  out->bytes_ = size_t{n} * dx * sizeof(float) + h.neighbors.size() * sizeof(h.neighbors[0]) +
-                h.offsets.size() * sizeof(h.offsets[0]) + h.levels.size() * sizeof(h.levels[0]) +
-                h.assign_probas.size() * sizeof(double) + h.cum_nneighbor_per_level.size() * sizeof(int);
+  out->CountBytes();
+  return out;
+}
+
+void AnnIndex::CountBytes() {
+  const faiss::HNSW& h = index_->hnsw;
+  bytes_ = size_t(index_->ntotal) * index_->d * sizeof(float) +
+           h.neighbors.size() * sizeof(h.neighbors[0]) + h.offsets.size() * sizeof(h.offsets[0]) +
+           h.levels.size() * sizeof(h.levels[0]) + h.assign_probas.size() * sizeof(double) +
+           h.cum_nneighbor_per_level.size() * sizeof(int);
+}
+
+absl::Status AnnIndex::Save(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  try {
+    faiss::write_index(index_.get(), tmp.c_str());
+  } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("writing '", tmp, "': ", e.what()));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("renaming '", tmp, "' to '", path, "' failed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Load(const std::string& path,
+                                                         const ItemBlocks& items,
+                                                         const AnnOptions& options) {
+  if (auto s = CheckOptions(options); !s.ok()) return s;
+  if (FILE* f = std::fopen(path.c_str(), "rb"); f == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no index file '", path, "'"));
+  } else {
+    std::fclose(f);
+  }
+  std::unique_ptr<faiss::Index> read;
+  try {
+    read.reset(faiss::read_index(path.c_str()));
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("reading '", path, "': ", e.what()));
+  }
+  auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(read.get());
+  if (hnsw == nullptr || hnsw->d != items.dim() + 1 || hnsw->ntotal != items.num_items() ||
+      hnsw->metric_type != faiss::METRIC_INNER_PRODUCT) {
+    return absl::DataLossError(absl::StrCat("'", path, "' is not an inner-product HNSW index over ",
+                                            items.num_items(), " items of dim ", items.dim()));
+  }
+  read.release();
+  auto out = std::unique_ptr<AnnIndex>(new AnnIndex());
+  out->index_.reset(hnsw);
+  out->options_ = options;
+  out->options_.m = hnsw->hnsw.nb_neighbors(1);
+  out->options_.ef_construction = hnsw->hnsw.efConstruction;
+  out->dim_ = items.dim();
+  out->index_->hnsw.efSearch = options.ef_search;
+  out->CountBytes();
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -46,6 +47,16 @@ class AnnIndex {
   // RESOURCE_EXHAUSTED past max_bytes, CANCELLED, INTERNAL when faiss fails.
   static absl::StatusOr<std::unique_ptr<AnnIndex>> Build(const ItemBlocks& items,
                                                          const AnnOptions& options);
+  // Writes the index to `path` (through a temporary file renamed into
+  // place, so a reader never sees a partial file). INTERNAL on I/O errors.
+  absl::Status Save(const std::string& path) const;
+  // Reads an index Save wrote for these items. NOT_FOUND for no file,
+  // DATA_LOSS when it does not read or does not match the items (count,
+  // dimension, metric); options.ef_search applies, m and ef_construction
+  // are the file's.
+  static absl::StatusOr<std::unique_ptr<AnnIndex>> Load(const std::string& path,
+                                                        const ItemBlocks& items,
+                                                        const AnnOptions& options);
   // Estimated bytes of an index over `num_items` items of `dim` dimensions.
   static size_t EstimateBytes(uint32_t num_items, int dim, int m);
   ~AnnIndex();
@@ -61,6 +72,7 @@ class AnnIndex {
 
  private:
   AnnIndex() = default;
+  void CountBytes();
   std::unique_ptr<faiss::IndexHNSWFlat> index_;
   AnnOptions options_;
   int dim_ = 0;

@@ -5,8 +5,10 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/models/mf_model.h"
 #include "core/models/nbpo_mf_model.h"
+#include "core/util/crc32c.h"
 
 namespace debias::retrieval {
 
@@ -188,15 +190,51 @@ absl::StatusOr<std::vector<Retriever::Result>> Retriever::BatchTopK(
   return out;
 }
 
+std::string Retriever::IndexPath(const AnnOptions& ao) const {
+  const float* data = blocks_->block(0);
+  const size_t floats = size_t{blocks_->num_blocks()} * blocks_->dim() * ItemBlocks::kBlock;
+  uint32_t crc = util::Crc32c(std::string_view(reinterpret_cast<const char*>(data),
+                                               floats * sizeof(float)));
+  crc = util::Crc32c(std::string_view(reinterpret_cast<const char*>(blocks_->block_bias(0)),
+                                      size_t{blocks_->num_blocks()} * ItemBlocks::kBlock * sizeof(float)),
+                     crc);
+  return absl::StrFormat("%s/%s-n%u-d%d-m%d-efc%d-%08x.faiss", options_.index_dir,
+                         options_.index_name, blocks_->num_items(), blocks_->dim(), ao.m,
+                         ao.ef_construction, crc);
+}
+
+absl::StatusOr<std::unique_ptr<AnnIndex>> Retriever::LoadOrBuild(const AnnOptions& ao,
+                                                                 nlohmann::json* diag) {
+  std::string path;
+  if (!options_.index_dir.empty()) {
+    path = IndexPath(ao);
+    (*diag)["index_file"] = path;
+    auto loaded = AnnIndex::Load(path, *blocks_, ao);
+    if (loaded.ok()) {
+      (*diag)["loaded_from_file"] = true;
+      return loaded;
+    }
+    if (loaded.status().code() != absl::StatusCode::kNotFound) {
+      (*diag)["load_error"] = std::string(loaded.status().message());
+    }
+  }
+  auto built = AnnIndex::Build(*blocks_, ao);
+  (*diag)["loaded_from_file"] = false;
+  if (built.ok() && !path.empty()) {
+    if (auto s = (*built)->Save(path); !s.ok()) (*diag)["save_error"] = std::string(s.message());
+  }
+  return built;
+}
+
 void Retriever::BuildIndex() {
   const auto start = std::chrono::steady_clock::now();
   AnnOptions ao = options_.ann;
   ao.cancelled = [this] { return stop_.load(); };
-  auto built = AnnIndex::Build(*blocks_, ao);
   nlohmann::json diag = {{"index_kind", "hnsw-flat"},
                          {"m", ao.m},
                          {"ef_construction", ao.ef_construction},
                          {"ef_search", ao.ef_search}};
+  auto built = LoadOrBuild(ao, &diag);
   absl::Status status = built.status();
   std::shared_ptr<const AnnIndex> index;
   if (built.ok()) {

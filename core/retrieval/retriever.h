@@ -57,6 +57,12 @@ struct RetrieverOptions {
   uint64_t seed = 1;
   // Build the index on a background thread (else in Create).
   bool build_async = true;
+  // Where built indexes are kept, so a reload (restart, eviction) reads the
+  // file instead of rebuilding: "<index_dir>/<index_name>-<fingerprint>.faiss",
+  // the fingerprint covering the item factors and the build settings. Empty
+  // index_dir: not kept. A file that fails to read is rebuilt over.
+  std::string index_dir;
+  std::string index_name = "index";
   // Called once when a build ends (OK, or why it failed), from the building
   // thread; may be empty.
   std::function<void(const absl::Status&, const nlohmann::json& diagnostics)> on_index_done;
@@ -98,6 +104,10 @@ class Retriever {
  private:
   Retriever() = default;
   void BuildIndex();
+  // The index from its file or built (and then saved); notes in diag.
+  absl::StatusOr<std::unique_ptr<AnnIndex>> LoadOrBuild(const AnnOptions& ao,
+                                                        nlohmann::json* diag);
+  std::string IndexPath(const AnnOptions& ao) const;
   float Offset(uint32_t user) const;
   std::span<const float> Query(uint32_t user) const;
   absl::Status CheckApproximate() const;

@@ -363,6 +363,22 @@ TEST_F(ModelServiceTest, TopKExactAndApproximateAndBatchTopK) {
   bad = br;
   bad.set_model_id(0);
   EXPECT_THAT(client_->BatchTopK(bad), StatusIs(absl::StatusCode::kInvalidArgument, "model_id=0"));
+
+  // The index was kept beside the store: a restarted server reads it back.
+  EXPECT_FALSE(diag.fields().at("loaded_from_file").bool_value());
+  const std::string file = diag.fields().at("index_file").string_value();
+  EXPECT_EQ(std::filesystem::path(file).parent_path(), dir_ / "ann-indexes");
+  EXPECT_TRUE(std::filesystem::exists(file));
+  Restart();
+  tr.set_retrieval("auto");
+  ASSERT_OK(client_->TopK(tr));
+  const auto reloaded = RetrievalWhenSettled(m->id());
+  ASSERT_EQ(reloaded.fields().at("index").string_value(), "ready");
+  EXPECT_TRUE(reloaded.fields().at("loaded_from_file").bool_value());
+  EXPECT_EQ(reloaded.fields().at("index_file").string_value(), file);
+  // Deleting the model deletes its index file.
+  ASSERT_OK(client_->DeleteModel(m->id()));
+  EXPECT_FALSE(std::filesystem::exists(file));
 }
 
 TEST_F(ModelServiceTest, ApproximateWithoutAnIndexNamesTheModel) {

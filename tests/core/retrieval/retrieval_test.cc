@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -378,6 +380,51 @@ TEST(Retriever, BackgroundBuildCanBeAbandoned) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->items.size(), 3u);
   r->reset();
+}
+
+TEST(Retriever, KeepsItsIndexInAFileAndReadsItBack) {
+  const std::string dir = ::testing::TempDir() + "/retrieval_index_file_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto model = ClusteredModel(50, 3000, 8, true);
+  RetrieverOptions o = SmallIndexOptions();
+  o.index_dir = dir;
+  o.index_name = "model-7";
+  auto first = Retriever::Create(*model, o);
+  ASSERT_TRUE(first.ok());
+  const nlohmann::json d1 = (*first)->Diagnostics();
+  ASSERT_EQ(d1["index"], "ready");
+  EXPECT_EQ(d1["loaded_from_file"], false);
+  const std::string path = d1["index_file"];
+  EXPECT_THAT(path, ::testing::StartsWith(dir + "/model-7-n3000-d8-m16-efc64-"));
+  ASSERT_TRUE(std::filesystem::exists(path));
+  auto second = Retriever::Create(*model, o);
+  ASSERT_TRUE(second.ok());
+  const nlohmann::json d2 = (*second)->Diagnostics();
+  EXPECT_EQ(d2["index"], "ready");
+  EXPECT_EQ(d2["loaded_from_file"], true);
+  EXPECT_EQ(d2["recall_at_k"], d1["recall_at_k"]);
+  for (uint32_t u = 0; u < 10; ++u) {
+    auto a = (*first)->TopK(u, 10, {}, Mode::kApproximate);
+    auto b = (*second)->TopK(u, 10, {}, Mode::kApproximate);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->items.size(), b->items.size());
+    for (size_t r = 0; r < a->items.size(); ++r) EXPECT_EQ(a->items[r].item, b->items[r].item);
+  }
+  // Other factors: another file. A damaged file is rebuilt over.
+  { std::ofstream(path, std::ios::trunc) << "not an index"; }
+  auto third = Retriever::Create(*model, o);
+  ASSERT_TRUE(third.ok());
+  const nlohmann::json d3 = (*third)->Diagnostics();
+  EXPECT_EQ(d3["index"], "ready");
+  EXPECT_EQ(d3["loaded_from_file"], false);
+  EXPECT_TRUE(d3.contains("load_error"));
+  EXPECT_GT(std::filesystem::file_size(path), 1000u);
+  auto other = ClusteredModel(50, 3001, 8, true);
+  auto fourth = Retriever::Create(*other, o);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_NE((*fourth)->Diagnostics()["index_file"], path);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ParseMode, NamesAndErrors) {
