@@ -36,13 +36,15 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
 
 # ---------------------------------------------------------------------------
 # Runtime stage: shared libraries of gRPC, protobuf, RocksDB, Abseil, spdlog
-# and cpp-httplib (the metrics endpoint); tini as PID 1 (forwards SIGTERM, reaps zombies of `exec`ed probes).
+# cpp-httplib (the metrics endpoint), and OpenMP, BLAS and LAPACK (faiss is
+# linked statically from libfaiss-dev; they are its shared dependencies); tini as PID 1 (forwards SIGTERM, reaps zombies of `exec`ed probes).
 FROM debian:bookworm-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 librocksdb7.8 libabsl20220623 \
-      libspdlog1.10 libfmt9 libcpp-httplib0.11 ca-certificates tini \
+      libspdlog1.10 libfmt9 libcpp-httplib0.11 libgomp1 libblas3 liblapack3 \
+      ca-certificates tini \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/debias \
       --shell /usr/sbin/nologin debias \

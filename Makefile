@@ -32,7 +32,7 @@ demo: build
 # in seconds, with frame pointers for the reports). `make sanitize-all` runs
 # the whole suite there, server and end-to-end tests included.
 SANITIZE_TARGETS = util_tests data_tests clickmodels_tests synth_tests propensity_tests \
-  samplers_tests eval_tests models_tests train_tests store_tests \
+  samplers_tests eval_tests models_tests train_tests retrieval_tests store_tests \
   fuzz_loaders fuzz_snapshots fuzz_estimators
 sanitize-configure: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEBIAS_SANITIZE=ON \

@@ -563,6 +563,27 @@ absl::StatusOr<v1::BatchScoreResponse> Client::BatchScore(const v1::BatchScoreRe
       request, [&](auto* c, const auto& q, auto* p) { return scoring_->BatchScore(c, q, p); });
 }
 
+absl::StatusOr<std::vector<v1::UserTopK>> Client::BatchTopK(const v1::BatchTopKRequest& request,
+                                                            std::string* retrieval) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto reader = scoring_->BatchTopK(&ctx, request);
+  std::vector<v1::UserTopK> out;
+  out.reserve(request.users_size());
+  v1::BatchTopKResponse msg;
+  while (reader->Read(&msg)) {
+    for (auto& r : *msg.mutable_results()) out.push_back(std::move(r));
+    if (retrieval != nullptr) *retrieval = msg.retrieval();
+  }
+  absl::Status s = FromWire(reader->Finish());
+  if (!s.ok()) return s;
+  if (out.size() != static_cast<size_t>(request.users_size())) {
+    return absl::DataLossError(absl::StrCat("BatchTopK stream: ", out.size(), " results for ",
+                                            request.users_size(), " users"));
+  }
+  return out;
+}
+
 absl::StatusOr<v1::GetPropensitiesResponse> Client::GetPropensities(
     const v1::GetPropensitiesRequest& request) {
   return Unary<v1::GetPropensitiesRequest, v1::GetPropensitiesResponse>(

@@ -152,6 +152,10 @@ class Client {
   absl::StatusOr<v1::ScoreResponse> Score(const v1::ScoreRequest& request);
   absl::StatusOr<v1::TopKResponse> TopK(const v1::TopKRequest& request);
   absl::StatusOr<v1::BatchScoreResponse> BatchScore(const v1::BatchScoreRequest& request);
+  // Reads the whole BatchTopK stream: one UserTopK per requested user, in
+  // request order. `retrieval`, when given, receives the path that answered.
+  absl::StatusOr<std::vector<v1::UserTopK>> BatchTopK(const v1::BatchTopKRequest& request,
+                                                      std::string* retrieval = nullptr);
   absl::StatusOr<v1::GetPropensitiesResponse> GetPropensities(
       const v1::GetPropensitiesRequest& request);
   absl::StatusOr<v1::SampleNegativesResponse> SampleNegatives(

@@ -54,6 +54,7 @@ struct BenchArgs {
   int connections = 0;
   int candidates = 100;
   int k = 100;
+  std::string retrieval;
   int n = 10;
   std::string sampler;
   int batch = 1000;
@@ -146,6 +147,7 @@ class CallMaker {
       *req.mutable_model() = a_.ref;
       req.set_user(PickUser());
       req.set_k(a_.k);
+      req.set_retrieval(a_.retrieval);
       auto r = c.TopK(req);
       if (r.ok()) *served = ServedKey(r->served());
       return r.status();
@@ -343,7 +345,10 @@ int RunBench(const Context& ctx, BenchArgs a) {
   if (a.kind == "ingest") j["events_per_second"] = events / secs;
   if (!served.empty()) j["served"] = served;
   if (a.kind == "score") j["candidates"] = a.candidates;
-  if (a.kind == "topk") j["k"] = a.k;
+  if (a.kind == "topk") {
+    j["k"] = a.k;
+    j["retrieval"] = a.retrieval.empty() ? "auto" : a.retrieval;
+  }
   if (a.kind == "sample-negatives") j["n"] = a.n;
   std::string human = absl::StrFormat(
       "%s: %d workers, %.0f s: %.0f calls/s ok, %d errors; latency ms p50 %.3f p99 %.3f "
@@ -388,6 +393,8 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   sub->add_option("--k", args->k, "topk: k")->check(CLI::Range(1, 100000))->capture_default_str();
+  sub->add_option("--retrieval", args->retrieval, "topk: auto, exact or approximate")
+      ->check(CLI::IsMember({"auto", "exact", "approximate"}));
   sub->add_option("--n", args->n, "sample-negatives: n")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();

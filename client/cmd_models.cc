@@ -1,5 +1,5 @@
 // debiasctl subcommands for models: methods, train, models, cancel,
-// delete-model, score, topk, propensity, evaluate, sample-negatives.
+// delete-model, score, topk, batch-topk, propensity, evaluate, sample-negatives.
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -384,6 +384,13 @@ void RegisterScore(CLI::App& app, Context& ctx) {
   });
 }
 
+void AddRetrievalOption(CLI::App* sub, std::string* retrieval) {
+  sub->add_option("--retrieval", *retrieval,
+                  "auto (default: the approximate index when the model has one), exact or "
+                  "approximate")
+      ->check(CLI::IsMember({"auto", "exact", "approximate"}));
+}
+
 void RegisterTopK(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("topk", "the best k items for a user");
   struct Args {
@@ -391,12 +398,14 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
     std::string user;
     uint32_t k = 10;
     bool exclude_seen = false;
+    std::string retrieval;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--model", a->model, kModelHelp)->required();
   sub->add_option("--user", a->user, "user key")->required();
   sub->add_option("--k", a->k, "number of items")->capture_default_str();
   sub->add_flag("--exclude-seen", a->exclude_seen, "leave out the user's training items");
+  AddRetrievalOption(sub, &a->retrieval);
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -407,6 +416,7 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
       req.set_user(a->user);
       req.set_k(a->k);
       req.set_exclude_seen(a->exclude_seen);
+      req.set_retrieval(a->retrieval);
       auto r = ctx.Connect()->TopK(req);
       if (!r.ok()) return Fail(r.status());
       std::string human;
@@ -417,9 +427,73 @@ void RegisterTopK(CLI::App& app, Context& ctx) {
                   json{{"model_id", r->served().id()},
                        {"served", ServedJson(r->served())},
                        {"user", a->user},
+                       {"retrieval", r->retrieval()},
                        {"items", JsonArray(r->items())},
                        {"scores", JsonArray(r->scores())}},
                   human);
+    };
+  });
+}
+
+void RegisterBatchTopK(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand(
+      "batch-topk", "the best k items for many users (BatchTopK), one line per user and rank");
+  struct Args {
+    uint64_t model = 0;
+    std::vector<std::string> users;
+    std::string users_file;
+    uint32_t k = 10;
+    bool exclude_seen = false;
+    std::string retrieval;
+    int batch = 1000;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--model", a->model, "model id")->required();
+  sub->add_option("--users", a->users, "user keys (comma-separated or repeated)")->delimiter(',');
+  sub->add_option("--users-file", a->users_file, "file of user keys, one per line");
+  sub->add_option("--k", a->k, "items per user")->capture_default_str();
+  sub->add_flag("--exclude-seen", a->exclude_seen, "leave out each user's training items");
+  sub->add_option("--batch", a->batch, "users per call (at most the server's max_batch_users)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  AddRetrievalOption(sub, &a->retrieval);
+  AddGlobalOptions(sub, &ctx.global);
+  sub->callback([&ctx, a] {
+    ctx.run = [&ctx, a]() -> int {
+      std::vector<std::string> users = a->users;
+      if (!a->users_file.empty()) {
+        std::ifstream in(a->users_file);
+        if (!in) return Fail(absl::NotFoundError(absl::StrCat("--users-file '", a->users_file, "': cannot read")));
+        for (std::string line; std::getline(in, line);) {
+          if (!line.empty()) users.push_back(line);
+        }
+      }
+      if (users.empty()) return Fail(absl::InvalidArgumentError("give --users or --users-file"));
+      auto client = ctx.Connect();
+      std::string human, path;
+      json rows = json::array();
+      for (size_t begin = 0; begin < users.size(); begin += a->batch) {
+        v1::BatchTopKRequest req;
+        req.set_model_id(a->model);
+        req.set_k(a->k);
+        req.set_exclude_seen(a->exclude_seen);
+        req.set_retrieval(a->retrieval);
+        for (size_t u = begin; u < std::min(users.size(), begin + a->batch); ++u) {
+          req.add_users(users[u]);
+        }
+        auto r = client->BatchTopK(req, &path);
+        if (!r.ok()) return Fail(r.status());
+        for (const v1::UserTopK& t : *r) {
+          for (int k = 0; k < t.items_size(); ++k) {
+            absl::StrAppendFormat(&human, "%s\t%d\t%s\t%g\n", t.user(), k + 1, t.items(k),
+                                  t.scores(k));
+          }
+          rows.push_back(json{{"user", t.user()},
+                              {"items", JsonArray(t.items())},
+                              {"scores", JsonArray(t.scores())}});
+        }
+      }
+      return Emit(ctx, json{{"model_id", a->model}, {"retrieval", path}, {"users", rows}}, human);
     };
   });
 }
@@ -767,6 +841,7 @@ void RegisterModelCommands(CLI::App& app, Context& ctx) {
   RegisterCancelDelete(app, ctx);
   RegisterScore(app, ctx);
   RegisterTopK(app, ctx);
+  RegisterBatchTopK(app, ctx);
   RegisterPropensity(app, ctx);
   RegisterEvaluate(app, ctx);
   RegisterSampleNegatives(app, ctx);

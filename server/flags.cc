@@ -55,6 +55,15 @@ constexpr IntSetting kIntSettings[] = {
     {"keepalive_timeout_ms", 1000, 600000,
      "close a connection whose keepalive ping is not answered within this",
      &Limits::keepalive_timeout_ms},
+    {"ann_min_items", 0, 2000000000,
+     "build an approximate (HNSW) TopK index for models of at least this many items (0: never)",
+     &Limits::ann_min_items},
+    {"ann_m", 4, 128, "HNSW graph degree of the approximate index", &Limits::ann_m},
+    {"ann_ef_construction", 8, 4096, "HNSW candidate list while building the index",
+     &Limits::ann_ef_construction},
+    {"ann_ef_search", 1, 65536,
+     "HNSW candidate list while searching (higher: better recall, slower)",
+     &Limits::ann_ef_search},
 };
 
 const char* const kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
@@ -84,6 +93,12 @@ void AddServerFlags(CLI::App& app, ServerOptions* o, ProcessOptions* p) {
         ->check(CLI::Range(s.min, s.max))
         ->capture_default_str();
   }
+  app.add_option("--max_loaded_model_bytes", o->limits.max_loaded_model_bytes,
+                 "bytes the loaded models may hold in all (parameters, key tables, item "
+                 "blocks, approximate indexes); past it the least recently used are dropped "
+                 "(0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
+      ->capture_default_str();
   app.add_option("--auth_tokens", o->auth_tokens,
                  "token file: lines 'ROLE TOKEN' (reader|writer|admin); re-read on SIGHUP; "
                  "without it every local call is accepted (development mode)");
@@ -131,6 +146,14 @@ absl::Status ApplyConfigText(const std::string& text, ServerOptions* o, ProcessO
                                                      ": must be in [", s.min, ", ", s.max, "]"));
     }
     o->limits.*(s.field) = v;
+  }
+  if (c.has_max_loaded_model_bytes()) {
+    if (c.max_loaded_model_bytes() < 0 || c.max_loaded_model_bytes() > (int64_t{1} << 50)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: max_loaded_model_bytes=", c.max_loaded_model_bytes(),
+                       ": must be in [0, ", int64_t{1} << 50, "]"));
+    }
+    o->limits.max_loaded_model_bytes = c.max_loaded_model_bytes();
   }
   if (c.has_auth_tokens()) o->auth_tokens = c.auth_tokens();
   if (c.has_tls_cert()) o->tls_cert = c.tls_cert();

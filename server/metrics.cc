@@ -216,7 +216,7 @@ std::string Metrics::Render() const {
   }
   if (src.evicted_models) {
     Header(&out, "debias_model_cache_evictions_total", "counter",
-           "Models dropped from the serving cache to stay within max_loaded_models.");
+           "Models dropped from the serving cache to stay within max_loaded_models and max_loaded_model_bytes.");
     absl::StrAppend(&out, "debias_model_cache_evictions_total ", src.evicted_models(), "\n");
   }
   if (src.repository) {
@@ -244,6 +244,12 @@ std::string Metrics::Render() const {
       Header(&out, m.name, m.type, m.help);
       absl::StrAppend(&out, m.name, " ", m.value, "\n");
     }
+  }
+  if (src.loaded_model_bytes) {
+    Header(&out, "debias_loaded_model_bytes", "gauge",
+           "Bytes held by the loaded models: parameters, key tables, blocked item factors and "
+           "approximate indexes (at most max_loaded_model_bytes, except a single larger model).");
+    absl::StrAppend(&out, "debias_loaded_model_bytes ", src.loaded_model_bytes(), "\n");
   }
   if (src.memory) {
     const Sources::Memory m = src.memory();

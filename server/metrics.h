@@ -22,6 +22,7 @@
 //                                             gauges (RocksDB's memory)
 //   loaded_models                             gauge (models in the serving cache)
 //   model_cache_evictions_total               counter (dropped past max_loaded_models)
+//   loaded_model_bytes                        gauge (bytes the loaded models hold)
 //   process_resident_memory_bytes             gauge (no prefix: the name
 //                                             Prometheus client libraries use)
 //   model_top1pct_weight_share{model,loss}    gauge (largest 1% of inverse propensities)
@@ -84,6 +85,7 @@ class Metrics {
       bool ready = false;
     };
     std::function<Repository()> repository;
+    std::function<size_t()> loaded_model_bytes;
     struct Memory {
       uint64_t resident = 0;  // process RSS
       uint64_t memtables = 0, block_cache = 0, table_readers = 0;

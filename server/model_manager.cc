@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,55 @@ namespace debias::server {
 namespace {
 
 using nlohmann::json;
+
+size_t KeyTableBytes(const std::vector<std::string>& keys) {
+  // The table and its index: the strings (heap beyond the small-string
+  // buffer) plus about one map slot per key.
+  size_t b = keys.capacity() * sizeof(std::string);
+  for (const auto& k : keys) b += (k.size() > 15 ? k.capacity() : 0) + sizeof(std::string) + 16;
+  return b;
+}
+
+std::string IndexName(uint64_t id) { return absl::StrCat("model-", id); }
+
+// Deletes the kept index files of model `id` (any settings, any factors).
+void RemoveIndexFiles(const std::string& dir, uint64_t id) {
+  if (dir.empty()) return;
+  const std::string prefix = IndexName(id) + "-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+}
+
+// The model's retriever; the outcome of its background index build is
+// logged. Null (served as before) for rankers over features.
+std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const models::Model& model,
+                                                    retrieval::RetrieverOptions options) {
+  if (model.num_items() == 0) return nullptr;
+  options.index_name = IndexName(id);
+  options.on_index_done = [id](const absl::Status& s, const json& diag) {
+    if (s.ok()) {
+      spdlog::info("model {}: approximate index ready ({})", id, diag.dump());
+    } else if (s.code() != absl::StatusCode::kCancelled) {
+      spdlog::warn("model {}: approximate index not built, TopK serves exactly: {}", id,
+                   s.ToString());
+    }
+  };
+  auto r = retrieval::Retriever::Create(model, std::move(options));
+  if (!r.ok()) {
+    spdlog::warn("model {}: no retriever: {}", id, r.status().ToString());
+    return nullptr;
+  }
+  return std::move(*r);
+}
+
+void AddRetrievalDiagnostics(const LoadedModel* m, store::ModelRecord* r) {
+  if (m == nullptr || m->retriever == nullptr) return;
+  if (!r->diagnostics.is_object()) r->diagnostics = json::object();
+  r->diagnostics["retrieval"] = m->retriever->Diagnostics();
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -370,6 +420,21 @@ int ModelManager::running_jobs() {
   return static_cast<int>(jobs_.size());
 }
 
+bool ModelManager::OverCacheLimitsLocked() {
+  if (cache_.size() > static_cast<size_t>(std::max(1, options_.max_loaded_models))) return true;
+  if (options_.max_loaded_model_bytes <= 0) return false;
+  size_t total = 0;
+  for (const auto& [id, c] : cache_) total += c.model->bytes();
+  return total > static_cast<size_t>(options_.max_loaded_model_bytes);
+}
+
+size_t ModelManager::loaded_model_bytes() {
+  absl::MutexLock l(&mu_);
+  size_t total = 0;
+  for (const auto& [id, c] : cache_) total += c.model->bytes();
+  return total;
+}
+
 size_t ModelManager::loaded_models() {
   absl::MutexLock l(&mu_);
   return cache_.size();
@@ -598,6 +663,7 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
 }
 
 absl::StatusOr<store::ModelRecord> ModelManager::GetRecord(uint64_t id) {
+  std::shared_ptr<const LoadedModel> loaded;
   {
     absl::MutexLock l(&mu_);
     auto it = jobs_.find(id);
@@ -605,14 +671,20 @@ absl::StatusOr<store::ModelRecord> ModelManager::GetRecord(uint64_t id) {
       absl::MutexLock jl(&it->second->mu);
       if (!it->second->finished) return it->second->record;
     }
+    if (auto c = cache_.find(id); c != cache_.end()) loaded = c->second.model;
   }
-  return store_->GetModel(id);
+  auto rec = store_->GetModel(id);
+  if (rec.ok()) AddRetrievalDiagnostics(loaded.get(), &*rec);
+  return rec;
 }
 
 std::vector<store::ModelRecord> ModelManager::ListRecords() {
   std::vector<store::ModelRecord> out = store_->ListModels();
   absl::MutexLock l(&mu_);
   for (auto& r : out) {
+    if (auto c = cache_.find(r.id); c != cache_.end()) {
+      AddRetrievalDiagnostics(c->second.model.get(), &r);
+    }
     auto it = jobs_.find(r.id);
     if (it == jobs_.end()) continue;
     absl::MutexLock jl(&it->second->mu);
@@ -719,6 +791,7 @@ absl::Status ModelManager::Delete(uint64_t id) {
     loaded.reset();
     util::ReleaseFreeMemoryRateLimited();
   }
+  RemoveIndexFiles(options_.retrieval.index_dir, id);
   return deleted;
 }
 
@@ -758,7 +831,10 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id
   for (uint32_t i = 0; i < loaded->record.item_keys.size(); ++i) {
     loaded->item_index.emplace(loaded->record.item_keys[i], i);
   }
-  std::shared_ptr<const LoadedModel> evicted;  // freed after the lock
+  loaded->base_bytes = snapshot->size() + KeyTableBytes(loaded->record.user_keys) +
+                       KeyTableBytes(loaded->record.item_keys);
+  loaded->retriever = MakeRetriever(id, *loaded->model, options_.retrieval);
+  std::vector<std::shared_ptr<const LoadedModel>> evicted;  // freed after the lock
   std::shared_ptr<const LoadedModel> out;
   {
     absl::MutexLock l(&mu_);
@@ -770,33 +846,34 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Get(uint64_t id
     auto [it, inserted] = cache_.try_emplace(id);
     if (inserted) {
       it->second.model = std::move(loaded);
-      // Over the limit: drop the least recently used other model.
-      if (cache_.size() > static_cast<size_t>(std::max(1, options_.max_loaded_models))) {
+      // Over a limit: drop the least recently used other models.
+      while (OverCacheLimitsLocked()) {
         auto lru = cache_.end();
         for (auto c = cache_.begin(); c != cache_.end(); ++c) {
           if (c->first == id) continue;
           if (lru == cache_.end() || c->second.last_use < lru->second.last_use) lru = c;
         }
-        if (lru != cache_.end()) {
-          evicted = std::move(lru->second.model);
-          cache_.erase(lru);
-          ++evictions_;
-        }
+        if (lru == cache_.end()) break;
+        evicted.push_back(std::move(lru->second.model));
+        cache_.erase(lru);
+        ++evictions_;
       }
     }
     it = cache_.find(id);
     it->second.last_use = ++use_clock_;
     out = it->second.model;
   }
-  if (evicted != nullptr) {
-    spdlog::info("model {}: dropped from the serving cache (max_loaded_models={})",
-                 evicted->record.id, options_.max_loaded_models);
-    if (evicted.use_count() == 1) {
-      evicted.reset();
-      // On the request path: at most one trim per interval (memory.h).
-      util::ReleaseFreeMemoryRateLimited();
-    }
+  bool freed = false;
+  for (auto& e : evicted) {
+    spdlog::info(
+        "model {}: dropped from the serving cache (max_loaded_models={}, "
+        "max_loaded_model_bytes={}, {} bytes)",
+        e->record.id, options_.max_loaded_models, options_.max_loaded_model_bytes, e->bytes());
+    freed |= e.use_count() == 1;
+    e.reset();
   }
+  // On the request path: at most one trim per interval (memory.h).
+  if (freed) util::ReleaseFreeMemoryRateLimited();
   return out;
 }
 

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "core/models/model.h"
 #include "core/propensity/estimator.h"
+#include "core/retrieval/retriever.h"
 #include "core/store/interaction_store.h"
 #include "core/train/train_spec.h"
 
@@ -46,6 +47,13 @@ struct LoadedModel {
   std::unique_ptr<models::Model> model;
   absl::flat_hash_map<std::string, uint32_t> user_index;
   absl::flat_hash_map<std::string, uint32_t> item_index;
+  // TopK / BatchTopK over the model's items (null for rankers over
+  // features). Declared after `model`, which it reads, so it goes first.
+  std::unique_ptr<retrieval::Retriever> retriever;
+  // Bytes of the parameter snapshot and key tables (the retriever's are
+  // added by bytes(), as its index appears once built).
+  size_t base_bytes = 0;
+  size_t bytes() const { return base_bytes + (retriever ? retriever->bytes() : 0); }
 
   // Items of each model user in the training dataset now (sorted model item
   // ids), built on first use. FAILED_PRECONDITION if the dataset is gone.
@@ -106,6 +114,13 @@ class ModelManager {
     // is dropped (a request holding it keeps it until it ends) and reloaded
     // from the store on its next use.
     int max_loaded_models = 32;
+    // Bytes the loaded models may hold in all (LoadedModel::bytes); past
+    // it the least recently used others are dropped. 0: no limit.
+    int64_t max_loaded_model_bytes = 0;
+    // Retrieval settings of every loaded model (the index build's outcome
+    // is logged by the manager). retrieval.index_dir, when set, keeps the
+    // built indexes (named per model; Delete removes a model's).
+    retrieval::RetrieverOptions retrieval;
     // Called once per job when it ends, with its final state name and wall
     // time (metrics); may be empty.
     std::function<void(std::string_view state, double seconds)> on_job_end;
@@ -119,7 +134,9 @@ class ModelManager {
   // starts the job. Returns the model id. RESOURCE_EXHAUSTED past max_jobs.
   absl::StatusOr<uint64_t> StartTraining(TrainJobRequest request);
 
-  // The current record of a model (live progress for running jobs).
+  // The current record of a model (live progress for running jobs); a
+  // loaded model's record carries diagnostics["retrieval"] (Retriever::
+  // Diagnostics: the index state, its recall@k, bytes).
   absl::StatusOr<store::ModelRecord> GetRecord(uint64_t id);
   std::vector<store::ModelRecord> ListRecords();
 
@@ -146,6 +163,8 @@ class ModelManager {
   // Models loaded in the serving cache now, and how many were dropped from
   // it to stay within Options::max_loaded_models since the start.
   size_t loaded_models();
+  // Bytes held by the loaded models now (LoadedModel::bytes summed).
+  size_t loaded_model_bytes();
   uint64_t evicted_models();
 
   // A ready model's full record (key tables included) and parameter
@@ -205,6 +224,8 @@ class ModelManager {
   void IndexLocked(const store::ModelRecord& r, bool servable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NameLabels LabelsLocked(const std::string& name, const NameEntry& e)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // More models, or more bytes, loaded than the options allow.
+  bool OverCacheLimitsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   store::InteractionStore* store_;
   Options options_;

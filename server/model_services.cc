@@ -11,6 +11,7 @@
 #include "core/eval/ranking_eval.h"
 #include "core/models/nbpo_mf_model.h"
 #include "core/propensity/registry.h"
+#include "core/retrieval/retriever.h"
 #include "core/samplers/registry.h"
 #include "core/train/registry.h"
 #include "core/util/crc32c.h"
@@ -142,6 +143,18 @@ absl::Status ScoreCandidates(const LoadedModel& m,
   }
   scores->resize(cands.size());
   return m.model->ScoreFeatures(features, *scores);
+}
+
+grpc::Status CheckK(uint32_t k, const Limits& limits) {
+  if (k < 1 || k > static_cast<uint32_t>(limits.max_k)) {
+    return Invalid(absl::StrCat("k=", k, ": must be in [1, ", limits.max_k, "]"));
+  }
+  return grpc::Status::OK;
+}
+
+// A retrieval error with the model it concerns ("model 7: retrieval=...").
+absl::Status NameModel(const LoadedModel& m, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("model ", m.record.id, ": ", s.message()));
 }
 
 // Indices of the k largest scores, best first (ties by index).
@@ -566,19 +579,22 @@ grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRe
   if (!admission.ok()) return admission.status;
   auto model_id = RequestedModel(models_, *req);
   if (!model_id.ok()) return ToGrpcStatus(model_id.status());
-  if (req->k() < 1 || req->k() > static_cast<uint32_t>(options_.limits.max_k)) {
-    return Invalid(absl::StrCat("k=", req->k(), ": must be in [1, ", options_.limits.max_k, "]"));
-  }
+  if (auto s = CheckK(req->k(), options_.limits); !s.ok()) return s;
   if (req->candidates_size() > options_.limits.max_candidates) {
     return Invalid(absl::StrCat("candidates: ", req->candidates_size(),
                                 " given; max_candidates is ", options_.limits.max_candidates));
+  }
+  auto mode = retrieval::ParseMode(req->retrieval());
+  if (!mode.ok()) return ToGrpcStatus(mode.status());
+  if (req->candidates_size() > 0 && *mode == retrieval::Mode::kApproximate) {
+    return Invalid("retrieval=approximate: applies to a model's own items, not to candidates");
   }
   auto m = models_->Get(*model_id);
   if (!m.ok()) return ToGrpcStatus(m.status());
   const LoadedModel& lm = **m;
   SetServed(lm.record, resp->mutable_served());
-  std::vector<float> scores;
   if (req->candidates_size() > 0) {
+    std::vector<float> scores;
     if (auto s = ScoreCandidates(lm, req->candidates(), &scores); !s.ok()) return ToGrpcStatus(s);
     for (uint32_t i : TopIndices(scores, req->k())) {
       resp->add_items(req->candidates(i).item());
@@ -586,23 +602,97 @@ grpc::Status ScoringServiceImpl::TopK(grpc::ServerContext* ctx, const v1::TopKRe
     }
     return grpc::Status::OK;
   }
-  if (lm.model->num_items() == 0) {
+  if (lm.retriever == nullptr) {
     return Invalid(absl::StrCat("model ", lm.record.id,
                                 " is a ranker: give candidates with features"));
   }
   auto u = MapUser(lm, req->user());
   if (!u.ok()) return ToGrpcStatus(u.status());
-  scores.resize(lm.model->num_items());
-  lm.model->ScoreAll(*u, scores);
+  std::span<const uint32_t> seen;
   if (req->exclude_seen()) {
-    auto seen = lm.Seen(store_);
-    if (!seen.ok()) return ToGrpcStatus(seen.status());
-    for (uint32_t i : (**seen)[*u]) scores[i] = -std::numeric_limits<float>::infinity();
+    auto all_seen = lm.Seen(store_);
+    if (!all_seen.ok()) return ToGrpcStatus(all_seen.status());
+    seen = (**all_seen)[*u];
   }
-  for (uint32_t i : TopIndices(scores, req->k())) {
-    if (scores[i] == -std::numeric_limits<float>::infinity()) break;
-    resp->add_items(lm.record.item_keys[i]);
-    resp->add_scores(scores[i]);
+  auto top = lm.retriever->TopK(*u, req->k(), seen, *mode);
+  if (!top.ok()) return ToGrpcStatus(NameModel(lm, top.status()));
+  for (const retrieval::ScoredItem& s : top->items) {
+    resp->add_items(lm.record.item_keys[s.item]);
+    resp->add_scores(s.score);
+  }
+  resp->set_retrieval(std::string(retrieval::ModeName(top->used)));
+  return grpc::Status::OK;
+}
+
+grpc::Status ScoringServiceImpl::BatchTopK(grpc::ServerContext* ctx,
+                                           const v1::BatchTopKRequest* req,
+                                           grpc::ServerWriter<v1::BatchTopKResponse>* writer) {
+  Admission admission = Admit(options_.in_flight.get(), options_.authenticator.get(), ctx, Role::kReader);
+  if (!admission.ok()) return admission.status;
+  auto model_id = RequestedModel(models_, *req);
+  if (!model_id.ok()) return ToGrpcStatus(model_id.status());
+  if (req->users_size() < 1 || req->users_size() > options_.limits.max_batch_users) {
+    return Invalid(absl::StrCat("users: ", req->users_size(), " given; must be in [1, ",
+                                options_.limits.max_batch_users, "]"));
+  }
+  if (auto s = CheckK(req->k(), options_.limits); !s.ok()) return s;
+  auto mode = retrieval::ParseMode(req->retrieval());
+  if (!mode.ok()) return ToGrpcStatus(mode.status());
+  auto m = models_->Get(*model_id);
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  const LoadedModel& lm = **m;
+  if (lm.retriever == nullptr) {
+    return Invalid(absl::StrCat("model ", lm.record.id,
+                                " is a ranker over features: BatchTopK needs an id-based model"));
+  }
+  std::vector<uint32_t> users(req->users_size());
+  for (int r = 0; r < req->users_size(); ++r) {
+    auto u = MapUser(lm, req->users(r));
+    if (!u.ok()) {
+      return ToGrpcStatus(absl::Status(u.status().code(),
+                                       absl::StrCat("users[", r, "]: ", u.status().message())));
+    }
+    users[r] = *u;
+  }
+  const std::vector<std::vector<uint32_t>>* all_seen = nullptr;
+  if (req->exclude_seen()) {
+    auto s = lm.Seen(store_);
+    if (!s.ok()) return ToGrpcStatus(s.status());
+    all_seen = *s;
+  }
+  // Users in slices: each slice is one pass over the items and is streamed
+  // before the next is scored, so memory stays bounded and a cancelled call
+  // stops early. Messages hold about kItemsPerMessage items.
+  constexpr int kUsersPerSlice = 256;
+  constexpr int kItemsPerMessage = 1 << 14;
+  const int per_message = std::max(1, kItemsPerMessage / static_cast<int>(req->k()));
+  std::vector<std::vector<uint32_t>> excludes;
+  for (int begin = 0; begin < req->users_size(); begin += kUsersPerSlice) {
+    if (ctx->IsCancelled()) return ToGrpcStatus(absl::CancelledError("BatchTopK cancelled"));
+    const int end = std::min(req->users_size(), begin + kUsersPerSlice);
+    const std::span<const uint32_t> slice(users.data() + begin, end - begin);
+    excludes.clear();
+    if (all_seen != nullptr) {
+      for (uint32_t u : slice) excludes.push_back((*all_seen)[u]);
+    }
+    auto tops = lm.retriever->BatchTopK(slice, req->k(), excludes, *mode);
+    if (!tops.ok()) return ToGrpcStatus(NameModel(lm, tops.status()));
+    v1::BatchTopKResponse msg;
+    for (int r = begin; r < end; ++r) {
+      const retrieval::Retriever::Result& top = (*tops)[r - begin];
+      v1::UserTopK* out = msg.add_results();
+      out->set_user(req->users(r));
+      for (const retrieval::ScoredItem& s : top.items) {
+        out->add_items(lm.record.item_keys[s.item]);
+        out->add_scores(s.score);
+      }
+      msg.set_retrieval(std::string(retrieval::ModeName(top.used)));
+      SetServed(lm.record, msg.mutable_served());
+      if (msg.results_size() == per_message || r + 1 == end) {
+        if (!writer->Write(msg)) return ToGrpcStatus(absl::CancelledError("client went away"));
+        msg.Clear();
+      }
+    }
   }
   return grpc::Status::OK;
 }

@@ -65,6 +65,8 @@ class ScoringServiceImpl final : public v1::ScoringService::Service {
   grpc::Status TopK(grpc::ServerContext*, const v1::TopKRequest*, v1::TopKResponse*) override;
   grpc::Status BatchScore(grpc::ServerContext*, const v1::BatchScoreRequest*,
                           v1::BatchScoreResponse*) override;
+  grpc::Status BatchTopK(grpc::ServerContext*, const v1::BatchTopKRequest*,
+                         grpc::ServerWriter<v1::BatchTopKResponse>*) override;
   grpc::Status GetPropensities(grpc::ServerContext*, const v1::GetPropensitiesRequest*,
                                v1::GetPropensitiesResponse*) override;
   grpc::Status SampleNegatives(grpc::ServerContext*, const v1::SampleNegativesRequest*,

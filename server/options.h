@@ -44,6 +44,14 @@ struct Limits {
   // re-resolve their target and spread over replicas that joined since;
   // 0 = never.
   int max_connection_age_seconds = 0;
+  // Bytes the loaded models may hold in all (LRU past it); 0: no limit.
+  int64_t max_loaded_model_bytes = int64_t{8} << 30;
+  // Retrieval (docs/OPERATIONS.md, Retrieval): models of at least
+  // ann_min_items items (0: none) get an HNSW index with these settings.
+  int ann_min_items = 250000;
+  int ann_m = 32;
+  int ann_ef_construction = 80;
+  int ann_ef_search = 256;
 };
 
 struct ServerOptions {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -130,6 +131,23 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   ModelManager::Options mo;
   mo.max_jobs = impl->options.limits.max_training_jobs;
   mo.max_loaded_models = impl->options.limits.max_loaded_models;
+  mo.max_loaded_model_bytes = impl->options.limits.max_loaded_model_bytes;
+  mo.retrieval.ann_min_items = impl->options.limits.ann_min_items;
+  // Built indexes are kept beside the store, so a restart or a reload after
+  // an eviction reads them back instead of rebuilding (OPERATIONS.md).
+  mo.retrieval.index_dir = (std::filesystem::path(options.data_dir) / "ann-indexes").string();
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(mo.retrieval.index_dir, ec);
+    if (ec) {
+      spdlog::warn("cannot create {} ({}): approximate indexes are rebuilt on every load",
+                   mo.retrieval.index_dir, ec.message());
+      mo.retrieval.index_dir.clear();
+    }
+  }
+  mo.retrieval.ann.m = impl->options.limits.ann_m;
+  mo.retrieval.ann.ef_construction = impl->options.limits.ann_ef_construction;
+  mo.retrieval.ann.ef_search = impl->options.limits.ann_ef_search;
   mo.on_job_end = [m = impl->options.metrics](std::string_view state, double secs) {
     m->RecordTrainingJob(state, secs);
   };
@@ -150,6 +168,7 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
     src.datasets = [raw] { return raw->store->ListDatasets().size(); };
     src.loaded_models = [raw] { return raw->models->loaded_models(); };
     src.evicted_models = [raw] { return raw->models->evicted_models(); };
+    src.loaded_model_bytes = [raw] { return raw->models->loaded_model_bytes(); };
     src.memory = [raw] {
       const store::InteractionStore::MemoryUsage u = raw->store->Memory();
       Metrics::Sources::Memory m;

@@ -217,6 +217,41 @@ TEST_F(CliE2eTest, NamesVersionsLabelsAndPublish) {
   EXPECT_EQ(StopServer(), 0);
 }
 
+TEST_F(CliE2eTest, TopKAndBatchTopKAgree) {
+  const std::string world = (dir_ / "world").string();
+  CtlJson("synth --world mnar --users 200 --items 150 --seed 4 --out " + world);
+  CtlJson("ingest --dataset train --format csv " + world + "/train.csv");
+  json model = CtlJson("train --dataset train --loss naive --seed 1 --param epochs=2 --param dim=8");
+  ASSERT_EQ(model["state"], "ready") << model.dump();
+  const std::string id = std::to_string(model["model_id"].get<uint64_t>());
+  // Two users with clicks, from the CSV (header first).
+  std::ifstream csv(world + "/train.csv");
+  std::string line;
+  std::vector<std::string> users;
+  std::getline(csv, line);
+  while (users.size() < 2 && std::getline(csv, line)) {
+    const std::string u = line.substr(0, line.find(','));
+    if (users.empty() || users.back() != u) users.push_back(u);
+  }
+  ASSERT_EQ(users.size(), 2u);
+  json batch = CtlJson("batch-topk --model " + id + " --users " + users[0] + "," + users[1] +
+                       " --k 5 --exclude-seen --retrieval exact");
+  EXPECT_EQ(batch["retrieval"], "exact");
+  ASSERT_EQ(batch["users"].size(), 2u);
+  for (int u = 0; u < 2; ++u) {
+    json one = CtlJson("topk --model " + id + " --user " + users[u] +
+                       " --k 5 --exclude-seen --retrieval exact");
+    EXPECT_EQ(one["retrieval"], "exact");
+    EXPECT_EQ(batch["users"][u]["user"], users[u]);
+    EXPECT_EQ(batch["users"][u]["items"], one["items"]);
+    EXPECT_EQ(batch["users"][u]["scores"], one["scores"]);
+  }
+  Result approx = Ctl("topk --model " + id + " --user " + users[0] + " --retrieval approximate");
+  EXPECT_NE(approx.exit_code, 0);
+  EXPECT_NE(approx.err.find("model " + id + ": retrieval=approximate"), std::string::npos)
+      << approx.err;
+}
+
 TEST_F(CliE2eTest, BadInputGivesClearErrorsAndTheServerStaysUp) {
   {
     std::ofstream f(dir_ / "bad.csv");

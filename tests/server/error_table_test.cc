@@ -205,6 +205,9 @@ class ErrorTableTest : public ::testing::Test {
     c["Score"] = Unary(ss, &SS::Score);
     c["TopK"] = Unary(ss, &SS::TopK);
     c["BatchScore"] = Unary(ss, &SS::BatchScore);
+    c["BatchTopK"] = ServerStream(ss, &SS::BatchTopK);
+    c["SetModelLabel"] = Unary(ms, &MS::SetModelLabel);
+    c["GetModelLabels"] = Unary(ms, &MS::GetModelLabels);
     c["GetPropensities"] = Unary(ss, &SS::GetPropensities);
     c["SampleNegatives"] = Unary(ss, &SS::SampleNegatives);
     c["Evaluate"] = Unary(es, &v1::EvaluationService::Stub::Evaluate);
@@ -263,7 +266,8 @@ TEST_F(ErrorTableTest, EveryRowComesBackWithItsCode) {
   for (const char* rpc : {"CreateDataset", "GetDataset", "DeleteDataset", "GetStats", "Export",
                           "Ingest", "Train", "GetModel", "DeleteModel", "CancelTraining",
                           "ExportModel", "ImportModel", "Score", "TopK", "BatchScore",
-                          "GetPropensities", "SampleNegatives", "Evaluate", "Backup"}) {
+                          "GetPropensities", "SampleNegatives", "Evaluate", "Backup",
+                          "BatchTopK", "SetModelLabel", "GetModelLabels"}) {
     EXPECT_TRUE(rpcs_with_rows.count(rpc)) << rpc << " has no row in error_codes.tsv";
   }
   // A rejected Train leaves no model record behind (model 1 is the seed's).

@@ -1,5 +1,6 @@
 // Integration test of the training and serving loop through the client
 // library: ingest -> train -> score/topk -> evaluate -> restart.
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -37,6 +38,11 @@ class ModelServiceTest : public ::testing::Test {
     ASSERT_OK(client_->Ingest("clicks", clicks).status);
     ASSERT_OK(client_->Ingest("mar", world->TestEvents()).status);
     user_ = clicks.front().user;
+    for (const auto& e : clicks) {
+      if (users_.size() < 40 && std::find(users_.begin(), users_.end(), e.user) == users_.end()) {
+        users_.push_back(e.user);
+      }
+    }
   }
   void TearDown() override {
     client_.reset();
@@ -48,6 +54,8 @@ class ModelServiceTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.data_dir = dir_.string();
     o.limits.max_training_jobs = 1;
+    o.limits.ann_min_items = ann_min_items_;
+    o.limits.max_loaded_model_bytes = max_loaded_model_bytes_;
     auto s = server::DebiasServer::Start(o);
     ASSERT_OK(s);
     server_ = std::move(*s);
@@ -62,10 +70,30 @@ class ModelServiceTest : public ::testing::Test {
     (*r.mutable_params())["dim"] = "8";
     return r;
   }
+  void Restart() {
+    client_.reset();
+    server_.reset();
+    Start();
+  }
+  // The model's diagnostics["retrieval"] once its index build has ended
+  // (empty while the model is not loaded).
+  google::protobuf::Struct RetrievalWhenSettled(uint64_t id) {
+    for (int tries = 0; tries < 500; ++tries) {
+      auto m = client_->GetModel(id);
+      if (!m.ok() || !m->diagnostics().fields().contains("retrieval")) return {};
+      const auto& r = m->diagnostics().fields().at("retrieval").struct_value();
+      if (r.fields().at("index").string_value() != "building") return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return {};
+  }
+  int ann_min_items_ = 250000;
+  int64_t max_loaded_model_bytes_ = int64_t{8} << 30;
   std::filesystem::path dir_;
   std::unique_ptr<server::DebiasServer> server_;
   std::unique_ptr<Client> client_;
   std::string user_;
+  std::vector<std::string> users_;  // the first 40 users with clicks
 };
 
 TEST_F(ModelServiceTest, TrainScoreTopKEvaluateAndSurviveARestart) {
@@ -247,6 +275,164 @@ TEST_F(ModelServiceTest, CancelStopsAJobAndTheSlotFreesUp) {
   auto next = client_->Train(Request("naive"));
   ASSERT_OK(next);
   EXPECT_EQ(next->state(), "ready");
+}
+
+TEST_F(ModelServiceTest, TopKExactAndApproximateAndBatchTopK) {
+  ann_min_items_ = 50;  // the world's 100 items get an index
+  Restart();
+  auto m = client_->Train(Request("naive"));
+  ASSERT_OK(m);
+  ASSERT_EQ(m->state(), "ready") << m->error();
+  v1::TopKRequest tr;
+  tr.set_model_id(m->id());
+  tr.set_user(user_);
+  tr.set_k(10);
+  tr.set_retrieval("exact");
+  auto exact = client_->TopK(tr);  // loads the model, starts the index build
+  ASSERT_OK(exact);
+  EXPECT_EQ(exact->retrieval(), "exact");
+  ASSERT_EQ(exact->items_size(), 10);
+  const auto diag = RetrievalWhenSettled(m->id());
+  ASSERT_EQ(diag.fields().at("index").string_value(), "ready");
+  EXPECT_EQ(diag.fields().at("exact").string_value(), "blocked");
+  EXPECT_GE(diag.fields().at("recall_at_k").number_value(), 0.95);
+  EXPECT_GT(diag.fields().at("index_bytes").number_value(), 0.0);
+
+  tr.set_retrieval("");  // auto: the index
+  auto approx = client_->TopK(tr);
+  ASSERT_OK(approx);
+  EXPECT_EQ(approx->retrieval(), "approximate");
+  ASSERT_EQ(approx->items_size(), 10);
+  EXPECT_EQ(approx->items(0), exact->items(0));
+  // exclude_seen on the approximate path: none of the user's items, k back.
+  tr.set_retrieval("approximate");
+  tr.set_exclude_seen(true);
+  auto unseen = client_->TopK(tr);
+  ASSERT_OK(unseen);
+  EXPECT_EQ(unseen->items_size(), 10);
+  tr.set_retrieval("exact");
+  auto unseen_exact = client_->TopK(tr);
+  ASSERT_OK(unseen_exact);
+  EXPECT_EQ(unseen_exact->items(0), unseen->items(0));
+  // k beyond the catalogue: every item, ordered.
+  tr.set_exclude_seen(false);
+  tr.set_k(1000);
+  auto all = client_->TopK(tr);
+  ASSERT_OK(all);
+  EXPECT_EQ(all->items_size(), static_cast<int>(m->items()));
+  for (int r = 1; r < all->items_size(); ++r) EXPECT_GE(all->scores(r - 1), all->scores(r));
+  tr.set_retrieval("fast");
+  EXPECT_THAT(client_->TopK(tr), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "retrieval='fast': must be auto, exact or approximate"));
+
+  // BatchTopK equals per-user exact TopK calls, user by user.
+  v1::BatchTopKRequest br;
+  br.set_model_id(m->id());
+  br.set_k(7);
+  br.set_retrieval("exact");
+  br.set_exclude_seen(true);
+  v1::TopKRequest one;
+  one.set_model_id(m->id());
+  one.set_k(7);
+  one.set_retrieval("exact");
+  one.set_exclude_seen(true);
+  const std::vector<std::string>& users = users_;
+  ASSERT_GE(users.size(), 20u);
+  for (const auto& u : users) br.add_users(u);
+  std::string path;
+  auto batch = client_->BatchTopK(br, &path);
+  ASSERT_OK(batch);
+  EXPECT_EQ(path, "exact");
+  ASSERT_EQ(batch->size(), users.size());
+  for (size_t r = 0; r < users.size(); ++r) {
+    one.set_user(users[r]);
+    auto single = client_->TopK(one);
+    ASSERT_OK(single);
+    EXPECT_EQ((*batch)[r].user(), users[r]);
+    ASSERT_EQ((*batch)[r].items_size(), single->items_size());
+    for (int i = 0; i < single->items_size(); ++i) {
+      EXPECT_EQ((*batch)[r].items(i), single->items(i)) << users[r] << " rank " << i;
+      EXPECT_EQ((*batch)[r].scores(i), single->scores(i)) << users[r] << " rank " << i;
+    }
+  }
+  // Bad batches.
+  v1::BatchTopKRequest bad = br;
+  bad.clear_users();
+  EXPECT_THAT(client_->BatchTopK(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, "users: 0 given; must be in [1, 1000]"));
+  bad = br;
+  bad.set_k(0);
+  EXPECT_THAT(client_->BatchTopK(bad), StatusIs(absl::StatusCode::kInvalidArgument, "k=0"));
+  bad = br;
+  bad.add_users("nobody");
+  EXPECT_THAT(client_->BatchTopK(bad),
+              StatusIs(absl::StatusCode::kNotFound, "users[" + std::to_string(users.size()) + "]"));
+  bad = br;
+  bad.set_model_id(0);
+  EXPECT_THAT(client_->BatchTopK(bad), StatusIs(absl::StatusCode::kInvalidArgument, "model_id=0"));
+
+  // The index was kept beside the store: a restarted server reads it back.
+  EXPECT_FALSE(diag.fields().at("loaded_from_file").bool_value());
+  const std::string file = diag.fields().at("index_file").string_value();
+  EXPECT_EQ(std::filesystem::path(file).parent_path(), dir_ / "ann-indexes");
+  EXPECT_TRUE(std::filesystem::exists(file));
+  Restart();
+  tr.set_retrieval("auto");
+  ASSERT_OK(client_->TopK(tr));
+  const auto reloaded = RetrievalWhenSettled(m->id());
+  ASSERT_EQ(reloaded.fields().at("index").string_value(), "ready");
+  EXPECT_TRUE(reloaded.fields().at("loaded_from_file").bool_value());
+  EXPECT_EQ(reloaded.fields().at("index_file").string_value(), file);
+  // Deleting the model deletes its index file.
+  ASSERT_OK(client_->DeleteModel(m->id()));
+  EXPECT_FALSE(std::filesystem::exists(file));
+}
+
+TEST_F(ModelServiceTest, ApproximateWithoutAnIndexNamesTheModel) {
+  auto m = client_->Train(Request("naive"));  // 100 items, under ann_min_items
+  ASSERT_OK(m);
+  v1::TopKRequest tr;
+  tr.set_model_id(m->id());
+  tr.set_user(user_);
+  tr.set_k(5);
+  tr.set_retrieval("approximate");
+  EXPECT_THAT(client_->TopK(tr),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "model " + std::to_string(m->id()) + ": retrieval=approximate"));
+  tr.set_retrieval("auto");
+  auto top = client_->TopK(tr);
+  ASSERT_OK(top);
+  EXPECT_EQ(top->retrieval(), "exact");
+  EXPECT_EQ(RetrievalWhenSettled(m->id()).fields().at("index").string_value(), "none");
+  v1::BatchTopKRequest br;
+  br.set_model_id(m->id());
+  br.add_users(user_);
+  br.set_k(5);
+  br.set_retrieval("approximate");
+  EXPECT_THAT(client_->BatchTopK(br),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "model " + std::to_string(m->id())));
+}
+
+TEST_F(ModelServiceTest, TheCacheEvictsByBytes) {
+  max_loaded_model_bytes_ = 1;  // every model is over: only the latest stays
+  Restart();
+  auto a = client_->Train(Request("naive"));
+  auto b = client_->Train(Request("relmf"));
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  v1::TopKRequest tr;
+  tr.set_user(user_);
+  tr.set_k(3);
+  tr.set_model_id(a->id());
+  ASSERT_OK(client_->TopK(tr));
+  EXPECT_TRUE(client_->GetModel(a->id())->diagnostics().fields().contains("retrieval"));
+  tr.set_model_id(b->id());
+  ASSERT_OK(client_->TopK(tr));
+  EXPECT_FALSE(client_->GetModel(a->id())->diagnostics().fields().contains("retrieval"));
+  EXPECT_TRUE(client_->GetModel(b->id())->diagnostics().fields().contains("retrieval"));
+  // An evicted model is reloaded on its next use and answers the same.
+  tr.set_model_id(a->id());
+  EXPECT_OK(client_->TopK(tr));
 }
 
 }  // namespace

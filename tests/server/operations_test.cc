@@ -183,6 +183,8 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
   EXPECT_EQ(value("debias_datasets"), 1);
   EXPECT_GT(value("debias_store_disk_bytes"), 0);
   EXPECT_EQ(value("debias_loaded_models"), 1);  // the Score above loaded it
+  // Its parameters, key tables and blocked item factors.
+  EXPECT_GT(value("debias_loaded_model_bytes"), 4.0 * m->items() * 2);
   EXPECT_GT(value("debias_store_memtable_bytes"), 0);  // the ingest is in the memtable
   EXPECT_GE(value("debias_store_block_cache_bytes"), 0);
   EXPECT_LE(value("debias_store_block_cache_bytes"), 64 << 20);  // StoreOptions default
@@ -205,6 +207,7 @@ TEST(OperationsTest, MetricsEndpointServesTheListedSeriesAndCallsGetRequestIds) 
   const auto series_after = ParseExposition(after->body);
   ASSERT_TRUE(series_after.count("debias_loaded_models")) << after->body;
   EXPECT_EQ(series_after.at("debias_loaded_models"), 0);
+  EXPECT_EQ(series_after.at("debias_loaded_model_bytes"), 0);
   EXPECT_EQ(series_after.at("debias_models{state=\"ready\"}"), 0);
   auto health = http.Get("/healthz");
   ASSERT_TRUE(health);

@@ -66,6 +66,7 @@ const std::map<std::string, Need>& Roles() {
       {"DeleteModel", Need::kAdmin},    {"CancelTraining", Need::kWriter},
       {"ListMethods", Need::kReader},   {"Score", Need::kReader},
       {"TopK", Need::kReader},          {"BatchScore", Need::kReader},
+      {"BatchTopK", Need::kReader},
       {"GetPropensities", Need::kReader}, {"SampleNegatives", Need::kWriter},
       {"Evaluate", Need::kReader},      {"ExportModel", Need::kWriter},
       {"ImportModel", Need::kWriter},   {"Backup", Need::kAdmin},
@@ -710,6 +711,39 @@ std::vector<Row> OutOfRangeRows(uint64_t model) {
     auto r = topk(5);
     for (int c = 0; c < 10001; ++c) r.add_candidates()->set_item("c");
     add(SS + "TopK", "10001 candidates", {Bytes(r)}, C::INVALID_ARGUMENT, "max_candidates");
+  }
+  {
+    auto r = topk(5);
+    r.set_retrieval("fast");
+    add(SS + "TopK", "unknown retrieval", {Bytes(r)}, C::INVALID_ARGUMENT,
+        "retrieval='fast': must be auto, exact or approximate");
+    r.set_retrieval("approximate");
+    add(SS + "TopK", "approximate without an index", {Bytes(r)}, C::FAILED_PRECONDITION,
+        "model " + std::to_string(model) + ": retrieval=approximate");
+  }
+  auto batch_topk = [&](int users, uint32_t k, uint64_t id = 0) {
+    v1::BatchTopKRequest r;
+    r.set_model_id(id ? id : model);
+    for (int u = 0; u < users; ++u) r.add_users("u0");
+    r.set_k(k);
+    return r;
+  };
+  add(SS + "BatchTopK", "no users", {Bytes(batch_topk(0, 5))}, C::INVALID_ARGUMENT,
+      "users: 0 given; must be in [1, 1000]");
+  add(SS + "BatchTopK", "1001 users", {Bytes(batch_topk(1001, 5))}, C::INVALID_ARGUMENT,
+      "users: 1001 given; must be in [1, 1000]");
+  add(SS + "BatchTopK", "k=0", {Bytes(batch_topk(1, 0))}, C::INVALID_ARGUMENT, "k=0");
+  add(SS + "BatchTopK", "k=1001", {Bytes(batch_topk(1, 1001))}, C::INVALID_ARGUMENT,
+      "k=1001: must be in [1, 1000]");
+  add(SS + "BatchTopK", "absent model", {Bytes(batch_topk(1, 5, absent_model))}, C::NOT_FOUND,
+      "not found");
+  {
+    auto r = batch_topk(2, 5);
+    r.set_users(1, "nobody");
+    add(SS + "BatchTopK", "unknown user", {Bytes(r)}, C::NOT_FOUND, "users[1]");
+    r = batch_topk(1, 5);
+    r.set_retrieval("fast");
+    add(SS + "BatchTopK", "unknown retrieval", {Bytes(r)}, C::INVALID_ARGUMENT, "retrieval='fast'");
   }
   auto batch = [&](int users, int items_each, uint64_t id = 0) {
     v1::BatchScoreRequest r;

@@ -588,10 +588,12 @@ class Client:
         return np.asarray(resp.scores, dtype=np.float32)
 
     def topk(self, model_id: ModelRef, user: str, k: int, exclude_seen: bool = False, *,
-             candidates: Optional[Candidates] = None) -> Tuple[List[str], np.ndarray]:
-        """The ``k`` best items for ``user``, best first: (item keys, float32 scores)."""
+             candidates: Optional[Candidates] = None,
+             retrieval: str = "auto") -> Tuple[List[str], np.ndarray]:
+        """The ``k`` best items for ``user``, best first: (item keys, float32 scores).
+        ``retrieval``: "auto", "exact" or "approximate" (TopKRequest.retrieval)."""
         req = sc_pb2.TopKRequest(model=parse_model_ref(model_id), user=user, k=k,
-                                 exclude_seen=exclude_seen)
+                                 exclude_seen=exclude_seen, retrieval=retrieval)
         _add_candidates(req.candidates, candidates)
         resp = self._call(self._scoring.TopK, req)
         return list(resp.items), np.asarray(resp.scores, dtype=np.float32)
@@ -606,6 +608,48 @@ class Client:
         resp = self._call(self._scoring.BatchScore, req)
         return {u: np.asarray(r.scores, dtype=np.float32)
                 for u, r in zip(users, resp.responses)}
+
+    def batch_topk(self, model_id: ModelRef, users: Sequence[str], k: int,
+                   exclude_seen: bool = False, *, retrieval: str = "auto",
+                   batch: int = 1000, timeout: Optional[float] = None) -> Any:
+        """The ``k`` best items of each user (BatchTopK), ``batch`` users per
+        call (at most the server's max_batch_users). Returns a pandas DataFrame
+        with one row per user and rank (columns user, rank from 1, item,
+        score as float32), users in the order given; without pandas, a list
+        of (user, rank, item, score) tuples in the same order."""
+        if batch < 1:
+            raise ValueError(f"batch={batch}: must be >= 1")
+        rows_user: List[str] = []
+        rows_rank: List[int] = []
+        rows_item: List[str] = []
+        rows_score: List[float] = []
+        users = [str(u) for u in users]
+        for begin in range(0, len(users), batch):
+            req = sc_pb2.BatchTopKRequest(model=parse_model_ref(model_id),
+                                          users=users[begin:begin + batch],
+                                          k=k, exclude_seen=exclude_seen, retrieval=retrieval)
+            call = self._scoring.BatchTopK(req, timeout=self.timeout if timeout is None else timeout,
+                                           metadata=self._metadata)
+            try:
+                for resp in call:
+                    for r in resp.results:
+                        n = len(r.items)
+                        rows_user.extend([r.user] * n)
+                        rows_rank.extend(range(1, n + 1))
+                        rows_item.extend(r.items)
+                        rows_score.extend(r.scores)
+            except grpc.RpcError as e:
+                raise DebiasError.from_rpc_error(e) from None
+        try:
+            import pandas as pd
+        except ImportError:
+            return list(zip(rows_user, rows_rank, rows_item, rows_score))
+        return pd.DataFrame({
+            "user": pd.Series(rows_user, dtype=object),
+            "rank": pd.Series(rows_rank, dtype=np.int32),
+            "item": pd.Series(rows_item, dtype=object),
+            "score": pd.Series(rows_score, dtype=np.float32),
+        })
 
     def get_propensities(self, model_id: ModelRef,
                          pairs: Sequence[Tuple[str, str]] = ()) -> Dict[str, np.ndarray]:
@@ -759,17 +803,11 @@ class Client:
         result = self.evaluate(model_id, dataset, **opts)
         return _policy_frame(result, list(estimators), pd)
 
-    def topk_frame(self, model_id: int, users: Iterable[str], k: int,
+    def topk_frame(self, model_id: ModelRef, users: Iterable[str], k: int,
                    exclude_seen: bool = False) -> Any:
         """Top-k for many users as a DataFrame with one row per user x rank:
-        user, rank (1-based), item, score."""
-        import pandas as pd
-        rows: List[Tuple[str, int, str, float]] = []
-        for user in users:
-            items, scores = self.topk(model_id, str(user), k, exclude_seen)
-            rows.extend((str(user), r + 1, it, float(sc))
-                        for r, (it, sc) in enumerate(zip(items, scores)))
-        return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+        user, rank (1-based), item, score (batch_topk, BatchTopK calls)."""
+        return self.batch_topk(model_id, [str(u) for u in users], k, exclude_seen)
 
     def score_frame(self, model_id: int, pairs: Any, chunk_users: int = 1000) -> Any:
         """Scores (user, item) pairs given as a DataFrame with columns user and

@@ -367,6 +367,23 @@ class ClientTest(unittest.TestCase):
         batch = self.client.batch_score(mid, {"u0": items, "u1": items[:3]})
         np.testing.assert_allclose(batch["u0"], scores, rtol=1e-6)
         self.assertEqual(batch["u1"].shape, (3,))
+        # BatchTopK: one row per user and rank, equal to the exact TopK calls.
+        frame = self.client.batch_topk(mid, ["u0", "u1", "u2"], 4, exclude_seen=True,
+                                       retrieval="exact", batch=2)
+        self.assertEqual(list(frame.columns), ["user", "rank", "item", "score"])
+        self.assertEqual(list(frame["user"]), ["u0"] * 4 + ["u1"] * 4 + ["u2"] * 4)
+        self.assertEqual(list(frame["rank"]), [1, 2, 3, 4] * 3)
+        self.assertEqual(frame["score"].dtype, np.float32)
+        for u in ("u0", "u1", "u2"):
+            one_items, one_scores = self.client.topk(mid, u, 4, exclude_seen=True,
+                                                     retrieval="exact")
+            rows = frame[frame["user"] == u]
+            self.assertEqual(list(rows["item"]), one_items)
+            np.testing.assert_array_equal(rows["score"].to_numpy(), one_scores)
+        with self.assertRaises(DebiasError) as ctx:
+            self.client.batch_topk(mid, ["u0"], 4, retrieval="approximate")
+        self.assertEqual(ctx.exception.code, "FAILED_PRECONDITION")
+        self.assertIn(f"model {mid}", str(ctx.exception))
         negatives = self.client.sample_negatives("u0", 5, dataset=DATASET, seed=3)
         self.assertEqual(len(negatives), 5)
         self.assertFalse(seen & set(negatives))
