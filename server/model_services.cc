@@ -677,6 +677,11 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
     return ToGrpcStatus(
         EvaluatePolicyFromLog(models_, store_, options_.limits, *req, resp, cancelled));
   }
+  if (!req->reward_model().empty() || req->has_crossfit_folds() ||
+      !req->item_category().empty() || req->slope()) {
+    return Invalid(
+        "reward_model, crossfit_folds, item_category and slope need policy_estimator");
+  }
   if (!req->estimator().empty()) {
     return ToGrpcStatus(EvaluateFromLog(models_, store_, options_.limits, *req, resp, cancelled));
   }

@@ -177,4 +177,47 @@ nlohmann::json TrustReport(std::span<const std::string> names,
   return out;
 }
 
+absl::StatusOr<PolicyEvaluation> EvaluatePolicies(
+    std::span<const LoggedDecision> decisions,
+    std::span<const std::string> names,
+    std::span<const PolicyEstimator> estimators, const PolicyOptions& options,
+    bool slope) {
+  PolicyEvaluation out;
+  if (!slope) {
+    auto r = EstimatePolicyValues(decisions, estimators, options);
+    if (!r.ok()) return r.status();
+    out.results = *std::move(r);
+  } else {
+    for (size_t j = 0; j < estimators.size(); ++j) {
+      PolicyOptions o = options;
+      o.estimator = estimators[j];
+      if (HasSlopeKnob(estimators[j])) {
+        auto choice = SlopeTune(decisions, o);
+        if (!choice.ok()) return choice.status();
+        nlohmann::json grid = nlohmann::json::array(),
+                       values = nlohmann::json::array(),
+                       se = nlohmann::json::array();
+        for (size_t i = 0; i < choice->grid.size(); ++i) {
+          grid.push_back(std::isinf(choice->grid[i])
+                             ? nlohmann::json()
+                             : nlohmann::json(choice->grid[i]));
+          values.push_back(choice->candidates[i].value);
+          se.push_back(choice->candidates[i].se);
+        }
+        out.slope_report[names[j]] = {
+            {"knob", choice->knob},   {"grid", grid},
+            {"values", values},       {"se", se},
+            {"chosen", grid[choice->chosen]},
+            {"chosen_value", choice->candidates[choice->chosen].value}};
+        o = choice->options;
+      }
+      auto r = EstimatePolicyValue(decisions, o);
+      if (!r.ok()) return r.status();
+      out.results.push_back(*std::move(r));
+    }
+  }
+  out.trust = TrustReport(names, estimators, out.results, options.confidence);
+  return out;
+}
+
 }  // namespace debias::eval

@@ -74,6 +74,22 @@ nlohmann::json TrustReport(std::span<const std::string> names,
                            std::span<const PolicyResult> results,
                            double confidence);
 
+// Several estimators on the same decisions, as EstimatePolicyValues; with
+// `slope`, each estimator that HasSlopeKnob is run at its SlopeTune choice
+// (the others as given). `slope_report` gets, per tuned estimator, {"knob",
+// "grid", "values", "se", "chosen", "chosen_value"} (grid values of
+// infinity as null) and `trust` the TrustReport of all of them.
+struct PolicyEvaluation {
+  std::vector<PolicyResult> results;
+  nlohmann::json slope_report = nlohmann::json::object();
+  nlohmann::json trust;
+};
+absl::StatusOr<PolicyEvaluation> EvaluatePolicies(
+    std::span<const LoggedDecision> decisions,
+    std::span<const std::string> names,
+    std::span<const PolicyEstimator> estimators, const PolicyOptions& options,
+    bool slope);
+
 // The standard error behind a normal interval at `confidence`.
 double StandardError(const Interval& normal, double confidence);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,71 @@ double CrossFitRewardModel::Predict(int fold, uint64_t context,
   if (c == cell_.end()) return item;
   auto [s, n] = Out(c->second, fold);
   return (s + m_ * item) / (n + m_);
+}
+
+absl::StatusOr<nlohmann::json> FillCrossFitRewards(
+    std::span<LoggedDecision> decisions, const TargetDistributions& targets,
+    const RewardRegressionOptions& options) {
+  if (targets.of.size() != decisions.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets: ", targets.of.size(), " rows for ",
+                     decisions.size(), " decisions"));
+  }
+  std::vector<RewardObservation> obs;
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    const LoggedDecision& d = decisions[i];
+    if (d.action.size() != d.reward.size() ||
+        targets.of[i].size() != d.reward.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "decisions[", i, "]: action and target rows must have one entry per "
+          "position"));
+    }
+    for (uint32_t row : targets.of[i]) {
+      if (row >= targets.table.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "decisions[", i, "]: target row ", row, " out of range"));
+      }
+    }
+    for (size_t k = 0; k < d.reward.size(); ++k) {
+      obs.push_back({i, d.context, d.action[k], d.reward[k]});
+    }
+  }
+  auto model = CrossFitRewardModel::Fit(obs, decisions.size(), options);
+  if (!model.ok()) return model.status();
+  // Expected prediction of a target row for a context and fold, cached
+  // (single actions of one user share their row).
+  absl::flat_hash_map<std::tuple<uint32_t, uint64_t, int>, double> cache;
+  auto expected = [&](uint32_t row, uint64_t x, int f) {
+    auto [it, fresh] = cache.try_emplace({row, x, f}, 0.0);
+    if (fresh) {
+      for (const auto& [a, p] : targets.table[row]) {
+        it->second += p * model->Predict(f, x, a);
+      }
+    }
+    return it->second;
+  };
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    LoggedDecision& d = decisions[i];
+    const int f = model->FoldOf(i);
+    const size_t L = d.reward.size();
+    d.reward_hat.assign(L, 0.0);
+    d.target_reward_hat.clear();
+    d.target_dm = 0;
+    for (size_t k = 0; k < L; ++k) {
+      d.reward_hat[k] = model->Predict(f, d.context, d.action[k]);
+      const double q = expected(targets.of[i][k], d.context, f);
+      if (L > 1) d.target_reward_hat.push_back(q);
+      d.target_dm += q;
+    }
+  }
+  return nlohmann::json{
+      {"source", "crossfit: shrunk means of the logged rewards per (user, item) "
+                 "toward the item's toward the global mean, each decision "
+                 "predicted from the other folds"},
+      {"folds", options.folds},
+      {"prior_strength", options.prior_strength},
+      {"seed", options.seed},
+      {"observations", obs.size()}};
 }
 
 }  // namespace debias::eval

@@ -27,6 +27,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "core/eval/policy.h"
+#include "nlohmann/json.hpp"
 
 namespace debias::eval {
 
@@ -74,6 +76,26 @@ class CrossFitRewardModel {
   absl::flat_hash_map<uint64_t, Sums> item_;
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, Sums> cell_;
 };
+
+// The target policy's distribution over actions at every position of every
+// decision, shared between decisions (all single-action decisions of a user
+// point at one list).
+struct TargetDistributions {
+  std::vector<std::vector<std::pair<uint64_t, double>>> table;  // (action, pi)
+  std::vector<std::vector<uint32_t>> of;  // [decision][position] -> table row
+};
+
+// Fits a CrossFitRewardModel on the decisions' (context, action[k],
+// reward[k]) and fills, for every decision i of fold f, reward_hat[k] =
+// r_hat^{-f}(x, a_k), target_reward_hat[k] = sum_a pi_k(a) r_hat^{-f}(x, a)
+// (slates; left empty for one action) and target_dm = the sum over
+// positions. Every decision needs `action`; targets.of must have one row
+// index per position. Returns diagnostics {"source", "folds",
+// "prior_strength", "seed", "observations"}. INVALID_ARGUMENT /
+// FAILED_PRECONDITION as CrossFitRewardModel::Fit or for mismatched shapes.
+absl::StatusOr<nlohmann::json> FillCrossFitRewards(
+    std::span<LoggedDecision> decisions, const TargetDistributions& targets,
+    const RewardRegressionOptions& options);
 
 }  // namespace debias::eval
 

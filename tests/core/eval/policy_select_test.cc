@@ -94,3 +94,30 @@ TEST(PolicySelectTest, TrustReportClosedForm) {
 
 }  // namespace
 }  // namespace debias::eval
+
+namespace debias::eval {
+namespace {
+
+TEST(PolicySelectTest, EvaluatePoliciesTunesOnlyKnobbedEstimators) {
+  auto log = Log(0.3);
+  std::vector<std::string> names = {"ipw", "switch-dr", "snips"};
+  std::vector<PolicyEstimator> est = {PolicyEstimator::kIps, PolicyEstimator::kSwitchDr,
+                                      PolicyEstimator::kSnips};
+  PolicyOptions o;
+  auto plain = EvaluatePolicies(log, names, est, o, /*slope=*/false);
+  ASSERT_OK(plain);
+  EXPECT_TRUE(plain->slope_report.empty());
+  EXPECT_EQ(plain->trust["reference"], "ipw");
+  auto tuned = EvaluatePolicies(log, names, est, o, /*slope=*/true);
+  ASSERT_OK(tuned);
+  ASSERT_TRUE(tuned->slope_report.contains("switch-dr"));
+  EXPECT_EQ(tuned->slope_report["switch-dr"]["knob"], "tau");
+  EXPECT_EQ(tuned->slope_report["ipw"]["knob"], "clip");
+  EXPECT_FALSE(tuned->slope_report.contains("snips"));
+  EXPECT_DOUBLE_EQ(tuned->results[1].value,
+                   tuned->slope_report["switch-dr"]["chosen_value"].get<double>());
+  EXPECT_DOUBLE_EQ(tuned->results[2].value, plain->results[2].value);
+}
+
+}  // namespace
+}  // namespace debias::eval
