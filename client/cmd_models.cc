@@ -2,6 +2,7 @@
 // delete-model, score, topk, propensity, evaluate, sample-negatives.
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -382,39 +383,54 @@ void RegisterPropensity(CLI::App& app, Context& ctx) {
   });
 }
 
-// Reads uploaded scores: CSV rows user,item,score (a first row whose score
-// is not a number is a header).
-absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
+// Calls `row` for every record of the CSV file at `path` (given as `flag`)
+// with exactly `fields` fields; a record with another count is an error
+// naming the line and `expected`. `row` gets the reader and returns an error
+// to stop.
+absl::Status ForEachCsvRow(const std::string& path, const std::string& flag, size_t fields,
+                           const std::string& expected,
+                           const std::function<absl::Status(data::CsvRecordReader&)>& row) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--scores ", path, ": cannot open"));
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, " ", path, ": cannot open"));
   data::CsvRecordReader reader(in);
-  std::map<std::string, v1::UserScores*> by_user;
   while (true) {
     auto more = reader.Next();
     if (!more.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ":", reader.line(), ": ", more.status().message()));
     }
-    if (!*more) break;
-    if (reader.num_fields() != 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", reader.line(), ": expected 3 fields user,item,score, got ",
-          reader.num_fields()));
+    if (!*more) return absl::OkStatus();
+    if (reader.num_fields() != fields) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", reader.line(), ": expected ",
+                                                     fields, " fields ", expected, ", got ",
+                                                     reader.num_fields()));
     }
-    float score = 0;
-    if (!absl::SimpleAtof(reader.field(2), &score) || !std::isfinite(score)) {
-      if (reader.line() == 1) continue;  // header
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", reader.line(), ": score '",
-                                                     reader.field(2), "' is not a finite number"));
-    }
-    auto& us = by_user[reader.field(0)];
-    if (us == nullptr) {
-      us = req->add_scores();
-      us->set_user(reader.field(0));
-    }
-    us->add_items(reader.field(1));
-    us->add_scores(score);
+    if (absl::Status st = row(reader); !st.ok()) return st;
   }
+}
+
+// Reads uploaded scores: CSV rows user,item,score (a first row whose score
+// is not a number is a header).
+absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
+  std::map<std::string, v1::UserScores*> by_user;
+  absl::Status st = ForEachCsvRow(
+      path, "--scores", 3, "user,item,score", [&](data::CsvRecordReader& reader) {
+        float score = 0;
+        if (!absl::SimpleAtof(reader.field(2), &score) || !std::isfinite(score)) {
+          if (reader.line() == 1) return absl::OkStatus();  // header
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ":", reader.line(), ": score '", reader.field(2), "' is not a finite number"));
+        }
+        auto& us = by_user[reader.field(0)];
+        if (us == nullptr) {
+          us = req->add_scores();
+          us->set_user(reader.field(0));
+        }
+        us->add_items(reader.field(1));
+        us->add_scores(score);
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
   if (req->scores_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("--scores ", path, ": no rows"));
   }
@@ -424,24 +440,14 @@ absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
 // Reads item categories for mips / snmips: CSV rows item,category (a first
 // row "item,category" is a header).
 absl::Status ReadItemCategories(const std::string& path, v1::EvaluateRequest* req) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--item-category ", path, ": cannot open"));
-  data::CsvRecordReader reader(in);
-  while (true) {
-    auto more = reader.Next();
-    if (!more.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", reader.line(), ": ", more.status().message()));
-    }
-    if (!*more) break;
-    if (reader.num_fields() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", reader.line(), ": expected 2 fields item,category, got ",
-          reader.num_fields()));
-    }
-    if (reader.line() == 1 && reader.field(0) == "item" && reader.field(1) == "category") continue;
-    (*req->mutable_item_category())[reader.field(0)] = reader.field(1);
-  }
+  absl::Status st = ForEachCsvRow(
+      path, "--item-category", 2, "item,category", [&](data::CsvRecordReader& reader) {
+        if (reader.line() != 1 || reader.field(0) != "item" || reader.field(1) != "category") {
+          (*req->mutable_item_category())[reader.field(0)] = reader.field(1);
+        }
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
   if (req->item_category().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--item-category ", path, ": no rows"));
   }
