@@ -619,7 +619,7 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                   "balanced-ipw|mips|snmips|iips|sips|rips|cascade-dr, or several comma-separated (one table): the model's value as "
                   "a policy on the logged decisions in --dataset (propensities = logging "
                   "probabilities)");
-  sub->add_option("--target", a->target, "policy: greedy (default) or softmax");
+  sub->add_option("--target", a->target, "policy: greedy (default), softmax (single actions) or ranking (slates: the model's top-L)");
   sub->add_option("--temperature", a->temperature, "policy: softmax temperature (default 1)");
   sub->add_option("--tau", a->tau,
                   "policy: switch-dr weight threshold (default: none; 0 = DM, as OBP)");

@@ -835,9 +835,9 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         "apply to policy_estimator (the logged propensities are the logging probabilities)");
   }
   const std::string target = req.target().empty() ? "greedy" : req.target();
-  if (target != "greedy" && target != "softmax") {
+  if (target != "greedy" && target != "softmax" && target != "ranking") {
     return absl::InvalidArgumentError(
-        absl::StrCat("target='", req.target().substr(0, 64), "': must be greedy or softmax"));
+        absl::StrCat("target='", req.target().substr(0, 64), "': must be greedy, softmax or ranking"));
   }
   auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
   if (!finite_nonneg(req.temperature())) {
@@ -992,7 +992,7 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       top_item = static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) -
                                        scores.begin());
       pi.assign(scores.size(), 0.0);
-      if (target == "greedy") {
+      if (target != "softmax") {  // greedy and ranking: the top item
         pi[top_item] = 1.0;
       } else {
         const float mx = scores[top_item];
@@ -1060,11 +1060,29 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       ++skipped;
       continue;
     }
-    std::vector<float> s(ids.size());
-    model->model->ScoreItems(u->second, ids, s);
-    std::vector<size_t> order(ids.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+    // The target's item (model index) at every position: "greedy"
+    // re-ranks the slate's own items, "ranking" is the model's top-L over
+    // all its items (a policy of its own, so the slate weights are exact).
+    std::vector<uint32_t> target_item(ids.size());
+    if (target == "ranking") {
+      std::vector<float> all(model->model->num_items());
+      model->model->ScoreAll(u->second, all);
+      std::vector<uint32_t> top(all.size());
+      std::iota(top.begin(), top.end(), 0);
+      const size_t L = std::min(ids.size(), top.size());
+      std::partial_sort(top.begin(), top.begin() + L, top.end(), [&](uint32_t a, uint32_t b) {
+        return all[a] > all[b] || (all[a] == all[b] && a < b);
+      });
+      for (size_t k = 0; k < ids.size(); ++k) target_item[k] = k < L ? top[k] : UINT32_MAX;
+    } else {
+      std::vector<float> s(ids.size());
+      model->model->ScoreItems(u->second, ids, s);
+      std::vector<size_t> order(ids.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return s[a] > s[b]; });
+      for (size_t k = 0; k < ids.size(); ++k) target_item[k] = ids[order[k]];
+    }
     eval::LoggedDecision d;
     d.context = log.user[ev.front()];
     if (crossfit) targets.of.emplace_back();
@@ -1072,16 +1090,19 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       const size_t e = ev[k];
       d.action.push_back(log.item[e]);
       if (extras.embeddings) d.embedding.push_back(embed(e));
+      const bool has_target = target_item[k] != UINT32_MAX;  // slate longer than the catalogue
       if (crossfit) {
         targets.of.back().push_back(static_cast<uint32_t>(targets.table.size()));
-        targets.table.push_back({{log.item[ev[order[k]]], 1.0}});
+        targets.table.emplace_back();
+        if (has_target) targets.table.back().push_back({log_action(target_item[k]), 1.0});
       }
       d.reward.push_back(log.label[e]);
       d.logging_prob.push_back(std::min(1.0, static_cast<double>(log.propensity[e])));
-      d.target_prob.push_back(order[k] == k ? 1.0 : 0.0);
+      d.target_prob.push_back(target_item[k] == ids[k] ? 1.0 : 0.0);
       if (served_rewards) {
         d.reward_hat.push_back(reward_hat(ukey, log.item_keys[log.item[e]]));
-        d.target_reward_hat.push_back(reward_hat(ukey, log.item_keys[log.item[ev[order[k]]]]));
+        d.target_reward_hat.push_back(
+            has_target ? reward_hat(ukey, model->record.item_keys[target_item[k]]) : 0.0);
         d.target_dm += d.target_reward_hat.back();
       }
     }

@@ -550,21 +550,34 @@ TEST_F(LogEvaluationTest, Issue27EstimatorsThroughTheServer) {
                                              "reward_model=imputation: needs"));
 
   // Slates: a's slate (i3, i1) is not its target order (i1, i3): weights 0;
-  // b's slate (i2, i1) is: w = 2, 4, prefix weights 2, 8.
+  // b's slate (i2, i1) is: w = 2, 4, prefix weights 2, 8; a's (i1, i3) is
+  // its re-ranked order (w = 2, 2) but not its top-2 (i1, i2): w = 2, 0.
   ASSERT_OK(client_->Ingest("slates", std::vector<data::Interaction>{
                                           event("a", "i3", 0.5f, 1, "L1", 1),
                                           event("a", "i1", 0.5f, 1, "L1", 2),
                                           event("b", "i2", 0.5f, 1, "L2", 1),
-                                          event("b", "i1", 0.25f, 1, "L2", 2)})
+                                          event("b", "i1", 0.25f, 1, "L2", 2),
+                                          event("a", "i1", 0.5f, 1, "L3", 1),
+                                          event("a", "i3", 0.5f, 1, "L3", 2)})
                 .status);
   v1::EvaluateRequest s = r;
   s.set_dataset("slates");
   s.set_policy_estimator("iips,sips,rips");
   auto sl = client_->Evaluate(s);
   ASSERT_OK(sl);
-  EXPECT_NEAR(sl->metrics().at("policy_value/iips"), (2 + 4) / 2.0, 1e-9);
-  EXPECT_NEAR(sl->metrics().at("policy_value/sips"), 8 * 2 / 2.0, 1e-9);
-  EXPECT_NEAR(sl->metrics().at("policy_value/rips"), (2 + 8) / 2.0, 1e-9);
+  EXPECT_NEAR(sl->metrics().at("policy_value/iips"), (0 + 6 + 4) / 3.0, 1e-9);
+  EXPECT_NEAR(sl->metrics().at("policy_value/sips"), (0 + 16 + 8) / 3.0, 1e-9);
+  EXPECT_NEAR(sl->metrics().at("policy_value/rips"), (0 + 10 + 6) / 3.0, 1e-9);
+  s.set_target("ranking");
+  auto rk = client_->Evaluate(s);
+  ASSERT_OK(rk);
+  EXPECT_NEAR(rk->metrics().at("policy_value/iips"), (0 + 6 + 2) / 3.0, 1e-9);
+  EXPECT_NEAR(rk->metrics().at("policy_value/sips"), (0 + 16 + 0) / 3.0, 1e-9);
+  EXPECT_NEAR(rk->metrics().at("policy_value/rips"), (0 + 10 + 2) / 3.0, 1e-9);
+  s.set_target("best");
+  EXPECT_THAT(client_->Evaluate(s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "must be greedy, softmax or ranking"));
+  s.set_target("");
   EXPECT_EQ(sl->diagnostics().fields().at("trust").struct_value().fields().at("reference")
                 .string_value(),
             "sips");
