@@ -178,12 +178,17 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
 //    logged action weights over the cell.
 struct BalancingWeights {
   std::vector<std::vector<double>> weight;  // [decision][position]
+  // Marginal only: the mean reward of the decision's cell, for the
+  // linearised per-decision term w_hat r + (w - w_hat) r_bar (same mean;
+  // its variance includes the weight regression's).
+  std::vector<std::vector<double>> cell_reward;
   size_t cells = 0;
 };
 BalancingWeights FitCellWeights(std::span<const LoggedDecision> d,
                                 bool marginal) {
   struct Cell {
     double n = 0, sum = 0;  // sum of pi_k (balanced) or of w_k (marginal)
+    double reward = 0;
   };
   auto key = [&](const LoggedDecision& x, size_t k) {
     return std::tuple<uint64_t, size_t, uint64_t>{
@@ -196,17 +201,20 @@ BalancingWeights FitCellWeights(std::span<const LoggedDecision> d,
       Cell& c = cells[key(x, k)];
       c.n += 1;
       c.sum += marginal ? x.target_prob[k] / x.logging_prob[k] : x.target_prob[k];
+      c.reward += x.reward[k];
       contexts[{x.context, k}] += 1;
     }
   }
   BalancingWeights out;
   out.cells = cells.size();
   out.weight.resize(d.size());
+  if (marginal) out.cell_reward.resize(d.size());
   for (size_t i = 0; i < d.size(); ++i) {
     const LoggedDecision& x = d[i];
     out.weight[i].resize(x.reward.size());
     for (size_t k = 0; k < x.reward.size(); ++k) {
       const Cell& c = cells[key(x, k)];
+      if (marginal) out.cell_reward[i].push_back(c.reward / c.n);
       out.weight[i][k] = marginal
                              ? c.sum / c.n
                              : contexts[{x.context, k}] * c.sum / c.n / c.n;
@@ -340,7 +348,8 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
       double w = estimated ? balancing.weight[x][k]
                            : d.target_prob[k] / d.logging_prob[k];
       const double before = prefix;
-      prefix *= d.target_prob[k] / d.logging_prob[k];
+      const double raw = d.target_prob[k] / d.logging_prob[k];
+      prefix *= raw;
       any_target_mass = any_target_mass || w > 0;
       if (clips && w > options.clip) {
         w = options.clip;
@@ -355,8 +364,15 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
         case PolicyEstimator::kIps:
         case PolicyEstimator::kIips:
         case PolicyEstimator::kBalancedIps:
-        case PolicyEstimator::kMips:
           value += w * d.reward[k];
+          break;
+        case PolicyEstimator::kMips:
+          value += w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
+          break;
+        case PolicyEstimator::kSnMips:
+          row[3 * k] = w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
+          row[3 * k + 1] = raw;  // sums to sum w_hat within every cell
+          row[3 * k + 2] = 1.0;
           break;
         case PolicyEstimator::kSips:
           used = slate;
@@ -373,7 +389,6 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
                                                          : d.target_reward_hat[k]);
           break;
         case PolicyEstimator::kSnips:
-        case PolicyEstimator::kSnMips:
           row[3 * k] = w * d.reward[k];
           row[3 * k + 1] = w;
           row[3 * k + 2] = 1.0;

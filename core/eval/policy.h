@@ -62,7 +62,10 @@
 //              ::embedding, and only mu of the logged actions. Unbiased when
 //              the reward depends on the action only through e ("no direct
 //              effect") and the cells hold enough decisions; with one decision
-//              per cell it is IPS.
+//              per cell it is IPS. Its intervals use the linearised
+//              per-decision term w_e r + (w - w_e) r_bar_c (r_bar_c the
+//              cell's mean reward; same mean), so they include the weight
+//              regression's noise.
 //   kIips:     IPS position by position (the slate estimator above, named
 //              as in Li et al. 2018 / OBP); on single actions it is kIps.
 // Slate estimators read logging_prob[k] and target_prob[k] as the

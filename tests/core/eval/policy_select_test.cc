@@ -85,6 +85,9 @@ TEST(PolicySelectTest, TrustReportClosedForm) {
               1e-12);  // 0.02^2 < 0.05^2
   EXPECT_NEAR(j["estimators"]["dr"]["mse_estimate"].get<double>(), 0.0004, 1e-9);
   EXPECT_EQ(j["recommended"], "dr");
+  // A reference whose weights are degenerate (ESS < 10) is passed over.
+  r[1].diagnostics["weights"]["ess"] = 2.0;
+  EXPECT_EQ(TrustReport(names, est, r, 0.95)["reference"], "dr");
   auto none = TrustReport(std::vector<std::string>{"dm"},
                           std::vector<PolicyEstimator>{PolicyEstimator::kDm},
                           std::vector<PolicyResult>{res(0.8, 0.01)}, 0.95);
