@@ -127,28 +127,31 @@ nlohmann::json TrustReport(std::span<const std::string> names,
                            double confidence) {
   nlohmann::json out;
   out["estimators"] = nlohmann::json::object();
-  // The reference: the first unbiased estimator present whose weights are
-  // not degenerate (an effective sample size of at least kMinReferenceEss,
-  // or half the positions of a smaller log; a SIPS that matched two slates
-  // of thousands is no yardstick).
+  // The reference: among the unbiased estimators present, the one with the
+  // largest effective sample size of its weights (ties: the order below),
+  // if at least kMinReferenceEss (or half the positions of a smaller log).
+  // A heavy-tailed SIPS's delta-method se is far too small, and a reference
+  // trusted with it would call every other estimator biased.
   constexpr double kMinReferenceEss = 10;
   int ref = -1;
+  double ref_ess = 0;
   for (PolicyEstimator cand :
        {PolicyEstimator::kSips, PolicyEstimator::kIps, PolicyEstimator::kDr,
         PolicyEstimator::kSnips, PolicyEstimator::kSndr, PolicyEstimator::kRips,
         PolicyEstimator::kCascadeDr}) {
-    for (size_t j = 0; j < estimators.size() && ref < 0; ++j) {
+    for (size_t j = 0; j < estimators.size(); ++j) {
+      if (estimators[j] != cand) continue;
       const nlohmann::json& d = results[j].diagnostics;
       const double ess = d.contains("weights") && d["weights"].contains("ess")
                              ? d["weights"]["ess"].get<double>()
                              : kMinReferenceEss;
-      // Tiny logs (hand-made examples) need only half their positions.
       const double positions = d.contains("positions")
                                    ? d["positions"].get<double>()
                                    : 2 * kMinReferenceEss;
-      if (estimators[j] == cand &&
-          ess >= std::min(kMinReferenceEss, positions / 2)) {
+      if (ess >= std::min(kMinReferenceEss, positions / 2) &&
+          (ref < 0 || ess > ref_ess)) {
         ref = static_cast<int>(j);
+        ref_ess = ess;
       }
     }
   }

@@ -16,12 +16,14 @@
 // reference unbiased estimator of the same call, max(0, (v - v_ref)^2 -
 // se_ref^2) (the reference's own noise removed), its variance se^2, and
 // their sum, an MSE estimate; the estimator with the smallest MSE estimate
-// is recommended. The reference is the first of sips, ips, dr, snips, sndr,
-// rips, cascade-dr present (unbiased, or consistent, without a reward-model
-// assumption; rips and cascade-dr under the cascade assumption) whose
-// weights have an effective sample size of at least 10 (or half the
-// positions, for a log of fewer than 20). A biased estimator with a tiny variance is recommended only
-// when its distance to the reference is within the reference's noise.
+// is recommended. The reference is, among sips, ips, dr, snips, sndr, rips
+// and cascade-dr present (unbiased without a reward-model assumption; rips
+// and cascade-dr under the cascade assumption), the one whose weights have
+// the largest effective sample size, if at least 10 (or half the positions,
+// for a log of fewer than 20): heavy-tailed weights make the delta-method se
+// of a reference far too small. A biased estimator with a tiny variance is
+// recommended only when its distance to the reference is within the
+// reference's noise.
 //
 // Thread safety: pure functions.
 #ifndef DEBIAS_CORE_EVAL_POLICY_SELECT_H_

@@ -88,6 +88,14 @@ TEST(PolicySelectTest, TrustReportClosedForm) {
   // A reference whose weights are degenerate (ESS < 10) is passed over.
   r[1].diagnostics["weights"]["ess"] = 2.0;
   EXPECT_EQ(TrustReport(names, est, r, 0.95)["reference"], "dr");
+  // Among references, the largest effective sample size wins (a
+  // heavy-tailed SIPS loses to RIPS).
+  std::vector<std::string> slate_names = {"sips", "rips"};
+  std::vector<PolicyEstimator> slate_est = {PolicyEstimator::kSips, PolicyEstimator::kRips};
+  std::vector<PolicyResult> sr = {res(0.6, 0.2), res(1.4, 0.3)};
+  sr[0].diagnostics["weights"]["ess"] = 12.0;
+  sr[1].diagnostics["weights"]["ess"] = 60.0;
+  EXPECT_EQ(TrustReport(slate_names, slate_est, sr, 0.95)["reference"], "rips");
   auto none = TrustReport(std::vector<std::string>{"dm"},
                           std::vector<PolicyEstimator>{PolicyEstimator::kDm},
                           std::vector<PolicyResult>{res(0.8, 0.01)}, 0.95);
