@@ -742,6 +742,65 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   return absl::OkStatus();
 }
 
+// The target's item (model index) at every position of a slate of the
+// model's items `ids`: "greedy" re-ranks the slate's own items, `ranking` is
+// the model's top-L over all its items (a policy of its own, so the slate
+// weights are exact); UINT32_MAX past the end of the catalogue.
+std::vector<uint32_t> SlateTargetItems(const models::Model& model, uint32_t user,
+                                       const std::vector<uint32_t>& ids, bool ranking) {
+  std::vector<uint32_t> target_item(ids.size(), UINT32_MAX);
+  if (ranking) {
+    std::vector<float> all(model.num_items());
+    model.ScoreAll(user, all);
+    std::vector<uint32_t> top(all.size());
+    std::iota(top.begin(), top.end(), 0);
+    const size_t L = std::min(ids.size(), top.size());
+    std::partial_sort(top.begin(), top.begin() + L, top.end(), [&](uint32_t a, uint32_t b) {
+      return all[a] > all[b] || (all[a] == all[b] && a < b);
+    });
+    for (size_t k = 0; k < L; ++k) target_item[k] = top[k];
+    return target_item;
+  }
+  std::vector<float> s(ids.size());
+  model.ScoreItems(user, ids, s);
+  std::vector<size_t> order(ids.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+  for (size_t k = 0; k < ids.size(); ++k) target_item[k] = ids[order[k]];
+  return target_item;
+}
+
+// metrics, intervals and the diagnostics of the estimators: one estimator in
+// the format since the first release, several as policy_value/NAME.
+json WritePolicyResults(const std::vector<std::string>& names,
+                        const std::vector<eval::PolicyResult>* results, v1::EvaluateResponse* resp) {
+  json diag;
+  if (names.size() == 1) {  // the single-estimator format, as before
+    const eval::PolicyResult& r = results->front();
+    (*resp->mutable_metrics())["policy_value"] = r.value;
+    if (r.interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*r.interval);
+    (*resp->mutable_normal_intervals())["policy_value"] = ToProto(r.normal_interval);
+    diag = r.diagnostics;
+  } else {
+    diag["estimators"] = json::object();
+    diag["warnings"] = json::array();
+    for (size_t j = 0; j < names.size(); ++j) {
+      const eval::PolicyResult& r = (*results)[j];
+      const std::string key = absl::StrCat("policy_value/", names[j]);
+      (*resp->mutable_metrics())[key] = r.value;
+      if (r.interval) (*resp->mutable_intervals())[key] = ToProto(*r.interval);
+      (*resp->mutable_normal_intervals())[key] = ToProto(r.normal_interval);
+      for (const auto& w : r.diagnostics["warnings"]) {
+        diag["warnings"].push_back(absl::StrCat(names[j], ": ", w.get<std::string>()));
+      }
+      diag["estimators"][names[j]] = r.diagnostics;
+    }
+    diag["decisions"] = results->front().diagnostics["decisions"];
+    diag["positions"] = results->front().diagnostics["positions"];
+  }
+  return diag;
+}
+
 // The reward-model, embedding and selection fields of a policy request
 // (issue 27), checked.
 struct PolicyExtras {
@@ -1060,29 +1119,8 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       ++skipped;
       continue;
     }
-    // The target's item (model index) at every position: "greedy"
-    // re-ranks the slate's own items, "ranking" is the model's top-L over
-    // all its items (a policy of its own, so the slate weights are exact).
-    std::vector<uint32_t> target_item(ids.size());
-    if (target == "ranking") {
-      std::vector<float> all(model->model->num_items());
-      model->model->ScoreAll(u->second, all);
-      std::vector<uint32_t> top(all.size());
-      std::iota(top.begin(), top.end(), 0);
-      const size_t L = std::min(ids.size(), top.size());
-      std::partial_sort(top.begin(), top.begin() + L, top.end(), [&](uint32_t a, uint32_t b) {
-        return all[a] > all[b] || (all[a] == all[b] && a < b);
-      });
-      for (size_t k = 0; k < ids.size(); ++k) target_item[k] = k < L ? top[k] : UINT32_MAX;
-    } else {
-      std::vector<float> s(ids.size());
-      model->model->ScoreItems(u->second, ids, s);
-      std::vector<size_t> order(ids.size());
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return s[a] > s[b]; });
-      for (size_t k = 0; k < ids.size(); ++k) target_item[k] = ids[order[k]];
-    }
+    const std::vector<uint32_t> target_item =
+        SlateTargetItems(*model->model, u->second, ids, target == "ranking");
     eval::LoggedDecision d;
     d.context = log.user[ev.front()];
     if (crossfit) targets.of.emplace_back();
@@ -1128,30 +1166,7 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
   auto evaluation = eval::EvaluatePolicies(decisions, names, estimators, opts, extras.slope);
   if (!evaluation.ok()) return evaluation.status();
   const std::vector<eval::PolicyResult>* results = &evaluation->results;
-  json diag;
-  if (names.size() == 1) {  // the single-estimator format, as before
-    const eval::PolicyResult& r = results->front();
-    (*resp->mutable_metrics())["policy_value"] = r.value;
-    if (r.interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*r.interval);
-    (*resp->mutable_normal_intervals())["policy_value"] = ToProto(r.normal_interval);
-    diag = r.diagnostics;
-  } else {
-    diag["estimators"] = json::object();
-    diag["warnings"] = json::array();
-    for (size_t j = 0; j < names.size(); ++j) {
-      const eval::PolicyResult& r = (*results)[j];
-      const std::string key = absl::StrCat("policy_value/", names[j]);
-      (*resp->mutable_metrics())[key] = r.value;
-      if (r.interval) (*resp->mutable_intervals())[key] = ToProto(*r.interval);
-      (*resp->mutable_normal_intervals())[key] = ToProto(r.normal_interval);
-      for (const auto& w : r.diagnostics["warnings"]) {
-        diag["warnings"].push_back(absl::StrCat(names[j], ": ", w.get<std::string>()));
-      }
-      diag["estimators"][names[j]] = r.diagnostics;
-    }
-    diag["decisions"] = results->front().diagnostics["decisions"];
-    diag["positions"] = results->front().diagnostics["positions"];
-  }
+  json diag = WritePolicyResults(names, results, resp);
   diag["trust"] = evaluation->trust;
   if (extras.slope) diag["slope"] = evaluation->slope_report;
   if (crossfit) {
