@@ -100,7 +100,8 @@
 // the rewards, every one > 0, plus "zero_weights", "clipped",
 // "clipped_fraction"), "bootstrap": {...}, "warnings": [...]}, plus "tau" and
 // "switched_to_dm" (kSwitchDr), "lambda" (kDrOs), "subgaussian_lambda", and
-// "cells" (kBalancedIps).
+// "cells" (kBalancedIps, kMips, kSnMips) and "marginal_weight" (kMips,
+// kSnMips).
 //
 // Thread safety: pure function; results do not depend on num_threads.
 #ifndef DEBIAS_CORE_EVAL_POLICY_H_

@@ -8,9 +8,10 @@
 // I_i = [v_i - 2 se_i, v_i + 2 se_i] per candidate, SLOPE keeps the largest
 // i whose intervals I_1..I_i still intersect (Lepski's principle): the
 // bias it accepts stays within the noise of the less biased candidates.
-// As Tucker & Lee ("Improved estimator selection for off-policy
-// evaluation", 2021) do, the width is the estimated standard error of each
-// candidate (delta method), not a worst-case bound.
+// The width is the estimated standard error of each candidate (delta
+// method), not the paper's worst-case bound: a practical choice of ours.
+// The refinements of Tucker & Lee ("Improved estimator selection for
+// off-policy evaluation", 2021) are not implemented.
 //
 // Trust report: per estimator an estimate of its squared bias against a
 // reference unbiased estimator of the same call, max(0, (v - v_ref)^2 -
