@@ -2,6 +2,7 @@
 // delete-model, score, topk, batch-topk, propensity, evaluate, sample-negatives.
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -545,43 +546,111 @@ void RegisterPropensity(CLI::App& app, Context& ctx) {
   });
 }
 
-// Reads uploaded scores: CSV rows user,item,score (a first row whose score
-// is not a number is a header).
-absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
+// Calls `row` for every record of the CSV file at `path` (given as `flag`)
+// with exactly `fields` fields; a record with another count is an error
+// naming the line and `expected`. `row` gets the reader and returns an error
+// to stop.
+absl::Status ForEachCsvRow(const std::string& path, const std::string& flag, size_t fields,
+                           const std::string& expected,
+                           const std::function<absl::Status(data::CsvRecordReader&)>& row) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--scores ", path, ": cannot open"));
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, " ", path, ": cannot open"));
   data::CsvRecordReader reader(in);
-  std::map<std::string, v1::UserScores*> by_user;
   while (true) {
     auto more = reader.Next();
     if (!more.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ":", reader.line(), ": ", more.status().message()));
     }
-    if (!*more) break;
-    if (reader.num_fields() != 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", reader.line(), ": expected 3 fields user,item,score, got ",
-          reader.num_fields()));
+    if (!*more) return absl::OkStatus();
+    if (reader.num_fields() != fields) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", reader.line(), ": expected ",
+                                                     fields, " fields ", expected, ", got ",
+                                                     reader.num_fields()));
     }
-    float score = 0;
-    if (!absl::SimpleAtof(reader.field(2), &score) || !std::isfinite(score)) {
-      if (reader.line() == 1) continue;  // header
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", reader.line(), ": score '",
-                                                     reader.field(2), "' is not a finite number"));
-    }
-    auto& us = by_user[reader.field(0)];
-    if (us == nullptr) {
-      us = req->add_scores();
-      us->set_user(reader.field(0));
-    }
-    us->add_items(reader.field(1));
-    us->add_scores(score);
+    if (absl::Status st = row(reader); !st.ok()) return st;
   }
+}
+
+// Reads uploaded scores: CSV rows user,item,score (a first row whose score
+// is not a number is a header).
+absl::Status ReadScores(const std::string& path, v1::EvaluateRequest* req) {
+  std::map<std::string, v1::UserScores*> by_user;
+  absl::Status st = ForEachCsvRow(
+      path, "--scores", 3, "user,item,score", [&](data::CsvRecordReader& reader) {
+        float score = 0;
+        if (!absl::SimpleAtof(reader.field(2), &score) || !std::isfinite(score)) {
+          if (reader.line() == 1) return absl::OkStatus();  // header
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ":", reader.line(), ": score '", reader.field(2), "' is not a finite number"));
+        }
+        auto& us = by_user[reader.field(0)];
+        if (us == nullptr) {
+          us = req->add_scores();
+          us->set_user(reader.field(0));
+        }
+        us->add_items(reader.field(1));
+        us->add_scores(score);
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
   if (req->scores_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("--scores ", path, ": no rows"));
   }
   return absl::OkStatus();
+}
+
+// Reads item categories for mips / snmips: CSV rows item,category (a first
+// row "item,category" is a header).
+absl::Status ReadItemCategories(const std::string& path, v1::EvaluateRequest* req) {
+  absl::Status st = ForEachCsvRow(
+      path, "--item-category", 2, "item,category", [&](data::CsvRecordReader& reader) {
+        if (reader.line() != 1 || reader.field(0) != "item" || reader.field(1) != "category") {
+          (*req->mutable_item_category())[reader.field(0)] = reader.field(1);
+        }
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
+  if (req->item_category().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--item-category ", path, ": no rows"));
+  }
+  return absl::OkStatus();
+}
+
+// "which estimator to trust" (diagnostics.trust) and the SLOPE choices
+// (diagnostics.slope) as text.
+std::string TrustText(const json& diag) {
+  std::string out;
+  if (diag.contains("slope") && diag["slope"].is_object()) {
+    for (const auto& [name, s] : diag["slope"].items()) {
+      const json& c = s["chosen"];
+      absl::StrAppend(&out, "slope: ", name, " ", s.value("knob", ""), "=",
+                      c.is_number() ? absl::StrFormat("%g", c.get<double>()) : "inf",
+                      " (of ", s["grid"].size(), " candidates)\n");
+    }
+  }
+  if (!diag.contains("trust") || !diag["trust"].is_object()) return out;
+  const json& t = diag["trust"];
+  if (!t.contains("estimators") || t["estimators"].size() < 2) return out;
+  absl::StrAppend(&out, "which estimator to trust (bias estimated against ",
+                  t["reference"].is_string() ? t["reference"].get<std::string>() : "nothing",
+                  "):\n");
+  absl::StrAppendFormat(&out, "  %-24s %9s %9s %9s %9s\n", "estimator", "value", "se", "bias",
+                        "rmse");
+  auto num = [](const json& v) {
+    return v.is_number() ? absl::StrFormat("%9.4f", v.get<double>()) : std::string("        -");
+  };
+  for (const auto& [name, row] : t["estimators"].items()) {
+    const json& mse = row["mse_estimate"];
+    absl::StrAppendFormat(&out, "  %-24s %s %s %s %s\n", name, num(row["value"]), num(row["se"]),
+                          num(row["bias_estimate"]),
+                          num(mse.is_number() ? json(std::sqrt(mse.get<double>())) : json()));
+  }
+  if (t["recommended"].is_string()) {
+    absl::StrAppend(&out, "recommended: ", t["recommended"].get<std::string>(),
+                    " (smallest estimated MSE)\n");
+  }
+  return out;
 }
 
 json MapJson(const google::protobuf::Map<std::string, double>& m) {
@@ -644,6 +713,7 @@ std::string EvaluateText(const v1::EvaluateResponse& r, const json& diag,
     }
     human += "\n";
   }
+  if (!policy_estimator.empty()) human += TrustText(diag);
   if (diag.contains("warnings") && diag["warnings"].is_array()) {
     for (const auto& w : diag["warnings"]) {
       if (w.is_string()) human += "warning: " + w.get<std::string>() + "\n";
@@ -670,6 +740,9 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
     std::string policy_estimator, target;
     double temperature = 0;
     std::optional<double> tau, lambda, subgaussian_lambda;
+    std::string reward_model, item_category;
+    std::optional<uint32_t> crossfit_folds;
+    bool slope = false;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--model", a->model,
@@ -707,16 +780,25 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
   sub->add_option("--max-users", a->max_users, "estimate on a seeded subset of users (0: all)");
   sub->add_option("--policy-estimator", a->policy_estimator,
                   "dm|ips|snips|dr|switch-dr|dr-os|sndr|subgaussian-ipw|subgaussian-dr|"
-                  "balanced-ipw, or several comma-separated (one table): the model's value as "
+                  "balanced-ipw|mips|snmips|iips|sips|rips|cascade-dr, or several comma-separated (one table): the model's value as "
                   "a policy on the logged decisions in --dataset (propensities = logging "
                   "probabilities)");
-  sub->add_option("--target", a->target, "policy: greedy (default) or softmax");
+  sub->add_option("--target", a->target, "policy: greedy (default), softmax (single actions) or ranking (slates: the model's top-L)");
   sub->add_option("--temperature", a->temperature, "policy: softmax temperature (default 1)");
   sub->add_option("--tau", a->tau,
                   "policy: switch-dr weight threshold (default: none; 0 = DM, as OBP)");
   sub->add_option("--lambda", a->lambda, "policy: dr-os shrinkage (default 1; 0 = DM, as OBP)");
   sub->add_option("--subgaussian-lambda", a->subgaussian_lambda,
                   "policy: subgaussian-ipw/-dr lambda in [0, 1] (default 0 = IPW/DR)");
+  sub->add_option("--reward-model", a->reward_model,
+                  "policy: reward model of dm and the dr family: self (the evaluated model), "
+                  "imputation (--imputation-model) or crossfit (fitted on the log, K-fold)");
+  sub->add_option("--crossfit-folds", a->crossfit_folds,
+                  "policy: folds of --reward-model crossfit, in [2, 20] (default 5)");
+  sub->add_option("--item-category", a->item_category,
+                  "policy: mips/snmips action embedding, CSV item,category");
+  sub->add_flag("--slope", a->slope,
+                "policy: choose clip/tau/lambda/subgaussian-lambda by SLOPE (Su et al. 2020)");
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
@@ -761,6 +843,12 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
       if (a->tau) req.set_tau(*a->tau);
       if (a->lambda) req.set_lambda(*a->lambda);
       if (a->subgaussian_lambda) req.set_subgaussian_lambda(*a->subgaussian_lambda);
+      req.set_reward_model(a->reward_model);
+      if (a->crossfit_folds) req.set_crossfit_folds(*a->crossfit_folds);
+      req.set_slope(a->slope);
+      if (!a->item_category.empty()) {
+        if (absl::Status s = ReadItemCategories(a->item_category, &req); !s.ok()) return Fail(s);
+      }
       if (!a->scores.empty()) {
         if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
       }

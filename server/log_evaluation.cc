@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/eval/policy.h"
+#include "core/eval/policy_select.h"
+#include "core/eval/reward_regression.h"
 #include "core/eval/unbiased.h"
 #include "core/propensity/registry.h"
 #include "google/protobuf/util/json_util.h"
@@ -740,6 +742,129 @@ absl::Status EvaluateFromLog(ModelManager* models, store::InteractionStore* stor
   return absl::OkStatus();
 }
 
+// The target's item (model index) at every position of a slate of the
+// model's items `ids`: "greedy" re-ranks the slate's own items, `ranking` is
+// the model's top-L over all its items (a policy of its own, so the slate
+// weights are exact); UINT32_MAX past the end of the catalogue.
+std::vector<uint32_t> SlateTargetItems(const models::Model& model, uint32_t user,
+                                       const std::vector<uint32_t>& ids, bool ranking) {
+  std::vector<uint32_t> target_item(ids.size(), UINT32_MAX);
+  if (ranking) {
+    std::vector<float> all(model.num_items());
+    model.ScoreAll(user, all);
+    std::vector<uint32_t> top(all.size());
+    std::iota(top.begin(), top.end(), 0);
+    const size_t L = std::min(ids.size(), top.size());
+    std::partial_sort(top.begin(), top.begin() + L, top.end(), [&](uint32_t a, uint32_t b) {
+      return all[a] > all[b] || (all[a] == all[b] && a < b);
+    });
+    for (size_t k = 0; k < L; ++k) target_item[k] = top[k];
+    return target_item;
+  }
+  std::vector<float> s(ids.size());
+  model.ScoreItems(user, ids, s);
+  std::vector<size_t> order(ids.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+  for (size_t k = 0; k < ids.size(); ++k) target_item[k] = ids[order[k]];
+  return target_item;
+}
+
+// metrics, intervals and the diagnostics of the estimators: one estimator in
+// the format since the first release, several as policy_value/NAME.
+json WritePolicyResults(const std::vector<std::string>& names,
+                        const std::vector<eval::PolicyResult>* results, v1::EvaluateResponse* resp) {
+  json diag;
+  if (names.size() == 1) {  // the single-estimator format, as before
+    const eval::PolicyResult& r = results->front();
+    (*resp->mutable_metrics())["policy_value"] = r.value;
+    if (r.interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*r.interval);
+    (*resp->mutable_normal_intervals())["policy_value"] = ToProto(r.normal_interval);
+    diag = r.diagnostics;
+  } else {
+    diag["estimators"] = json::object();
+    diag["warnings"] = json::array();
+    for (size_t j = 0; j < names.size(); ++j) {
+      const eval::PolicyResult& r = (*results)[j];
+      const std::string key = absl::StrCat("policy_value/", names[j]);
+      (*resp->mutable_metrics())[key] = r.value;
+      if (r.interval) (*resp->mutable_intervals())[key] = ToProto(*r.interval);
+      (*resp->mutable_normal_intervals())[key] = ToProto(r.normal_interval);
+      for (const auto& w : r.diagnostics["warnings"]) {
+        diag["warnings"].push_back(absl::StrCat(names[j], ": ", w.get<std::string>()));
+      }
+      diag["estimators"][names[j]] = r.diagnostics;
+    }
+    diag["decisions"] = results->front().diagnostics["decisions"];
+    diag["positions"] = results->front().diagnostics["positions"];
+  }
+  return diag;
+}
+
+// The reward-model, embedding and selection fields of a policy request
+// (issue 27), checked.
+struct PolicyExtras {
+  std::string reward_model;  // "self", "imputation" or "crossfit"
+  eval::RewardRegressionOptions crossfit;
+  absl::flat_hash_map<std::string, uint64_t> category;  // item key -> id
+  bool embeddings = false;  // mips / snmips requested
+  bool slope = false;
+};
+absl::StatusOr<PolicyExtras> ParsePolicyExtras(
+    const v1::EvaluateRequest& req, const std::vector<eval::PolicyEstimator>& estimators) {
+  PolicyExtras x;
+  x.reward_model = req.reward_model();
+  if (x.reward_model.empty()) x.reward_model = req.imputation_model_id() != 0 ? "imputation" : "self";
+  if (x.reward_model != "self" && x.reward_model != "imputation" && x.reward_model != "crossfit") {
+    return absl::InvalidArgumentError(absl::StrCat("reward_model='", req.reward_model().substr(0, 64),
+                                                   "': must be self, imputation or crossfit"));
+  }
+  if (x.reward_model == "imputation" && req.imputation_model_id() == 0) {
+    return absl::InvalidArgumentError("reward_model=imputation: needs imputation_model_id");
+  }
+  if (x.reward_model != "imputation" && req.imputation_model_id() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("imputation_model_id=", req.imputation_model_id(),
+                                                   ": only with reward_model=imputation (got ",
+                                                   x.reward_model, ")"));
+  }
+  if (req.has_crossfit_folds()) {
+    if (x.reward_model != "crossfit") {
+      return absl::InvalidArgumentError("crossfit_folds: only with reward_model=crossfit");
+    }
+    if (req.crossfit_folds() < 2 || req.crossfit_folds() > 20) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("crossfit_folds=", req.crossfit_folds(), ": must be in [2, 20] (unset = 5)"));
+    }
+    x.crossfit.folds = static_cast<int>(req.crossfit_folds());
+  }
+  x.crossfit.seed = req.seed();
+  x.embeddings = std::any_of(estimators.begin(), estimators.end(),
+                             eval::PolicyEstimatorUsesEmbeddings);
+  if (!x.embeddings && !req.item_category().empty()) {
+    return absl::InvalidArgumentError("item_category: only for mips and snmips");
+  }
+  if (x.embeddings && req.item_category().empty()) {
+    return absl::FailedPreconditionError(
+        "mips/snmips: the log carries no action embedding; give item_category (item key -> "
+        "category) for every logged item");
+  }
+  absl::flat_hash_map<std::string, uint64_t> ids;
+  for (const auto& [item, cat] : req.item_category()) {
+    if (cat.empty() || cat.size() > 256) {
+      return absl::InvalidArgumentError(absl::StrCat("item_category['", item.substr(0, 64),
+                                                     "']: category must be 1 to 256 bytes"));
+    }
+    x.category[item] = ids.try_emplace(cat, ids.size()).first->second;
+  }
+  x.slope = req.slope();
+  if (x.slope && (req.clip() != 0 || req.has_tau() || req.has_lambda() ||
+                  req.has_subgaussian_lambda())) {
+    return absl::InvalidArgumentError(
+        "slope: chooses clip, tau, lambda and subgaussian_lambda itself; do not set them");
+  }
+  return x;
+}
+
 absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore* store,
                                    const Limits& limits, const v1::EvaluateRequest& req,
                                    v1::EvaluateResponse* resp, std::function<bool()> cancelled) {
@@ -769,9 +894,9 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         "apply to policy_estimator (the logged propensities are the logging probabilities)");
   }
   const std::string target = req.target().empty() ? "greedy" : req.target();
-  if (target != "greedy" && target != "softmax") {
+  if (target != "greedy" && target != "softmax" && target != "ranking") {
     return absl::InvalidArgumentError(
-        absl::StrCat("target='", req.target().substr(0, 64), "': must be greedy or softmax"));
+        absl::StrCat("target='", req.target().substr(0, 64), "': must be greedy, softmax or ranking"));
   }
   auto finite_nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
   if (!finite_nonneg(req.temperature())) {
@@ -811,13 +936,19 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
     return st;
   }
   opts.seed = req.seed();
+  auto extras_or = ParsePolicyExtras(req, estimators);
+  if (!extras_or.ok()) return extras_or.status();
+  const PolicyExtras& extras = *extras_or;
   const bool model_based = std::any_of(estimators.begin(), estimators.end(),
                                       eval::PolicyEstimatorUsesRewardModel);
+  const bool crossfit = model_based && extras.reward_model == "crossfit";
+  // The reward model is a served model's sigmoid(score) unless cross-fitted.
+  const bool served_rewards = model_based && !crossfit;
 
-  if (uploaded && model_based && req.imputation_model_id() == 0) {
+  if (uploaded && served_rewards && req.imputation_model_id() == 0) {
     return absl::InvalidArgumentError(
         "imputation_model_id: required for dm, dr and their variants with uploaded scores "
-        "(scores rank items; they are not reward predictions)");
+        "(scores rank items; they are not reward predictions), or reward_model=crossfit");
   }
   auto m = PolicyOf(models, req);
   if (!m.ok()) return m.status();
@@ -879,6 +1010,23 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         "target=softmax: only for single-action logs; slates use greedy re-ranking");
   }
   std::vector<eval::LoggedDecision> decisions;
+  eval::TargetDistributions targets;  // crossfit only
+  const KeyIndex log_items = crossfit ? IndexKeys(log.item_keys) : KeyIndex();
+  // A model item as an action of the log (items the log never shows get ids
+  // of their own, which the cross-fitted model predicts at the global mean).
+  auto log_action = [&](uint32_t j) -> uint64_t {
+    auto it = log_items.find(model->record.item_keys[j]);
+    return it != log_items.end() ? it->second : (uint64_t{1} << 63) | j;
+  };
+  // The embedding of logged event e (mips / snmips); the first missing
+  // category is reported.
+  std::string missing_category;
+  auto embed = [&](size_t e) -> uint64_t {
+    auto it = extras.category.find(log.item_keys[log.item[e]]);
+    if (it != extras.category.end()) return it->second;
+    if (missing_category.empty()) missing_category = log.item_keys[log.item[e]];
+    return 0;
+  };
   int64_t skipped = 0;
   std::vector<float> scores;
   uint32_t scored_user = UINT32_MAX;
@@ -903,7 +1051,7 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       top_item = static_cast<uint32_t>(std::max_element(scores.begin(), scores.end()) -
                                        scores.begin());
       pi.assign(scores.size(), 0.0);
-      if (target == "greedy") {
+      if (target != "softmax") {  // greedy and ranking: the top item
         pi[top_item] = 1.0;
       } else {
         const float mx = scores[top_item];
@@ -915,7 +1063,13 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         for (double& p : pi) p /= z;
       }
       dm_cache = 0;
-      if (model_based) {
+      if (crossfit) {
+        targets.table.emplace_back();
+        for (size_t j = 0; j < pi.size(); ++j) {
+          if (pi[j] > 1e-12) targets.table.back().push_back({log_action(j), pi[j]});
+        }
+      }
+      if (served_rewards) {
         // The policy's own scores are the reward model's unless another
         // model imputes: then look each item up by key.
         const std::string& ukey = model->record.user_keys[scored_user];
@@ -934,7 +1088,9 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
     d.target_prob = {pi[i->second]};
     d.context = log.user[e];
     d.action = {log.item[e]};
-    if (model_based) {
+    if (extras.embeddings) d.embedding = {embed(e)};
+    if (crossfit) targets.of.push_back({static_cast<uint32_t>(targets.table.size() - 1)});
+    if (served_rewards) {
       d.reward_hat = {reward_hat(log.user_keys[log.user[e]], log.item_keys[log.item[e]])};
       d.target_dm = dm_cache;
     }
@@ -963,22 +1119,29 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
       ++skipped;
       continue;
     }
-    std::vector<float> s(ids.size());
-    model->model->ScoreItems(u->second, ids, s);
-    std::vector<size_t> order(ids.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+    const std::vector<uint32_t> target_item =
+        SlateTargetItems(*model->model, u->second, ids, target == "ranking");
     eval::LoggedDecision d;
     d.context = log.user[ev.front()];
+    if (crossfit) targets.of.emplace_back();
     for (size_t k = 0; k < ev.size(); ++k) {
       const size_t e = ev[k];
       d.action.push_back(log.item[e]);
+      if (extras.embeddings) d.embedding.push_back(embed(e));
+      const bool has_target = target_item[k] != UINT32_MAX;  // slate longer than the catalogue
+      if (crossfit) {
+        targets.of.back().push_back(static_cast<uint32_t>(targets.table.size()));
+        targets.table.emplace_back();
+        if (has_target) targets.table.back().push_back({log_action(target_item[k]), 1.0});
+      }
       d.reward.push_back(log.label[e]);
       d.logging_prob.push_back(std::min(1.0, static_cast<double>(log.propensity[e])));
-      d.target_prob.push_back(order[k] == k ? 1.0 : 0.0);
-      if (model_based) {
+      d.target_prob.push_back(target_item[k] == ids[k] ? 1.0 : 0.0);
+      if (served_rewards) {
         d.reward_hat.push_back(reward_hat(ukey, log.item_keys[log.item[e]]));
-        d.target_dm += reward_hat(ukey, log.item_keys[log.item[ev[order[k]]]]);
+        d.target_reward_hat.push_back(
+            has_target ? reward_hat(ukey, model->record.item_keys[target_item[k]]) : 0.0);
+        d.target_dm += d.target_reward_hat.back();
       }
     }
     decisions.push_back(std::move(d));
@@ -989,34 +1152,29 @@ absl::Status EvaluatePolicyFromLog(ModelManager* models, store::InteractionStore
         " have users or items unknown to model ", req.model_id(), ", ", missing_prop,
         " events lack a propensity)"));
   }
-  auto results = eval::EstimatePolicyValues(decisions, estimators, opts);
-  if (!results.ok()) return results.status();
-  json diag;
-  if (names.size() == 1) {  // the single-estimator format, as before
-    const eval::PolicyResult& r = results->front();
-    (*resp->mutable_metrics())["policy_value"] = r.value;
-    if (r.interval) (*resp->mutable_intervals())["policy_value"] = ToProto(*r.interval);
-    (*resp->mutable_normal_intervals())["policy_value"] = ToProto(r.normal_interval);
-    diag = r.diagnostics;
-  } else {
-    diag["estimators"] = json::object();
-    diag["warnings"] = json::array();
-    for (size_t j = 0; j < names.size(); ++j) {
-      const eval::PolicyResult& r = (*results)[j];
-      const std::string key = absl::StrCat("policy_value/", names[j]);
-      (*resp->mutable_metrics())[key] = r.value;
-      if (r.interval) (*resp->mutable_intervals())[key] = ToProto(*r.interval);
-      (*resp->mutable_normal_intervals())[key] = ToProto(r.normal_interval);
-      for (const auto& w : r.diagnostics["warnings"]) {
-        diag["warnings"].push_back(absl::StrCat(names[j], ": ", w.get<std::string>()));
-      }
-      diag["estimators"][names[j]] = r.diagnostics;
-    }
-    diag["decisions"] = results->front().diagnostics["decisions"];
-    diag["positions"] = results->front().diagnostics["positions"];
+  if (!missing_category.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "item_category: no category for logged item '", missing_category.substr(0, 64),
+        "' (mips and snmips need the category of every logged item)"));
   }
-  if (model_based) {
+  json crossfit_diag;
+  if (crossfit) {
+    auto filled = eval::FillCrossFitRewards(decisions, targets, extras.crossfit);
+    if (!filled.ok()) return filled.status();
+    crossfit_diag = *filled;
+  }
+  auto evaluation = eval::EvaluatePolicies(decisions, names, estimators, opts, extras.slope);
+  if (!evaluation.ok()) return evaluation.status();
+  const std::vector<eval::PolicyResult>* results = &evaluation->results;
+  json diag = WritePolicyResults(names, results, resp);
+  diag["trust"] = evaluation->trust;
+  if (extras.slope) diag["slope"] = evaluation->slope_report;
+  if (crossfit) {
+    diag["reward_model"] = crossfit_diag;
+    diag["reward_model"]["kind"] = "crossfit";
+  } else if (model_based) {
     diag["reward_model"] = {
+        {"kind", extras.reward_model},
         {"model_id", rewarder->record.id},
         {"source", rewarder == model ? "sigmoid(score) of the evaluated model"
                                      : "sigmoid(score) of imputation_model_id"},

@@ -906,6 +906,11 @@ grpc::Status EvaluationServiceImpl::Evaluate(grpc::ServerContext* ctx,
     if (s.ok()) set_served();
     return ToGrpcStatus(s);
   }
+  if (!req->reward_model().empty() || req->has_crossfit_folds() ||
+      !req->item_category().empty() || req->slope()) {
+    return Invalid(
+        "reward_model, crossfit_folds, item_category and slope need policy_estimator");
+  }
   if (!req->estimator().empty()) {
     absl::Status s = EvaluateFromLog(models_, store_, options_.limits, *req, resp, cancelled);
     if (s.ok()) set_served();

@@ -26,7 +26,7 @@ bool ValidValue(double x) {
 bool UsesCorrection(PolicyEstimator e) {
   return e == PolicyEstimator::kDr || e == PolicyEstimator::kSwitchDr ||
          e == PolicyEstimator::kDrOs || e == PolicyEstimator::kSndr ||
-         e == PolicyEstimator::kSubGaussianDr;
+         e == PolicyEstimator::kSubGaussianDr || e == PolicyEstimator::kCascadeDr;
 }
 bool UsesRewardModel(PolicyEstimator e) {
   return e == PolicyEstimator::kDm || UsesCorrection(e);
@@ -38,7 +38,16 @@ bool Clips(PolicyEstimator e) {
 }
 // Estimators whose value is a ratio of means per position.
 bool SelfNormalised(PolicyEstimator e) {
-  return e == PolicyEstimator::kSnips || e == PolicyEstimator::kSndr;
+  return e == PolicyEstimator::kSnips || e == PolicyEstimator::kSndr ||
+         e == PolicyEstimator::kSnMips;
+}
+bool UsesEmbeddings(PolicyEstimator e) {
+  return e == PolicyEstimator::kMips || e == PolicyEstimator::kSnMips;
+}
+// Estimators that start from DM's term dm_x (Cascade-DR adds its own
+// per-position baseline instead).
+bool StartsFromDm(PolicyEstimator e) {
+  return UsesRewardModel(e) && e != PolicyEstimator::kCascadeDr;
 }
 
 absl::Status DecisionError(size_t x, std::string_view field, size_t k, double v,
@@ -104,6 +113,25 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
                      std::string(PolicyEstimatorName(est)),
                      " needs one reward-model prediction per position"));
   }
+  if (UsesEmbeddings(est) && d.embedding.size() != L) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decisions[", x, "].embedding has ", d.embedding.size(), " values for ", L,
+        " positions; estimator ", std::string(PolicyEstimatorName(est)),
+        " needs the logged action's embedding (category) at every position"));
+  }
+  if (est == PolicyEstimator::kCascadeDr &&
+      d.target_reward_hat.size() != L && !(L == 1 && d.target_reward_hat.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decisions[", x, "].target_reward_hat has ", d.target_reward_hat.size(),
+        " values for ", L, " positions; cascade-dr needs the target's expected "
+        "reward-model prediction at every position (may be empty for one action)"));
+  }
+  for (size_t k = 0; k < d.target_reward_hat.size(); ++k) {
+    if (!ValidValue(d.target_reward_hat[k])) {
+      return DecisionError(x, "target_reward_hat", k, d.target_reward_hat[k],
+                           "must be finite with |target_reward_hat| <= 1e12");
+    }
+  }
   if (est == PolicyEstimator::kBalancedIps && d.action.size() != L) {
     return absl::InvalidArgumentError(absl::StrCat(
         "decisions[", x, "].action has ", d.action.size(), " values for ", L,
@@ -138,39 +166,58 @@ absl::Status ValidateDecision(const LoggedDecision& d, size_t x,
   return absl::OkStatus();
 }
 
-// Balanced IPW's weights (Sondhi et al. 2020) from the saturated classifier
-// over cells (context, position, item): w(c) = n_pi(c) / n_mu(c), where
-// n_mu(c) counts the logged decisions in c and n_pi(c) = n_{x,k} * mean pi_k
-// over c is the expected number of target draws in c when every logged
-// decision with context x and a k-th position draws one item from pi.
+// Weights estimated per cell (context, position, key_k) by a saturated
+// (tabular) regression, for two estimators:
+//  * balanced IPW (Sondhi et al. 2020), key = the item: the odds of the
+//    saturated classifier, w(c) = n_pi(c) / n_mu(c), where n_mu(c) counts
+//    the logged decisions in c and n_pi(c) = n_{x,k} * mean pi_k over c is
+//    the expected number of target draws in c when every logged decision
+//    with context x and a k-th position draws one item from pi;
+//  * MIPS (Saito & Joachims 2022), key = the embedding: w(x, k, e) =
+//    E_mu[w_k | x, k, e] = p(e | x, pi) / p(e | x, mu), the mean of the
+//    logged action weights over the cell.
 struct BalancingWeights {
   std::vector<std::vector<double>> weight;  // [decision][position]
+  // Marginal only: the mean reward of the decision's cell, for the
+  // linearised per-decision term w_hat r + (w - w_hat) r_bar (same mean;
+  // its variance includes the weight regression's).
+  std::vector<std::vector<double>> cell_reward;
   size_t cells = 0;
 };
-BalancingWeights FitBalancingWeights(std::span<const LoggedDecision> d) {
+BalancingWeights FitCellWeights(std::span<const LoggedDecision> d,
+                                bool marginal) {
   struct Cell {
-    double n = 0, pi_sum = 0;
+    double n = 0, sum = 0;  // sum of pi_k (balanced) or of w_k (marginal)
+    double reward = 0;
+  };
+  auto key = [&](const LoggedDecision& x, size_t k) {
+    return std::tuple<uint64_t, size_t, uint64_t>{
+        x.context, k, marginal ? x.embedding[k] : x.action[k]};
   };
   absl::flat_hash_map<std::tuple<uint64_t, size_t, uint64_t>, Cell> cells;
   absl::flat_hash_map<std::pair<uint64_t, size_t>, double> contexts;
   for (const LoggedDecision& x : d) {
     for (size_t k = 0; k < x.reward.size(); ++k) {
-      Cell& c = cells[{x.context, k, x.action[k]}];
+      Cell& c = cells[key(x, k)];
       c.n += 1;
-      c.pi_sum += x.target_prob[k];
+      c.sum += marginal ? x.target_prob[k] / x.logging_prob[k] : x.target_prob[k];
+      c.reward += x.reward[k];
       contexts[{x.context, k}] += 1;
     }
   }
   BalancingWeights out;
   out.cells = cells.size();
   out.weight.resize(d.size());
+  if (marginal) out.cell_reward.resize(d.size());
   for (size_t i = 0; i < d.size(); ++i) {
     const LoggedDecision& x = d[i];
     out.weight[i].resize(x.reward.size());
     for (size_t k = 0; k < x.reward.size(); ++k) {
-      const Cell& c = cells[{x.context, k, x.action[k]}];
-      const double n_pi = contexts[{x.context, k}] * c.pi_sum / c.n;
-      out.weight[i][k] = n_pi / c.n;
+      const Cell& c = cells[key(x, k)];
+      if (marginal) out.cell_reward[i].push_back(c.reward / c.n);
+      out.weight[i][k] = marginal
+                             ? c.sum / c.n
+                             : contexts[{x.context, k}] * c.sum / c.n / c.n;
     }
   }
   return out;
@@ -189,10 +236,17 @@ absl::StatusOr<PolicyEstimator> ParsePolicyEstimator(std::string_view s) {
   if (s == "subgaussian-ipw") return PolicyEstimator::kSubGaussianIps;
   if (s == "subgaussian-dr") return PolicyEstimator::kSubGaussianDr;
   if (s == "balanced-ipw") return PolicyEstimator::kBalancedIps;
+  if (s == "mips") return PolicyEstimator::kMips;
+  if (s == "snmips" || s == "sn-mips") return PolicyEstimator::kSnMips;
+  if (s == "iips") return PolicyEstimator::kIips;
+  if (s == "sips") return PolicyEstimator::kSips;
+  if (s == "rips") return PolicyEstimator::kRips;
+  if (s == "cascade-dr") return PolicyEstimator::kCascadeDr;
   return absl::InvalidArgumentError(absl::StrCat(
       "estimator=\"", std::string(s),
       "\": estimator must be one of dm, ips, snips, dr, switch-dr, dr-os, "
-      "sndr, subgaussian-ipw, subgaussian-dr, balanced-ipw"));
+      "sndr, subgaussian-ipw, subgaussian-dr, balanced-ipw, mips, snmips, "
+      "iips, sips, rips, cascade-dr"));
 }
 
 bool PolicyEstimatorUsesRewardModel(PolicyEstimator e) {
@@ -200,6 +254,9 @@ bool PolicyEstimatorUsesRewardModel(PolicyEstimator e) {
 }
 bool PolicyEstimatorUsesActions(PolicyEstimator e) {
   return e == PolicyEstimator::kBalancedIps;
+}
+bool PolicyEstimatorUsesEmbeddings(PolicyEstimator e) {
+  return UsesEmbeddings(e);
 }
 
 std::string_view PolicyEstimatorName(PolicyEstimator e) {
@@ -224,6 +281,18 @@ std::string_view PolicyEstimatorName(PolicyEstimator e) {
       return "subgaussian-dr";
     case PolicyEstimator::kBalancedIps:
       return "balanced-ipw";
+    case PolicyEstimator::kMips:
+      return "mips";
+    case PolicyEstimator::kSnMips:
+      return "snmips";
+    case PolicyEstimator::kIips:
+      return "iips";
+    case PolicyEstimator::kSips:
+      return "sips";
+    case PolicyEstimator::kRips:
+      return "rips";
+    case PolicyEstimator::kCascadeDr:
+      return "cascade-dr";
   }
   return "unknown";
 }
@@ -245,7 +314,9 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
   }
   BalancingWeights balancing;
   if (est == PolicyEstimator::kBalancedIps) {
-    balancing = FitBalancingWeights(decisions);
+    balancing = FitCellWeights(decisions, /*marginal=*/false);
+  } else if (UsesEmbeddings(est)) {
+    balancing = FitCellWeights(decisions, /*marginal=*/true);
   }
 
   // Per-decision statistics. The self-normalised estimators keep, per
@@ -265,12 +336,20 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
   for (size_t x = 0; x < decisions.size(); ++x) {
     const LoggedDecision& d = decisions[x];
     double* row = table.values.data() + x * table.num_stats;
-    double value = UsesRewardModel(est) ? d.target_dm : 0.0;
+    double value = StartsFromDm(est) ? d.target_dm : 0.0;
+    // Slate weights: w_{1:k-1} (prefix) and w_{1:L} (whole slate).
+    double prefix = 1.0, slate = 1.0;
+    for (size_t k = 0; k < d.reward.size(); ++k) {
+      slate *= d.target_prob[k] / d.logging_prob[k];
+    }
     for (size_t k = 0; k < d.reward.size(); ++k) {
       ++slots;
-      double w = est == PolicyEstimator::kBalancedIps
-                     ? balancing.weight[x][k]
-                     : d.target_prob[k] / d.logging_prob[k];
+      const bool estimated = !balancing.weight.empty();
+      double w = estimated ? balancing.weight[x][k]
+                           : d.target_prob[k] / d.logging_prob[k];
+      const double before = prefix;
+      const double raw = d.target_prob[k] / d.logging_prob[k];
+      prefix *= raw;
       any_target_mass = any_target_mass || w > 0;
       if (clips && w > options.clip) {
         w = options.clip;
@@ -283,8 +362,31 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
           used = 0;
           break;
         case PolicyEstimator::kIps:
+        case PolicyEstimator::kIips:
         case PolicyEstimator::kBalancedIps:
           value += w * d.reward[k];
+          break;
+        case PolicyEstimator::kMips:
+          value += w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
+          break;
+        case PolicyEstimator::kSnMips:
+          row[3 * k] = w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
+          row[3 * k + 1] = raw;  // sums to sum w_hat within every cell
+          row[3 * k + 2] = 1.0;
+          break;
+        case PolicyEstimator::kSips:
+          used = slate;
+          value += slate * d.reward[k];
+          break;
+        case PolicyEstimator::kRips:
+          used = prefix;
+          value += prefix * d.reward[k];
+          break;
+        case PolicyEstimator::kCascadeDr:
+          used = prefix;
+          value += prefix * residual +
+                   before * (d.target_reward_hat.empty() ? d.target_dm
+                                                         : d.target_reward_hat[k]);
           break;
         case PolicyEstimator::kSnips:
           row[3 * k] = w * d.reward[k];
@@ -369,6 +471,12 @@ absl::StatusOr<PolicyResult> EstimatePolicyValue(
   if (est == PolicyEstimator::kSubGaussianIps ||
       est == PolicyEstimator::kSubGaussianDr) {
     dj["subgaussian_lambda"] = g;
+  }
+  if (UsesEmbeddings(est)) {
+    dj["cells"] = balancing.cells;
+    dj["marginal_weight"] =
+        "mean of the logged action weights over (context, position, "
+        "embedding): E_mu[w | x, k, e] = p(e | x, pi) / p(e | x, mu)";
   }
   if (est == PolicyEstimator::kBalancedIps) {
     dj["cells"] = balancing.cells;

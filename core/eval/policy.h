@@ -49,6 +49,43 @@
 //              pi_k depends only on (context, k, a_k) (a cell's pi_k are
 //              averaged). Target mass on cells never logged is lost (bias
 //              when the log does not cover pi's support).
+//   kMips, kSnMips: marginalized IPS over action embeddings (Saito &
+//              Joachims, "Off-policy evaluation for large action spaces via
+//              embeddings", ICML 2022): V = mean_x sum_k w_e r_k with the
+//              marginal weight w_e = p(e_k | x, pi) / p(e_k | x, mu) of the
+//              logged action's embedding (category) e_k, and its
+//              self-normalised form (per position, as kSnips). The marginal
+//              weight is E_mu[w | x, k, e] (their Eq. for w(x, e) as the
+//              conditional mean of the action weight), estimated by the
+//              saturated regression: the mean of the logged w_k over the cell
+//              (context, k, e_k). It needs LoggedDecision::context and
+//              ::embedding, and only mu of the logged actions. Unbiased when
+//              the reward depends on the action only through e ("no direct
+//              effect") and the cells hold enough decisions; with one decision
+//              per cell it is IPS. Its intervals use the linearised
+//              per-decision term w_e r + (w - w_e) r_bar_c (r_bar_c the
+//              cell's mean reward; same mean), so they include the weight
+//              regression's noise.
+//   kIips:     IPS position by position (the slate estimator above, named
+//              as in Li et al. 2018 / OBP); on single actions it is kIps.
+// Slate estimators read logging_prob[k] and target_prob[k] as the
+// probabilities of a_k at k given the slate's first k-1 items (equal to the
+// marginals when the policy fills positions independently, and for a
+// deterministic target whose prefix matches); the prefix weight is
+// w_{1:k} = prod_{j<=k} pi_j / mu_j.
+//   kSips:     V = mean_x w_{1:L} sum_k r_k (standard IPS over whole slates;
+//              Swaminathan et al. 2017's baseline; OBP's SIPS). Unbiased
+//              for any slate reward.
+//   kRips:     V = mean_x sum_k w_{1:k} r_k (reward-interaction IPS,
+//              McInerney et al., KDD 2020; OBP's RIPS): unbiased when the
+//              reward at k depends only on positions 1..k (cascade).
+//   kCascadeDr: V = mean_x sum_k [w_{1:k} (r_k - r_hat_k) + w_{1:k-1}
+//              q_pi_k], q_pi_k = E_{a ~ pi(.|x, a_{1:k-1})} r_hat(x, a, k)
+//              (LoggedDecision::target_reward_hat; for L = 1 target_dm may
+//              stand in). Kiyohara et al., "Doubly robust off-policy
+//              evaluation for ranking policies under the cascade behavior
+//              model", WSDM 2022 (here r_hat depends on the prefix only
+//              through the item and position). r_hat = 0 gives kRips.
 // Clipping follows the Open Bandit Pipeline: only kIps, kDr and
 // kBalancedIps cap their weights at `clip`; the other estimators ignore it,
 // and the diagnostics say which ("clip_applied").
@@ -63,7 +100,8 @@
 // the rewards, every one > 0, plus "zero_weights", "clipped",
 // "clipped_fraction"), "bootstrap": {...}, "warnings": [...]}, plus "tau" and
 // "switched_to_dm" (kSwitchDr), "lambda" (kDrOs), "subgaussian_lambda", and
-// "cells" (kBalancedIps).
+// "cells" (kBalancedIps, kMips, kSnMips) and "marginal_weight" (kMips,
+// kSnMips).
 //
 // Thread safety: pure function; results do not depend on num_threads.
 #ifndef DEBIAS_CORE_EVAL_POLICY_H_
@@ -94,10 +132,17 @@ enum class PolicyEstimator {
   kSubGaussianIps,
   kSubGaussianDr,
   kBalancedIps,
+  kMips,
+  kSnMips,
+  kIips,
+  kSips,
+  kRips,
+  kCascadeDr,
 };
 
 // "dm" | "ips" (or OBP's "ipw") | "snips" (or "snipw") | "dr" | "switch-dr" |
-// "dr-os" | "sndr" | "subgaussian-ipw" | "subgaussian-dr" | "balanced-ipw";
+// "dr-os" | "sndr" | "subgaussian-ipw" | "subgaussian-dr" | "balanced-ipw" |
+// "mips" | "snmips" | "iips" | "sips" | "rips" | "cascade-dr";
 // INVALID_ARGUMENT naming "estimator" and the allowed names otherwise.
 absl::StatusOr<PolicyEstimator> ParsePolicyEstimator(std::string_view s);
 std::string_view PolicyEstimatorName(PolicyEstimator e);
@@ -105,19 +150,27 @@ std::string_view PolicyEstimatorName(PolicyEstimator e);
 // family) or LoggedDecision::context / action (balanced-ipw).
 bool PolicyEstimatorUsesRewardModel(PolicyEstimator e);
 bool PolicyEstimatorUsesActions(PolicyEstimator e);
+// Whether `e` needs LoggedDecision::embedding (mips, snmips).
+bool PolicyEstimatorUsesEmbeddings(PolicyEstimator e);
 
 // One logged decision (a slate of L >= 1 positions; L = 1 for one action).
 struct LoggedDecision {
   std::vector<double> reward;        // r_k, finite, |r_k| <= 1e12
   std::vector<double> logging_prob;  // mu_k, in [1e-12, 1]
   std::vector<double> target_prob;   // pi_k, in [0, 1]
-  // Model-based estimators only (kDm, kDr, kSwitchDr, kDrOs):
+  // Model-based estimators only (kDm and the DR family, kCascadeDr):
   std::vector<double> reward_hat;  // r_hat_k (not kDm), |r_hat_k| <= 1e12
   double target_dm = 0.0;          // dm_x, |dm_x| <= 1e12
   // kBalancedIps only: the context (e.g. the user) and the logged item of
   // every position (one per position).
   uint64_t context = 0;
   std::vector<uint64_t> action;
+  // kMips / kSnMips only: the logged action's embedding (a category id) per
+  // position.
+  std::vector<uint64_t> embedding;
+  // kCascadeDr only: q_pi_k per position (see above); may be empty for
+  // L = 1, then target_dm is used.
+  std::vector<double> target_reward_hat;
 };
 
 struct PolicyOptions {

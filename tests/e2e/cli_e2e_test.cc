@@ -375,4 +375,46 @@ TEST_F(CliE2eTest, ReplayWritesTheReportAndEvaluateKeepsItsJsonContract) {
   EXPECT_NE(bad.err.find("--model"), std::string::npos) << bad.err;
 }
 
+// Issue 27 at the CLI: several policy estimators on uploaded scores with a
+// cross-fitted reward model, categories for mips and SLOPE; the table ends
+// with the trust report.
+TEST_F(CliE2eTest, EvaluatePrintsTheTrustReportAndSlope) {
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return (dir_ / name).string();
+  };
+  std::string log = "user,item,label,timestamp,propensity\n", scores = "user,item,score\n";
+  char row[64];
+  for (int t = 0; t < 40; ++t) {
+    std::snprintf(row, sizeof row, "u%d,i%d,%d,%d,0.3333\n", t % 4, t % 3, t % 2, t);
+    log += row;
+  }
+  for (int u = 0; u < 4; ++u) {
+    for (int i = 0; i < 3; ++i) {
+      std::snprintf(row, sizeof row, "u%d,i%d,%d\n", u, i, (u + i) % 3);
+      scores += row;
+    }
+  }
+  CtlJson("ingest --dataset bandit --format csv " + write("log.csv", log));
+  const std::string args = "evaluate --dataset bandit --scores " + write("s.csv", scores) +
+                           " --policy-estimator ipw,mips,dr --reward-model crossfit "
+                           "--crossfit-folds 2 --slope --item-category " +
+                           write("cat.csv", "item,category\ni0,A\ni1,A\ni2,B\n");
+  Result r = Ctl(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("policy_value/mips"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("which estimator to trust (bias estimated against ipw)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("recommended: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("slope: ipw clip="), std::string::npos) << r.out;
+  json j = CtlJson(args);
+  EXPECT_EQ(j["diagnostics"]["reward_model"]["kind"], "crossfit");
+  EXPECT_TRUE(j["diagnostics"]["trust"]["estimators"].contains("dr"));
+  Result bad = Ctl("evaluate --dataset bandit --scores " + (dir_ / "s.csv").string() +
+                   " --policy-estimator mips");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("item_category"), std::string::npos) << bad.err;
+}
+
 }  // namespace

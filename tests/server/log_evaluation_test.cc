@@ -463,5 +463,144 @@ TEST_F(LogEvaluationTest, PolicyValueOfAServedModelMatchesAHandComputation) {
   EXPECT_THAT(client_->Evaluate(sr), StatusIs(absl::StatusCode::kFailedPrecondition, "propensit"));
 }
 
+// Issue 27 through the server, on uploaded scores (no training): the
+// cross-fitted reward model, MIPS over uploaded categories, the slate
+// estimators, SLOPE and the trust report, with hand-computed values.
+TEST_F(LogEvaluationTest, Issue27EstimatorsThroughTheServer) {
+  auto event = [](std::string u, std::string i, float p, float label, std::string list = "",
+                  int pos = 0) {
+    data::Interaction e;
+    e.user = std::move(u);
+    e.item = std::move(i);
+    e.propensity = p;
+    e.label = label;
+    if (!list.empty()) {
+      e.list_id = std::move(list);
+      e.position = pos;
+    }
+    return e;
+  };
+  // Single actions; greedy targets: a -> i1, b -> i2 (weights 2, 0, 1).
+  ASSERT_OK(client_->Ingest("cats", std::vector<data::Interaction>{
+                                        event("a", "i1", 0.5f, 1), event("a", "i3", 0.25f, 0),
+                                        event("b", "i2", 1.0f, 1)})
+                .status);
+  v1::EvaluateRequest r;
+  r.set_dataset("cats");
+  AddScores(&r, "a", {{"i1", 0.9f}, {"i2", 0.5f}, {"i3", 0.1f}});
+  AddScores(&r, "b", {{"i2", 1.0f}, {"i1", 0.0f}});
+  r.set_policy_estimator("ipw,mips,snmips");
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "give item_category"));
+  (*r.mutable_item_category())["i1"] = "A";
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                             "no category for logged item 'i"));
+  (*r.mutable_item_category())["i3"] = "A";
+  (*r.mutable_item_category())["i2"] = "B";
+  auto mips = client_->Evaluate(r);
+  ASSERT_OK(mips);
+  EXPECT_NEAR(mips->metrics().at("policy_value/ipw"), 1.0, 1e-9);  // (2 + 0 + 1) / 3
+  // User a's category A averages the weights 2 and 0: (1 + 0 + 1) / 3.
+  EXPECT_NEAR(mips->metrics().at("policy_value/mips"), 2.0 / 3, 1e-9);
+  EXPECT_NEAR(mips->metrics().at("policy_value/snmips"), 2.0 / 3, 1e-9);
+  const auto& trust = mips->diagnostics().fields().at("trust").struct_value().fields();
+  EXPECT_EQ(trust.at("reference").string_value(), "ipw");
+  EXPECT_FALSE(trust.at("recommended").string_value().empty());
+  (*r.mutable_item_category())["i2"] = "";
+  EXPECT_THAT(client_->Evaluate(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, "item_category['i2']"));
+  r.clear_item_category();
+
+  // The cross-fitted reward model: with every reward 1 it predicts 1, so DM
+  // and DR are 1 exactly; the diagnostics name it.
+  v1::EvaluateRequest c = r;
+  c.set_dataset("ones");
+  ASSERT_OK(client_->Ingest("ones", std::vector<data::Interaction>{
+                                        event("a", "i1", 0.5f, 1), event("a", "i3", 0.25f, 1),
+                                        event("b", "i2", 1.0f, 1)})
+                .status);
+  c.set_policy_estimator("dm,dr,cascade-dr");
+  EXPECT_THAT(client_->Evaluate(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "imputation_model_id"));
+  c.set_reward_model("crossfit");
+  c.set_crossfit_folds(3);
+  auto cf = client_->Evaluate(c);
+  ASSERT_OK(cf);
+  EXPECT_NEAR(cf->metrics().at("policy_value/dm"), 1.0, 1e-12);
+  EXPECT_NEAR(cf->metrics().at("policy_value/dr"), 1.0, 1e-12);
+  EXPECT_NEAR(cf->metrics().at("policy_value/cascade-dr"), 1.0, 1e-12);
+  const auto& rm = cf->diagnostics().fields().at("reward_model").struct_value().fields();
+  EXPECT_EQ(rm.at("kind").string_value(), "crossfit");
+  EXPECT_EQ(rm.at("folds").number_value(), 3);
+  c.set_crossfit_folds(4);  // 3 decisions cannot fill 4 folds
+  EXPECT_THAT(client_->Evaluate(c), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                             "cannot be cross-fitted in 4 folds"));
+  c.set_crossfit_folds(1);
+  EXPECT_THAT(client_->Evaluate(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, "crossfit_folds=1: must be in [2, 20]"));
+  c.set_reward_model("self");
+  EXPECT_THAT(client_->Evaluate(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "crossfit_folds: only with reward_model=crossfit"));
+  c.clear_crossfit_folds();
+  c.set_reward_model("best");
+  EXPECT_THAT(client_->Evaluate(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "reward_model='best': must be self, imputation"));
+  c.set_reward_model("imputation");
+  EXPECT_THAT(client_->Evaluate(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "reward_model=imputation: needs"));
+
+  // Slates: a's slate (i3, i1) is not its target order (i1, i3): weights 0;
+  // b's slate (i2, i1) is: w = 2, 4, prefix weights 2, 8; a's (i1, i3) is
+  // its re-ranked order (w = 2, 2) but not its top-2 (i1, i2): w = 2, 0.
+  ASSERT_OK(client_->Ingest("slates", std::vector<data::Interaction>{
+                                          event("a", "i3", 0.5f, 1, "L1", 1),
+                                          event("a", "i1", 0.5f, 1, "L1", 2),
+                                          event("b", "i2", 0.5f, 1, "L2", 1),
+                                          event("b", "i1", 0.25f, 1, "L2", 2),
+                                          event("a", "i1", 0.5f, 1, "L3", 1),
+                                          event("a", "i3", 0.5f, 1, "L3", 2)})
+                .status);
+  v1::EvaluateRequest s = r;
+  s.set_dataset("slates");
+  s.set_policy_estimator("iips,sips,rips");
+  auto sl = client_->Evaluate(s);
+  ASSERT_OK(sl);
+  EXPECT_NEAR(sl->metrics().at("policy_value/iips"), (0 + 6 + 4) / 3.0, 1e-9);
+  EXPECT_NEAR(sl->metrics().at("policy_value/sips"), (0 + 16 + 8) / 3.0, 1e-9);
+  EXPECT_NEAR(sl->metrics().at("policy_value/rips"), (0 + 10 + 6) / 3.0, 1e-9);
+  s.set_target("ranking");
+  auto rk = client_->Evaluate(s);
+  ASSERT_OK(rk);
+  EXPECT_NEAR(rk->metrics().at("policy_value/iips"), (0 + 6 + 2) / 3.0, 1e-9);
+  EXPECT_NEAR(rk->metrics().at("policy_value/sips"), (0 + 16 + 0) / 3.0, 1e-9);
+  EXPECT_NEAR(rk->metrics().at("policy_value/rips"), (0 + 10 + 2) / 3.0, 1e-9);
+  s.set_target("best");
+  EXPECT_THAT(client_->Evaluate(s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "must be greedy, softmax or ranking"));
+  s.set_target("");
+  EXPECT_EQ(sl->diagnostics().fields().at("trust").struct_value().fields().at("reference")
+                .string_value(),
+            "sips");
+
+  // SLOPE: the knobbed estimators report their grid and choice.
+  r.set_policy_estimator("ipw,snips");
+  r.set_slope(true);
+  auto sp = client_->Evaluate(r);
+  ASSERT_OK(sp);
+  const auto& slope = sp->diagnostics().fields().at("slope").struct_value().fields();
+  EXPECT_EQ(slope.at("ipw").struct_value().fields().at("knob").string_value(), "clip");
+  EXPECT_FALSE(slope.contains("snips"));
+  r.set_clip(2);
+  EXPECT_THAT(client_->Evaluate(r), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "slope: chooses clip, tau"));
+  // Outside policy_estimator the new fields are refused.
+  v1::EvaluateRequest plain;
+  plain.set_model_id(1);
+  plain.set_dataset("cats");
+  plain.set_slope(true);
+  EXPECT_THAT(client_->Evaluate(plain),
+              StatusIs(absl::StatusCode::kInvalidArgument, "need policy_estimator"));
+}
+
 }  // namespace
 }  // namespace debias
