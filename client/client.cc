@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/util/crc32c.h"
-#include "server/convert.h"
-#include "server/status_util.h"
+#include "wire/convert.h"
+#include "wire/status.h"
 
 namespace debias {
 
@@ -21,7 +21,7 @@ namespace {
 // The wire status as the client reports it. gRPC's own message for a
 // message over the size limit says only that: add how to fix it.
 absl::Status FromWire(const grpc::Status& s) {
-  absl::Status out = server::FromGrpcStatus(s);
+  absl::Status out = FromGrpcStatus(s);
   if (absl::IsResourceExhausted(out) &&
       (absl::StrContains(out.message(), "larger than max") ||
        absl::StrContains(out.message(), "exceeds limit"))) {
@@ -307,7 +307,7 @@ IngestSummary Client::Ingest(const std::string& dataset,
       req.set_create_if_missing(options.create_if_missing);
     }
     const size_t end = std::min(events.size(), off + batch);
-    for (size_t k = off; k < end; ++k) server::ToProto(events[k], req.add_events());
+    for (size_t k = off; k < end; ++k) ToProto(events[k], req.add_events());
     if (!stream->Write(req)) {
       write_ok = false;
       break;

@@ -14,7 +14,7 @@
 #include "core/data/loaders.h"
 #include "core/synth/click_log_world.h"
 #include "core/synth/mnar_world.h"
-#include "server/convert.h"
+#include "wire/convert.h"
 
 namespace debias::cli {
 namespace {
@@ -315,7 +315,7 @@ void RegisterExport(CLI::App& app, Context& ctx) {
     ctx.run = [&ctx, args]() -> int {
       std::vector<data::Interaction> events;
       auto s = ctx.Connect()->Export(args->dataset, [&](const v1::ExportResponse& r) {
-        for (const auto& e : r.events()) server::ToCore(e, &events.emplace_back());
+        for (const auto& e : r.events()) ToCore(e, &events.emplace_back());
         return true;
       });
       if (!s.ok()) return Fail(s);

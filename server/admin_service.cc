@@ -9,7 +9,7 @@
 #include "absl/time/time.h"
 #include "server/auth.h"
 #include "server/metrics.h"
-#include "server/status_util.h"
+#include "wire/status.h"
 #include "spdlog/spdlog.h"
 
 namespace debias::server {

@@ -1,5 +1,5 @@
 #include "server/auth.h"
-#include "server/status_util.h"
+#include "wire/status.h"
 
 #include <fstream>
 #include <sstream>

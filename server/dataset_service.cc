@@ -2,10 +2,10 @@
 
 
 #include "absl/strings/str_cat.h"
-#include "server/convert.h"
+#include "wire/convert.h"
 #include "server/auth.h"
 #include "server/metrics.h"
-#include "server/status_util.h"
+#include "wire/status.h"
 
 namespace debias::server {
 namespace {

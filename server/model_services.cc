@@ -19,7 +19,7 @@
 #include "server/log_evaluation.h"
 #include "server/auth.h"
 #include "server/metrics.h"
-#include "server/status_util.h"
+#include "wire/status.h"
 #include "spdlog/spdlog.h"
 
 namespace debias::server {

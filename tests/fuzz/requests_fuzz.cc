@@ -41,12 +41,12 @@
 #include "core/synth/mnar_world.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/grpcpp.h"
-#include "server/convert.h"
+#include "wire/convert.h"
 #include "server/dataset_service.h"
 #include "server/model_manager.h"
 #include "server/model_services.h"
 #include "server/options.h"
-#include "server/status_util.h"
+#include "wire/status.h"
 #include "spdlog/spdlog.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -205,7 +205,7 @@ grpc::Status IngestOne(Fixture& f, const v1::IngestRequest& req) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "dataset: required");
   }
   if (auto s = store::ValidateDatasetName(req.dataset()); !s.ok()) {
-    return server::ToGrpcStatus(s);
+    return ToGrpcStatus(s);
   }
   const std::string dataset = IsFixtureDataset(req.dataset()) ? "scratch" : req.dataset();
   const int n = req.events_size();
@@ -213,7 +213,7 @@ grpc::Status IngestOne(Fixture& f, const v1::IngestRequest& req) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "events: too many");
   }
   std::vector<data::Interaction> events(n);
-  for (int k = 0; k < n; ++k) server::ToCore(req.events(k), &events[k]);
+  for (int k = 0; k < n; ++k) ToCore(req.events(k), &events[k]);
   auto r = f.store->Ingest(dataset, events, req.create_if_missing());
   if (r.ok()) {
     FUZZ_CHECK(r->events_stored + r->events_duplicate == static_cast<uint64_t>(n));
@@ -223,17 +223,17 @@ grpc::Status IngestOne(Fixture& f, const v1::IngestRequest& req) {
     (void)data::ComputeStats(**view);
   }
   (void)f.store->DeleteDataset(dataset);
-  return server::ToGrpcStatus(r.status());
+  return ToGrpcStatus(r.status());
 }
 
 // The Train handler's checks, then StartTraining; the job is cancelled and
 // its record deleted so that jobs never pile up.
 grpc::Status TrainOne(Fixture& f, const v1::TrainRequest& req) {
-  if (auto s = store::ValidateDatasetName(req.dataset()); !s.ok()) return server::ToGrpcStatus(s);
+  if (auto s = store::ValidateDatasetName(req.dataset()); !s.ok()) return ToGrpcStatus(s);
   if (req.loss().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "loss");
   if (!req.mar_dataset().empty()) {
     if (auto s = store::ValidateDatasetName(req.mar_dataset()); !s.ok()) {
-      return server::ToGrpcStatus(absl::InvalidArgumentError(s.message()));
+      return ToGrpcStatus(absl::InvalidArgumentError(s.message()));
     }
   }
   if (req.has_clip() && !(req.clip() > 0.0 && req.clip() <= 1.0)) {
@@ -261,7 +261,7 @@ grpc::Status TrainOne(Fixture& f, const v1::TrainRequest& req) {
     job.spec.params[k] = v;
   }
   auto id = f.models->StartTraining(std::move(job));
-  if (!id.ok()) return server::ToGrpcStatus(id.status());
+  if (!id.ok()) return ToGrpcStatus(id.status());
   (void)f.models->Cancel(*id);
   WaitFinished(f.models.get(), *id);
   auto rec = f.models->GetRecord(*id);

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "server/convert.h"
+#include "wire/convert.h"
 #include "server/server.h"
 #include "tests/util/status_matchers.h"
 
@@ -129,7 +129,7 @@ TEST_F(DatasetServiceTest, IngestStatsExportRoundTrip) {
           got.insert(row(e.user(), e.item(), e.event_id(), e.list_id(), e.position(),
                          e.propensity()));
           data::Interaction x;
-          server::ToCore(e, &x);
+          ToCore(e, &x);
           exported.push_back(std::move(x));
         }
         return true;

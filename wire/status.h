@@ -1,7 +1,7 @@
 // Mapping between absl::Status (core) and grpc::Status (the wire): the one
 // place that does it. Codes share their numbering, so the mapping is exact.
-#ifndef DEBIAS_SERVER_STATUS_UTIL_H_
-#define DEBIAS_SERVER_STATUS_UTIL_H_
+#ifndef DEBIAS_WIRE_STATUS_H_
+#define DEBIAS_WIRE_STATUS_H_
 
 #include <string>
 
@@ -10,7 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "grpcpp/support/status.h"
 
-namespace debias::server {
+namespace debias {
 
 // A status message travels in the response's trailers, which clients bound
 // (8 kB by default): a message echoing a huge client value would reach the
@@ -58,6 +58,6 @@ inline absl::Status FromGrpcStatus(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-}  // namespace debias::server
+}  // namespace debias
 
-#endif  // DEBIAS_SERVER_STATUS_UTIL_H_
+#endif  // DEBIAS_WIRE_STATUS_H_

@@ -1,6 +1,6 @@
-#include "server/convert.h"
+#include "wire/convert.h"
 
-namespace debias::server {
+namespace debias {
 
 void ToCore(const v1::Interaction& in, data::Interaction* out) {
   out->user = in.user();
@@ -42,4 +42,4 @@ void ViewEventToProto(const data::DatasetView& v, size_t e, v1::Interaction* out
   }
 }
 
-}  // namespace debias::server
+}  // namespace debias
