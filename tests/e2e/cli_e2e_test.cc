@@ -143,6 +143,10 @@ TEST_F(CliE2eTest, SynthIngestStatsThenCleanShutdown) {
   EXPECT_EQ(test_ing["events_acknowledged"], synth["summary"]["test_events"]);
   json list = CtlJson("datasets");
   ASSERT_EQ(list["datasets"].size(), 2u);
+  // An undeclared feedback kind is shown as decided from the data, not as
+  // an empty column.
+  Result human = Ctl("datasets");
+  EXPECT_NE(human.out.find("(from data)"), std::string::npos) << human.out;
 
   // Export writes the same events back.
   json exp = CtlJson("export --dataset train --out " + (dir_ / "exported.csv").string());

@@ -185,6 +185,13 @@ TEST_F(ModelServiceTest, BadRequestsGetClearErrors) {
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "nosuchloss"));
   r = Request("dla");  // needs click logs
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "clicklog"));
+  // A 10 kB name: INVALID_ARGUMENT with the name cut short, not
+  // RESOURCE_EXHAUSTED on the response's metadata (the echo used to exceed
+  // the client's 8 kB limit).
+  r = Request(std::string(10240, 'a'));
+  auto huge = client_->Train(r);
+  EXPECT_THAT(huge, StatusIs(absl::StatusCode::kInvalidArgument, "(10240 bytes)"));
+  EXPECT_LT(huge.status().message().size(), 512u);
   r = Request("relmf");
   r.set_feedback("sideways");
   EXPECT_THAT(client_->Train(r), StatusIs(absl::StatusCode::kInvalidArgument, "feedback"));
