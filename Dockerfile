@@ -22,6 +22,7 @@ RUN DEBIAS_WITH_PYTHON=0 bash scripts/install-deps.sh && apt-get clean && rm -rf
 COPY CMakeLists.txt ./
 COPY proto proto
 COPY core core
+COPY wire wire
 COPY server server
 COPY client client
 # ccache (found by CMakeLists.txt) keeps its cache in a build cache mount, so a
