@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/clickmodels/click_model.h"
 #include "core/synth/synth_util.h"
+#include "core/util/status_macros.h"
 
 namespace debias::synth {
 namespace {
@@ -169,284 +170,248 @@ absl::Status ValidateMnarWorldOptions(const MnarWorldOptions& o) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
-  if (absl::Status s = ValidateMnarWorldOptions(options); !s.ok()) return s;
-  MnarWorld w;
-  w.options_ = options;
-  const uint64_t seed = options.seed;
-  const size_t U = options.num_users, I = options.num_items;
-  const int dim = options.dim;
+// Popularity ranks: a random permutation, Zipf weights.
+void MnarWorld::DrawPopularity() {
+  const size_t I = options_.num_items;
+  popularity_.resize(I);
+  exposure_weight_.resize(I);
+  std::vector<uint32_t> rank(I);
+  std::iota(rank.begin(), rank.end(), 1u);
+  std::mt19937_64 rng = StreamRng(options_.seed, kPopularity);
+  for (size_t k = I; k > 1; --k) {
+    std::swap(rank[k - 1], rank[UniformIndex(rng, k)]);
+  }
+  for (size_t i = 0; i < I; ++i) {
+    popularity_[i] = std::pow(static_cast<double>(rank[i]), -options_.popularity_exponent);
+    exposure_weight_[i] = std::pow(popularity_[i], options_.exposure_power);
+  }
+}
 
-  // Popularity ranks: a random permutation, Zipf weights.
-  w.popularity_.resize(I);
-  w.exposure_weight_.resize(I);
+// User activity, and the users sorted by it for the exposure sums.
+MnarWorld::ActivityOrder MnarWorld::DrawActivity() {
+  const size_t U = options_.num_users;
+  ActivityOrder a;
+  a.order.resize(U);  // users by ascending activity
+  std::iota(a.order.begin(), a.order.end(), 0u);
+  a.sorted.assign(U, 1.0);
+  if (options_.user_activity_sigma > 0.0) {
+    const double sg = options_.user_activity_sigma;
+    activity_.resize(U);
+    std::mt19937_64 rng = StreamRng(options_.seed, kActivity);
+    for (double& x : activity_) x = std::exp(sg * StandardNormal(rng) - 0.5 * sg * sg);
+    std::stable_sort(a.order.begin(), a.order.end(),
+                     [&](uint32_t x, uint32_t y) { return activity_[x] < activity_[y]; });
+    for (size_t k = 0; k < U; ++k) a.sorted[k] = activity_[a.order[k]];
+  }
+  a.prefix.assign(U + 1, 0.0);
+  for (size_t k = 0; k < U; ++k) a.prefix[k + 1] = a.prefix[k] + a.sorted[k];
+  return a;
+}
+
+double MnarWorld::ExpectedExposures(const ActivityOrder& a, double scale) const {
+  double s = 0.0;
+  for (size_t i = 0; i < options_.num_items; ++i) {
+    s += ExposedUsers(scale * exposure_weight_[i], a.sorted, a.prefix);
+  }
+  return s;
+}
+
+void MnarWorld::DrawFactors() {
+  const size_t U = options_.num_users, I = options_.num_items;
+  const int dim = options_.dim;
+  user_factors_.resize(U * dim);
   {
-    std::vector<uint32_t> rank(I);
-    std::iota(rank.begin(), rank.end(), 1u);
-    std::mt19937_64 rng = StreamRng(seed, kPopularity);
-    for (size_t k = I; k > 1; --k) {
-      std::swap(rank[k - 1], rank[UniformIndex(rng, k)]);
-    }
-    for (size_t i = 0; i < I; ++i) {
-      w.popularity_[i] =
-          std::pow(static_cast<double>(rank[i]), -options.popularity_exponent);
-      w.exposure_weight_[i] =
-          std::pow(w.popularity_[i], options.exposure_power);
-    }
+    std::mt19937_64 rng = StreamRng(options_.seed, kUserFactors);
+    internal::FillStandardNormal(rng, user_factors_.data(), user_factors_.size());
   }
+  item_factors_.resize(I * dim);
+  item_const_.resize(I);
+  std::mt19937_64 rng = StreamRng(options_.seed, kItemFactors);
+  const double fs = options_.relevance_spread * 0.8 / std::sqrt(dim);
+  const double bs = options_.relevance_spread * 0.6;
+  for (size_t i = 0; i < I; ++i) {
+    for (int k = 0; k < dim; ++k) {
+      item_factors_[i * dim + k] = static_cast<float>(fs * StandardNormal(rng));
+    }
+    item_const_[i] = static_cast<float>(bs * StandardNormal(rng));
+  }
+}
 
-  // User activity, sorted for the exposure sums.
-  std::vector<uint32_t> order(U);  // users by ascending activity
-  std::iota(order.begin(), order.end(), 0u);
-  std::vector<double> sorted_a(U, 1.0);
-  if (options.user_activity_sigma > 0.0) {
-    const double sg = options.user_activity_sigma;
-    w.activity_.resize(U);
-    std::mt19937_64 rng = StreamRng(seed, kActivity);
-    for (double& a : w.activity_) {
-      a = std::exp(sg * StandardNormal(rng) - 0.5 * sg * sg);
+// Relevance offset: match the mean of gamma on a fixed sample of pairs.
+void MnarWorld::CalibrateRelevance() {
+  const size_t U = options_.num_users, I = options_.num_items;
+  const uint64_t total = static_cast<uint64_t>(U) * I;
+  std::vector<double> z;
+  if (total <= static_cast<uint64_t>(kCalibrationPairs)) {
+    z.reserve(total);
+    for (uint32_t u = 0; u < U; ++u) {
+      for (uint32_t i = 0; i < I; ++i) z.push_back(Score(u, i));
     }
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-      return w.activity_[x] < w.activity_[y];
-    });
-    for (size_t k = 0; k < U; ++k) sorted_a[k] = w.activity_[order[k]];
+  } else {
+    std::mt19937_64 rng = StreamRng(options_.seed, kCalibration);
+    z.reserve(kCalibrationPairs);
+    for (int64_t n = 0; n < kCalibrationPairs; ++n) {
+      const uint32_t u = static_cast<uint32_t>(UniformIndex(rng, U));
+      const uint32_t i = static_cast<uint32_t>(UniformIndex(rng, I));
+      z.push_back(Score(u, i));
+    }
   }
-  std::vector<double> prefix(U + 1, 0.0);
-  for (size_t k = 0; k < U; ++k) prefix[k + 1] = prefix[k] + sorted_a[k];
-  auto expected_exposures = [&](double scale) {
+  auto mean_at = [&](double c) {
     double s = 0.0;
-    for (size_t i = 0; i < I; ++i) {
-      s += ExposedUsers(scale * w.exposure_weight_[i], sorted_a, prefix);
-    }
-    return s;
+    for (double v : z) s += Sigmoid(v + c);
+    return s / static_cast<double>(z.size());
   };
-
-  if (options.expected_clicks == 0.0) {
-    // Fail before the expensive part when the world would be too big.
-    const double e = expected_exposures(options.exposure_scale);
-    if (e > kMaxExpectedExposures) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expected exposures ", e, " exceed ", kMaxExpectedExposures,
-          ": lower exposure_scale or raise exposure_power"));
-    }
+  double lo = -60.0, hi = 60.0;
+  for (int it = 0; it < 80; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (mean_at(mid) < options_.relevance_mean ? lo : hi) = mid;
   }
+  const double c = 0.5 * (lo + hi);
+  for (float& v : item_const_) v = static_cast<float>(v + c);
+  summary_.relevance_offset = c;
+  summary_.mean_relevance = mean_at(c);
+}
 
-  // Latent factors.
-  w.user_factors_.resize(U * dim);
-  {
-    std::mt19937_64 rng = StreamRng(seed, kUserFactors);
-    internal::FillStandardNormal(rng, w.user_factors_.data(),
-                                 w.user_factors_.size());
+// The exposure scale that gives options_.expected_clicks (or the given
+// exposure_scale).
+absl::StatusOr<double> MnarWorld::ExposureScale(const ActivityOrder& a) const {
+  if (!(options_.expected_clicks > 0.0)) return options_.exposure_scale;
+  const size_t U = options_.num_users, I = options_.num_items;
+  const int dim = options_.dim;
+  // E[#clicks] = sum_i sum_u theta_ui gamma_ui; gamma is independent of
+  // theta across worlds but not within one (item biases), so weight each
+  // item by its mean relevance over a fixed sample of users.
+  const size_t m = std::min<size_t>(
+      U, std::clamp<size_t>(static_cast<size_t>(2e8 / (static_cast<double>(I) * dim)), 16, 512));
+  std::vector<uint32_t> sample(m);
+  if (m == U) {
+    std::iota(sample.begin(), sample.end(), 0u);
+  } else {
+    std::mt19937_64 rng = StreamRng(options_.seed, kCalibration, 1);
+    for (uint32_t& u : sample) u = static_cast<uint32_t>(UniformIndex(rng, U));
   }
-  w.item_factors_.resize(I * dim);
-  w.item_const_.resize(I);
-  {
-    std::mt19937_64 rng = StreamRng(seed, kItemFactors);
-    const double fs = options.relevance_spread * 0.8 / std::sqrt(dim);
-    const double bs = options.relevance_spread * 0.6;
+  std::vector<double> item_gamma(I);
+  double reachable = 0.0;
+  for (uint32_t i = 0; i < I; ++i) {
+    double g = 0.0;
+    for (uint32_t u : sample) g += Relevance(u, i);
+    item_gamma[i] = g / static_cast<double>(m);
+    reachable += static_cast<double>(U) * item_gamma[i];
+  }
+  auto expected_clicks = [&](double sc) {
+    double e = 0.0;
     for (size_t i = 0; i < I; ++i) {
-      for (int k = 0; k < dim; ++k) {
-        w.item_factors_[i * dim + k] =
-            static_cast<float>(fs * StandardNormal(rng));
-      }
-      w.item_const_[i] = static_cast<float>(bs * StandardNormal(rng));
+      e += item_gamma[i] * ExposedUsers(sc * exposure_weight_[i], a.sorted, a.prefix);
     }
-  }
-
-  // Relevance offset: match the mean of gamma on a fixed sample of pairs.
-  {
-    const uint64_t total = static_cast<uint64_t>(U) * I;
-    std::vector<double> z;
-    if (total <= static_cast<uint64_t>(kCalibrationPairs)) {
-      z.reserve(total);
-      for (uint32_t u = 0; u < U; ++u) {
-        for (uint32_t i = 0; i < I; ++i) z.push_back(w.Score(u, i));
-      }
-    } else {
-      std::mt19937_64 rng = StreamRng(seed, kCalibration);
-      z.reserve(kCalibrationPairs);
-      for (int64_t n = 0; n < kCalibrationPairs; ++n) {
-        const uint32_t u = static_cast<uint32_t>(UniformIndex(rng, U));
-        const uint32_t i = static_cast<uint32_t>(UniformIndex(rng, I));
-        z.push_back(w.Score(u, i));
-      }
-    }
-    auto mean_at = [&](double c) {
-      double s = 0.0;
-      for (double v : z) s += Sigmoid(v + c);
-      return s / static_cast<double>(z.size());
-    };
-    double lo = -60.0, hi = 60.0;
-    for (int it = 0; it < 80; ++it) {
-      const double mid = 0.5 * (lo + hi);
-      (mean_at(mid) < options.relevance_mean ? lo : hi) = mid;
-    }
-    const double c = 0.5 * (lo + hi);
-    for (float& v : w.item_const_) v = static_cast<float>(v + c);
-    w.summary_.relevance_offset = c;
-    w.summary_.mean_relevance = mean_at(c);
-  }
-
-  // Exposure scale.
-  double scale = options.exposure_scale;
-  if (options.expected_clicks > 0.0) {
-    // E[#clicks] = sum_i sum_u theta_ui gamma_ui; gamma is independent of
-    // theta across worlds but not within one (item biases), so weight each
-    // item by its mean relevance over a fixed sample of users.
-    const size_t m = std::min<size_t>(
-        U, std::clamp<size_t>(
-               static_cast<size_t>(2e8 / (static_cast<double>(I) * dim)), 16,
-               512));
-    std::vector<uint32_t> sample(m);
-    if (m == U) {
-      std::iota(sample.begin(), sample.end(), 0u);
-    } else {
-      std::mt19937_64 rng = StreamRng(seed, kCalibration, 1);
-      for (uint32_t& u : sample)
-        u = static_cast<uint32_t>(UniformIndex(rng, U));
-    }
-    std::vector<double> item_gamma(I);
-    double reachable = 0.0;
-    for (uint32_t i = 0; i < I; ++i) {
-      double g = 0.0;
-      for (uint32_t u : sample) g += w.Relevance(u, i);
-      item_gamma[i] = g / static_cast<double>(m);
-      reachable += static_cast<double>(U) * item_gamma[i];
-    }
-    auto expected_clicks = [&](double sc) {
-      double e = 0.0;
-      for (size_t i = 0; i < I; ++i) {
-        e += item_gamma[i] *
-             ExposedUsers(sc * w.exposure_weight_[i], sorted_a, prefix);
-      }
-      return e;
-    };
-    if (options.expected_clicks >= 0.999 * reachable) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("expected_clicks=", options.expected_clicks,
-                       ": unreachable; at most about ", 0.999 * reachable,
-                       " clicks with num_users=", U, ", num_items=", I,
-                       ", relevance_mean=", options.relevance_mean));
-    }
-    double lo = std::log(1e-300), hi = std::log(1e300);
-    for (int it = 0; it < 100; ++it) {
-      const double mid = 0.5 * (lo + hi);
-      (expected_clicks(std::exp(mid)) < options.expected_clicks ? lo : hi) =
-          mid;
-    }
-    scale = std::exp(0.5 * (lo + hi));
-  }
-  w.scale_ = scale;
-  w.summary_.exposure_scale = scale;
-  w.summary_.expected_exposures = expected_exposures(scale);
-  if (w.summary_.expected_exposures > kMaxExpectedExposures) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected exposures ", w.summary_.expected_exposures, " exceed ",
-        kMaxExpectedExposures,
-        ": lower exposure_scale or expected_clicks, or raise exposure_power"));
-  }
-  if (w.summary_.expected_exposures * w.summary_.mean_relevance >
-      kMaxExpectedClicks) {
+    return e;
+  };
+  if (options_.expected_clicks >= 0.999 * reachable) {
     return absl::InvalidArgumentError(
-        absl::StrCat("expected clicks ",
-                     w.summary_.expected_exposures * w.summary_.mean_relevance,
-                     " exceed ", kMaxExpectedClicks, ": lower exposure_scale"));
+        absl::StrCat("expected_clicks=", options_.expected_clicks,
+                     ": unreachable; at most about ", 0.999 * reachable,
+                     " clicks with num_users=", U, ", num_items=", I,
+                     ", relevance_mean=", options_.relevance_mean));
   }
+  double lo = std::log(1e-300), hi = std::log(1e300);
+  for (int it = 0; it < 100; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (expected_clicks(std::exp(mid)) < options_.expected_clicks ? lo : hi) = mid;
+  }
+  return std::exp(0.5 * (lo + hi));
+}
 
-  // Exposures and clicks, item by item. Users are walked in activity
-  // buckets; within a bucket each user is a candidate with the bucket's
-  // largest theta and is kept with probability theta_ui / that (thinning),
-  // so every user is exposed independently with probability theta_ui.
-  std::vector<uint32_t> click_user, click_item;
-  const double expect_clicks =
-      w.summary_.expected_exposures * w.summary_.mean_relevance;
-  click_user.reserve(static_cast<size_t>(expect_clicks * 1.02 + 1024));
-  click_item.reserve(click_user.capacity());
-  {
-    const size_t B =
-        w.activity_.empty() ? 1 : std::min<size_t>(U, kActivityBuckets);
-    std::vector<size_t> bucket_begin(B + 1);
-    for (size_t b = 0; b <= B; ++b) bucket_begin[b] = b * U / B;
-    std::mt19937_64 rng = StreamRng(seed, kExposure);
-    uint64_t exposures = 0;
-    double gamma_sum = 0.0;
-    for (int pass = 0; pass < options.exposures; ++pass)
-    for (uint32_t i = 0; i < I; ++i) {
-      const double wi = scale * w.exposure_weight_[i];
-      for (size_t b = 0; b < B; ++b) {
-        const size_t lo = bucket_begin[b], hi = bucket_begin[b + 1];
-        const double tmax = std::min(1.0, wi * sorted_a[hi - 1]);
-        if (!(tmax > 0.0)) continue;
-        const double log_q = tmax < 1.0 ? std::log1p(-tmax) : 0.0;
-        const size_t n = hi - lo;
-        size_t j = 0;
-        while (true) {
-          if (tmax < 1.0) {
-            // Number of non-candidates before the next candidate.
-            const double skip =
-                std::floor(std::log(1.0 - Uniform01(rng)) / log_q);
-            if (!(skip < static_cast<double>(n - j))) break;
-            j += static_cast<size_t>(skip);
-          }
-          if (j >= n) break;
-          const uint32_t u = order[lo + j];
-          ++j;
-          if (!w.activity_.empty()) {
-            const double theta = std::min(1.0, wi * w.activity_[u]);
-            if (theta < tmax && !(Uniform01(rng) * tmax < theta)) continue;
-          }
-          ++exposures;
-          const double gamma = w.Relevance(u, i);
-          gamma_sum += gamma;
-          if (Uniform01(rng) < gamma) {
-            click_user.push_back(u);
-            click_item.push_back(i);
-          }
+// Exposures and clicks, item by item. Users are walked in activity buckets;
+// within a bucket each user is a candidate with the bucket's largest theta
+// and is kept with probability theta_ui / that (thinning), so every user is
+// exposed independently with probability theta_ui.
+void MnarWorld::DrawClicks(const ActivityOrder& a, std::vector<uint32_t>* click_user,
+                           std::vector<uint32_t>* click_item) {
+  const size_t U = options_.num_users, I = options_.num_items;
+  const double expect_clicks = summary_.expected_exposures * summary_.mean_relevance;
+  click_user->reserve(static_cast<size_t>(expect_clicks * 1.02 + 1024));
+  click_item->reserve(click_user->capacity());
+  const size_t B = activity_.empty() ? 1 : std::min<size_t>(U, kActivityBuckets);
+  std::vector<size_t> bucket_begin(B + 1);
+  for (size_t b = 0; b <= B; ++b) bucket_begin[b] = b * U / B;
+  std::mt19937_64 rng = StreamRng(options_.seed, kExposure);
+  uint64_t exposures = 0;
+  double gamma_sum = 0.0;
+  for (int pass = 0; pass < options_.exposures; ++pass)
+  for (uint32_t i = 0; i < I; ++i) {
+    const double wi = scale_ * exposure_weight_[i];
+    for (size_t b = 0; b < B; ++b) {
+      const size_t lo = bucket_begin[b], hi = bucket_begin[b + 1];
+      const double tmax = std::min(1.0, wi * a.sorted[hi - 1]);
+      if (!(tmax > 0.0)) continue;
+      const double log_q = tmax < 1.0 ? std::log1p(-tmax) : 0.0;
+      const size_t n = hi - lo;
+      size_t j = 0;
+      while (true) {
+        if (tmax < 1.0) {
+          // Number of non-candidates before the next candidate.
+          const double skip = std::floor(std::log(1.0 - Uniform01(rng)) / log_q);
+          if (!(skip < static_cast<double>(n - j))) break;
+          j += static_cast<size_t>(skip);
+        }
+        if (j >= n) break;
+        const uint32_t u = a.order[lo + j];
+        ++j;
+        if (!activity_.empty()) {
+          const double theta = std::min(1.0, wi * activity_[u]);
+          if (theta < tmax && !(Uniform01(rng) * tmax < theta)) continue;
+        }
+        ++exposures;
+        const double gamma = Relevance(u, i);
+        gamma_sum += gamma;
+        if (Uniform01(rng) < gamma) {
+          click_user->push_back(u);
+          click_item->push_back(i);
         }
       }
     }
-    w.summary_.exposures = exposures;
-    w.summary_.expected_clicks_estimate = gamma_sum;
   }
+  summary_.exposures = exposures;
+  summary_.expected_clicks_estimate = gamma_sum;
+}
 
-  // Item-major clicks -> user-major CSR (items stay ascending per user).
-  w.click_offsets_.assign(U + 1, 0);
-  for (uint32_t u : click_user) ++w.click_offsets_[u + 1];
-  for (size_t u = 0; u < U; ++u) w.click_offsets_[u + 1] += w.click_offsets_[u];
-  w.click_items_.resize(click_user.size());
+// Item-major clicks -> user-major CSR (items stay ascending per user), and
+// the click counts of the summary.
+void MnarWorld::BuildClickIndex(const std::vector<uint32_t>& click_user,
+                                const std::vector<uint32_t>& click_item) {
+  const size_t U = options_.num_users, I = options_.num_items;
+  click_offsets_.assign(U + 1, 0);
+  for (uint32_t u : click_user) ++click_offsets_[u + 1];
+  for (size_t u = 0; u < U; ++u) click_offsets_[u + 1] += click_offsets_[u];
+  click_items_.resize(click_user.size());
   {
-    std::vector<uint64_t> next(w.click_offsets_.begin(),
-                               w.click_offsets_.end() - 1);
+    std::vector<uint64_t> next(click_offsets_.begin(), click_offsets_.end() - 1);
     for (size_t k = 0; k < click_user.size(); ++k) {
-      w.click_items_[next[click_user[k]]++] = click_item[k];
+      click_items_[next[click_user[k]]++] = click_item[k];
     }
   }
-  if (options.exposures > 1) {
-    FoldRepeatedClicks(U, &w.click_offsets_, &w.click_items_, &w.click_counts_);
+  if (options_.exposures > 1) {
+    FoldRepeatedClicks(U, &click_offsets_, &click_items_, &click_counts_);
   }
-  w.summary_.clicks = w.click_items_.size();
-  {
-    std::vector<uint8_t> item_seen(I, 0);
-    for (uint32_t i : click_item) item_seen[i] = 1;
-    w.summary_.items_with_clicks =
-        std::count(item_seen.begin(), item_seen.end(), 1);
-    for (size_t u = 0; u < U; ++u) {
-      w.summary_.users_with_clicks +=
-          w.click_offsets_[u + 1] > w.click_offsets_[u] ? 1 : 0;
-    }
+  summary_.clicks = click_items_.size();
+  std::vector<uint8_t> item_seen(I, 0);
+  for (uint32_t i : click_item) item_seen[i] = 1;
+  summary_.items_with_clicks = std::count(item_seen.begin(), item_seen.end(), 1);
+  for (size_t u = 0; u < U; ++u) {
+    summary_.users_with_clicks += click_offsets_[u + 1] > click_offsets_[u] ? 1 : 0;
   }
-  click_user = {};
-  click_item = {};
+}
 
-  // MAR test sample: Floyd's algorithm for K distinct items per user.
-  const size_t K = options.mar_test_items_per_user;
-  w.test_items_.resize(U * K);
-  w.test_labels_.resize(U * K);
+// MAR test sample: Floyd's algorithm for K distinct items per user.
+void MnarWorld::DrawMarTest() {
+  const size_t U = options_.num_users, I = options_.num_items;
+  const size_t K = options_.mar_test_items_per_user;
+  test_items_.resize(U * K);
+  test_labels_.resize(U * K);
   if (K > 0) {
-    std::mt19937_64 rng = StreamRng(seed, kMarTest);
+    std::mt19937_64 rng = StreamRng(options_.seed, kMarTest);
     std::vector<uint8_t> taken(I, 0);
     for (uint32_t u = 0; u < U; ++u) {
-      uint32_t* items = &w.test_items_[u * K];
+      uint32_t* items = &test_items_[u * K];
       size_t m = 0;
       for (size_t j = I - K; j < I; ++j) {
         uint32_t t = static_cast<uint32_t>(UniformIndex(rng, j + 1));
@@ -457,13 +422,52 @@ absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
       std::sort(items, items + K);
       for (size_t k = 0; k < K; ++k) {
         taken[items[k]] = 0;
-        const uint8_t r = Uniform01(rng) < w.Relevance(u, items[k]) ? 1 : 0;
-        w.test_labels_[u * K + k] = r;
-        w.summary_.test_positives += r;
+        const uint8_t r = Uniform01(rng) < Relevance(u, items[k]) ? 1 : 0;
+        test_labels_[u * K + k] = r;
+        summary_.test_positives += r;
       }
     }
   }
-  w.summary_.test_events = U * K;
+  summary_.test_events = U * K;
+}
+
+absl::StatusOr<MnarWorld> MnarWorld::Generate(const MnarWorldOptions& options) {
+  if (absl::Status s = ValidateMnarWorldOptions(options); !s.ok()) return s;
+  MnarWorld w;
+  w.options_ = options;
+  w.DrawPopularity();
+  const ActivityOrder activity = w.DrawActivity();
+  if (options.expected_clicks == 0.0) {
+    // Fail before the expensive part when the world would be too big.
+    const double e = w.ExpectedExposures(activity, options.exposure_scale);
+    if (e > kMaxExpectedExposures) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "expected exposures ", e, " exceed ", kMaxExpectedExposures,
+          ": lower exposure_scale or raise exposure_power"));
+    }
+  }
+  w.DrawFactors();
+  w.CalibrateRelevance();
+  ASSIGN_OR_RETURN(w.scale_, w.ExposureScale(activity));
+  w.summary_.exposure_scale = w.scale_;
+  w.summary_.expected_exposures = w.ExpectedExposures(activity, w.scale_);
+  if (w.summary_.expected_exposures > kMaxExpectedExposures) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected exposures ", w.summary_.expected_exposures, " exceed ",
+        kMaxExpectedExposures,
+        ": lower exposure_scale or expected_clicks, or raise exposure_power"));
+  }
+  if (w.summary_.expected_exposures * w.summary_.mean_relevance > kMaxExpectedClicks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected clicks ", w.summary_.expected_exposures * w.summary_.mean_relevance,
+                     " exceed ", kMaxExpectedClicks, ": lower exposure_scale"));
+  }
+  {
+    std::vector<uint32_t> click_user, click_item;
+    w.DrawClicks(activity, &click_user, &click_item);
+    w.BuildClickIndex(click_user, click_item);
+  }
+  w.DrawMarTest();
   return w;
 }
 

@@ -160,6 +160,24 @@ class MnarWorld {
   // The logit of gamma_ui; ids must be in range.
   double Score(uint32_t u, uint32_t i) const;
 
+  // Generate's stages, in the order they draw (each from its own stream).
+  struct ActivityOrder {
+    std::vector<uint32_t> order;  // users by ascending activity
+    std::vector<double> sorted;   // their activities
+    std::vector<double> prefix;   // prefix sums of `sorted`
+  };
+  void DrawPopularity();
+  ActivityOrder DrawActivity();
+  double ExpectedExposures(const ActivityOrder& a, double scale) const;
+  void DrawFactors();
+  void CalibrateRelevance();
+  absl::StatusOr<double> ExposureScale(const ActivityOrder& a) const;
+  void DrawClicks(const ActivityOrder& a, std::vector<uint32_t>* click_user,
+                  std::vector<uint32_t>* click_item);
+  void BuildClickIndex(const std::vector<uint32_t>& click_user,
+                       const std::vector<uint32_t>& click_item);
+  void DrawMarTest();
+
   MnarWorldOptions options_;
   MnarWorldSummary summary_;
   std::vector<float> user_factors_;      // U x dim, row-major
