@@ -61,12 +61,16 @@ absl::Status CheckTableFilesReferenced(const std::string& path,
     const int64_t n = TableNumber(fs::path(f.name).filename().string());
     if (n >= 0) listed.insert(n);
   }
-  const int64_t newest = listed.empty() ? INT64_MAX : *listed.rbegin();
+  // Unlisted table files next to a MANIFEST that lists some are what a
+  // crash leaves behind and RocksDB deletes at open: inputs of a compaction
+  // or flush whose edit was committed just before the crash (older than the
+  // newest listed file), or outputs of one that was not (newer). A truncated
+  // MANIFEST drops edits from its end and cannot produce the first kind; the
+  // state that loses data is a MANIFEST that lists nothing while tables
+  // exist (RocksDB then opens an empty database and deletes them all).
+  if (!listed.empty()) return absl::OkStatus();
   std::vector<std::string> missing;
-  for (int64_t n : on_disk) {
-    if (!listed.contains(n) && n < newest) missing.push_back(absl::StrCat(n));
-  }
-  if (missing.empty()) return absl::OkStatus();
+  for (int64_t n : on_disk) missing.push_back(absl::StrCat(n));
   const size_t shown = std::min<size_t>(missing.size(), 5);
   return absl::DataLossError(absl::StrCat(
       "opening the store at ", path, ": its MANIFEST lists ", listed.size(),

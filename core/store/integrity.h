@@ -15,11 +15,13 @@ namespace debias::store {
 // version does not list: the data would be lost and an empty store served.
 // This opens the database read-only (which deletes nothing) and compares the
 // table files on disk with the files the MANIFEST lists. DATA_LOSS, naming
-// the files, when the MANIFEST lists none while table files exist, or misses
-// files older than the newest file it lists (leftovers of an interrupted
-// compaction are newer than every listed file and are not reported). OK for
-// a directory without a database. Errors of the read-only open are returned
-// as they are (DATA_LOSS for corruption).
+// the files, when the MANIFEST lists none while table files exist. Unlisted
+// files next to a MANIFEST that lists some are not reported: a crash between
+// a compaction's commit and the deletion of its inputs leaves older ones, an
+// interrupted flush or compaction newer ones, and RocksDB deletes both (the
+// crash test hit the first case: a store refused after a clean crash). OK
+// for a directory without a database. Errors of the read-only open are
+// returned as they are (DATA_LOSS for corruption).
 absl::Status CheckTableFilesReferenced(const std::string& path, const rocksdb::Options& options);
 
 }  // namespace debias::store
