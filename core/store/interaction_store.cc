@@ -688,30 +688,42 @@ absl::StatusOr<uint64_t> InteractionStore::DeleteDataset(const std::string& name
   return events;
 }
 
-absl::StatusOr<IngestResult> InteractionStore::Ingest(
-    const std::string& name, std::span<const data::Interaction> events,
-    bool create_if_missing) {
-  // Events that carry features must all carry the same number, in the batch
-  // and in the dataset: the view (and every trainer) needs one length.
-  int batch_dim = 0;
-  size_t first_with_features = 0;
+namespace {
+
+// Every event valid (INVALID_ARGUMENT "events[i]...."), and the events that
+// carry features all with the same number (the view and every trainer need
+// one length): *batch_dim (0: none) and the first event that has it.
+absl::Status ValidateBatch(std::span<const data::Interaction> events,
+                           const data::InteractionLimits& limits, int* batch_dim,
+                           size_t* first_with_features) {
   for (size_t i = 0; i < events.size(); ++i) {
-    absl::Status s = data::ValidateInteraction(events[i], options_.limits);
+    absl::Status s = data::ValidateInteraction(events[i], limits);
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("events[", i, "].", s.message()));
     }
     const int dim = static_cast<int>(events[i].features.size());
     if (dim == 0) continue;
-    if (batch_dim == 0) {
-      batch_dim = dim;
-      first_with_features = i;
-    } else if (dim != batch_dim) {
+    if (*batch_dim == 0) {
+      *batch_dim = dim;
+      *first_with_features = i;
+    } else if (dim != *batch_dim) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "events[", i, "].features: ", dim, " values, but events[", first_with_features,
-          "] has ", batch_dim, "; all events of a dataset that carry features must carry "
+          "events[", i, "].features: ", dim, " values, but events[", *first_with_features,
+          "] has ", *batch_dim, "; all events of a dataset that carry features must carry "
           "the same number"));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<IngestResult> InteractionStore::Ingest(
+    const std::string& name, std::span<const data::Interaction> events,
+    bool create_if_missing) {
+  int batch_dim = 0;
+  size_t first_with_features = 0;
+  RETURN_IF_ERROR(ValidateBatch(events, options_.limits, &batch_dim, &first_with_features));
   std::shared_ptr<DatasetState> st = impl_->Find(name);
   if (!st) {
     if (!create_if_missing) {
