@@ -1,12 +1,7 @@
-// The log-estimator mode of EvaluationService.Evaluate: a model's (or
-// uploaded scores') true ranking quality estimated from a biased click log
-// with core/eval/unbiased.h, with intervals and weight diagnostics.
-//
-// Population: every user the served model knows (or every uploaded user);
-// users of the log the model does not know are left out and counted in the
-// diagnostics. Items: the model's items (or the uploaded ones) plus the
-// log's items the ranking cannot contain (they count towards recall's
-// denominator only).
+// The log modes of EvaluationService.Evaluate, as conversions: the request's
+// fields are checked, models and datasets resolved, and the work done by
+// core/eval/log_evaluation.h (EvaluateRankingFromLog, EvaluatePolicyFromLog),
+// whose result is written into the response.
 // Thread safety: reentrant.
 #ifndef DEBIAS_SERVER_LOG_EVALUATION_H_
 #define DEBIAS_SERVER_LOG_EVALUATION_H_

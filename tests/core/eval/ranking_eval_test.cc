@@ -5,6 +5,7 @@
 #include "core/data/dataset_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/util/fixtures.h"
 #include "tests/util/status_matchers.h"
 
 namespace debias::eval {
@@ -13,28 +14,8 @@ namespace {
 using ::debias::testing::StatusIs;
 const double kL3 = 1.0 / std::log2(3.0);
 
-// Users x, y; items p, q, r; a fixed score table.
-class TableModel final : public models::Model {
- public:
-  std::string_view kind() const override { return "table"; }
-  uint32_t num_users() const override { return 2; }
-  uint32_t num_items() const override { return 3; }
-  std::string Serialize() const override { return ""; }
-
- protected:
-  float ScorePair(uint32_t u, uint32_t i) const override {
-    static const float t[2][3] = {{0.1f, 0.9f, 0.5f}, {0.8f, 0.2f, 0.3f}};
-    return t[u][i];
-  }
-};
-
-data::Interaction Ev(std::string u, std::string i, float label) {
-  data::Interaction e;
-  e.user = std::move(u);
-  e.item = std::move(i);
-  e.label = label;
-  return e;
-}
+using ::debias::testing::TableModel;
+using ::debias::testing::Ev;
 
 const std::vector<std::string> kUsers = {"x", "y"}, kItems = {"p", "q", "r"};
 

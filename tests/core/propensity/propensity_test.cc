@@ -7,6 +7,7 @@
 #include "core/propensity/registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/util/fixtures.h"
 #include "tests/util/status_matchers.h"
 
 namespace debias::propensity {
@@ -14,15 +15,7 @@ namespace {
 
 using ::debias::testing::StatusIs;
 
-data::Interaction Ev(std::string u, std::string i, float label,
-                     std::optional<float> p = std::nullopt) {
-  data::Interaction e;
-  e.user = std::move(u);
-  e.item = std::move(i);
-  e.label = label;
-  e.propensity = p;
-  return e;
-}
+using ::debias::testing::Ev;
 
 // Items: a has 4 clicks, b 1, c 0 positives (only a zero-label event).
 data::DatasetView ClickView() {
