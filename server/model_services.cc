@@ -799,76 +799,33 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
   }
   if (req->user().empty()) return Invalid("user: required");
   if (auto s = CheckName("sampler", req->sampler()); !s.ok()) return ToGrpcStatus(s);
-  const std::string sampler_name = req->sampler().empty() ? "uniform" : req->sampler();
-  samplers::SamplerOptions so;
-  if (req->has_power()) {
-    if (!(req->power() >= 0.0 && req->power() <= 4.0)) {
-      return Invalid(absl::StrCat("power=", req->power(), ": must be in [0, 4]"));
-    }
-    so.params["power"] = absl::StrCat(req->power());
+  if (req->has_power() && !(req->power() >= 0.0 && req->power() <= 4.0)) {
+    return Invalid(absl::StrCat("power=", req->power(), ": must be in [0, 4]"));
   }
-  std::string dataset = req->dataset();
-  std::shared_ptr<const LoadedModel> model;
+  samplers::SampleRequest sr;
+  sr.dataset = req->dataset();
+  sr.sampler = req->sampler().empty() ? "uniform" : req->sampler();
+  if (req->has_power()) sr.power = req->power();
   if (model_id != 0) {
     auto m = models_->Get(model_id);
     if (!m.ok()) return ToGrpcStatus(m.status());
-    model = *m;
-    SetServed(model->record, resp->mutable_served());
-    dataset = model->record.dataset;
-  } else if (auto s = store::ValidateDatasetName(dataset); !s.ok()) {
+    const LoadedModel& model = **m;
+    SetServed(model.record, resp->mutable_served());
+    sr.dataset = model.record.dataset;
+    sr.model_id = model_id;
+    sr.nbpo = models::NbpoFactorsOf(*model.model);
+    sr.model_user_keys = &model.record.user_keys;
+    sr.model_item_keys = &model.record.item_keys;
+    sr.keep_alive = *m;
+  } else if (auto s = store::ValidateDatasetName(sr.dataset); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  auto view = store_->LoadView(dataset);
+  auto view = store_->LoadView(sr.dataset);
   if (!view.ok()) return ToGrpcStatus(view.status());
-  const std::string cache_key =
-      absl::StrCat(dataset, "|", (*view)->data_version, "|", sampler_name, "|",
-                   req->has_power() ? req->power() : -1.0, "|", model_id);
-  std::shared_ptr<const CachedSampler> cached;
-  {
-    absl::MutexLock l(&samplers_mu_);
-    auto it = samplers_.find(cache_key);
-    if (it != samplers_.end()) cached = it->second;
-  }
-  if (!cached) {
-    auto built = std::make_shared<CachedSampler>();
-    built->view = *view;
-    built->model = model;
-    const data::DatasetView& v = **view;
-    if (sampler_name == "nbpo") {
-      const auto* nbpo = model ? dynamic_cast<const models::NbpoMfModel*>(model->model.get())
-                               : nullptr;
-      if (nbpo == nullptr) {
-        return Invalid("sampler=nbpo: needs model_id of a model trained with loss nbpo or nbpoo");
-      }
-      // The model's ids are those of the dataset at training time; the view
-      // may have grown since, so only the same key tables are accepted.
-      if (v.user_keys != model->record.user_keys || v.item_keys != model->record.item_keys) {
-        return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat("sampler=nbpo: dataset '", dataset,
-                                         "' changed since model ", model->record.id,
-                                         " was trained; retrain it")));
-      }
-      so.nbpo = &nbpo->factors();
-    }
-    auto sampler = samplers::CreateSampler(sampler_name, v, so);
-    if (!sampler.ok()) return ToGrpcStatus(sampler.status());
-    built->sampler = std::move(*sampler);
-    for (uint32_t u = 0; u < v.num_users(); ++u) built->users.emplace(v.user_keys[u], u);
-    cached = built;
-    absl::MutexLock l(&samplers_mu_);
-    if (samplers_.size() >= 32) samplers_.clear();  // bounded; rebuilt on demand
-    samplers_[cache_key] = cached;
-  }
-  auto user_it = cached->users.find(req->user());
-  if (user_it == cached->users.end()) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("user '", req->user().substr(0, 200),
-                                     "' is not in dataset '", dataset, "'")));
-  }
-  const uint32_t user = user_it->second;
-  const data::DatasetView& v = *cached->view;
-  samplers::Rng rng(req->seed() != 0 ? req->seed() : std::random_device{}());
-  auto drawn = cached->sampler->Sample(user, req->n(), rng);
+  sr.view = *view;
+  auto drawn = samplers_.Sample(sr, req->user(), req->n(), req->seed());
   if (!drawn.ok()) return ToGrpcStatus(drawn.status());
-  for (uint32_t i : *drawn) resp->add_items(v.item_keys[i]);
+  for (std::string& item : *drawn) resp->add_items(std::move(item));
   return grpc::Status::OK;
 }
 

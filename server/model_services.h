@@ -7,7 +7,7 @@
 #include "debias/v1/evaluation_service.grpc.pb.h"
 #include "debias/v1/model_service.grpc.pb.h"
 #include "debias/v1/scoring_service.grpc.pb.h"
-#include "core/samplers/negative_sampler.h"
+#include "core/samplers/sampler_cache.h"
 #include "server/model_manager.h"
 #include "server/options.h"
 
@@ -72,23 +72,13 @@ class ScoringServiceImpl final : public v1::ScoringService::Service {
   grpc::Status SampleNegatives(grpc::ServerContext*, const v1::SampleNegativesRequest*,
                                v1::SampleNegativesResponse*) override;
 
-  // A built sampler with the view (and user index) it draws from.
-  struct CachedSampler {
-    std::shared_ptr<const data::DatasetView> view;
-    std::shared_ptr<const LoadedModel> model;  // keeps NBPO factors alive
-    std::unique_ptr<samplers::NegativeSampler> sampler;
-    absl::flat_hash_map<std::string, uint32_t> users;
-  };
-
  private:
   ModelManager* models_;
   store::InteractionStore* store_;
   const ServerOptions& options_;
   // Samplers keyed by (dataset, data version, sampler, power, model); setting
   // one up is O(items) or more, a draw is O(1). Small and bounded.
-  absl::Mutex samplers_mu_;
-  std::map<std::string, std::shared_ptr<const CachedSampler>> samplers_
-      ABSL_GUARDED_BY(samplers_mu_);
+  samplers::SamplerCache samplers_;
 };
 
 class EvaluationServiceImpl final : public v1::EvaluationService::Service {
