@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "wire/status.h"
 
 namespace debias::server {
 
@@ -112,6 +113,19 @@ struct Admission {
 };
 Admission Admit(InFlight* in_flight, const Authenticator* auth, const grpc::ServerContext* ctx,
                 Role need);
+
+// The one opening of every handler: admits the call (an in-flight slot and a
+// token with role `need`), runs `handler` (returning absl::Status), holds the
+// slot until it returns, and maps its status through ToGrpcStatus, the one
+// mapping (wire/status.h).
+//   return Serve(options_, ctx, Role::kReader, [&]() -> absl::Status { ... });
+template <typename Options, typename Handler>
+grpc::Status Serve(const Options& options, const grpc::ServerContext* ctx, Role need,
+                   Handler&& handler) {
+  Admission admission = Admit(options.in_flight.get(), options.authenticator.get(), ctx, need);
+  if (!admission.ok()) return admission.status;
+  return ToGrpcStatus(handler());
+}
 
 }  // namespace debias::server
 
