@@ -31,9 +31,6 @@ inline grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), BoundedMessage(s.message()));
 }
 
-inline grpc::Status Invalid(absl::string_view msg) {
-  return ToGrpcStatus(absl::InvalidArgumentError(msg));
-}
 
 // Names of methods, estimators and samplers a request gives (loss,
 // propensity, estimator, ...): 1 to `max_bytes` characters of
