@@ -163,9 +163,9 @@ absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
         // Trainers pass estimator parameters as "prop.<key>".
         for (auto key : info.params) {
           auto it = spec["params"].find("prop." + std::string(key));
-          if (it != spec["params"].end() && it->is_string()) {
-            params[std::string(key)] = it->get<std::string>();
-          }
+          if (it == spec["params"].end()) continue;
+          // Numbers since issue 25; text in records written before.
+          params[std::string(key)] = it->is_string() ? it->get<std::string>() : it->dump();
         }
       }
       if (spec.contains("clip")) params["clip"] = std::to_string(spec["clip"].get<double>());
@@ -603,7 +603,7 @@ void ModelManager::RunJob(Job* job, TrainJobRequest request) {
     const json holdout_events = rec.diagnostics.value("holdout_events", json());
     rec.diagnostics = result->diagnostics;
     if (!holdout_events.is_null()) rec.diagnostics["holdout_events"] = holdout_events;
-    rec.spec["params"] = result->resolved_params;
+    rec.spec["params"] = train::SpecParams(request.spec.loss, result->resolved_params);
     // What the data decided (labels, propensity and why), in the spec.
     if (auto it = rec.diagnostics.find("data_defaults");
         it != rec.diagnostics.end() && it->is_object()) {

@@ -3,7 +3,10 @@
 #include <atomic>
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/util/status_macros.h"
@@ -129,6 +132,39 @@ absl::Status CheckParams(const TrainSpec& spec) {
   auto result = (*found)->fn(*kEmpty, dry, ctx);
   if (!result.ok() && absl::IsInvalidArgument(result.status())) return result.status();
   return absl::OkStatus();
+}
+
+nlohmann::json SpecParams(std::string_view loss,
+                          const std::map<std::string, std::string>& resolved) {
+  absl::flat_hash_map<std::string, std::string> types;
+  // auto records the chosen method's parameters next to its own.
+  auto selected = resolved.find("selected_loss");
+  for (std::string_view name : {loss, selected == resolved.end() ? std::string_view()
+                                                                 : std::string_view(selected->second)}) {
+    auto t = FindTrainer(name);
+    if (name.empty() || !t.ok()) continue;
+    for (FeedbackKind kind : (*t)->feedback) {
+      for (const models::ParamSpec& p : MethodParams(**t, kind)) types.emplace(p.name, p.type);
+    }
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, text] : resolved) {
+    auto it = types.find(key);
+    const std::string type = it == types.end() ? "" : it->second;
+    int64_t i = 0;
+    double d = 0;
+    if ((type == "int" || type.empty()) && absl::SimpleAtoi(text, &i)) {
+      out[key] = i;
+    } else if ((type == "double" || type.empty()) && absl::SimpleAtod(text, &d) &&
+               std::isfinite(d)) {
+      out[key] = d;
+    } else if ((type == "bool" || type.empty()) && (text == "true" || text == "false")) {
+      out[key] = text == "true";
+    } else {
+      out[key] = text;
+    }
+  }
+  return out;
 }
 
 std::vector<models::ParamSpec> MethodParams(const TrainerInfo& t, FeedbackKind kind) {

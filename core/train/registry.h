@@ -5,13 +5,16 @@
 #ifndef DEBIAS_CORE_TRAIN_REGISTRY_H_
 #define DEBIAS_CORE_TRAIN_REGISTRY_H_
 
+#include <map>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/models/trainer_params.h"
 #include "core/train/train_spec.h"
+#include "nlohmann/json.hpp"
 
 namespace debias::train {
 
@@ -55,6 +58,13 @@ absl::Status CheckParams(const TrainSpec& spec);
 // parser on an empty request (trainer_params.h), so it is what the trainer
 // accepts. ListMethods, `debiasctl methods` and docs/METHODS.md show it.
 std::vector<models::ParamSpec> MethodParams(const TrainerInfo& t, FeedbackKind kind);
+
+// The resolved hyperparameters of a model of method `loss` as the spec
+// shows them: numbers as numbers and bools as bools by the method's
+// parameter types (MethodParams); keys outside the schema (seed, clip,
+// prop.<key>) are numbers or bools when they read as one, text otherwise.
+nlohmann::json SpecParams(std::string_view loss,
+                          const std::map<std::string, std::string>& resolved);
 
 absl::StatusOr<TrainResult> RunTraining(const data::DatasetView& train,
                                         const TrainSpec& spec,

@@ -110,7 +110,7 @@ TEST_F(ModelServiceTest, TrainScoreTopKEvaluateAndSurviveARestart) {
   EXPECT_EQ(m->progress_size(), 3);
   EXPECT_EQ(m->spec().fields().at("loss").string_value(), "relmf");
   EXPECT_EQ(m->spec().fields().at("feedback").string_value(), "implicit");
-  EXPECT_EQ(m->spec().fields().at("params").struct_value().fields().at("dim").string_value(), "8");
+  EXPECT_EQ(m->spec().fields().at("params").struct_value().fields().at("dim").number_value(), 8);
   EXPECT_GT(m->diagnostics().fields_size(), 0);
   EXPECT_GT(m->users(), 100u);
   EXPECT_GT(m->items(), 50u);

@@ -87,3 +87,30 @@ TEST(MethodParamsTest, TheSchemaIsWhatTheParserAccepts) {
 
 }  // namespace
 }  // namespace debias::train
+
+namespace debias::train {
+namespace {
+
+TEST(SpecParamsTest, NumbersAndBoolsByTheMethodsSchema) {
+  const nlohmann::json j = SpecParams(
+      "relmf", {{"lr", "0.01"}, {"epochs", "3"}, {"l2", "1"}, {"bias", "false"},
+                {"loss_form", "squared"}, {"prop.eta", "0.5"}, {"propensity", "popularity"}});
+  EXPECT_TRUE(j["lr"].is_number_float());
+  EXPECT_DOUBLE_EQ(j["lr"].get<double>(), 0.01);
+  EXPECT_TRUE(j["epochs"].is_number_integer());
+  EXPECT_EQ(j["epochs"].get<int>(), 3);
+  EXPECT_TRUE(j["l2"].is_number_float());  // a double knob stays a double at "1"
+  EXPECT_EQ(j["bias"], false);
+  EXPECT_EQ(j["loss_form"], "squared");
+  EXPECT_DOUBLE_EQ(j["prop.eta"].get<double>(), 0.5);  // outside the schema: read
+  EXPECT_EQ(j["propensity"], "popularity");
+  // auto: the chosen method's types apply to its parameters.
+  const nlohmann::json a =
+      SpecParams("auto", {{"selected_loss", "naive"}, {"bias", "true"}, {"dim", "16"}});
+  EXPECT_EQ(a["bias"], true);
+  EXPECT_EQ(a["dim"].get<int>(), 16);
+  EXPECT_EQ(a["selected_loss"], "naive");
+}
+
+}  // namespace
+}  // namespace debias::train
