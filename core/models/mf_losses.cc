@@ -71,7 +71,7 @@ double PredictionLoss(const LossConfig& cfg, std::span<const LossSample> samples
 
 double ImputationLoss(std::span<const LossSample> samples,
                       std::span<const float> s, std::span<const float> t,
-                      std::span<float> grad_t) {
+                      std::span<float> grad_t, ImputationFit fit) {
   size_t no = 0;
   for (const LossSample& x : samples) no += x.role != Role::kAllPairs;
   const double io = no ? 1.0 / no : 0.0;
@@ -83,10 +83,18 @@ double ImputationLoss(std::span<const LossSample> samples,
       continue;
     }
     const double m = Sigmoid(t[k]);
+    const double w = io * x.weight2;
+    if (fit == ImputationFit::kResidual) {
+      // (m - y)^2: d/dt = 2 (m - y) m (1 - m).
+      const double r = m - x.label;
+      loss += w * r * r;
+      grad_t[k] = static_cast<float>(w * 2 * r * m * (1 - m));
+      continue;
+    }
     const double diff = Bce(s[k], x.label) - Bce(s[k], m);
-    loss += io * x.weight2 * diff * diff;
+    loss += w * diff * diff;
     // d ehat / dt = -s m (1 - m), so d diff^2/dt = 2 diff s m (1 - m).
-    grad_t[k] = static_cast<float>(io * x.weight2 * 2 * diff * s[k] * m * (1 - m));
+    grad_t[k] = static_cast<float>(w * 2 * diff * s[k] * m * (1 - m));
   }
   return loss;
 }

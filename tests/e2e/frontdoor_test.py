@@ -148,6 +148,7 @@ class FrontDoor(unittest.TestCase):
             self.assertGreater(auc(s, raw["model_id"], "coat-raw-test", "--threshold", "3"),
                                0.70, loss)
         self.assertGreater(aucs["akbips"], aucs["ips"])
+        self.assertGreater(aucs["dr-jl"], aucs["naive"])
         self.assertGreater(aucs["akbdr"], aucs["ips"])
         code, _, err = s.ctl_raw("train", "--dataset", "coat", "--loss", "ips",
                                  "--param", "l2=10")

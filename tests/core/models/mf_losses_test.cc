@@ -63,15 +63,37 @@ TEST(MfLossesTest, ImputationGradientMatchesFiniteDifferences) {
   auto b = Batch(true);
   std::vector<float> s = {0.3f, -1.2f, 0.9f, 0.1f, -0.4f}, t = {-0.5f, 0.7f, 0.2f, 1.1f, -0.9f};
   std::vector<float> g(b.size()), scratch(b.size());
-  ImputationLoss(b, s, t, g);
-  const float h = 1e-3f;
-  for (size_t k = 0; k < b.size(); ++k) {
-    auto tp = t, tm = t;
-    tp[k] += h;
-    tm[k] -= h;
-    double fd = (ImputationLoss(b, s, tp, scratch) - ImputationLoss(b, s, tm, scratch)) / (2 * h);
-    EXPECT_NEAR(g[k], fd, 2e-4) << "sample " << k;
+  for (ImputationFit fit : {ImputationFit::kResidual, ImputationFit::kError}) {
+    ImputationLoss(b, s, t, g, fit);
+    const float h = 1e-3f;
+    for (size_t k = 0; k < b.size(); ++k) {
+      auto tp = t, tm = t;
+      tp[k] += h;
+      tm[k] -= h;
+      double fd = (ImputationLoss(b, s, tp, scratch, fit) -
+                   ImputationLoss(b, s, tm, scratch, fit)) / (2 * h);
+      EXPECT_NEAR(g[k], fd, 2e-4) << "sample " << k << " fit " << static_cast<int>(fit);
+    }
   }
+}
+
+TEST(MfLossesTest, ImputationErrorFitIsTheResidualTimesTheLogitSquared) {
+  // For BCE, e - ehat = (m - y) s, so the papers' (e - ehat)^2 is the
+  // residual fit weighted by s^2: nothing to learn where s = 0.
+  std::vector<LossSample> b = {{0, 0, 1.0f, 1.0f, 1.0f, Role::kObserved}};
+  std::vector<float> t = {0.4f}, g(1);
+  const double m = 1.0 / (1.0 + std::exp(-0.4));
+  for (float s : {0.0f, 0.7f, -2.0f}) {
+    std::vector<float> sv = {s};
+    const double res = ImputationLoss(b, sv, t, g, ImputationFit::kResidual);
+    EXPECT_NEAR(res, (m - 1) * (m - 1), 1e-6);
+    EXPECT_NEAR(ImputationLoss(b, sv, t, g, ImputationFit::kError), res * s * s, 1e-5);
+  }
+  std::vector<float> zero = {0.0f};
+  ImputationLoss(b, zero, t, g, ImputationFit::kError);
+  EXPECT_EQ(g[0], 0.0f);
+  ImputationLoss(b, zero, t, g, ImputationFit::kResidual);
+  EXPECT_LT(g[0], 0.0f);  // pulls m up toward y = 1
 }
 
 TEST(MfLossesTest, RelabeledValuesMatchThePaper) {
