@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/eval/ranking_eval.h"
-#include "core/models/nbpo_mf_model.h"
+#include "core/models/model_registry.h"
 #include "core/propensity/registry.h"
 #include "core/retrieval/retriever.h"
 #include "core/samplers/registry.h"

@@ -16,4 +16,9 @@ const std::vector<ModelKind>& ModelKinds() {
   return *kinds;
 }
 
+const samplers::NbpoFactors* NbpoFactorsOf(const Model& model) {
+  if (model.kind() != NbpoMfModel::kKind) return nullptr;
+  return &static_cast<const NbpoMfModel&>(model).factors();
+}
+
 }  // namespace debias::models

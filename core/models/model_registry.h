@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/models/model.h"
+#include "core/samplers/nbpo_sampler.h"
 
 namespace debias::models {
 
@@ -22,6 +23,10 @@ struct ModelKind {
 };
 
 const std::vector<ModelKind>& ModelKinds();
+
+// The NBPO factors of `model` (kind "nbpo-mf"), or null for any other kind:
+// what the "nbpo" negative sampler draws with.
+const samplers::NbpoFactors* NbpoFactorsOf(const Model& model);
 
 }  // namespace debias::models
 

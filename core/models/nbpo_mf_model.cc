@@ -86,9 +86,4 @@ absl::StatusOr<std::unique_ptr<Model>> NbpoMfModel::Deserialize(
   return std::unique_ptr<Model>(std::move(*m));
 }
 
-const samplers::NbpoFactors* NbpoFactorsOf(const Model& model) {
-  if (model.kind() != NbpoMfModel::kKind) return nullptr;
-  return &static_cast<const NbpoMfModel&>(model).factors();
-}
-
 }  // namespace debias::models

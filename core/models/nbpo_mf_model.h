@@ -53,10 +53,6 @@ class NbpoMfModel final : public Model {
   samplers::NbpoFactors f_;
 };
 
-// The NBPO factors of `model` (kind "nbpo-mf"), or null for any other model:
-// what the "nbpo" negative sampler needs.
-const samplers::NbpoFactors* NbpoFactorsOf(const Model& model);
-
 }  // namespace debias::models
 
 #endif  // DEBIAS_CORE_MODELS_NBPO_MF_MODEL_H_
