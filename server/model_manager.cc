@@ -42,7 +42,7 @@ void RemoveIndexFiles(const std::string& dir, uint64_t id) {
 
 // The model's retriever; the outcome of its background index build is
 // logged. Null (served as before) for rankers over features.
-std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const models::Model& model,
+std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const model::Model& model,
                                                     retrieval::RetrieverOptions options) {
   if (model.num_items() == 0) return nullptr;
   options.index_name = IndexName(id);
@@ -357,7 +357,7 @@ std::optional<uint64_t> ModelManager::FindVersion(const std::string& name, uint6
 absl::Status ModelManager::WarmUp(uint64_t id) {
   auto m = Get(id);
   if (!m.ok()) return m.status();
-  const models::Model& model = *(*m)->model;
+  const model::Model& model = *(*m)->model;
   std::vector<float> score(1, std::nanf(""));
   if (model.feature_dim() > 0) {
     std::vector<float> zeros(static_cast<size_t>(model.feature_dim()), 0.0f);

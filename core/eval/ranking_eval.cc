@@ -53,7 +53,7 @@ struct Partial {
 }  // namespace
 
 absl::StatusOr<std::map<std::string, double>> EvaluateRanking(
-    const models::Model& model, std::span<const std::string> model_user_keys,
+    const model::Model& model, std::span<const std::string> model_user_keys,
     std::span<const std::string> model_item_keys, const data::DatasetView& test,
     const RankingEvalOptions& opts) {
   RETURN_IF_ERROR(ValidateMetricOptions(opts.metrics));

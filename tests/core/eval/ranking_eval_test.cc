@@ -14,7 +14,7 @@ using ::debias::testing::StatusIs;
 const double kL3 = 1.0 / std::log2(3.0);
 
 // Users x, y; items p, q, r; a fixed score table.
-class TableModel final : public models::Model {
+class TableModel final : public model::Model {
  public:
   std::string_view kind() const override { return "table"; }
   uint32_t num_users() const override { return 2; }
