@@ -158,14 +158,12 @@ absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
       }
       // Pass on the estimator's own keys from the resolved hyperparameters.
       std::map<std::string, std::string> params;
-      for (const auto& info : propensity::Estimators()) {
-        if (info.name != name) continue;
-        // Trainers pass estimator parameters as "prop.<key>".
-        for (auto key : info.params) {
-          auto it = spec["params"].find("prop." + std::string(key));
-          if (it != spec["params"].end() && it->is_string()) {
-            params[std::string(key)] = it->get<std::string>();
-          }
+      // Trainers pass estimator parameters as "prop.<key>".
+      for (const util::ParamSpec& p : propensity::EstimatorParams(name)) {
+        if (p.name == "clip") continue;  // the spec's own clip, below
+        auto it = spec["params"].find("prop." + p.name);
+        if (it != spec["params"].end() && it->is_string()) {
+          params[p.name] = it->get<std::string>();
         }
       }
       if (spec.contains("clip")) params["clip"] = std::to_string(spec["clip"].get<double>());
