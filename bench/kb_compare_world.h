@@ -5,12 +5,12 @@
 #ifndef DEBIAS_BENCH_KB_COMPARE_WORLD_H_
 #define DEBIAS_BENCH_KB_COMPARE_WORLD_H_
 
-#include "core/models/kb_world.h"
+#include "core/synth/kb_world.h"
 
 namespace debias::bench {
 
 // 3,000 users x 500 items, about 60,000 self-selected ratings (world seed 5).
-inline models::KbWorldOptions KbCompareWorld() {
+inline synth::KbWorldOptions KbCompareWorld() {
   return {.users = 3000, .items = 500, .events = 60000, .neg_popularity = 2.0,
           .pos_boost = 3.0, .seed = 5};
 }

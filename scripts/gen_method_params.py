@@ -5,7 +5,7 @@ usage: scripts/gen_method_params.py BUILD [--check] [DOC]
 
 Starts the built debiasd on a free port, asks it with `debiasctl methods
 --json` (ListMethods: each loss's parameters as its trainer's own parser
-reads them, core/models/trainer_params.h) and replaces the text between the
+reads them, core/util/params.h) and replaces the text between the
 markers below in DOC (default docs/METHODS.md). With --check, exits 1 when
 DOC differs from what would be written (make check-docs).
 """

@@ -89,6 +89,131 @@ double NumberAt(const nlohmann::json* j, std::string_view key) {
   return it != j->end() && it->is_number() ? it->get<double>() : std::nan("");
 }
 
+
+// The gauges of Metrics::Render read from the server's components at scrape
+// time, in exposition order.
+void RenderServerGauges(const Metrics::Sources& src, std::string* out) {
+  if (src.in_flight) {
+    Header(out, "debias_rpc_in_flight", "gauge",
+           "Calls being handled now (streams for their whole life; health excluded).");
+    absl::StrAppend(out, "debias_rpc_in_flight ", src.in_flight(), "\n");
+  }
+  if (src.training_jobs_running) {
+    Header(out, "debias_training_jobs_running", "gauge", "Training jobs running now.");
+    absl::StrAppend(out, "debias_training_jobs_running ", src.training_jobs_running(), "\n");
+  }
+  if (src.datasets) {
+    Header(out, "debias_datasets", "gauge", "Datasets in the store.");
+    absl::StrAppend(out, "debias_datasets ", src.datasets(), "\n");
+  }
+  if (src.store_disk_bytes) {
+    Header(out, "debias_store_disk_bytes", "gauge",
+           "Approximate size of the store on disk (SST files and memtables).");
+    absl::StrAppend(out, "debias_store_disk_bytes ", src.store_disk_bytes(), "\n");
+  }
+  if (src.loaded_models) {
+    Header(out, "debias_loaded_models", "gauge",
+           "Ready models loaded in the serving cache (loaded on first use; dropped on delete "
+           "and, least recently used first, past max_loaded_models).");
+    absl::StrAppend(out, "debias_loaded_models ", src.loaded_models(), "\n");
+  }
+  if (src.evicted_models) {
+    Header(out, "debias_model_cache_evictions_total", "counter",
+           "Models dropped from the serving cache to stay within max_loaded_models and max_loaded_model_bytes.");
+    absl::StrAppend(out, "debias_model_cache_evictions_total ", src.evicted_models(), "\n");
+  }
+}
+
+void RenderRepository(const Metrics::Sources::Repository& r, std::string* out) {
+  const struct {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t value;
+  } series[] = {
+      {"debias_repository_rejected_total", "counter",
+       "Snapshot files of the model repository refused (corrupt, truncated, undecodable).",
+       r.rejected},
+      {"debias_repository_imported_total", "counter",
+       "Model versions loaded from the repository and warmed up.", r.imported},
+      {"debias_repository_unloaded_total", "counter",
+       "Model versions unloaded because their file left the repository.", r.unloaded},
+      {"debias_repository_serving_versions", "gauge",
+       "Model versions from the repository servable now.", r.serving},
+      {"debias_repository_ready", "gauge",
+       "1 once every model present in the repository at start is servable.",
+       r.ready ? 1u : 0u},
+  };
+  for (const auto& m : series) {
+    Header(out, m.name, m.type, m.help);
+    absl::StrAppend(out, m.name, " ", m.value, "\n");
+  }
+}
+
+void RenderMemoryGauges(const Metrics::Sources& src, std::string* out) {
+  if (src.loaded_model_bytes) {
+    Header(out, "debias_loaded_model_bytes", "gauge",
+           "Bytes held by the loaded models: parameters, key tables, blocked item factors and "
+           "approximate indexes (at most max_loaded_model_bytes, except a single larger model).");
+    absl::StrAppend(out, "debias_loaded_model_bytes ", src.loaded_model_bytes(), "\n");
+  }
+  if (src.memory) {
+    const Metrics::Sources::Memory m = src.memory();
+    Header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    absl::StrAppend(out, "process_resident_memory_bytes ", m.resident, "\n");
+    Header(out, "debias_store_memtable_bytes", "gauge",
+           "RocksDB memtables, active and being flushed.");
+    absl::StrAppend(out, "debias_store_memtable_bytes ", m.memtables, "\n");
+    Header(out, "debias_store_block_cache_bytes", "gauge",
+           "RocksDB block cache in use (bounded by the store's block cache size).");
+    absl::StrAppend(out, "debias_store_block_cache_bytes ", m.block_cache, "\n");
+    Header(out, "debias_store_table_readers_bytes", "gauge",
+           "Index and filter blocks of RocksDB's open table files.");
+    absl::StrAppend(out, "debias_store_table_readers_bytes ", m.table_readers, "\n");
+  }
+}
+
+// Models by state, and the debiasing health signals of the ready ones.
+void RenderModels(const std::vector<Metrics::Sources::ModelInfo>& models, std::string* out) {
+  std::map<std::string, int> by_state = {
+      {"training", 0}, {"ready", 0}, {"failed", 0}, {"cancelled", 0}};
+  for (const auto& m : models) ++by_state[m.state];
+  Header(out, "debias_models", "gauge", "Models in the store, by state.");
+  for (const auto& [state, n] : by_state) {
+    absl::StrAppend(out, "debias_models{state=\"", Escape(state), "\"} ", n, "\n");
+  }
+  struct Signal {
+    const char* name;
+    const char* help;
+    double DebiasHealth::*field;
+  };
+  const Signal signals[] = {
+      {"debias_model_top1pct_weight_share",
+       "Share of the total inverse-propensity weight carried by the largest 1% of "
+       "weights in the model's training data (ready models with propensities).",
+       &DebiasHealth::top1pct_weight_share},
+      {"debias_model_clipped_share",
+       "Share of training pairs whose propensity was raised by clipping.",
+       &DebiasHealth::clipped_share},
+      {"debias_model_ess_fraction",
+       "Effective sample size of the inverse-propensity weights over the pairs.",
+       &DebiasHealth::ess_fraction},
+  };
+  std::vector<std::pair<const Metrics::Sources::ModelInfo*, DebiasHealth>> health;
+  for (const auto& m : models) {
+    if (m.state == "ready") health.emplace_back(&m, ExtractDebiasHealth(m.diagnostics));
+  }
+  for (const auto& s : signals) {
+    Header(out, s.name, "gauge", s.help);
+    for (const auto& [m, h] : health) {
+      const double v = h.*(s.field);
+      if (std::isnan(v)) continue;
+      absl::StrAppend(out, s.name, "{model=\"", m->id, "\",loss=\"", Escape(m->loss),
+                      "\"} ", Num(v), "\n");
+    }
+  }
+}
+
 }  // namespace
 
 void Histogram::Observe(double seconds) {
@@ -147,6 +272,41 @@ void Metrics::RecordTrainingJob(std::string_view state, double seconds) {
   it->second.second.Observe(seconds);
 }
 
+void Metrics::RenderCounters(std::string* out) const {
+  Header(out, "debias_rpc_requests_total", "counter",
+         "gRPC calls handled, by full method name and status code.");
+  for (const auto& [method, stats] : methods_) {
+    for (const auto& [code, n] : stats.by_code) {
+      absl::StrAppend(out, "debias_rpc_requests_total{method=\"", Escape(method),
+                      "\",code=\"", CodeName(code), "\"} ", n, "\n");
+    }
+  }
+  Header(out, "debias_rpc_latency_seconds", "histogram",
+         "gRPC call latency from the call's start to its status, by method.");
+  for (const auto& [method, stats] : methods_) {
+    stats.latency.Render("debias_rpc_latency_seconds",
+                         absl::StrCat("method=\"", Escape(method), "\""), out);
+  }
+  Header(out, "debias_ingest_events_total", "counter",
+         "Events acknowledged by Ingest (after in-batch deduplication).");
+  absl::StrAppend(out, "debias_ingest_events_total ", ingest_events_, "\n");
+  Header(out, "debias_ingest_bytes_total", "counter",
+         "Wire bytes of the acknowledged Ingest messages.");
+  absl::StrAppend(out, "debias_ingest_bytes_total ", ingest_bytes_, "\n");
+  Header(out, "debias_training_jobs_total", "counter",
+         "Training jobs that ended, by final state.");
+  for (const auto& [state, job] : jobs_) {
+    absl::StrAppend(out, "debias_training_jobs_total{state=\"", Escape(state), "\"} ",
+                    job.first, "\n");
+  }
+  Header(out, "debias_training_duration_seconds", "histogram",
+         "Wall time of training jobs, by final state.");
+  for (const auto& [state, job] : jobs_) {
+    job.second.Render("debias_training_duration_seconds",
+                      absl::StrCat("state=\"", Escape(state), "\""), out);
+  }
+}
+
 std::string Metrics::Render() const {
   // Copy the sources out so the (possibly slow) scrape-time reads run
   // without holding the lock the request path takes.
@@ -155,156 +315,14 @@ std::string Metrics::Render() const {
   {
     absl::MutexLock l(&mu_);
     src = sources_;
-    Header(&out, "debias_rpc_requests_total", "counter",
-           "gRPC calls handled, by full method name and status code.");
-    for (const auto& [method, stats] : methods_) {
-      for (const auto& [code, n] : stats.by_code) {
-        absl::StrAppend(&out, "debias_rpc_requests_total{method=\"", Escape(method),
-                        "\",code=\"", CodeName(code), "\"} ", n, "\n");
-      }
-    }
-    Header(&out, "debias_rpc_latency_seconds", "histogram",
-           "gRPC call latency from the call's start to its status, by method.");
-    for (const auto& [method, stats] : methods_) {
-      stats.latency.Render("debias_rpc_latency_seconds",
-                           absl::StrCat("method=\"", Escape(method), "\""), &out);
-    }
-    Header(&out, "debias_ingest_events_total", "counter",
-           "Events acknowledged by Ingest (after in-batch deduplication).");
-    absl::StrAppend(&out, "debias_ingest_events_total ", ingest_events_, "\n");
-    Header(&out, "debias_ingest_bytes_total", "counter",
-           "Wire bytes of the acknowledged Ingest messages.");
-    absl::StrAppend(&out, "debias_ingest_bytes_total ", ingest_bytes_, "\n");
-    Header(&out, "debias_training_jobs_total", "counter",
-           "Training jobs that ended, by final state.");
-    for (const auto& [state, job] : jobs_) {
-      absl::StrAppend(&out, "debias_training_jobs_total{state=\"", Escape(state), "\"} ",
-                      job.first, "\n");
-    }
-    Header(&out, "debias_training_duration_seconds", "histogram",
-           "Wall time of training jobs, by final state.");
-    for (const auto& [state, job] : jobs_) {
-      job.second.Render("debias_training_duration_seconds",
-                        absl::StrCat("state=\"", Escape(state), "\""), &out);
-    }
+    RenderCounters(&out);
   }
   Header(&out, "debias_build_info", "gauge", "Always 1; the server's version as a label.");
   absl::StrAppend(&out, "debias_build_info{version=\"", Escape(version_), "\"} 1\n");
-  if (src.in_flight) {
-    Header(&out, "debias_rpc_in_flight", "gauge",
-           "Calls being handled now (streams for their whole life; health excluded).");
-    absl::StrAppend(&out, "debias_rpc_in_flight ", src.in_flight(), "\n");
-  }
-  if (src.training_jobs_running) {
-    Header(&out, "debias_training_jobs_running", "gauge", "Training jobs running now.");
-    absl::StrAppend(&out, "debias_training_jobs_running ", src.training_jobs_running(), "\n");
-  }
-  if (src.datasets) {
-    Header(&out, "debias_datasets", "gauge", "Datasets in the store.");
-    absl::StrAppend(&out, "debias_datasets ", src.datasets(), "\n");
-  }
-  if (src.store_disk_bytes) {
-    Header(&out, "debias_store_disk_bytes", "gauge",
-           "Approximate size of the store on disk (SST files and memtables).");
-    absl::StrAppend(&out, "debias_store_disk_bytes ", src.store_disk_bytes(), "\n");
-  }
-  if (src.loaded_models) {
-    Header(&out, "debias_loaded_models", "gauge",
-           "Ready models loaded in the serving cache (loaded on first use; dropped on delete "
-           "and, least recently used first, past max_loaded_models).");
-    absl::StrAppend(&out, "debias_loaded_models ", src.loaded_models(), "\n");
-  }
-  if (src.evicted_models) {
-    Header(&out, "debias_model_cache_evictions_total", "counter",
-           "Models dropped from the serving cache to stay within max_loaded_models and max_loaded_model_bytes.");
-    absl::StrAppend(&out, "debias_model_cache_evictions_total ", src.evicted_models(), "\n");
-  }
-  if (src.repository) {
-    const Sources::Repository r = src.repository();
-    const struct {
-      const char* name;
-      const char* type;
-      const char* help;
-      uint64_t value;
-    } series[] = {
-        {"debias_repository_rejected_total", "counter",
-         "Snapshot files of the model repository refused (corrupt, truncated, undecodable).",
-         r.rejected},
-        {"debias_repository_imported_total", "counter",
-         "Model versions loaded from the repository and warmed up.", r.imported},
-        {"debias_repository_unloaded_total", "counter",
-         "Model versions unloaded because their file left the repository.", r.unloaded},
-        {"debias_repository_serving_versions", "gauge",
-         "Model versions from the repository servable now.", r.serving},
-        {"debias_repository_ready", "gauge",
-         "1 once every model present in the repository at start is servable.",
-         r.ready ? 1u : 0u},
-    };
-    for (const auto& m : series) {
-      Header(&out, m.name, m.type, m.help);
-      absl::StrAppend(&out, m.name, " ", m.value, "\n");
-    }
-  }
-  if (src.loaded_model_bytes) {
-    Header(&out, "debias_loaded_model_bytes", "gauge",
-           "Bytes held by the loaded models: parameters, key tables, blocked item factors and "
-           "approximate indexes (at most max_loaded_model_bytes, except a single larger model).");
-    absl::StrAppend(&out, "debias_loaded_model_bytes ", src.loaded_model_bytes(), "\n");
-  }
-  if (src.memory) {
-    const Sources::Memory m = src.memory();
-    Header(&out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    absl::StrAppend(&out, "process_resident_memory_bytes ", m.resident, "\n");
-    Header(&out, "debias_store_memtable_bytes", "gauge",
-           "RocksDB memtables, active and being flushed.");
-    absl::StrAppend(&out, "debias_store_memtable_bytes ", m.memtables, "\n");
-    Header(&out, "debias_store_block_cache_bytes", "gauge",
-           "RocksDB block cache in use (bounded by the store's block cache size).");
-    absl::StrAppend(&out, "debias_store_block_cache_bytes ", m.block_cache, "\n");
-    Header(&out, "debias_store_table_readers_bytes", "gauge",
-           "Index and filter blocks of RocksDB's open table files.");
-    absl::StrAppend(&out, "debias_store_table_readers_bytes ", m.table_readers, "\n");
-  }
-  if (src.models) {
-    const auto models = src.models();
-    std::map<std::string, int> by_state = {
-        {"training", 0}, {"ready", 0}, {"failed", 0}, {"cancelled", 0}};
-    for (const auto& m : models) ++by_state[m.state];
-    Header(&out, "debias_models", "gauge", "Models in the store, by state.");
-    for (const auto& [state, n] : by_state) {
-      absl::StrAppend(&out, "debias_models{state=\"", Escape(state), "\"} ", n, "\n");
-    }
-    struct Signal {
-      const char* name;
-      const char* help;
-      double DebiasHealth::*field;
-    };
-    const Signal signals[] = {
-        {"debias_model_top1pct_weight_share",
-         "Share of the total inverse-propensity weight carried by the largest 1% of "
-         "weights in the model's training data (ready models with propensities).",
-         &DebiasHealth::top1pct_weight_share},
-        {"debias_model_clipped_share",
-         "Share of training pairs whose propensity was raised by clipping.",
-         &DebiasHealth::clipped_share},
-        {"debias_model_ess_fraction",
-         "Effective sample size of the inverse-propensity weights over the pairs.",
-         &DebiasHealth::ess_fraction},
-    };
-    std::vector<std::pair<const Sources::ModelInfo*, DebiasHealth>> health;
-    for (const auto& m : models) {
-      if (m.state == "ready") health.emplace_back(&m, ExtractDebiasHealth(m.diagnostics));
-    }
-    for (const auto& s : signals) {
-      Header(&out, s.name, "gauge", s.help);
-      for (const auto& [m, h] : health) {
-        const double v = h.*(s.field);
-        if (std::isnan(v)) continue;
-        absl::StrAppend(&out, s.name, "{model=\"", m->id, "\",loss=\"", Escape(m->loss),
-                        "\"} ", Num(v), "\n");
-      }
-    }
-  }
+  RenderServerGauges(src, &out);
+  if (src.repository) RenderRepository(src.repository(), &out);
+  RenderMemoryGauges(src, &out);
+  if (src.models) RenderModels(src.models(), &out);
   return out;
 }
 

@@ -117,6 +117,9 @@ class Metrics {
     std::map<int, uint64_t> by_code;
     Histogram latency;
   };
+  // The counters and histograms recorded by the request path.
+  void RenderCounters(std::string* out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string version_;
   mutable absl::Mutex mu_;
   Sources sources_ ABSL_GUARDED_BY(mu_);

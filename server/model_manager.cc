@@ -42,7 +42,7 @@ void RemoveIndexFiles(const std::string& dir, uint64_t id) {
 
 // The model's retriever; the outcome of its background index build is
 // logged. Null (served as before) for rankers over features.
-std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const models::Model& model,
+std::unique_ptr<retrieval::Retriever> MakeRetriever(uint64_t id, const model::Model& model,
                                                     retrieval::RetrieverOptions options) {
   if (model.num_items() == 0) return nullptr;
   options.index_name = IndexName(id);
@@ -158,14 +158,13 @@ absl::StatusOr<const LoadedModel::FittedPropensity*> LoadedModel::Propensity(
       }
       // Pass on the estimator's own keys from the resolved hyperparameters.
       std::map<std::string, std::string> params;
-      for (const auto& info : propensity::Estimators()) {
-        if (info.name != name) continue;
-        // Trainers pass estimator parameters as "prop.<key>".
-        for (auto key : info.params) {
-          auto it = spec["params"].find("prop." + std::string(key));
-          if (it == spec["params"].end()) continue;
+      // Trainers pass estimator parameters as "prop.<key>".
+      for (const util::ParamSpec& p : propensity::EstimatorParams(name)) {
+        if (p.name == "clip") continue;  // the spec's own clip, below
+        auto it = spec["params"].find("prop." + p.name);
+        if (it != spec["params"].end()) {
           // Numbers since issue 25; text in records written before.
-          params[std::string(key)] = it->is_string() ? it->get<std::string>() : it->dump();
+          params[p.name] = it->is_string() ? it->get<std::string>() : it->dump();
         }
       }
       if (spec.contains("clip")) params["clip"] = std::to_string(spec["clip"].get<double>());
@@ -357,7 +356,7 @@ std::optional<uint64_t> ModelManager::FindVersion(const std::string& name, uint6
 absl::Status ModelManager::WarmUp(uint64_t id) {
   auto m = Get(id);
   if (!m.ok()) return m.status();
-  const models::Model& model = *(*m)->model;
+  const model::Model& model = *(*m)->model;
   std::vector<float> score(1, std::nanf(""));
   if (model.feature_dim() > 0) {
     std::vector<float> zeros(static_cast<size_t>(model.feature_dim()), 0.0f);

@@ -44,7 +44,7 @@ struct TrainJobRequest {
 // A ready model with everything serving needs.
 struct LoadedModel {
   store::ModelRecord record;
-  std::unique_ptr<models::Model> model;
+  std::unique_ptr<model::Model> model;
   absl::flat_hash_map<std::string, uint32_t> user_index;
   absl::flat_hash_map<std::string, uint32_t> item_index;
   // TopK / BatchTopK over the model's items (null for rankers over

@@ -85,6 +85,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
 }  // namespace
 
 struct DebiasServer::Impl {
+  // The stages of Start, in order.
+  absl::Status SetUpAdmission();
+  absl::Status OpenStoreAndServices();
+  ModelManager::Options ManagerOptions() const;
+  void ConnectMetricsSources();
+  absl::Status StartGrpc(const std::shared_ptr<grpc::ServerCredentials>& creds);
+  absl::Status StartMetricsHttp();
+  void StartRepositoryOrServe();
+  void LogStarted() const;
+
   ServerOptions options;
   std::unique_ptr<store::InteractionStore> store;
   std::unique_ptr<DatasetServiceImpl> datasets;
@@ -111,101 +121,124 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   impl->options = options;
   auto creds = Credentials(options);
   if (!creds.ok()) return creds.status();
+  if (absl::Status s = impl->SetUpAdmission(); !s.ok()) return s;
+  if (absl::Status s = impl->OpenStoreAndServices(); !s.ok()) return s;
+  impl->ConnectMetricsSources();
+  if (absl::Status s = impl->StartGrpc(*creds); !s.ok()) return s;
+  if (absl::Status s = impl->StartMetricsHttp(); !s.ok()) return s;
+  impl->StartRepositoryOrServe();
+  impl->LogStarted();
+  return std::unique_ptr<DebiasServer>(new DebiasServer(std::move(impl)));
+}
+
+// The in-flight limit, the token file and the metrics registry, which
+// every handler reads through the options.
+absl::Status DebiasServer::Impl::SetUpAdmission() {
   if (options.limits.max_in_flight < 1) {
     return absl::InvalidArgumentError("max_in_flight: must be >= 1");
   }
-  impl->options.in_flight = std::make_shared<InFlight>(options.limits.max_in_flight);
+  options.in_flight = std::make_shared<InFlight>(options.limits.max_in_flight);
   if (!options.auth_tokens.empty()) {
     auto auth = Authenticator::FromFile(options.auth_tokens);
     if (!auth.ok()) return auth.status();
-    impl->options.authenticator = std::move(*auth);
+    options.authenticator = std::move(*auth);
   }
-  impl->options.metrics = std::make_shared<Metrics>(DEBIAS_VERSION);
+  options.metrics = std::make_shared<Metrics>(DEBIAS_VERSION);
+  return absl::OkStatus();
+}
+
+absl::Status DebiasServer::Impl::OpenStoreAndServices() {
   store::StoreOptions so;
   so.path = options.data_dir;
   so.sync = options.sync;
   auto st = store::InteractionStore::Open(so);
   if (!st.ok()) return st.status();
-  impl->store = std::move(*st);
-  impl->datasets = std::make_unique<DatasetServiceImpl>(impl->store.get(), impl->options);
+  store = std::move(*st);
+  datasets = std::make_unique<DatasetServiceImpl>(store.get(), options);
+  models = std::make_unique<ModelManager>(store.get(), ManagerOptions());
+  model_service = std::make_unique<ModelServiceImpl>(models.get(), options);
+  scoring_service = std::make_unique<ScoringServiceImpl>(models.get(), store.get(), options);
+  evaluation_service =
+      std::make_unique<EvaluationServiceImpl>(models.get(), store.get(), options);
+  admin_service = std::make_unique<AdminServiceImpl>(store.get(), options);
+  return absl::OkStatus();
+}
+
+ModelManager::Options DebiasServer::Impl::ManagerOptions() const {
   ModelManager::Options mo;
-  mo.max_jobs = impl->options.limits.max_training_jobs;
-  mo.max_loaded_models = impl->options.limits.max_loaded_models;
-  mo.max_loaded_model_bytes = impl->options.limits.max_loaded_model_bytes;
-  mo.retrieval.ann_min_items = impl->options.limits.ann_min_items;
+  mo.max_jobs = options.limits.max_training_jobs;
+  mo.max_loaded_models = options.limits.max_loaded_models;
+  mo.max_loaded_model_bytes = options.limits.max_loaded_model_bytes;
+  mo.retrieval.ann_min_items = options.limits.ann_min_items;
   // Built indexes are kept beside the store, so a restart or a reload after
   // an eviction reads them back instead of rebuilding (OPERATIONS.md).
   mo.retrieval.index_dir = (std::filesystem::path(options.data_dir) / "ann-indexes").string();
-  {
-    std::error_code ec;
-    std::filesystem::create_directories(mo.retrieval.index_dir, ec);
-    if (ec) {
-      spdlog::warn("cannot create {} ({}): approximate indexes are rebuilt on every load",
-                   mo.retrieval.index_dir, ec.message());
-      mo.retrieval.index_dir.clear();
-    }
+  std::error_code ec;
+  std::filesystem::create_directories(mo.retrieval.index_dir, ec);
+  if (ec) {
+    spdlog::warn("cannot create {} ({}): approximate indexes are rebuilt on every load",
+                 mo.retrieval.index_dir, ec.message());
+    mo.retrieval.index_dir.clear();
   }
-  mo.retrieval.ann.m = impl->options.limits.ann_m;
-  mo.retrieval.ann.ef_construction = impl->options.limits.ann_ef_construction;
-  mo.retrieval.ann.ef_search = impl->options.limits.ann_ef_search;
-  mo.on_job_end = [m = impl->options.metrics](std::string_view state, double secs) {
+  mo.retrieval.ann.m = options.limits.ann_m;
+  mo.retrieval.ann.ef_construction = options.limits.ann_ef_construction;
+  mo.retrieval.ann.ef_search = options.limits.ann_ef_search;
+  mo.on_job_end = [m = options.metrics](std::string_view state, double secs) {
     m->RecordTrainingJob(state, secs);
   };
-  impl->models = std::make_unique<ModelManager>(impl->store.get(), std::move(mo));
-  impl->model_service = std::make_unique<ModelServiceImpl>(impl->models.get(), impl->options);
-  impl->scoring_service = std::make_unique<ScoringServiceImpl>(
-      impl->models.get(), impl->store.get(), impl->options);
-  impl->evaluation_service = std::make_unique<EvaluationServiceImpl>(
-      impl->models.get(), impl->store.get(), impl->options);
-  impl->admin_service = std::make_unique<AdminServiceImpl>(impl->store.get(), impl->options);
+  return mo;
+}
 
-  {
-    Metrics::Sources src;
-    Impl* raw = impl.get();
-    src.in_flight = [raw] { return raw->options.in_flight->current(); };
-    src.training_jobs_running = [raw] { return raw->models->running_jobs(); };
-    src.store_disk_bytes = [raw] { return raw->store->DiskBytes(); };
-    src.datasets = [raw] { return raw->store->ListDatasets().size(); };
-    src.loaded_models = [raw] { return raw->models->loaded_models(); };
-    src.evicted_models = [raw] { return raw->models->evicted_models(); };
-    src.loaded_model_bytes = [raw] { return raw->models->loaded_model_bytes(); };
-    src.memory = [raw] {
-      const store::InteractionStore::MemoryUsage u = raw->store->Memory();
-      Metrics::Sources::Memory m;
-      m.resident = util::ResidentBytes();
-      m.memtables = u.memtables;
-      m.block_cache = u.block_cache;
-      m.table_readers = u.table_readers;
-      return m;
-    };
-    src.models = [raw] {
-      std::vector<Metrics::Sources::ModelInfo> out;
-      for (auto& r : raw->models->ListRecords()) {
-        Metrics::Sources::ModelInfo m;
-        m.id = r.id;
-        m.state = std::string(store::ModelStateName(r.state));
-        m.loss = r.spec.is_object() ? r.spec.value("loss", "") : "";
-        m.diagnostics = std::move(r.diagnostics);
-        out.push_back(std::move(m));
-      }
-      return out;
-    };
-    impl->options.metrics->SetSources(std::move(src));
-  }
+// What a /metrics scrape reads from the store and the model manager.
+void DebiasServer::Impl::ConnectMetricsSources() {
+  Metrics::Sources src;
+  Impl* raw = this;
+  src.in_flight = [raw] { return raw->options.in_flight->current(); };
+  src.training_jobs_running = [raw] { return raw->models->running_jobs(); };
+  src.store_disk_bytes = [raw] { return raw->store->DiskBytes(); };
+  src.datasets = [raw] { return raw->store->ListDatasets().size(); };
+  src.loaded_models = [raw] { return raw->models->loaded_models(); };
+  src.evicted_models = [raw] { return raw->models->evicted_models(); };
+  src.loaded_model_bytes = [raw] { return raw->models->loaded_model_bytes(); };
+  src.memory = [raw] {
+    const store::InteractionStore::MemoryUsage u = raw->store->Memory();
+    Metrics::Sources::Memory m;
+    m.resident = util::ResidentBytes();
+    m.memtables = u.memtables;
+    m.block_cache = u.block_cache;
+    m.table_readers = u.table_readers;
+    return m;
+  };
+  src.models = [raw] {
+    std::vector<Metrics::Sources::ModelInfo> out;
+    for (auto& r : raw->models->ListRecords()) {
+      Metrics::Sources::ModelInfo m;
+      m.id = r.id;
+      m.state = std::string(store::ModelStateName(r.state));
+      m.loss = r.spec.is_object() ? r.spec.value("loss", "") : "";
+      m.diagnostics = std::move(r.diagnostics);
+      out.push_back(std::move(m));
+    }
+    return out;
+  };
+  options.metrics->SetSources(std::move(src));
+}
 
+absl::Status DebiasServer::Impl::StartGrpc(
+    const std::shared_ptr<grpc::ServerCredentials>& creds) {
+  const Limits& limits = options.limits;
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, *creds, &impl->port);
-  builder.SetMaxReceiveMessageSize(options.limits.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.limits.max_message_bytes);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             options.limits.max_concurrent_streams);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.limits.keepalive_time_ms);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.limits.keepalive_timeout_ms);
+  builder.AddListeningPort(options.listen, creds, &port);
+  builder.SetMaxReceiveMessageSize(limits.max_message_bytes);
+  builder.SetMaxSendMessageSize(limits.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, limits.keepalive_time_ms);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, limits.keepalive_timeout_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  if (const int age = options.limits.max_connection_age_seconds; age > 0) {
+  if (const int age = limits.max_connection_age_seconds; age > 0) {
     // Clients reconnect (and re-resolve) after GOAWAY; the grace lets the
     // calls in flight finish first.
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age * 1000);
@@ -216,69 +249,79 @@ absl::StatusOr<std::unique_ptr<DebiasServer>> DebiasServer::Start(
   // that exits afterwards; with 8 concurrent Score clients that churn cost
   // more server CPU than the call itself (docs/BENCHMARKS.md, serving).
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
-                              options.limits.max_pollers);
+                              limits.max_pollers);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
-  icpt.push_back(MakeRequestInterceptorFactory(impl->options.metrics));
+  icpt.push_back(MakeRequestInterceptorFactory(options.metrics));
   builder.experimental().SetInterceptorCreators(std::move(icpt));
-  builder.RegisterService(impl->datasets.get());
-  builder.RegisterService(impl->model_service.get());
-  builder.RegisterService(impl->scoring_service.get());
-  builder.RegisterService(impl->evaluation_service.get());
-  builder.RegisterService(impl->admin_service.get());
-  impl->server = builder.BuildAndStart();
-  if (!impl->server || impl->port == 0) {
+  builder.RegisterService(datasets.get());
+  builder.RegisterService(model_service.get());
+  builder.RegisterService(scoring_service.get());
+  builder.RegisterService(evaluation_service.get());
+  builder.RegisterService(admin_service.get());
+  server = builder.BuildAndStart();
+  if (!server || port == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on '", options.listen,
                      "' (address in use, or not host:port?)"));
   }
-  if (!options.metrics_listen.empty()) {
-    auto http = MetricsHttpServer::Start(options.metrics_listen, impl->options.metrics);
-    if (!http.ok()) {
-      impl->server->Shutdown();
-      return http.status();
-    }
-    impl->metrics_http = std::move(*http);
-    // The bound port, which differs from the flag's for port 0.
-    const std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
-    spdlog::info("metrics on http://{}:{}/metrics", host, impl->metrics_http->port());
+  return absl::OkStatus();
+}
+
+absl::Status DebiasServer::Impl::StartMetricsHttp() {
+  if (options.metrics_listen.empty()) return absl::OkStatus();
+  auto http = MetricsHttpServer::Start(options.metrics_listen, options.metrics);
+  if (!http.ok()) {
+    server->Shutdown();
+    return http.status();
   }
+  metrics_http = std::move(*http);
+  // The bound port, which differs from the flag's for port 0.
+  const std::string host = options.metrics_listen.substr(0, options.metrics_listen.rfind(':'));
+  spdlog::info("metrics on http://{}:{}/metrics", host, metrics_http->port());
+  return absl::OkStatus();
+}
+
+// Health is SERVING at once without a model repository; with one,
+// NOT_SERVING until its models are loaded and warmed up.
+void DebiasServer::Impl::StartRepositoryOrServe() {
   if (options.model_repository.empty()) {
-    impl->server->GetHealthCheckService()->SetServingStatus(true);
-  } else {
-    // NOT_SERVING until the repository's models are loaded and warmed up.
-    impl->server->GetHealthCheckService()->SetServingStatus(false);
-    ModelRepository::Options ro;
-    ro.dir = options.model_repository;
-    ro.poll = absl::Seconds(options.limits.poll_seconds);
-    grpc::Server* server = impl->server.get();
-    ro.on_ready = [server, was = std::make_shared<std::atomic<int>>(-1)](bool ready) {
-      if (was->exchange(ready ? 1 : 0) == (ready ? 1 : 0)) return;
-      spdlog::info("model repository: {}", ready ? "ready; health SERVING" : "not ready; health NOT_SERVING");
-      server->GetHealthCheckService()->SetServingStatus(ready);
-    };
-    impl->repository = std::make_unique<ModelRepository>(impl->models.get(), std::move(ro));
-    ModelRepository* repo = impl->repository.get();
-    impl->options.metrics->AddRepositorySource([repo] {
-      Metrics::Sources::Repository r;
-      r.rejected = repo->rejected();
-      r.imported = repo->imported();
-      r.unloaded = repo->unloaded();
-      r.serving = repo->serving();
-      r.ready = repo->ready();
-      return r;
-    });
-    impl->repository->Start();
-    spdlog::info("model repository {} polled every {} s", options.model_repository,
-                 options.limits.poll_seconds);
+    server->GetHealthCheckService()->SetServingStatus(true);
+    return;
   }
+  server->GetHealthCheckService()->SetServingStatus(false);
+  ModelRepository::Options ro;
+  ro.dir = options.model_repository;
+  ro.poll = absl::Seconds(options.limits.poll_seconds);
+  grpc::Server* grpc_server = server.get();
+  ro.on_ready = [grpc_server, was = std::make_shared<std::atomic<int>>(-1)](bool ready) {
+    if (was->exchange(ready ? 1 : 0) == (ready ? 1 : 0)) return;
+    spdlog::info("model repository: {}", ready ? "ready; health SERVING" : "not ready; health NOT_SERVING");
+    grpc_server->GetHealthCheckService()->SetServingStatus(ready);
+  };
+  repository = std::make_unique<ModelRepository>(models.get(), std::move(ro));
+  ModelRepository* repo = repository.get();
+  options.metrics->AddRepositorySource([repo] {
+    Metrics::Sources::Repository r;
+    r.rejected = repo->rejected();
+    r.imported = repo->imported();
+    r.unloaded = repo->unloaded();
+    r.serving = repo->serving();
+    r.ready = repo->ready();
+    return r;
+  });
+  repository->Start();
+  spdlog::info("model repository {} polled every {} s", options.model_repository,
+               options.limits.poll_seconds);
+}
+
+void DebiasServer::Impl::LogStarted() const {
   spdlog::info("debiasd serving on port {} (data_dir={}, sync={}, tls={}, auth={})",
-               impl->port, options.data_dir, options.sync,
+               port, options.data_dir, options.sync,
                options.tls_cert.empty() ? "off"
                                         : (options.tls_client_ca.empty() ? "on" : "mutual"),
-               impl->options.authenticator
-                   ? absl::StrCat(impl->options.authenticator->size(), " tokens")
+               options.authenticator
+                   ? absl::StrCat(options.authenticator->size(), " tokens")
                    : std::string("off (development mode)"));
-  return std::unique_ptr<DebiasServer>(new DebiasServer(std::move(impl)));
 }
 
 int DebiasServer::port() const { return impl_->port; }

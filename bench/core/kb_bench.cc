@@ -28,9 +28,9 @@
 #include "absl/strings/str_format.h"
 #include "bench/kb_compare_world.h"
 #include "core/data/dataset_view.h"
-#include "core/models/kb_eval.h"
+#include "core/eval/kb_eval.h"
 #include "core/models/kb_trainer.h"
-#include "core/models/kb_world.h"
+#include "core/synth/kb_world.h"
 
 namespace {
 
@@ -136,7 +136,7 @@ void Print(const std::string& world, const std::string& method, const Measured& 
   std::fflush(stdout);
 }
 
-double Auc(const debias::models::KbWorld& w, KbMethod method,
+double Auc(const debias::synth::KbWorld& w, KbMethod method,
            std::map<std::string, std::string> params, uint64_t seed) {
   debias::train::TrainSpec spec;
   spec.loss = std::string(debias::models::KbMethodName(method));
@@ -151,7 +151,7 @@ double Auc(const debias::models::KbWorld& w, KbMethod method,
     std::cerr << r.status() << "\n";
     return -1;
   }
-  auto e = debias::models::EvaluateKb(*r->model, w.test_user, w.test_item, w.test_label);
+  auto e = debias::eval::EvaluateKb(*r->model, w.test_user, w.test_item, w.test_label);
   return e.ok() ? e->auc : -1;
 }
 
@@ -175,14 +175,14 @@ int main(int argc, char** argv) {
   if (toy) {
     for (double negpop : {0.0, 1.0, 2.0}) {
       for (double boost : {3.0, 8.0}) {
-        debias::models::KbWorldOptions o;
+        debias::synth::KbWorldOptions o;
         o.users = 120;
         o.items = 100;
         o.events = 2400;
         o.neg_popularity = negpop;
         o.pos_boost = boost;
         o.seed = 11;
-        auto w = debias::models::MakeKbWorld(o);
+        auto w = debias::synth::MakeKbWorld(o);
         if (!w.ok()) return 1;
         double an = 0, ai = 0, ak = 0;
         for (uint64_t seed : {1, 2, 3}) {
@@ -198,8 +198,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (compare > 0) {
-    const debias::models::KbWorldOptions o = debias::bench::KbCompareWorld();
-    auto w = debias::models::MakeKbWorld(o);
+    const debias::synth::KbWorldOptions o = debias::bench::KbCompareWorld();
+    auto w = debias::synth::MakeKbWorld(o);
     if (!w.ok()) return 1;
     std::map<std::string, std::string> p = {{"batch_size", "512"}, {"neg_ratio", "4"}};
     std::printf("synthetic %ux%u, %zu events: AUC over %d seeds\n", o.users, o.items,
@@ -245,12 +245,12 @@ int main(int argc, char** argv) {
     for (auto [m, name] : {std::pair{KbMethod::kAkbIps, "AKBIPS-Gau"},
                            std::pair{KbMethod::kAkbDr, "AKBDR-Gau"}}) {
       Print("synthetic 15000x1000", name, InChild([&] {
-              debias::models::KbWorldOptions o;
+              debias::synth::KbWorldOptions o;
               o.users = 15000;
               o.items = 1000;
               o.events = 300000;
               o.seed = 3;
-              auto w = debias::models::MakeKbWorld(o);
+              auto w = debias::synth::MakeKbWorld(o);
               if (!w.ok()) return Measured{};
               std::map<std::string, std::string> p = {
                   {"batch_size", "2048"}, {"neg_ratio", "4"},

@@ -28,9 +28,9 @@
 #include "absl/strings/str_split.h"
 #include "bench/kb_compare_world.h"
 #include "core/data/dataset_view.h"
-#include "core/models/kb_eval.h"
+#include "core/eval/kb_eval.h"
 #include "core/models/kb_trainer.h"
-#include "core/models/kb_world.h"
+#include "core/synth/kb_world.h"
 #include "core/util/status_macros.h"
 
 namespace {
@@ -165,13 +165,13 @@ absl::StatusOr<Run> TrainEval(const Variant& v, const debias::data::DatasetView&
   if (!res.ok()) return res.status();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  debias::models::KbEvalOptions ref;
-  auto e = debias::models::EvaluateKb(*res->model, test.u, test.i, test.r, ref);
+  debias::eval::KbEvalOptions ref;
+  auto e = debias::eval::EvaluateKb(*res->model, test.u, test.i, test.r, ref);
   if (!e.ok()) return e.status();
-  debias::models::KbEvalOptions std_opts;
+  debias::eval::KbEvalOptions std_opts;
   std_opts.ndcg_empty_is_one = false;
   std_opts.f1_from_means = false;
-  auto es = debias::models::EvaluateKb(*res->model, test.u, test.i, test.r, std_opts);
+  auto es = debias::eval::EvaluateKb(*res->model, test.u, test.i, test.r, std_opts);
   if (!es.ok()) return es.status();
   Run r;
   r.auc = e->auc;
@@ -734,8 +734,8 @@ int main(int argc, char** argv) {
     }
   }
   if (larger_seeds > 0 && only.empty()) {
-    const debias::models::KbWorldOptions o = debias::bench::KbCompareWorld();
-    auto w = debias::models::MakeKbWorld(o);
+    const debias::synth::KbWorldOptions o = debias::bench::KbCompareWorld();
+    auto w = debias::synth::MakeKbWorld(o);
     if (!w.ok()) {
       std::cerr << "synthetic world: " << w.status() << "\n";
       return 1;
@@ -747,7 +747,7 @@ int main(int argc, char** argv) {
     md << "\n#### Adaptive vs random centres on larger data: synthetic world, " << larger_seeds
        << " paired seeds, Gaussian kernel\n\n"
        << absl::StrFormat(
-              "`MakeKbWorld` (core/models/kb_world.h, world seed 5) with %u users x %u items "
+              "`MakeKbWorld` (core/synth/kb_world.h, world seed 5) with %u users x %u items "
               "and %zu observed ratings (%.1fx Coat's). The ratings are self-selected: "
               "P(o | y = 1) = 3c for every item, P(o | y = 0) = c pop_i^2 with pop_i ~ U(0, 1)^2, "
               "so negatives are rated mostly on popular items. Test = the true labels of %zu "

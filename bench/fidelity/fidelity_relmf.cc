@@ -573,7 +573,7 @@ std::map<std::string, std::string> SynthParams() {
 // soft targets target(k) in [0, 1] (for the IPS estimators a target may
 // exceed 1: Y / theta; the formula stays the estimator's).
 template <typename Target>
-double PairLogLoss(const models::Model& m,
+double PairLogLoss(const model::Model& m,
                    const std::vector<std::pair<uint32_t, uint32_t>>& pairs,
                    Target target) {
   double ce = 0;

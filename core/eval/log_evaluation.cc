@@ -32,7 +32,7 @@ void AddWarning(json& diag, std::string text) {
 }
 
 // The uploaded-scores table as a Model.
-class ScoreTableModel : public models::Model {
+class ScoreTableModel : public model::Model {
  public:
   ScoreTableModel(std::vector<absl::flat_hash_map<uint32_t, float>> scores, uint32_t items)
       : scores_(std::move(scores)), items_(items) {}
@@ -306,7 +306,7 @@ class LogRankingRun {
     const size_t max_k = *std::max_element(req_.options.ks.begin(), req_.options.ks.end());
     if (req_.model) {
       const uint32_t mu = order_[n];
-      const models::Model& model = *req_.model->model;
+      const model::Model& model = *req_.model->model;
       s.scores.resize(model.num_items());
       model.ScoreAll(mu, s.scores);
       if (mu < exclude_.size()) {

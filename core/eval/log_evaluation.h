@@ -33,7 +33,7 @@
 #include "core/eval/policy.h"
 #include "core/eval/reward_regression.h"
 #include "core/eval/unbiased.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 #include "core/propensity/estimator.h"
 #include "nlohmann/json.hpp"
 
@@ -44,7 +44,7 @@ using KeyIndex = absl::flat_hash_map<std::string, uint32_t>;
 // A model as the evaluation sees it: the scorer and its key tables
 // (model id <-> user / item key). Borrowed; nothing is owned.
 struct KeyedModel {
-  const models::Model* model = nullptr;
+  const model::Model* model = nullptr;
   const std::vector<std::string>* user_keys = nullptr;
   const std::vector<std::string>* item_keys = nullptr;
   const KeyIndex* user_index = nullptr;
@@ -78,7 +78,7 @@ struct UploadedScores {
 // was uploaded, every other item -inf (so no policy ever picks it).
 struct ScoreTable {
   explicit ScoreTable(const std::vector<UploadedScores>& scores);
-  std::unique_ptr<models::Model> model;
+  std::unique_ptr<model::Model> model;
   std::vector<std::string> user_keys, item_keys;
   KeyIndex user_index, item_index;
   KeyedModel Keyed() const;

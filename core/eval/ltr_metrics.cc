@@ -96,7 +96,7 @@ std::map<std::string, double> LtrAccumulator::Result() const {
 }
 
 absl::StatusOr<std::map<std::string, double>> EvaluateRankerOnLists(
-    const models::Model& model, const data::DatasetView& test,
+    const model::Model& model, const data::DatasetView& test,
     const LtrMetricOptions& opts) {
   RETURN_IF_ERROR(ValidateLtrMetricOptions(opts));
   if (model.feature_dim() <= 0) {

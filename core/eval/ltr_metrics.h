@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/dataset_view.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 
 namespace debias::eval {
 
@@ -54,7 +54,7 @@ class LtrAccumulator {
 // when the model does not score features or its feature_dim differs from
 // the view's; INVALID_ARGUMENT for bad options. Thread-safe.
 absl::StatusOr<std::map<std::string, double>> EvaluateRankerOnLists(
-    const models::Model& model, const data::DatasetView& test,
+    const model::Model& model, const data::DatasetView& test,
     const LtrMetricOptions& opts = {});
 
 }  // namespace debias::eval

@@ -223,6 +223,274 @@ BalancingWeights FitCellWeights(std::span<const LoggedDecision> d,
   return out;
 }
 
+// Stage 1 of EstimatePolicyValue: the options and every decision; sets
+// *max_len to the longest slate.
+absl::Status ValidateInputs(std::span<const LoggedDecision> decisions,
+                            const PolicyOptions& options, size_t* max_len) {
+  if (absl::Status st = ValidateOptions(options); !st.ok()) return st;
+  if (decisions.empty()) {
+    return absl::InvalidArgumentError(
+        "decisions: at least one logged decision is required");
+  }
+  for (size_t x = 0; x < decisions.size(); ++x) {
+    if (absl::Status st = ValidateDecision(decisions[x], x, options.estimator); !st.ok()) {
+      return st;
+    }
+    *max_len = std::max(*max_len, decisions[x].reward.size());
+  }
+  return absl::OkStatus();
+}
+
+// Stage 2: the estimated weights of balanced IPW and (S)MIPS; empty for
+// every other estimator.
+BalancingWeights FitBalancing(std::span<const LoggedDecision> decisions,
+                              PolicyEstimator est) {
+  if (est == PolicyEstimator::kBalancedIps) {
+    return FitCellWeights(decisions, /*marginal=*/false);
+  }
+  if (UsesEmbeddings(est)) return FitCellWeights(decisions, /*marginal=*/true);
+  return {};
+}
+
+// Stages 3 and 4: the per-decision statistics of one estimator, then its
+// diagnostics. The self-normalised estimators keep, per position, the
+// weighted reward (or residual), the weight and the presence indicator, plus
+// DM's term; every other estimator is a plain mean of one per-decision
+// value. The pass tallies the weights it used for the diagnostics.
+class PolicyPass {
+ public:
+  PolicyPass(const PolicyOptions& options, const BalancingWeights& balancing, int max_len)
+      : options_(options),
+        est_(options.estimator),
+        balancing_(balancing),
+        self_normalised_(SelfNormalised(est_)),
+        clips_(Clips(est_) && options.clip > 0),
+        L_(max_len) {}
+
+  UnitStatistics Statistics(std::span<const LoggedDecision> decisions) {
+    UnitStatistics table;
+    table.num_stats = self_normalised_ ? 3 * L_ + 1 : 1;
+    table.values.assign(decisions.size() * table.num_stats, 0.0);
+    for (size_t x = 0; x < decisions.size(); ++x) {
+      AddDecision(x, decisions[x], table.values.data() + x * table.num_stats);
+    }
+    return table;
+  }
+
+  // The estimate from the means of the statistics' columns.
+  MetricsFromMeans ValueFromMeans() const {
+    return [self_normalised = self_normalised_, L = L_](std::span<const double> m,
+                                                        std::span<double> out) {
+      if (!self_normalised) {
+        out[0] = m[0];
+        return;
+      }
+      double v = m[3 * L];
+      for (int k = 0; k < L; ++k) {
+        if (m[3 * k + 1] > 0) v += m[3 * k + 2] * m[3 * k] / m[3 * k + 1];
+      }
+      out[0] = v;
+    };
+  }
+
+  nlohmann::json Diagnostics(size_t num_decisions) const;
+
+ private:
+  void AddDecision(size_t x, const LoggedDecision& d, double* row);
+  // Adds position k's term to `value` (or to the row, self-normalised);
+  // returns the weight that multiplies its reward or residual.
+  double AddPosition(size_t x, const LoggedDecision& d, size_t k, double w, double raw,
+                     double before, double prefix, double slate, double& value,
+                     double* row);
+  nlohmann::json Warnings(size_t num_decisions, const nlohmann::json& w) const;
+
+  const PolicyOptions& options_;
+  const PolicyEstimator est_;
+  const BalancingWeights& balancing_;
+  const bool self_normalised_;
+  const bool clips_;
+  const int L_;
+  // Tally of the weights used.
+  std::vector<double> weights_;
+  uint64_t zero_ = 0, clipped_ = 0, switched_ = 0, slots_ = 0;
+  bool any_target_mass_ = false;
+};
+
+void PolicyPass::AddDecision(size_t x, const LoggedDecision& d, double* row) {
+  double value = StartsFromDm(est_) ? d.target_dm : 0.0;
+  // Slate weights: w_{1:k-1} (prefix) and w_{1:L} (whole slate).
+  double prefix = 1.0, slate = 1.0;
+  for (size_t k = 0; k < d.reward.size(); ++k) {
+    slate *= d.target_prob[k] / d.logging_prob[k];
+  }
+  for (size_t k = 0; k < d.reward.size(); ++k) {
+    ++slots_;
+    const bool estimated = !balancing_.weight.empty();
+    double w = estimated ? balancing_.weight[x][k]
+                         : d.target_prob[k] / d.logging_prob[k];
+    const double before = prefix;
+    const double raw = d.target_prob[k] / d.logging_prob[k];
+    prefix *= raw;
+    any_target_mass_ = any_target_mass_ || w > 0;
+    if (clips_ && w > options_.clip) {
+      w = options_.clip;
+      ++clipped_;
+    }
+    const double used = AddPosition(x, d, k, w, raw, before, prefix, slate, value, row);
+    if (used > 0) {
+      weights_.push_back(used);
+    } else {
+      ++zero_;
+    }
+  }
+  if (self_normalised_) {
+    row[3 * L_] = est_ == PolicyEstimator::kSndr ? d.target_dm : 0.0;
+  } else {
+    row[0] = value;
+  }
+}
+
+double PolicyPass::AddPosition(size_t x, const LoggedDecision& d, size_t k, double w,
+                               double raw, double before, double prefix, double slate,
+                               double& value, double* row) {
+  const double g = options_.subgaussian_lambda;
+  const double residual = UsesCorrection(est_) ? d.reward[k] - d.reward_hat[k] : 0.0;
+  double used = w;  // the weight that multiplies the reward or residual
+  switch (est_) {
+    case PolicyEstimator::kDm:
+      used = 0;
+      break;
+    case PolicyEstimator::kIps:
+    case PolicyEstimator::kIips:
+    case PolicyEstimator::kBalancedIps:
+      value += w * d.reward[k];
+      break;
+    case PolicyEstimator::kMips:
+      value += w * d.reward[k] + (raw - w) * balancing_.cell_reward[x][k];
+      break;
+    case PolicyEstimator::kSnMips:
+      row[3 * k] = w * d.reward[k] + (raw - w) * balancing_.cell_reward[x][k];
+      row[3 * k + 1] = raw;  // sums to sum w_hat within every cell
+      row[3 * k + 2] = 1.0;
+      break;
+    case PolicyEstimator::kSips:
+      used = slate;
+      value += slate * d.reward[k];
+      break;
+    case PolicyEstimator::kRips:
+      used = prefix;
+      value += prefix * d.reward[k];
+      break;
+    case PolicyEstimator::kCascadeDr:
+      used = prefix;
+      value += prefix * residual +
+               before * (d.target_reward_hat.empty() ? d.target_dm
+                                                     : d.target_reward_hat[k]);
+      break;
+    case PolicyEstimator::kSnips:
+      row[3 * k] = w * d.reward[k];
+      row[3 * k + 1] = w;
+      row[3 * k + 2] = 1.0;
+      break;
+    case PolicyEstimator::kSndr:
+      row[3 * k] = w * residual;
+      row[3 * k + 1] = w;
+      row[3 * k + 2] = 1.0;
+      break;
+    case PolicyEstimator::kDr:
+      value += w * residual;
+      break;
+    case PolicyEstimator::kSwitchDr:
+      if (w <= options_.tau) {
+        value += w * residual;
+      } else {
+        ++switched_;
+      }
+      break;
+    case PolicyEstimator::kDrOs:
+      used = std::isinf(options_.lambda)
+                 ? w
+                 : (options_.lambda > 0
+                        ? options_.lambda * w / (w * w + options_.lambda)
+                        : 0.0);
+      value += used * residual;
+      break;
+    case PolicyEstimator::kSubGaussianIps:
+      used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
+      value += used * d.reward[k];
+      break;
+    case PolicyEstimator::kSubGaussianDr:
+      used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
+      value += used * residual;
+      break;
+  }
+  return used;
+}
+
+nlohmann::json PolicyPass::Diagnostics(size_t num_decisions) const {
+  nlohmann::json dj;
+  dj["estimator"] = std::string(PolicyEstimatorName(est_));
+  dj["decisions"] = num_decisions;
+  dj["positions"] = slots_;
+  dj["clip"] = options_.clip;
+  dj["clip_applied"] = clips_;
+  if (est_ == PolicyEstimator::kSwitchDr) {
+    dj["tau"] = options_.tau;
+    dj["switched_to_dm"] = switched_;
+  }
+  if (est_ == PolicyEstimator::kDrOs) dj["lambda"] = options_.lambda;
+  if (est_ == PolicyEstimator::kSubGaussianIps ||
+      est_ == PolicyEstimator::kSubGaussianDr) {
+    dj["subgaussian_lambda"] = options_.subgaussian_lambda;
+  }
+  if (UsesEmbeddings(est_)) {
+    dj["cells"] = balancing_.cells;
+    dj["marginal_weight"] =
+        "mean of the logged action weights over (context, position, "
+        "embedding): E_mu[w | x, k, e] = p(e | x, pi) / p(e | x, mu)";
+  }
+  if (est_ == PolicyEstimator::kBalancedIps) {
+    dj["cells"] = balancing_.cells;
+    dj["classifier"] =
+        "saturated (tabular) over (context, position, item); weight = odds "
+        "n_pi / n_mu";
+  }
+  nlohmann::json w = SummarizeWeights(weights_);
+  w["zero_weights"] = zero_;
+  w["clipped"] = clipped_;
+  w["clipped_fraction"] = slots_ ? static_cast<double>(clipped_) / slots_ : 0.0;
+  dj["weights"] = w;
+  dj["bootstrap"] = {{"resamples", options_.bootstrap},
+                     {"confidence", options_.confidence},
+                     {"seed", options_.seed}};
+  dj["warnings"] = Warnings(num_decisions, w);
+  return dj;
+}
+
+nlohmann::json PolicyPass::Warnings(size_t num_decisions, const nlohmann::json& w) const {
+  nlohmann::json warnings = nlohmann::json::array();
+  if (options_.clip > 0 && !Clips(est_)) {
+    warnings.push_back(absl::StrCat(
+        "clip=", Num(options_.clip), " not applied: ",
+        std::string(PolicyEstimatorName(est_)),
+        " does not clip (only ips, dr and balanced-ipw do, as in the Open "
+        "Bandit Pipeline)"));
+  }
+  if (est_ != PolicyEstimator::kDm) {
+    if (!any_target_mass_) {
+      warnings.push_back(
+          "every weight is 0: the target policy never chose a logged action");
+    } else if (!weights_.empty()) {
+      AppendWeightWarnings(w, warnings);
+    }
+  }
+  if (num_decisions < 30) {
+    warnings.push_back(absl::StrCat("only ", num_decisions,
+                                    " decisions: intervals are unreliable"));
+  }
+  return warnings;
+}
+
 }  // namespace
 
 absl::StatusOr<PolicyEstimator> ParsePolicyEstimator(std::string_view s) {
@@ -299,220 +567,23 @@ std::string_view PolicyEstimatorName(PolicyEstimator e) {
 
 absl::StatusOr<PolicyResult> EstimatePolicyValue(
     std::span<const LoggedDecision> decisions, const PolicyOptions& options) {
-  if (absl::Status st = ValidateOptions(options); !st.ok()) return st;
-  if (decisions.empty()) {
-    return absl::InvalidArgumentError(
-        "decisions: at least one logged decision is required");
-  }
-  const PolicyEstimator est = options.estimator;
   size_t max_len = 0;
-  for (size_t x = 0; x < decisions.size(); ++x) {
-    if (absl::Status st = ValidateDecision(decisions[x], x, est); !st.ok()) {
-      return st;
-    }
-    max_len = std::max(max_len, decisions[x].reward.size());
+  if (absl::Status st = ValidateInputs(decisions, options, &max_len); !st.ok()) {
+    return st;
   }
-  BalancingWeights balancing;
-  if (est == PolicyEstimator::kBalancedIps) {
-    balancing = FitCellWeights(decisions, /*marginal=*/false);
-  } else if (UsesEmbeddings(est)) {
-    balancing = FitCellWeights(decisions, /*marginal=*/true);
-  }
-
-  // Per-decision statistics. The self-normalised estimators keep, per
-  // position, the weighted reward (or residual), the weight and the presence
-  // indicator, plus DM's term; every other estimator is a plain mean of one
-  // per-decision value.
-  const bool self_normalised = SelfNormalised(est);
-  const bool clips = Clips(est) && options.clip > 0;
-  const int L = static_cast<int>(max_len);
-  UnitStatistics table;
-  table.num_stats = self_normalised ? 3 * L + 1 : 1;
-  table.values.assign(decisions.size() * table.num_stats, 0.0);
-  std::vector<double> weights;
-  uint64_t zero = 0, clipped = 0, switched = 0, slots = 0;
-  bool any_target_mass = false;
-  const double g = options.subgaussian_lambda;
-  for (size_t x = 0; x < decisions.size(); ++x) {
-    const LoggedDecision& d = decisions[x];
-    double* row = table.values.data() + x * table.num_stats;
-    double value = StartsFromDm(est) ? d.target_dm : 0.0;
-    // Slate weights: w_{1:k-1} (prefix) and w_{1:L} (whole slate).
-    double prefix = 1.0, slate = 1.0;
-    for (size_t k = 0; k < d.reward.size(); ++k) {
-      slate *= d.target_prob[k] / d.logging_prob[k];
-    }
-    for (size_t k = 0; k < d.reward.size(); ++k) {
-      ++slots;
-      const bool estimated = !balancing.weight.empty();
-      double w = estimated ? balancing.weight[x][k]
-                           : d.target_prob[k] / d.logging_prob[k];
-      const double before = prefix;
-      const double raw = d.target_prob[k] / d.logging_prob[k];
-      prefix *= raw;
-      any_target_mass = any_target_mass || w > 0;
-      if (clips && w > options.clip) {
-        w = options.clip;
-        ++clipped;
-      }
-      const double residual = UsesCorrection(est) ? d.reward[k] - d.reward_hat[k] : 0.0;
-      double used = w;  // the weight that multiplies the reward or residual
-      switch (est) {
-        case PolicyEstimator::kDm:
-          used = 0;
-          break;
-        case PolicyEstimator::kIps:
-        case PolicyEstimator::kIips:
-        case PolicyEstimator::kBalancedIps:
-          value += w * d.reward[k];
-          break;
-        case PolicyEstimator::kMips:
-          value += w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
-          break;
-        case PolicyEstimator::kSnMips:
-          row[3 * k] = w * d.reward[k] + (raw - w) * balancing.cell_reward[x][k];
-          row[3 * k + 1] = raw;  // sums to sum w_hat within every cell
-          row[3 * k + 2] = 1.0;
-          break;
-        case PolicyEstimator::kSips:
-          used = slate;
-          value += slate * d.reward[k];
-          break;
-        case PolicyEstimator::kRips:
-          used = prefix;
-          value += prefix * d.reward[k];
-          break;
-        case PolicyEstimator::kCascadeDr:
-          used = prefix;
-          value += prefix * residual +
-                   before * (d.target_reward_hat.empty() ? d.target_dm
-                                                         : d.target_reward_hat[k]);
-          break;
-        case PolicyEstimator::kSnips:
-          row[3 * k] = w * d.reward[k];
-          row[3 * k + 1] = w;
-          row[3 * k + 2] = 1.0;
-          break;
-        case PolicyEstimator::kSndr:
-          row[3 * k] = w * residual;
-          row[3 * k + 1] = w;
-          row[3 * k + 2] = 1.0;
-          break;
-        case PolicyEstimator::kDr:
-          value += w * residual;
-          break;
-        case PolicyEstimator::kSwitchDr:
-          if (w <= options.tau) {
-            value += w * residual;
-          } else {
-            ++switched;
-          }
-          break;
-        case PolicyEstimator::kDrOs:
-          used = std::isinf(options.lambda)
-                     ? w
-                     : (options.lambda > 0
-                            ? options.lambda * w / (w * w + options.lambda)
-                            : 0.0);
-          value += used * residual;
-          break;
-        case PolicyEstimator::kSubGaussianIps:
-          used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
-          value += used * d.reward[k];
-          break;
-        case PolicyEstimator::kSubGaussianDr:
-          used = w > 0 ? w / ((1.0 - g) + g * w) : 0.0;
-          value += used * residual;
-          break;
-      }
-      if (used > 0) {
-        weights.push_back(used);
-      } else {
-        ++zero;
-      }
-    }
-    if (self_normalised) {
-      row[3 * L] = est == PolicyEstimator::kSndr ? d.target_dm : 0.0;
-    } else {
-      row[0] = value;
-    }
-  }
-  MetricsFromMeans f = [&](std::span<const double> m, std::span<double> out) {
-    if (!self_normalised) {
-      out[0] = m[0];
-      return;
-    }
-    double v = m[3 * L];
-    for (int k = 0; k < L; ++k) {
-      if (m[3 * k + 1] > 0) v += m[3 * k + 2] * m[3 * k] / m[3 * k + 1];
-    }
-    out[0] = v;
-  };
+  const BalancingWeights balancing = FitBalancing(decisions, options.estimator);
+  PolicyPass pass(options, balancing, static_cast<int>(max_len));
+  const UnitStatistics table = pass.Statistics(decisions);
   IntervalOptions io{options.bootstrap, options.seed, options.confidence,
                      options.num_threads, options.cancelled};
-  EstimatesWithIntervals e = ComputeIntervals(table, 1, f, io);
+  EstimatesWithIntervals e = ComputeIntervals(table, 1, pass.ValueFromMeans(), io);
   if (e.cancelled) return absl::CancelledError("evaluation cancelled (deadline or client)");
 
   PolicyResult result;
   result.value = e.estimate[0];
   result.normal_interval = e.normal[0];
   if (!e.bootstrap.empty()) result.interval = e.bootstrap[0];
-  nlohmann::json& dj = result.diagnostics;
-  dj["estimator"] = std::string(PolicyEstimatorName(est));
-  dj["decisions"] = decisions.size();
-  dj["positions"] = slots;
-  dj["clip"] = options.clip;
-  dj["clip_applied"] = clips;
-  if (est == PolicyEstimator::kSwitchDr) {
-    dj["tau"] = options.tau;
-    dj["switched_to_dm"] = switched;
-  }
-  if (est == PolicyEstimator::kDrOs) dj["lambda"] = options.lambda;
-  if (est == PolicyEstimator::kSubGaussianIps ||
-      est == PolicyEstimator::kSubGaussianDr) {
-    dj["subgaussian_lambda"] = g;
-  }
-  if (UsesEmbeddings(est)) {
-    dj["cells"] = balancing.cells;
-    dj["marginal_weight"] =
-        "mean of the logged action weights over (context, position, "
-        "embedding): E_mu[w | x, k, e] = p(e | x, pi) / p(e | x, mu)";
-  }
-  if (est == PolicyEstimator::kBalancedIps) {
-    dj["cells"] = balancing.cells;
-    dj["classifier"] =
-        "saturated (tabular) over (context, position, item); weight = odds "
-        "n_pi / n_mu";
-  }
-  nlohmann::json w = SummarizeWeights(weights);
-  w["zero_weights"] = zero;
-  w["clipped"] = clipped;
-  w["clipped_fraction"] = slots ? static_cast<double>(clipped) / slots : 0.0;
-  dj["weights"] = w;
-  dj["bootstrap"] = {{"resamples", options.bootstrap},
-                     {"confidence", options.confidence},
-                     {"seed", options.seed}};
-  nlohmann::json warnings = nlohmann::json::array();
-  if (options.clip > 0 && !Clips(est)) {
-    warnings.push_back(absl::StrCat(
-        "clip=", Num(options.clip), " not applied: ",
-        std::string(PolicyEstimatorName(est)),
-        " does not clip (only ips, dr and balanced-ipw do, as in the Open "
-        "Bandit Pipeline)"));
-  }
-  if (est != PolicyEstimator::kDm) {
-    if (!any_target_mass) {
-      warnings.push_back(
-          "every weight is 0: the target policy never chose a logged action");
-    } else if (!weights.empty()) {
-      AppendWeightWarnings(w, warnings);
-    }
-  }
-  if (decisions.size() < 30) {
-    warnings.push_back(absl::StrCat("only ", decisions.size(),
-                                    " decisions: intervals are unreliable"));
-  }
-  dj["warnings"] = warnings;
+  result.diagnostics = pass.Diagnostics(decisions.size());
   return result;
 }
 

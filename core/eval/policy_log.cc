@@ -25,7 +25,7 @@ void AddWarning(json& diag, std::string text) {
 // model's items `ids`: "greedy" re-ranks the slate's own items, `ranking` is
 // the model's top-L over all its items (a policy of its own, so the slate
 // weights are exact); UINT32_MAX past the end of the catalogue.
-std::vector<uint32_t> SlateTargetItems(const models::Model& model, uint32_t user,
+std::vector<uint32_t> SlateTargetItems(const model::Model& model, uint32_t user,
                                        const std::vector<uint32_t>& ids, bool ranking) {
   std::vector<uint32_t> target_item(ids.size(), UINT32_MAX);
   if (ranking) {
@@ -155,7 +155,7 @@ class PolicyLogRun {
   // The target policy for one user: pi over the model's items (greedy and
   // ranking: the top item; softmax at the temperature), and the DM value.
   void TargetPolicy(uint32_t user) {
-    const models::Model& model = *req_.policy.model;
+    const model::Model& model = *req_.policy.model;
     scores_.resize(model.num_items());
     model.ScoreAll(user, scores_);
     const uint32_t top =

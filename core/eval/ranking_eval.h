@@ -31,7 +31,7 @@
 #include "absl/status/statusor.h"
 #include "core/data/dataset_view.h"
 #include "core/eval/metrics.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 
 namespace debias::eval {
 
@@ -53,7 +53,7 @@ struct RankingEvalOptions {
 };
 
 absl::StatusOr<std::map<std::string, double>> EvaluateRanking(
-    const models::Model& model, std::span<const std::string> model_user_keys,
+    const model::Model& model, std::span<const std::string> model_user_keys,
     std::span<const std::string> model_item_keys, const data::DatasetView& test,
     const RankingEvalOptions& opts);
 

@@ -425,21 +425,21 @@ absl::Status ValidateUser(const UserRanking& r, size_t u, size_t max_k,
   return absl::OkStatus();
 }
 
-}  // namespace
+// Pointwise-loss inputs are given for every user or none; users[0] says which.
+bool Pointwise(std::span<const UserRanking> users, RelevanceEstimator est) {
+  return est != RelevanceEstimator::kDr && users[0].num_candidates > 0;
+}
 
-absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
-    std::span<const UserRanking> users, const UnbiasedRankingOptions& options) {
+// Stage 1 of EstimateRankingMetrics: the options and every user.
+absl::Status ValidateRankingInputs(std::span<const UserRanking> users,
+                                   const UnbiasedRankingOptions& options) {
   absl::Status st = ValidateRankingOptions(options);
   if (!st.ok()) return st;
   if (users.empty()) {
     return absl::InvalidArgumentError("users: at least one user is required");
   }
   const RelevanceEstimator est = options.estimator;
-  const bool dr = est == RelevanceEstimator::kDr;
-  const bool snips = est == RelevanceEstimator::kSnips;
-  const bool naive = est == RelevanceEstimator::kNaive;
-  bool pointwise = !dr && users[0].num_candidates > 0;
-  if (dr) {
+  if (est == RelevanceEstimator::kDr) {
     for (size_t u = 0; u < users.size(); ++u) {
       if (users[u].num_candidates != 0 || !users[u].clicked_score.empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -448,189 +448,258 @@ absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
       }
     }
   }
-  std::vector<int> ks = options.ks;
-  std::sort(ks.begin(), ks.end());
-  const size_t max_k = static_cast<size_t>(ks.back());
-  {
-    std::vector<int32_t> scratch;
-    for (size_t u = 0; u < users.size(); ++u) {
-      st = ValidateUser(users[u], u, max_k, est, pointwise, scratch);
-      if (!st.ok()) return st;
-    }
-  }
-
-  // Columns of the per-user table.
-  const int nk = static_cast<int>(ks.size());
-  const int per_k = dr ? 2 : 4;  // dcg, precision[, recall, map]
-  int col = nk * per_k;
-  const int col_has = dr ? -1 : col++;
-  const int col_n = col++;  // clicks
-  const int col_w = col++;  // sum of inverse weights over clicks
-  const int col_s0 = pointwise ? col++ : -1;
-  const int col_d = pointwise ? col++ : -1;
-  const int col_cand = pointwise ? col++ : -1;
-  const int S = col;
-
-  std::vector<std::string> names;
-  for (int k : ks) {
-    names.push_back(absl::StrCat("dcg@", k));
-    names.push_back(absl::StrCat("precision@", k));
-    if (!dr) {
-      names.push_back(absl::StrCat("recall@", k));
-      names.push_back(absl::StrCat("map@", k));
-    }
-  }
-  if (pointwise) names.push_back("pointwise_loss");
-  const int M = static_cast<int>(names.size());
-
-  const double clip = options.clip;
-  auto weight = [&](double p) { return naive ? 1.0 : 1.0 / std::max(p, clip); };
-  UnitStatistics table;
-  table.num_stats = S;
-  table.values.assign(users.size() * static_cast<size_t>(S), 0.0);
-  std::vector<double> click_weights;
-  uint64_t total_clicks = 0, clipped = 0, users_with_clicks = 0;
-  for (const auto& r : users) total_clicks += r.clicked.size();
-  click_weights.reserve(total_clicks);
-  std::vector<double> rel_hat;
+  const size_t max_k = static_cast<size_t>(*std::max_element(options.ks.begin(), options.ks.end()));
+  const bool pointwise = Pointwise(users, est);
+  std::vector<int32_t> scratch;
   for (size_t u = 0; u < users.size(); ++u) {
-    const UserRanking& r = users[u];
-    double* row = table.values.data() + u * static_cast<size_t>(S);
-    double wsum = 0.0, wsq = 0.0;
-    for (size_t i = 0; i < r.clicked.size(); ++i) {
-      double p = r.clicked_propensity[i];
-      if (clip > 0 && p < clip) ++clipped;
-      double w = 1.0 / std::max(p, clip);
-      click_weights.push_back(w);
-      wsum += weight(p);
-      wsq += weight(p) * weight(p);
-    }
-    if (!r.clicked.empty()) ++users_with_clicks;
-    row[col_n] = static_cast<double>(r.clicked.size());
-    row[col_w] = wsum;
-    // The estimated relevance of each ranked item up to max_k.
-    const size_t used = std::min(r.ranked.size(), max_k);
-    rel_hat.assign(max_k, 0.0);
-    for (size_t pos = 0; pos < used; ++pos) {
-      int32_t item = r.ranked[pos];
-      auto it = std::lower_bound(r.clicked.begin(), r.clicked.end(), item);
-      bool is_click = it != r.clicked.end() && *it == item;
-      if (dr) {
-        double rh = r.ranked_imputed[pos];
-        double p = is_click ? r.clicked_propensity[it - r.clicked.begin()]
-                            : r.ranked_propensity[pos];
-        double c = is_click ? 1.0 : 0.0;
-        rel_hat[pos] = rh + (c - p * rh) / std::max(p, clip);
-      } else if (is_click) {
-        rel_hat[pos] = weight(r.clicked_propensity[it - r.clicked.begin()]);
+    st = ValidateUser(users[u], u, max_k, est, pointwise, scratch);
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+// Stages 2 and 3: one row of statistics per user (per k: dcg, precision and,
+// but for dr, recall and map; then the click columns and the pointwise-loss
+// columns), the metrics from the columns' means, and the diagnostics. The
+// pass tallies the click weights for the diagnostics.
+class RankingPass {
+ public:
+  RankingPass(const UnbiasedRankingOptions& options, std::span<const UserRanking> users)
+      : options_(options),
+        est_(options.estimator),
+        dr_(est_ == RelevanceEstimator::kDr),
+        snips_(est_ == RelevanceEstimator::kSnips),
+        naive_(est_ == RelevanceEstimator::kNaive),
+        pointwise_(Pointwise(users, est_)),
+        clip_(options.clip),
+        ks_(options.ks) {
+    std::sort(ks_.begin(), ks_.end());
+    max_k_ = static_cast<size_t>(ks_.back());
+    nk_ = static_cast<int>(ks_.size());
+    per_k_ = dr_ ? 2 : 4;  // dcg, precision[, recall, map]
+    int col = nk_ * per_k_;
+    col_has_ = dr_ ? -1 : col++;
+    col_n_ = col++;  // clicks
+    col_w_ = col++;  // sum of inverse weights over clicks
+    col_s0_ = pointwise_ ? col++ : -1;
+    col_d_ = pointwise_ ? col++ : -1;
+    col_cand_ = pointwise_ ? col++ : -1;
+    num_stats_ = col;
+    for (int k : ks_) {
+      names_.push_back(absl::StrCat("dcg@", k));
+      names_.push_back(absl::StrCat("precision@", k));
+      if (!dr_) {
+        names_.push_back(absl::StrCat("recall@", k));
+        names_.push_back(absl::StrCat("map@", k));
       }
     }
-    // Prefix sums over ranks, read off at each k.
-    double dcg = 0, cum = 0, cum_sq = 0, ap = 0;
-    size_t next = 0;
-    for (size_t pos = 0; pos < max_k; ++pos) {
-      double x = rel_hat[pos];
-      double rank = static_cast<double>(pos + 1);
-      dcg += x / std::log2(rank + 1.0);
-      ap += x * (1.0 + cum) / rank;
-      cum += x;
-      cum_sq += x * x;
-      while (next < ks.size() && static_cast<size_t>(ks[next]) == pos + 1) {
-        double k = ks[next];
-        double* c = row + next * per_k;
-        c[0] = dcg;
-        c[1] = cum / k;
-        if (!dr && wsum > 0) {
-          // Second-order (delta-method) correction of the ratio's bias:
-          // E[A/T] ~ (A/T)(1 - Var T / T^2 + Cov(A, T) / (A T)), with the
-          // variances of the Poisson-sampled clicks estimated by sum w^2.
-          // It is exactly 1 for naive (w = 1).
-          double corr = 1.0 - wsq / (wsum * wsum) +
-                        (cum > 0 ? cum_sq / (cum * wsum) : 0.0);
-          c[2] = cum / wsum * corr;
-          c[3] = ap / std::min(wsum, k);
-        }
-        ++next;
-      }
-    }
-    if (!dr) row[col_has] = wsum > 0 ? 1.0 : 0.0;
-    if (pointwise) {
-      row[col_s0] = r.negative_log_loss_sum;
-      double dsum = 0.0;
-      for (size_t i = 0; i < r.clicked.size(); ++i) {
-        double s = std::clamp(r.clicked_score[i], kMinScore, 1.0 - kMinScore);
-        dsum +=
-            weight(r.clicked_propensity[i]) * (-std::log(s) + std::log1p(-s));
-      }
-      row[col_d] = dsum;
-      row[col_cand] = static_cast<double>(r.num_candidates);
-    }
+    if (pointwise_) names_.push_back("pointwise_loss");
   }
 
-  MetricsFromMeans f = [&](std::span<const double> m, std::span<double> out) {
+  const std::vector<std::string>& names() const { return names_; }
+
+  UnitStatistics Statistics(std::span<const UserRanking> users) {
+    UnitStatistics table;
+    table.num_stats = num_stats_;
+    table.values.assign(users.size() * static_cast<size_t>(num_stats_), 0.0);
+    for (const auto& r : users) total_clicks_ += r.clicked.size();
+    click_weights_.reserve(total_clicks_);
+    for (size_t u = 0; u < users.size(); ++u) {
+      AddUser(users[u], table.values.data() + u * static_cast<size_t>(num_stats_));
+    }
+    return table;
+  }
+
+  MetricsFromMeans MetricsFromColumnMeans() const;
+  nlohmann::json Diagnostics(size_t num_users) const;
+
+ private:
+  double Weight(double p) const { return naive_ ? 1.0 : 1.0 / std::max(p, clip_); }
+  void AddUser(const UserRanking& r, double* row);
+  // rel_hat_[pos]: the estimated relevance of each ranked item up to max_k.
+  void EstimateRelevance(const UserRanking& r);
+  // Prefix sums over ranks, read off at each k.
+  void FillMetricColumns(double wsum, double wsq, double* row) const;
+  nlohmann::json Warnings(const nlohmann::json& w) const;
+
+  const UnbiasedRankingOptions& options_;
+  const RelevanceEstimator est_;
+  const bool dr_, snips_, naive_, pointwise_;
+  const double clip_;
+  std::vector<int> ks_;  // ascending
+  size_t max_k_ = 0;
+  int nk_ = 0, per_k_ = 0;
+  int col_has_ = -1, col_n_ = -1, col_w_ = -1, col_s0_ = -1, col_d_ = -1, col_cand_ = -1;
+  int num_stats_ = 0;
+  std::vector<std::string> names_;
+  std::vector<double> rel_hat_;  // scratch
+  // Tally of the click weights.
+  std::vector<double> click_weights_;
+  uint64_t total_clicks_ = 0, clipped_ = 0, users_with_clicks_ = 0;
+};
+
+void RankingPass::AddUser(const UserRanking& r, double* row) {
+  double wsum = 0.0, wsq = 0.0;
+  for (size_t i = 0; i < r.clicked.size(); ++i) {
+    double p = r.clicked_propensity[i];
+    if (clip_ > 0 && p < clip_) ++clipped_;
+    double w = 1.0 / std::max(p, clip_);
+    click_weights_.push_back(w);
+    wsum += Weight(p);
+    wsq += Weight(p) * Weight(p);
+  }
+  if (!r.clicked.empty()) ++users_with_clicks_;
+  row[col_n_] = static_cast<double>(r.clicked.size());
+  row[col_w_] = wsum;
+  EstimateRelevance(r);
+  FillMetricColumns(wsum, wsq, row);
+  if (!dr_) row[col_has_] = wsum > 0 ? 1.0 : 0.0;
+  if (pointwise_) {
+    row[col_s0_] = r.negative_log_loss_sum;
+    double dsum = 0.0;
+    for (size_t i = 0; i < r.clicked.size(); ++i) {
+      double s = std::clamp(r.clicked_score[i], kMinScore, 1.0 - kMinScore);
+      dsum += Weight(r.clicked_propensity[i]) * (-std::log(s) + std::log1p(-s));
+    }
+    row[col_d_] = dsum;
+    row[col_cand_] = static_cast<double>(r.num_candidates);
+  }
+}
+
+void RankingPass::EstimateRelevance(const UserRanking& r) {
+  const size_t used = std::min(r.ranked.size(), max_k_);
+  rel_hat_.assign(max_k_, 0.0);
+  for (size_t pos = 0; pos < used; ++pos) {
+    int32_t item = r.ranked[pos];
+    auto it = std::lower_bound(r.clicked.begin(), r.clicked.end(), item);
+    bool is_click = it != r.clicked.end() && *it == item;
+    if (dr_) {
+      double rh = r.ranked_imputed[pos];
+      double p = is_click ? r.clicked_propensity[it - r.clicked.begin()]
+                          : r.ranked_propensity[pos];
+      double c = is_click ? 1.0 : 0.0;
+      rel_hat_[pos] = rh + (c - p * rh) / std::max(p, clip_);
+    } else if (is_click) {
+      rel_hat_[pos] = Weight(r.clicked_propensity[it - r.clicked.begin()]);
+    }
+  }
+}
+
+void RankingPass::FillMetricColumns(double wsum, double wsq, double* row) const {
+  double dcg = 0, cum = 0, cum_sq = 0, ap = 0;
+  size_t next = 0;
+  for (size_t pos = 0; pos < max_k_; ++pos) {
+    double x = rel_hat_[pos];
+    double rank = static_cast<double>(pos + 1);
+    dcg += x / std::log2(rank + 1.0);
+    ap += x * (1.0 + cum) / rank;
+    cum += x;
+    cum_sq += x * x;
+    while (next < ks_.size() && static_cast<size_t>(ks_[next]) == pos + 1) {
+      double k = ks_[next];
+      double* c = row + next * per_k_;
+      c[0] = dcg;
+      c[1] = cum / k;
+      if (!dr_ && wsum > 0) {
+        // Second-order (delta-method) correction of the ratio's bias:
+        // E[A/T] ~ (A/T)(1 - Var T / T^2 + Cov(A, T) / (A T)), with the
+        // variances of the Poisson-sampled clicks estimated by sum w^2.
+        // It is exactly 1 for naive (w = 1).
+        double corr = 1.0 - wsq / (wsum * wsum) +
+                      (cum > 0 ? cum_sq / (cum * wsum) : 0.0);
+        c[2] = cum / wsum * corr;
+        c[3] = ap / std::min(wsum, k);
+      }
+      ++next;
+    }
+  }
+}
+
+MetricsFromMeans RankingPass::MetricsFromColumnMeans() const {
+  return [this](std::span<const double> m, std::span<double> out) {
     double scale = 1.0;
-    if (snips) scale = m[col_w] > 0 ? m[col_n] / m[col_w] : 0.0;
+    if (snips_) scale = m[col_w_] > 0 ? m[col_n_] / m[col_w_] : 0.0;
     int o = 0;
-    for (int j = 0; j < nk; ++j) {
-      const double* c = m.data() + j * per_k;
+    for (int j = 0; j < nk_; ++j) {
+      const double* c = m.data() + j * per_k_;
       out[o++] = c[0] * scale;
       out[o++] = c[1] * scale;
-      if (!dr) {
-        double has = m[col_has];
+      if (!dr_) {
+        double has = m[col_has_];
         out[o++] = has > 0 ? c[2] / has : 0.0;
         out[o++] = has > 0 ? c[3] / has : 0.0;
       }
     }
-    if (pointwise) {
+    if (pointwise_) {
       out[o++] =
-          m[col_cand] > 0 ? (m[col_s0] + scale * m[col_d]) / m[col_cand] : 0.0;
+          m[col_cand_] > 0 ? (m[col_s0_] + scale * m[col_d_]) / m[col_cand_] : 0.0;
     }
   };
+}
+
+nlohmann::json RankingPass::Diagnostics(size_t num_users) const {
+  nlohmann::json d;
+  d["estimator"] = std::string(RelevanceEstimatorName(est_));
+  d["users"] = num_users;
+  d["users_with_clicks"] = users_with_clicks_;
+  d["clicks"] = total_clicks_;
+  d["clip"] = clip_;
+  nlohmann::json w = SummarizeWeights(click_weights_);
+  w["clipped"] = clipped_;
+  w["clipped_fraction"] =
+      total_clicks_ ? static_cast<double>(clipped_) / total_clicks_ : 0.0;
+  d["weights"] = w;
+  d["bootstrap"] = {{"resamples", options_.bootstrap},
+                    {"confidence", options_.confidence},
+                    {"seed", options_.seed}};
+  d["warnings"] = Warnings(w);
+  return d;
+}
+
+nlohmann::json RankingPass::Warnings(const nlohmann::json& w) const {
+  nlohmann::json warnings = nlohmann::json::array();
+  if (total_clicks_ == 0) {
+    warnings.push_back("no clicks: every estimate is 0");
+  } else if (!naive_) {
+    AppendWeightWarnings(w, warnings);
+  }
+  if (users_with_clicks_ > 0 && users_with_clicks_ < 30) {
+    warnings.push_back(absl::StrCat("only ", users_with_clicks_,
+                                    " users have clicks: intervals are "
+                                    "unreliable"));
+  }
+  if (clip_ > 0 && total_clicks_ > 0 &&
+      static_cast<double>(clipped_) > 0.5 * static_cast<double>(total_clicks_) &&
+      est_ != RelevanceEstimator::kDr && !naive_) {
+    warnings.push_back(absl::StrCat(
+        Num(100.0 * clipped_ / total_clicks_),
+        "% of the clicks have propensities below the clip level: the "
+        "clipping bias may be large"));
+  }
+  return warnings;
+}
+
+}  // namespace
+
+absl::StatusOr<UnbiasedRankingResult> EstimateRankingMetrics(
+    std::span<const UserRanking> users, const UnbiasedRankingOptions& options) {
+  if (absl::Status st = ValidateRankingInputs(users, options); !st.ok()) return st;
+  RankingPass pass(options, users);
+  const UnitStatistics table = pass.Statistics(users);
   IntervalOptions io{options.bootstrap, options.seed, options.confidence,
                      options.num_threads, options.cancelled};
-  EstimatesWithIntervals ests = ComputeIntervals(table, M, f, io);
+  const int M = static_cast<int>(pass.names().size());
+  EstimatesWithIntervals ests = ComputeIntervals(table, M, pass.MetricsFromColumnMeans(), io);
   if (ests.cancelled) return absl::CancelledError("evaluation cancelled (deadline or client)");
 
   UnbiasedRankingResult result;
   for (int m = 0; m < M; ++m) {
-    result.metrics[names[m]] = ests.estimate[m];
-    result.normal_intervals[names[m]] = ests.normal[m];
-    if (!ests.bootstrap.empty()) result.intervals[names[m]] = ests.bootstrap[m];
+    const std::string& name = pass.names()[m];
+    result.metrics[name] = ests.estimate[m];
+    result.normal_intervals[name] = ests.normal[m];
+    if (!ests.bootstrap.empty()) result.intervals[name] = ests.bootstrap[m];
   }
-  nlohmann::json& d = result.diagnostics;
-  d["estimator"] = std::string(RelevanceEstimatorName(est));
-  d["users"] = users.size();
-  d["users_with_clicks"] = users_with_clicks;
-  d["clicks"] = total_clicks;
-  d["clip"] = clip;
-  nlohmann::json w = SummarizeWeights(click_weights);
-  w["clipped"] = clipped;
-  w["clipped_fraction"] =
-      total_clicks ? static_cast<double>(clipped) / total_clicks : 0.0;
-  d["weights"] = w;
-  d["bootstrap"] = {{"resamples", options.bootstrap},
-                    {"confidence", options.confidence},
-                    {"seed", options.seed}};
-  nlohmann::json warnings = nlohmann::json::array();
-  if (total_clicks == 0) {
-    warnings.push_back("no clicks: every estimate is 0");
-  } else if (!naive) {
-    AppendWeightWarnings(w, warnings);
-  }
-  if (users_with_clicks > 0 && users_with_clicks < 30) {
-    warnings.push_back(absl::StrCat("only ", users_with_clicks,
-                                    " users have clicks: intervals are "
-                                    "unreliable"));
-  }
-  if (clip > 0 && total_clicks > 0 &&
-      static_cast<double>(clipped) > 0.5 * static_cast<double>(total_clicks) &&
-      est != RelevanceEstimator::kDr && !naive) {
-    warnings.push_back(absl::StrCat(
-        Num(100.0 * clipped / total_clicks),
-        "% of the clicks have propensities below the clip level: the "
-        "clipping bias may be large"));
-  }
-  d["warnings"] = warnings;
+  result.diagnostics = pass.Diagnostics(users.size());
   return result;
 }
 

@@ -904,6 +904,193 @@ nlohmann::json GapJson(const propensity::BalanceTerms& t) {
           {"gap_sum", t.gap_sum}};
 }
 
+// Stage 1 of TrainKernelBalancing: the events of `view` with labels
+// binarised at `threshold` and unit base weights.
+absl::StatusOr<Data> LoadData(const data::DatasetView& view, double threshold) {
+  if (view.num_events() == 0) {
+    return absl::FailedPreconditionError("training dataset has no events");
+  }
+  if (view.num_users() == 0 || view.num_items() == 0 ||
+      view.num_users() > (1u << 31) || view.num_items() > (1u << 31)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset has ", view.num_users(), " users and ", view.num_items(),
+        " items: both must be in [1, 2^31]"));
+  }
+  if (view.user.size() != view.num_events() || view.item.size() != view.num_events() ||
+      view.label.size() != view.num_events()) {
+    return absl::InvalidArgumentError("dataset columns have different lengths");
+  }
+  Data d;
+  d.nu = view.num_users();
+  d.ni = view.num_items();
+  d.n = view.num_events();
+  d.user = view.user;
+  d.item = view.item;
+  d.y.resize(d.n);
+  d.rho.assign(d.n, 1.0f);
+  for (size_t e = 0; e < d.n; ++e) {
+    if (d.user[e] >= d.nu || d.item[e] >= d.ni) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event ", e, ": user ", d.user[e], " / item ", d.item[e],
+          " out of range [0, ", d.nu, ") / [0, ", d.ni, ")"));
+    }
+    if (!std::isfinite(view.label[e])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", e, ": label must be finite"));
+    }
+    d.y[e] = view.label[e] >= threshold ? 1.0f : 0.0f;
+  }
+  return d;
+}
+
+absl::Status ValidateSideFeatures(const Config& c, const Data& d,
+                                  const KbSideFeatures* side) {
+  if (side == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "features=", c.features, ": no side features were supplied"));
+  }
+  if (static_cast<size_t>(side->user.rows()) != d.nu ||
+      static_cast<size_t>(side->item.rows()) != d.ni ||
+      side->user.cols() + side->item.cols() == 0 ||
+      side->user.cols() > 4096 || side->item.cols() > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "side features: need ", d.nu, " user rows and ", d.ni,
+        " item rows with 1 to 4096 columns in total per side; got ",
+        side->user.rows(), "x", side->user.cols(), " and ",
+        side->item.rows(), "x", side->item.cols()));
+  }
+  RETURN_IF_ERROR(propensity::ValidateKernelPoints(side->user, "side.user"));
+  return propensity::ValidateKernelPoints(side->item, "side.item");
+}
+
+// Stage 2 (learned weights only): the kernel features, from the side
+// features, a short seeded MF-IPS pre-training whose factors are frozen
+// (the reference loads 4-d MF-IPS embeddings from files), or both.
+absl::StatusOr<FeatureTable> BuildFeatures(const Config& c, const Data& d,
+                                           const KbSideFeatures* side,
+                                           const train::TrainSpec& spec,
+                                           const train::TrainContext& ctx,
+                                           int* pretrain_epochs_run) {
+  const bool want_side = c.features == "side" || c.features == "both";
+  const bool want_emb = c.features == "pretrain" || c.features == "both";
+  if (want_side) RETURN_IF_ERROR(ValidateSideFeatures(c, d, side));
+  KernelMatrixF eu, ei;
+  if (want_emb) {
+    Config pc = c;
+    pc.method = KbMethod::kIps;
+    pc.dim = kPretrainDim;
+    pc.lr_pred = c.pretrain_lr;
+    pc.l2_pred = c.pretrain_l2;
+    pc.max_epochs = c.pretrain_epochs;
+    Engine pre(pc, d, nullptr, ctx, spec.seed ^ 0x9e3779b97f4a7c15ULL);
+    ASSIGN_OR_RETURN(FitOutput po, pre.Run());
+    *pretrain_epochs_run = po.epochs;
+    eu = po.f.u;
+    ei = po.f.v;
+  }
+  auto hcat = [](const KernelMatrixF& a, const RowMatrix* b) {
+    KernelMatrixF out(a.rows() ? a.rows() : (b ? b->rows() : 0),
+                      a.cols() + (b ? b->cols() : 0));
+    if (a.cols()) out.leftCols(a.cols()) = a;
+    if (b && b->cols()) out.rightCols(b->cols()) = *b;
+    return out;
+  };
+  FeatureTable feats;
+  feats.user = hcat(eu, want_side ? &side->user : nullptr);
+  feats.item = hcat(ei, want_side ? &side->item : nullptr);
+  if (c.norm == KernelNorm::kGlobal) {
+    const float scale = 1.0f / static_cast<float>(feats.dim());
+    RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.user, scale));
+    RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.item, scale));
+  }
+  RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.user, "features.user"));
+  RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.item, "features.item"));
+  return feats;
+}
+
+// The kernel balance of no weights, the base weights and the learned ones
+// (`w`, per event) on a fixed evaluation sample: up to 20,000 observed
+// pairs, 4,096 uniform pairs, 16 random centres from them.
+absl::StatusOr<nlohmann::json> BalanceJson(const Config& c, const Data& d,
+                                           const FeatureTable& feats,
+                                           const std::vector<float>& w, uint64_t seed) {
+  std::mt19937_64 rng(seed ^ 0x5bd1e995ULL);
+  std::vector<size_t> obs(d.n);
+  std::iota(obs.begin(), obs.end(), 0);
+  if (obs.size() > 20000) {
+    std::shuffle(obs.begin(), obs.end(), rng);
+    obs.resize(20000);
+  }
+  std::vector<Pair> op(obs.size()), dp(4096), cp(16);
+  std::uniform_int_distribution<uint32_t> du(0, d.nu - 1), di(0, d.ni - 1);
+  for (auto& p : dp) p = {du(rng), di(rng)};
+  std::uniform_int_distribution<size_t> pick(0, dp.size() - 1);
+  for (auto& p : cp) p = dp[pick(rng)];
+  for (size_t k = 0; k < obs.size(); ++k) op[k] = {d.user[obs[k]], d.item[obs[k]]};
+  KernelMatrixF po, pd, pc, koc, kdc;
+  feats.Fill(op, c.norm, &po);
+  feats.Fill(dp, c.norm, &pd);
+  feats.Fill(cp, c.norm, &pc);
+  propensity::KernelMatrixUnchecked(po, pc, c.kernel, c.bandwidth, &koc);
+  propensity::KernelMatrixUnchecked(pd, pc, c.kernel, c.bandwidth, &kdc);
+  std::vector<float> w_one(obs.size(), 1.0f), w_base(obs.size()), w_after(obs.size());
+  for (size_t k = 0; k < obs.size(); ++k) {
+    w_base[k] = d.rho[obs[k]];
+    w_after[k] = w[obs[k]];
+  }
+  nlohmann::json bal;
+  ASSIGN_OR_RETURN(auto t1, propensity::ComputeBalance(koc, kdc, w_one, c.margin));
+  ASSIGN_OR_RETURN(auto t2, propensity::ComputeBalance(koc, kdc, w_base, c.margin));
+  ASSIGN_OR_RETURN(auto t3, propensity::ComputeBalance(koc, kdc, w_after, c.margin));
+  bal["h_all"] = std::vector<double>(t1.h_all.data(), t1.h_all.data() + t1.h_all.size());
+  bal["unweighted"] = GapJson(t1);
+  bal["before"] = GapJson(t2);
+  bal["after"] = GapJson(t3);
+  bal["observed_pairs"] = obs.size();
+  bal["sampled_pairs"] = dp.size();
+  bal["centres"] = cp.size();
+  return bal;
+}
+
+// Stage 3 (learned weights only): the learned weights' summary, the range
+// of the learned factor, and the balance; FAILED_PRECONDITION when the
+// weight model collapsed to one factor.
+absl::Status LearnedWeightDiagnostics(const Config& c, const Data& d,
+                                      const FeatureTable& feats, const FitOutput& fit,
+                                      uint64_t seed, nlohmann::json* diag) {
+  std::vector<float> w(d.n);
+  double f_min = 1.0, f_max = 0.0;
+  for (size_t e = 0; e < d.n; ++e) {
+    const double f = Sigmoid(fit.a.Logit(d.user[e], d.item[e]));
+    f_min = std::min(f_min, f);
+    f_max = std::max(f_max, f);
+    w[e] = static_cast<float>(d.rho[e] * f);
+  }
+  (*diag)["weights_after"] = propensity::SummarizeWeights(w);
+  // The learned factor sigmoid(a) over the observed pairs. When the weight
+  // model's parameters decay to zero (a large l2_weight against a small
+  // lr_weight, as with the reference's KBDR settings on Coat) it is the
+  // same for every pair, and the loss is its base method with rescaled
+  // weights: say so rather than let the user assume balancing shaped them.
+  (*diag)["learned_factor"] = {{"min", f_min}, {"max", f_max}};
+  if (c.freeze_weights) {
+    (*diag)["warnings"].push_back(
+        "weight_model=frozen: the weight model kept its random initialisation, so the "
+        "weights are the base inverse propensities times a random per-pair factor and "
+        "kernel balancing did not shape them; use weight_model=trained (the default) to "
+        "balance");
+  } else if (d.n > 0 && f_max - f_min < 1e-3) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "degenerate: the weight model collapsed to one factor (%.4f) for every observed "
+        "pair, so the weights are the base inverse propensities times that factor and "
+        "kernel balancing did not shape them; lower l2_weight (now %g) or raise "
+        "lr_weight (now %g)",
+        0.5 * (f_min + f_max), c.l2_weight, c.lr_weight));
+  }
+  ASSIGN_OR_RETURN((*diag)["balance"], BalanceJson(c, d, feats, w, seed));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view KbMethodName(KbMethod m) {
@@ -941,102 +1128,17 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
   train::TrainResult result;
   ASSIGN_OR_RETURN(Config c, ParseConfig(method, spec, &result.resolved_params));
   const MethodTraits tr = Traits(method);
-  if (view.num_events() == 0) {
-    return absl::FailedPreconditionError("training dataset has no events");
-  }
-  if (view.num_users() == 0 || view.num_items() == 0 ||
-      view.num_users() > (1u << 31) || view.num_items() > (1u << 31)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset has ", view.num_users(), " users and ", view.num_items(),
-        " items: both must be in [1, 2^31]"));
-  }
-  if (view.user.size() != view.num_events() || view.item.size() != view.num_events() ||
-      view.label.size() != view.num_events()) {
-    return absl::InvalidArgumentError("dataset columns have different lengths");
-  }
-  Data d;
-  d.nu = view.num_users();
-  d.ni = view.num_items();
-  d.n = view.num_events();
-  d.user = view.user;
-  d.item = view.item;
-  d.y.resize(d.n);
-  d.rho.assign(d.n, 1.0f);
-  for (size_t e = 0; e < d.n; ++e) {
-    if (d.user[e] >= d.nu || d.item[e] >= d.ni) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "event ", e, ": user ", d.user[e], " / item ", d.item[e],
-          " out of range [0, ", d.nu, ") / [0, ", d.ni, ")"));
-    }
-    if (!std::isfinite(view.label[e])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event ", e, ": label must be finite"));
-    }
-    d.y[e] = view.label[e] >= c.threshold ? 1.0f : 0.0f;
-  }
+  ASSIGN_OR_RETURN(Data d, LoadData(view, c.threshold));
   nlohmann::json& diag = result.diagnostics;
   diag["method"] = std::string(KbMethodName(method));
   if (NeedsBase(tr)) RETURN_IF_ERROR(ComputeBaseRho(c, view, spec.mar_sample, &d, &diag));
 
-  // Kernel features.
   FeatureTable feats;
   const auto t_start = std::chrono::steady_clock::now();
   int pretrain_epochs_run = 0;
   if (tr.weights == Weights::kLearned) {
-    const bool want_side = c.features == "side" || c.features == "both";
-    const bool want_emb = c.features == "pretrain" || c.features == "both";
-    if (want_side) {
-      if (side == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "features=", c.features, ": no side features were supplied"));
-      }
-      if (static_cast<size_t>(side->user.rows()) != d.nu ||
-          static_cast<size_t>(side->item.rows()) != d.ni ||
-          side->user.cols() + side->item.cols() == 0 ||
-          side->user.cols() > 4096 || side->item.cols() > 4096) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "side features: need ", d.nu, " user rows and ", d.ni,
-            " item rows with 1 to 4096 columns in total per side; got ",
-            side->user.rows(), "x", side->user.cols(), " and ",
-            side->item.rows(), "x", side->item.cols()));
-      }
-      RETURN_IF_ERROR(propensity::ValidateKernelPoints(side->user, "side.user"));
-      RETURN_IF_ERROR(propensity::ValidateKernelPoints(side->item, "side.item"));
-    }
-    KernelMatrixF eu, ei;
-    if (want_emb) {
-      // Short seeded MF-IPS pre-training; its factors are the frozen kernel
-      // features (the reference loads 4-d MF-IPS embeddings from files).
-      Config pc = c;
-      pc.method = KbMethod::kIps;
-      pc.dim = kPretrainDim;
-      pc.lr_pred = c.pretrain_lr;
-      pc.l2_pred = c.pretrain_l2;
-      pc.max_epochs = c.pretrain_epochs;
-      Engine pre(pc, d, nullptr, ctx, spec.seed ^ 0x9e3779b97f4a7c15ULL);
-      ASSIGN_OR_RETURN(FitOutput po, pre.Run());
-      pretrain_epochs_run = po.epochs;
-      eu = po.f.u;
-      ei = po.f.v;
-    }
-    auto hcat = [](const KernelMatrixF& a, const RowMatrix* b) {
-      KernelMatrixF out(a.rows() ? a.rows() : (b ? b->rows() : 0),
-                        a.cols() + (b ? b->cols() : 0));
-      if (a.cols()) out.leftCols(a.cols()) = a;
-      if (b && b->cols()) out.rightCols(b->cols()) = *b;
-      return out;
-    };
-    feats.user = hcat(eu, want_side ? &side->user : nullptr);
-    feats.item = hcat(ei, want_side ? &side->item : nullptr);
-    if (c.norm == KernelNorm::kGlobal) {
-      const float scale = 1.0f / static_cast<float>(feats.dim());
-      RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.user, scale));
-      RETURN_IF_ERROR(propensity::NormalizeColumnsMinMax(&feats.item, scale));
-    }
-    RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.user, "features.user"));
-    RETURN_IF_ERROR(propensity::ValidateKernelPoints(feats.item, "features.item"));
+    ASSIGN_OR_RETURN(feats, BuildFeatures(c, d, side, spec, ctx, &pretrain_epochs_run));
   }
-
   Engine engine(c, d, tr.weights == Weights::kLearned ? &feats : nullptr, ctx,
                 spec.seed);
   ASSIGN_OR_RETURN(FitOutput fit, engine.Run());
@@ -1066,73 +1168,7 @@ absl::StatusOr<train::TrainResult> TrainKernelBalancing(
     diag["weights_before"] = propensity::SummarizeWeights(d.rho);
   }
   if (tr.weights == Weights::kLearned) {
-    std::vector<float> w(d.n);
-    double f_min = 1.0, f_max = 0.0;
-    for (size_t e = 0; e < d.n; ++e) {
-      const double f = Sigmoid(fit.a.Logit(d.user[e], d.item[e]));
-      f_min = std::min(f_min, f);
-      f_max = std::max(f_max, f);
-      w[e] = static_cast<float>(d.rho[e] * f);
-    }
-    diag["weights_after"] = propensity::SummarizeWeights(w);
-    // The learned factor sigmoid(a) over the observed pairs. When the weight
-    // model's parameters decay to zero (a large l2_weight against a small
-    // lr_weight, as with the reference's KBDR settings on Coat) it is the
-    // same for every pair, and the loss is its base method with rescaled
-    // weights: say so rather than let the user assume balancing shaped them.
-    diag["learned_factor"] = {{"min", f_min}, {"max", f_max}};
-    if (c.freeze_weights) {
-      diag["warnings"].push_back(
-          "weight_model=frozen: the weight model kept its random initialisation, so the "
-          "weights are the base inverse propensities times a random per-pair factor and "
-          "kernel balancing did not shape them; use weight_model=trained (the default) to "
-          "balance");
-    } else if (d.n > 0 && f_max - f_min < 1e-3) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "degenerate: the weight model collapsed to one factor (%.4f) for every observed "
-          "pair, so the weights are the base inverse propensities times that factor and "
-          "kernel balancing did not shape them; lower l2_weight (now %g) or raise "
-          "lr_weight (now %g)",
-          0.5 * (f_min + f_max), c.l2_weight, c.lr_weight));
-    }
-    // Balance on a fixed evaluation sample: up to 20,000 observed pairs, 4,096
-    // uniform pairs, 16 random centres from them.
-    std::mt19937_64 rng(spec.seed ^ 0x5bd1e995ULL);
-    std::vector<size_t> obs(d.n);
-    std::iota(obs.begin(), obs.end(), 0);
-    if (obs.size() > 20000) {
-      std::shuffle(obs.begin(), obs.end(), rng);
-      obs.resize(20000);
-    }
-    std::vector<Pair> op(obs.size()), dp(4096), cp(16);
-    std::uniform_int_distribution<uint32_t> du(0, d.nu - 1), di(0, d.ni - 1);
-    for (auto& p : dp) p = {du(rng), di(rng)};
-    std::uniform_int_distribution<size_t> pick(0, dp.size() - 1);
-    for (auto& p : cp) p = dp[pick(rng)];
-    for (size_t k = 0; k < obs.size(); ++k) op[k] = {d.user[obs[k]], d.item[obs[k]]};
-    KernelMatrixF po, pd, pc, koc, kdc;
-    feats.Fill(op, c.norm, &po);
-    feats.Fill(dp, c.norm, &pd);
-    feats.Fill(cp, c.norm, &pc);
-    propensity::KernelMatrixUnchecked(po, pc, c.kernel, c.bandwidth, &koc);
-    propensity::KernelMatrixUnchecked(pd, pc, c.kernel, c.bandwidth, &kdc);
-    std::vector<float> w_one(obs.size(), 1.0f), w_base(obs.size()), w_after(obs.size());
-    for (size_t k = 0; k < obs.size(); ++k) {
-      w_base[k] = d.rho[obs[k]];
-      w_after[k] = w[obs[k]];
-    }
-    nlohmann::json bal;
-    ASSIGN_OR_RETURN(auto t1, propensity::ComputeBalance(koc, kdc, w_one, c.margin));
-    ASSIGN_OR_RETURN(auto t2, propensity::ComputeBalance(koc, kdc, w_base, c.margin));
-    ASSIGN_OR_RETURN(auto t3, propensity::ComputeBalance(koc, kdc, w_after, c.margin));
-    bal["h_all"] = std::vector<double>(t1.h_all.data(), t1.h_all.data() + t1.h_all.size());
-    bal["unweighted"] = GapJson(t1);
-    bal["before"] = GapJson(t2);
-    bal["after"] = GapJson(t3);
-    bal["observed_pairs"] = obs.size();
-    bal["sampled_pairs"] = dp.size();
-    bal["centres"] = cp.size();
-    diag["balance"] = bal;
+    RETURN_IF_ERROR(LearnedWeightDiagnostics(c, d, feats, fit, spec.seed, &diag));
   }
   return result;
 }

@@ -1,55 +1,24 @@
-// Model: a trained, immutable scorer, as served by ScoringService.
+// The models component's view of Model: the interface (core/model/model.h)
+// and DeserializeModel, which knows every concrete kind (model_registry.h).
 //
-// A model scores (user, item) pairs by the dense ids of the dataset it was
-// trained on, and/or feature vectors (rankers over document features).
-// Implementations are immutable after construction and therefore safe to
-// call from any number of threads at once.
+// Code outside core/models that only scores a model includes
+// core/model/model.h instead; core/eval must not include this header (it
+// would bring back the eval <-> models cycle; .ci/run checks).
 #ifndef DEBIAS_CORE_MODELS_MODEL_H_
 #define DEBIAS_CORE_MODELS_MODEL_H_
 
-#include <cstdint>
 #include <memory>
-#include <span>
-#include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/model/model.h"
 
 namespace debias::models {
 
-class Model {
- public:
-  virtual ~Model() = default;
-
-  // Stable name of the parameter layout, e.g. "mf" or "mlp-ranker"; it keys
-  // deserialisation (see DeserializeModel).
-  virtual std::string_view kind() const = 0;
-  virtual uint32_t num_users() const { return 0; }
-  virtual uint32_t num_items() const { return 0; }
-  // Length of the feature vectors ScoreFeatures takes (0: not a ranker).
-  virtual int feature_dim() const { return 0; }
-
-  // Scores `items` for `user` into out (out.size() == items.size()).
-  // Precondition (checked by callers, not here): ids in range.
-  virtual void ScoreItems(uint32_t user, std::span<const uint32_t> items,
-                          std::span<float> out) const;
-  // Scores every item for `user`; out.size() == num_items().
-  virtual void ScoreAll(uint32_t user, std::span<float> out) const;
-
-  // Scores `n` feature vectors stored row-major in `features`
-  // (features.size() == n * feature_dim()). FAILED_PRECONDITION for models
-  // that do not score features.
-  virtual absl::Status ScoreFeatures(std::span<const float> features,
-                                     std::span<float> out) const;
-
-  // Versioned binary snapshot of the parameters; DeserializeModel inverts it.
-  virtual std::string Serialize() const = 0;
-
- protected:
-  // Id-based models implement this one; ScoreItems/ScoreAll use it.
-  virtual float ScorePair(uint32_t user, uint32_t item) const { return 0.0f; }
-};
+// The trainers and concrete models of this namespace implement model::Model;
+// code that still spells it models::Model (server/log_evaluation.cc) finds it
+// here.
+using model::Model;
 
 // Rebuilds a model from Serialize() output. DATA_LOSS for truncated or
 // corrupt bytes, INVALID_ARGUMENT for an unknown kind.

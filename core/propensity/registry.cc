@@ -1,8 +1,6 @@
 #include "core/propensity/registry.h"
 
-#include <cmath>
-#include <cerrno>
-#include <cstdlib>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,75 +9,62 @@
 namespace debias::propensity {
 namespace {
 
-using Params = std::map<std::string, std::string>;
-
-absl::Status CheckKeys(std::string_view est, const Params& params,
-                       const std::vector<std::string_view>& known) {
-  for (const auto& [k, v] : params) {
-    bool ok = k == "clip";
-    for (std::string_view n : known) ok = ok || k == n;
-    if (!ok) {
-      std::vector<std::string> names;
-      for (std::string_view n : known) names.emplace_back(n);
-      names.emplace_back("clip");
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown parameter '", k, "' for propensity estimator '",
-          std::string(est), "'; known: ", absl::StrJoin(names, ", ")));
-    }
-  }
-  return absl::OkStatus();
-}
-
-const std::string* Find(const Params& p, const char* key) {
-  auto it = p.find(key);
-  return it == p.end() ? nullptr : &it->second;
-}
+using util::ParamReader;
+using util::Range;
 
 absl::StatusOr<std::unique_ptr<Estimator>> FitPopularityRow(
-    const data::DatasetView& train, const Params& p, const FitContext& ctx) {
+    const data::DatasetView& train, ParamReader& p, const FitContext& ctx) {
   PopularityOptions o;
-  if (auto* v = Find(p, "eta")) { ASSIGN_OR_RETURN(o.eta, ParseDouble("eta", *v, 1e-9, 10)); }
-  if (auto* v = Find(p, "floor")) { ASSIGN_OR_RETURN(o.floor, ParseDouble("floor", *v, 1e-12, 1)); }
-  if (auto* v = Find(p, "count")) {
-    if (*v == "events") o.count_all_events = true;
-    else if (*v == "positives") o.count_all_events = false;
-    else return absl::InvalidArgumentError(absl::StrCat(
-        "count=", *v, ": count must be one of positives, events"));
-  }
+  ASSIGN_OR_RETURN(o.eta, p.Double("eta", o.eta, {1e-9, 10},
+                                   "exponent of the item's relative count (n_i / max n)^eta"));
+  ASSIGN_OR_RETURN(o.floor, p.OptionalDouble("floor", {1e-12, 1}, "half an event",
+                                             "lowest propensity (default: that of an item "
+                                             "with half an event)"));
+  ASSIGN_OR_RETURN(std::string count,
+                   p.Choice("count", o.count_all_events ? "events" : "positives",
+                            {"positives", "events"},
+                            "what n_i counts: positive events, or every event (exposure "
+                            "logs with negatives)"));
+  o.count_all_events = count == "events";
+  RETURN_IF_ERROR(p.Finish());
   return FitPopularity(train, ctx.rule, o);
 }
 
 absl::StatusOr<std::unique_ptr<Estimator>> FitNaiveBayesRow(
-    const data::DatasetView& train, const Params& p, const FitContext& ctx) {
+    const data::DatasetView& train, ParamReader& p, const FitContext& ctx) {
   NaiveBayesOptions o;
   o.mar = ctx.mar;
   o.mar_rule = ctx.mar_rule;
   o.seed = ctx.seed;
-  if (auto* v = Find(p, "p_y1")) { ASSIGN_OR_RETURN(o.p_y1, ParseDouble("p_y1", *v, 1e-9, 1 - 1e-9)); }
-  if (auto* v = Find(p, "mar_fraction")) {
-    ASSIGN_OR_RETURN(o.mar_fraction, ParseDouble("mar_fraction", *v, 1e-9, 1));
-  }
+  ASSIGN_OR_RETURN(o.p_y1, p.OptionalDouble("p_y1", {1e-9, 1 - 1e-9}, "from the MAR sample",
+                                            "P(y = 1) under uniform exposure; "
+                                            "given, no MAR sample is needed"));
+  ASSIGN_OR_RETURN(o.mar_fraction,
+                   p.Double("mar_fraction", o.mar_fraction, {1e-9, 1},
+                            "share of the MAR sample used to estimate P(y = 1)"));
+  RETURN_IF_ERROR(p.Finish());
   return FitNaiveBayes(train, ctx.rule, o);
 }
 
 absl::StatusOr<std::unique_ptr<Estimator>> FitLogisticRow(
-    const data::DatasetView& train, const Params& p, const FitContext& ctx) {
+    const data::DatasetView& train, ParamReader& p, const FitContext& ctx) {
   LogisticOptions o;
   o.seed = ctx.seed;
-  if (auto* v = Find(p, "l2")) { ASSIGN_OR_RETURN(o.l2, ParseDouble("l2", *v, 0, 10)); }
-  if (auto* v = Find(p, "lr")) { ASSIGN_OR_RETURN(o.lr, ParseDouble("lr", *v, 1e-9, 10)); }
-  if (auto* v = Find(p, "epochs")) { ASSIGN_OR_RETURN(o.epochs, ParseInt("epochs", *v, 1, 10000)); }
-  if (auto* v = Find(p, "neg_ratio")) {
-    ASSIGN_OR_RETURN(o.neg_ratio, ParseDouble("neg_ratio", *v, 1e-9, 1000));
-  }
-  if (auto* v = Find(p, "batch_size")) {
-    ASSIGN_OR_RETURN(o.batch_size, ParseInt("batch_size", *v, 1, 1 << 20));
-  }
-  std::string features = "ids";
-  if (auto* v = Find(p, "features")) features = *v;
+  ASSIGN_OR_RETURN(o.l2, p.Double("l2", o.l2, {0, 10}, "L2 penalty"));
+  ASSIGN_OR_RETURN(o.lr, p.Double("lr", o.lr, {1e-9, 10}, "learning rate"));
+  ASSIGN_OR_RETURN(o.epochs, p.Int("epochs", o.epochs, 1, 10000, "passes over the data"));
+  ASSIGN_OR_RETURN(o.neg_ratio, p.Double("neg_ratio", o.neg_ratio, {1e-9, 1000},
+                                         "unobserved pairs sampled per observed pair"));
+  ASSIGN_OR_RETURN(o.batch_size,
+                   p.Int("batch_size", o.batch_size, 1, 1 << 20, "pairs per gradient step"));
+  ASSIGN_OR_RETURN(std::string features,
+                   p.Choice("features", "ids", {"ids", "side", "both"},
+                            "what the regression sees: user and item ids, the side "
+                            "features, or both"));
+  RETURN_IF_ERROR(p.Finish());
   if (features == "ids") {
     o.use_ids = true;
-  } else if (features == "side" || features == "both") {
+  } else {
     if (ctx.user_features == nullptr && ctx.item_features == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           "features=", features, ": no user or item side features were given"));
@@ -87,85 +72,44 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitLogisticRow(
     o.use_ids = features == "both";
     o.user_features = ctx.user_features;
     o.item_features = ctx.item_features;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "features=", features, ": features must be one of ids, side, both"));
   }
   return FitLogistic(train, o);
 }
 
 absl::StatusOr<std::unique_ptr<Estimator>> FitLoggedRow(
-    const data::DatasetView& train, const Params& p, const FitContext&) {
+    const data::DatasetView& train, ParamReader& p, const FitContext&) {
   LoggedOptions o;
-  if (auto* v = Find(p, "fallback")) {
-    ASSIGN_OR_RETURN(o.fallback, ParseDouble("fallback", *v, 1e-12, 1));
-  }
+  ASSIGN_OR_RETURN(o.fallback, p.OptionalDouble("fallback", {1e-12, 1}, "none (refuse)",
+                                                "propensity of events logged without one"));
+  RETURN_IF_ERROR(p.Finish());
   return FitLogged(train, o);
 }
 
+absl::StatusOr<std::unique_ptr<Estimator>> FitImpressionsRow(
+    const data::DatasetView& train, ParamReader& p, const FitContext&) {
+  RETURN_IF_ERROR(p.Finish());
+  return FitImpressions(train);
+}
+
 }  // namespace
-
-absl::StatusOr<double> ParseDouble(const std::string& key,
-                                   const std::string& value, double lo,
-                                   double hi) {
-  char* end = nullptr;
-  double d = std::strtod(value.c_str(), &end);
-  if (value.empty() || end == nullptr || *end != '\0' || !std::isfinite(d)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(key, "=", value, ": ", key, " must be a number in [", lo,
-                     ", ", hi, "]"));
-  }
-  if (d < lo || d > hi) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, "=", value, ": ", key, " must be in [", lo, ", ", hi, "]"));
-  }
-  return d;
-}
-
-absl::StatusOr<int64_t> ParseInt(const std::string& key,
-                                 const std::string& value, int64_t lo,
-                                 int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  long long d = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || end == nullptr || *end != '\0' || errno != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, "=", value, ": ", key, " must be an integer in [", lo, ", ", hi, "]"));
-  }
-  if (d < lo || d > hi) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key, "=", value, ": ", key, " must be in [", lo, ", ", hi, "]"));
-  }
-  return static_cast<int64_t>(d);
-}
-
-absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& value) {
-  if (value == "true" || value == "1") return true;
-  if (value == "false" || value == "0") return false;
-  return absl::InvalidArgumentError(
-      absl::StrCat(key, "=", value, ": ", key, " must be true or false"));
-}
 
 const std::vector<EstimatorInfo>& Estimators() {
   static const auto* rows = new std::vector<EstimatorInfo>{
       {"popularity",
        "(n_i / max n)^eta over positive counts (Saito et al., WSDM 2020)",
-       {"eta", "floor", "count"}, &FitPopularityRow},
+       &FitPopularityRow},
       {"naive-bayes",
        "P(o|y) = P(y|o)P(o)/P(y) with a MAR sample (Schnabel et al., ICML 2016)",
-       {"p_y1", "mar_fraction"}, &FitNaiveBayesRow},
+       &FitNaiveBayesRow},
       {"logistic",
        "L2 logistic regression of observed vs sampled unobserved pairs on ids "
        "and/or side features",
-       {"l2", "lr", "epochs", "neg_ratio", "batch_size", "features"},
        &FitLogisticRow},
       {"logged", "the propensity recorded by the logging policy with each event",
-       {"fallback"}, &FitLoggedRow},
+       &FitLoggedRow},
       {"impressions",
        "exposure rate of each item, (users shown it) / users, from a log with impressions",
-       {}, [](const data::DatasetView& train, const Params&, const FitContext&) {
-         return FitImpressions(train);
-       }},
+       &FitImpressionsRow},
   };
   return *rows;
 }
@@ -175,14 +119,11 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitEstimator(
     const std::map<std::string, std::string>& params, const FitContext& ctx) {
   for (const EstimatorInfo& row : Estimators()) {
     if (row.name != name) continue;
-    RETURN_IF_ERROR(CheckKeys(name, params, row.params));
-    std::optional<double> clip;
-    Params inner = params;
-    if (auto it = inner.find("clip"); it != inner.end()) {
-      ASSIGN_OR_RETURN(clip, ParseDouble("clip", it->second, 1e-12, 1));
-      inner.erase(it);
-    }
-    ASSIGN_OR_RETURN(auto est, row.fit(train, inner, ctx));
+    ParamReader p(params, std::string(name), "propensity estimator");
+    ASSIGN_OR_RETURN(std::optional<double> clip,
+                     p.OptionalDouble("clip", {1e-12, 1}, "none",
+                                      "every propensity below it is raised to it (Clip)"));
+    ASSIGN_OR_RETURN(auto est, row.fit(train, p, ctx));
     if (clip) return Clip(std::move(est), *clip);
     return est;
   }
@@ -191,6 +132,21 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitEstimator(
   return absl::NotFoundError(absl::StrCat("propensity estimator '", std::string(name),
                                           "' is not known; known: ",
                                           absl::StrJoin(names, ", ")));
+}
+
+std::vector<util::ParamSpec> EstimatorParams(std::string_view name) {
+  static const data::DatasetView* const kEmpty = [] {
+    auto v = data::DatasetViewBuilder().Finish({}, {}, {}, 0);
+    return new data::DatasetView(std::move(*v));
+  }();
+  std::vector<util::ParamSpec> out;
+  {
+    util::ParamSchemaCapture capture(&out);
+    // Every row reads all its keys before it looks at the data, so the dry
+    // run on an empty view records them all; its fit error is ignored.
+    FitEstimator(name, *kEmpty, {}, FitContext{}).IgnoreError();
+  }
+  return out;
 }
 
 }  // namespace debias::propensity

@@ -1,8 +1,10 @@
 // The registry of propensity estimators, one row per name.
 //
 // Callers (trainers, the server's GetPropensities, the CLI) fit an estimator
-// by name with string parameters; each row documents and validates its own
-// keys and rejects unknown ones with INVALID_ARGUMENT listing the known keys.
+// by name with string parameters. Each row reads its keys through a
+// util::ParamReader (default, range and doc per key; that is its schema,
+// EstimatorParams) and refuses unknown ones with INVALID_ARGUMENT listing
+// the known keys.
 // Names: "popularity", "naive-bayes", "logistic", "logged", "impressions".
 #ifndef DEBIAS_CORE_PROPENSITY_REGISTRY_H_
 #define DEBIAS_CORE_PROPENSITY_REGISTRY_H_
@@ -19,6 +21,7 @@
 #include "core/data/dataset_view.h"
 #include "core/propensity/estimator.h"
 #include "core/propensity/estimators.h"
+#include "core/util/params.h"
 
 namespace debias::propensity {
 
@@ -33,14 +36,14 @@ struct FitContext {
   const SideFeatures* item_features = nullptr;  // logistic
 };
 
+// Reads the row's parameters from `params` (all of them, before looking at
+// the data), calls params.Finish(), then fits.
 using FitFn = std::function<absl::StatusOr<std::unique_ptr<Estimator>>(
-    const data::DatasetView& train,
-    const std::map<std::string, std::string>& params, const FitContext& ctx)>;
+    const data::DatasetView& train, util::ParamReader& params, const FitContext& ctx)>;
 
 struct EstimatorInfo {
   std::string_view name;
   std::string_view description;  // one line, with the paper
-  std::vector<std::string_view> params;  // known parameter keys
   FitFn fit;
 };
 
@@ -55,15 +58,9 @@ absl::StatusOr<std::unique_ptr<Estimator>> FitEstimator(
     std::string_view name, const data::DatasetView& train,
     const std::map<std::string, std::string>& params, const FitContext& ctx);
 
-// Parameter parsing helpers shared with the trainers: INVALID_ARGUMENT
-// "key=value: ..." when the value does not parse or is out of [lo, hi].
-absl::StatusOr<double> ParseDouble(const std::string& key,
-                                   const std::string& value, double lo,
-                                   double hi);
-absl::StatusOr<int64_t> ParseInt(const std::string& key,
-                                 const std::string& value, int64_t lo,
-                                 int64_t hi);
-absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& value);
+// The parameters estimator `name` reads (clip first), with their defaults,
+// ranges and docs; empty for an unknown name.
+std::vector<util::ParamSpec> EstimatorParams(std::string_view name);
 
 }  // namespace debias::propensity
 

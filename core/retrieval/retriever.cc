@@ -29,7 +29,7 @@ std::string_view ModeName(Mode mode) {
   return "auto";
 }
 
-absl::StatusOr<std::unique_ptr<Retriever>> Retriever::Create(const models::Model& model,
+absl::StatusOr<std::unique_ptr<Retriever>> Retriever::Create(const model::Model& model,
                                                              RetrieverOptions options) {
   if (model.num_items() == 0) {
     return absl::FailedPreconditionError("the model has no items (a ranker over features)");

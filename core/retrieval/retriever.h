@@ -32,7 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 #include "core/retrieval/ann_index.h"
 #include "core/retrieval/exact.h"
 #include "nlohmann/json.hpp"
@@ -71,7 +71,7 @@ struct RetrieverOptions {
 class Retriever {
  public:
   // FAILED_PRECONDITION for a model without items (a ranker over features).
-  static absl::StatusOr<std::unique_ptr<Retriever>> Create(const models::Model& model,
+  static absl::StatusOr<std::unique_ptr<Retriever>> Create(const model::Model& model,
                                                            RetrieverOptions options);
   ~Retriever();
 
@@ -116,7 +116,7 @@ class Retriever {
   std::vector<ScoredItem> ScanModel(uint32_t user, uint32_t k,
                                     std::span<const uint32_t> exclude) const;
 
-  const models::Model* model_ = nullptr;
+  const model::Model* model_ = nullptr;
   RetrieverOptions options_;
   // Factor models: user factors (num_users x dim), user bias (or empty) and
   // global bias; items as ItemBlocks. Null blocks_: scan with ScoreAll.

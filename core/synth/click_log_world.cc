@@ -185,192 +185,211 @@ absl::StatusOr<ClickLogWorld> ClickLogWorld::Generate(
         20, (3 * (options.feature_dim + 1) + options.docs_per_query - 1) /
                 options.docs_per_query);
   }
-  const int dim = options.feature_dim, docs = options.docs_per_query,
-            L = options.list_size, ymax = options.ymax;
-  {
-    clickmodels::ClickModelOptions cm;
-    cm.kind = options.click_model;
-    cm.eta = options.eta;
-    cm.eps = options.eps;
-    cm.pos = options.pos;
-    cm.ymax = ymax;
-    cm.continuation = options.cascade_continuation;
-    absl::StatusOr<std::unique_ptr<clickmodels::ClickModel>> m =
-        clickmodels::ClickModel::Create(cm);
-    if (!m.ok()) return m.status();
-    w.click_model_ = std::move(*m);
-  }
+  if (absl::Status s = w.CreateClickModel(); !s.ok()) return s;
+  w.DrawRelevanceModel();
+  w.CalibrateThresholds();
+  w.FitLoggingRanker();
+  w.DrawQueries();
+  if (absl::Status s = w.DrawClicks(); !s.ok()) return s;
+  w.MeasureRankers();
+  return w;
+}
 
-  // Relevance MLP.
-  {
-    std::mt19937_64 rng = StreamRng(options.seed, kModel);
-    w.w1_.resize(static_cast<size_t>(kHidden) * dim);
-    for (double& x : w.w1_) x = StandardNormal(rng);
-    w.b1_.resize(kHidden);
-    for (double& x : w.b1_) x = 0.5 * StandardNormal(rng);
-    w.v_.resize(kHidden);
-    for (double& x : w.v_) x = StandardNormal(rng);
-  }
+absl::Status ClickLogWorld::CreateClickModel() {
+  clickmodels::ClickModelOptions cm;
+  cm.kind = options_.click_model;
+  cm.eta = options_.eta;
+  cm.eps = options_.eps;
+  cm.pos = options_.pos;
+  cm.ymax = options_.ymax;
+  cm.continuation = options_.cascade_continuation;
+  absl::StatusOr<std::unique_ptr<clickmodels::ClickModel>> m =
+      clickmodels::ClickModel::Create(cm);
+  if (!m.ok()) return m.status();
+  click_model_ = std::move(*m);
+  return absl::OkStatus();
+}
 
-  // Label thresholds: quantiles of f over calibration documents.
+void ClickLogWorld::DrawRelevanceModel() {
+  const int dim = options_.feature_dim;
+  std::mt19937_64 rng = StreamRng(options_.seed, kModel);
+  w1_.resize(static_cast<size_t>(kHidden) * dim);
+  for (double& x : w1_) x = StandardNormal(rng);
+  b1_.resize(kHidden);
+  for (double& x : b1_) x = 0.5 * StandardNormal(rng);
+  v_.resize(kHidden);
+  for (double& x : v_) x = StandardNormal(rng);
+}
+
+// Label thresholds: quantiles of f over calibration documents.
+void ClickLogWorld::CalibrateThresholds() {
+  const int dim = options_.feature_dim, docs = options_.docs_per_query,
+            ymax = options_.ymax;
   std::vector<float> qfeat(static_cast<size_t>(docs) * dim);
   std::vector<double> qf(docs), qnoise(docs);
-  {
-    std::vector<double> fs;
-    fs.reserve(kCalibrationDocs + docs);
-    for (uint64_t c = 0; fs.size() < static_cast<size_t>(kCalibrationDocs);
-         ++c) {
-      w.DrawQuery(kCalibration, c, qfeat.data(), qf.data(), qnoise.data());
-      fs.insert(fs.end(), qf.begin(), qf.end());
-    }
-    std::sort(fs.begin(), fs.end());
-    double total = 0.0;
-    for (int k = 0; k <= ymax; ++k) total += std::pow(kLabelDecay, k);
-    double cum = 0.0;
-    for (int k = 0; k < ymax; ++k) {
-      cum += std::pow(kLabelDecay, k) / total;
-      const size_t at =
-          std::min(fs.size() - 1, static_cast<size_t>(cum * fs.size()));
-      w.thresholds_.push_back(fs[at]);
-    }
+  std::vector<double> fs;
+  fs.reserve(kCalibrationDocs + docs);
+  for (uint64_t c = 0; fs.size() < static_cast<size_t>(kCalibrationDocs); ++c) {
+    DrawQuery(kCalibration, c, qfeat.data(), qf.data(), qnoise.data());
+    fs.insert(fs.end(), qf.begin(), qf.end());
   }
+  std::sort(fs.begin(), fs.end());
+  double total = 0.0;
+  for (int k = 0; k <= ymax; ++k) total += std::pow(kLabelDecay, k);
+  double cum = 0.0;
+  for (int k = 0; k < ymax; ++k) {
+    cum += std::pow(kLabelDecay, k) / total;
+    const size_t at =
+        std::min(fs.size() - 1, static_cast<size_t>(cum * fs.size()));
+    thresholds_.push_back(fs[at]);
+  }
+}
 
-  // Logging ranker: ridge regression on the fit queries.
-  {
-    const int fit_queries = w.options_.logging_fit_queries;
-    const int n = fit_queries * docs;
-    Eigen::MatrixXd X(n, dim + 1);
-    Eigen::VectorXd y(n);
-    for (int j = 0; j < fit_queries; ++j) {
-      w.DrawQuery(kFit, j, qfeat.data(), qf.data(), qnoise.data());
-      for (int d = 0; d < docs; ++d) {
-        const int row = j * docs + d;
-        for (int k = 0; k < dim; ++k) {
-          X(row, k) = qfeat[static_cast<size_t>(d) * dim + k];
-        }
-        X(row, dim) = 1.0;
-        y(row) = w.GradeOf(qf[d]);
+// Logging ranker: ridge regression of the grades on the fit queries.
+void ClickLogWorld::FitLoggingRanker() {
+  const int dim = options_.feature_dim, docs = options_.docs_per_query;
+  std::vector<float> qfeat(static_cast<size_t>(docs) * dim);
+  std::vector<double> qf(docs), qnoise(docs);
+  const int fit_queries = options_.logging_fit_queries;
+  const int n = fit_queries * docs;
+  Eigen::MatrixXd X(n, dim + 1);
+  Eigen::VectorXd y(n);
+  for (int j = 0; j < fit_queries; ++j) {
+    DrawQuery(kFit, j, qfeat.data(), qf.data(), qnoise.data());
+    for (int d = 0; d < docs; ++d) {
+      const int row = j * docs + d;
+      for (int k = 0; k < dim; ++k) {
+        X(row, k) = qfeat[static_cast<size_t>(d) * dim + k];
       }
+      X(row, dim) = 1.0;
+      y(row) = GradeOf(qf[d]);
     }
-    Eigen::MatrixXd A = X.transpose() * X;
-    A.diagonal().array() += kRidge;
-    Eigen::VectorXd beta = A.ldlt().solve(X.transpose() * y);
-    w.log_w_.assign(beta.data(), beta.data() + dim);
-    w.log_b_ = beta(dim);
-    Eigen::VectorXd s = X * beta;
-    const double mean = s.mean();
-    const double sd = std::sqrt((s.array() - mean).square().mean());
-    w.log_sd_ = sd > 1e-12 ? sd : 1.0;
   }
+  Eigen::MatrixXd A = X.transpose() * X;
+  A.diagonal().array() += kRidge;
+  Eigen::VectorXd beta = A.ldlt().solve(X.transpose() * y);
+  log_w_.assign(beta.data(), beta.data() + dim);
+  log_b_ = beta(dim);
+  Eigen::VectorXd s = X * beta;
+  const double mean = s.mean();
+  const double sd = std::sqrt((s.array() - mean).square().mean());
+  log_sd_ = sd > 1e-12 ? sd : 1.0;
+}
 
-  // Queries: features, labels, logging order.
+// Queries (training then test): features, labels, logging order.
+void ClickLogWorld::DrawQueries() {
+  const int dim = options_.feature_dim, docs = options_.docs_per_query,
+            ymax = options_.ymax;
+  std::vector<double> qf(docs), qnoise(docs);
   const size_t Q =
-      static_cast<size_t>(options.num_queries) + options.num_test_queries;
-  w.features_.resize(Q * docs * dim);
-  w.labels_.resize(Q * docs);
-  w.order_.resize(Q * docs);
-  w.summary_.label_fractions.assign(ymax + 1, 0.0);
+      static_cast<size_t>(options_.num_queries) + options_.num_test_queries;
+  features_.resize(Q * docs * dim);
+  labels_.resize(Q * docs);
+  order_.resize(Q * docs);
+  summary_.label_fractions.assign(ymax + 1, 0.0);
   std::vector<double> score(docs);
   for (size_t q = 0; q < Q; ++q) {
-    float* feat = &w.features_[q * docs * dim];
-    w.DrawQuery(kQuery, q, feat, qf.data(), qnoise.data());
-    int8_t* lab = &w.labels_[q * docs];
+    float* feat = &features_[q * docs * dim];
+    DrawQuery(kQuery, q, feat, qf.data(), qnoise.data());
+    int8_t* lab = &labels_[q * docs];
     for (int d = 0; d < docs; ++d) {
-      lab[d] = w.GradeOf(qf[d]);
-      if (q < static_cast<size_t>(options.num_queries)) {
-        w.summary_.label_fractions[lab[d]] += 1.0;
+      lab[d] = GradeOf(qf[d]);
+      if (q < static_cast<size_t>(options_.num_queries)) {
+        summary_.label_fractions[lab[d]] += 1.0;
       }
       const float* x = feat + static_cast<size_t>(d) * dim;
-      double s = w.log_b_;
-      for (int k = 0; k < dim; ++k) s += w.log_w_[k] * x[k];
-      score[d] = s / w.log_sd_ + options.logging_noise * qnoise[d];
+      double s = log_b_;
+      for (int k = 0; k < dim; ++k) s += log_w_[k] * x[k];
+      score[d] = s / log_sd_ + options_.logging_noise * qnoise[d];
     }
-    uint16_t* ord = &w.order_[q * docs];
+    uint16_t* ord = &order_[q * docs];
     std::iota(ord, ord + docs, uint16_t{0});
     std::stable_sort(ord, ord + docs, [&](uint16_t a, uint16_t b) {
       return score[a] > score[b];
     });
   }
-  for (double& x : w.summary_.label_fractions) {
-    x /= static_cast<double>(options.num_queries) * docs;
+  for (double& x : summary_.label_fractions) {
+    x /= static_cast<double>(options_.num_queries) * docs;
   }
+}
 
-  // Logged impressions and clicks.
+// Logged impressions (the logging order, or a shuffle of its top L for a
+// randomized list) and their clicks.
+absl::Status ClickLogWorld::DrawClicks() {
+  const int docs = options_.docs_per_query, L = options_.list_size;
   const size_t lists =
-      static_cast<size_t>(options.num_queries) * options.impressions_per_query;
-  w.list_query_.resize(lists);
-  w.list_impression_.resize(lists);
-  w.list_randomized_.resize(lists);
-  w.list_docs_.resize(lists * L);
-  w.list_clicks_.resize(lists * L);
-  w.mean_exam_.assign(L, 0.0);
-  {
-    std::vector<double> attract(L), exam;
-    std::vector<uint8_t> clicks;
-    size_t li = 0;
-    for (int q = 0; q < options.num_queries; ++q) {
-      std::mt19937_64 rng = StreamRng(options.seed, kClicks, q);
-      const uint16_t* ord = &w.order_[static_cast<size_t>(q) * docs];
-      const int8_t* lab = &w.labels_[static_cast<size_t>(q) * docs];
-      for (int k = 0; k < options.impressions_per_query; ++k, ++li) {
-        uint16_t* shown = &w.list_docs_[li * L];
-        std::copy(ord, ord + L, shown);
-        const bool randomized = options.randomized_fraction > 0.0 &&
-                                Uniform01(rng) < options.randomized_fraction;
-        if (randomized) {
-          for (int r = L; r > 1; --r) {
-            std::swap(shown[r - 1], shown[UniformIndex(rng, r)]);
-          }
+      static_cast<size_t>(options_.num_queries) * options_.impressions_per_query;
+  list_query_.resize(lists);
+  list_impression_.resize(lists);
+  list_randomized_.resize(lists);
+  list_docs_.resize(lists * L);
+  list_clicks_.resize(lists * L);
+  mean_exam_.assign(L, 0.0);
+  std::vector<double> attract(L), exam;
+  std::vector<uint8_t> clicks;
+  size_t li = 0;
+  for (int q = 0; q < options_.num_queries; ++q) {
+    std::mt19937_64 rng = StreamRng(options_.seed, kClicks, q);
+    const uint16_t* ord = &order_[static_cast<size_t>(q) * docs];
+    const int8_t* lab = &labels_[static_cast<size_t>(q) * docs];
+    for (int k = 0; k < options_.impressions_per_query; ++k, ++li) {
+      uint16_t* shown = &list_docs_[li * L];
+      std::copy(ord, ord + L, shown);
+      const bool randomized = options_.randomized_fraction > 0.0 &&
+                              Uniform01(rng) < options_.randomized_fraction;
+      if (randomized) {
+        for (int r = L; r > 1; --r) {
+          std::swap(shown[r - 1], shown[UniformIndex(rng, r)]);
         }
-        for (int r = 0; r < L; ++r) {
-          attract[r] = w.click_model_->Attractiveness(lab[shown[r]]);
-        }
-        absl::Status s =
-            w.click_model_->SimulateFromAttractiveness(attract, rng, &clicks);
-        if (!s.ok()) return s;
-        s = w.click_model_->Marginals(attract, &exam, nullptr);
-        if (!s.ok()) return s;
-        int n_clicks = 0;
-        for (int r = 0; r < L; ++r) {
-          w.list_clicks_[li * L + r] = clicks[r];
-          n_clicks += clicks[r];
-          w.mean_exam_[r] += exam[r];
-        }
-        w.list_query_[li] = q;
-        w.list_impression_[li] = k;
-        w.list_randomized_[li] = randomized ? 1 : 0;
-        w.summary_.randomized_lists += randomized ? 1 : 0;
-        w.summary_.clicks += n_clicks;
-        w.summary_.lists_without_clicks += n_clicks == 0 ? 1 : 0;
       }
+      for (int r = 0; r < L; ++r) {
+        attract[r] = click_model_->Attractiveness(lab[shown[r]]);
+      }
+      absl::Status s = click_model_->SimulateFromAttractiveness(attract, rng, &clicks);
+      if (!s.ok()) return s;
+      s = click_model_->Marginals(attract, &exam, nullptr);
+      if (!s.ok()) return s;
+      int n_clicks = 0;
+      for (int r = 0; r < L; ++r) {
+        list_clicks_[li * L + r] = clicks[r];
+        n_clicks += clicks[r];
+        mean_exam_[r] += exam[r];
+      }
+      list_query_[li] = q;
+      list_impression_[li] = k;
+      list_randomized_[li] = randomized ? 1 : 0;
+      summary_.randomized_lists += randomized ? 1 : 0;
+      summary_.clicks += n_clicks;
+      summary_.lists_without_clicks += n_clicks == 0 ? 1 : 0;
     }
   }
-  for (double& e : w.mean_exam_) e /= static_cast<double>(lists);
-  w.summary_.lists = lists;
-  w.summary_.events = lists * L;
+  for (double& e : mean_exam_) e /= static_cast<double>(lists);
+  summary_.lists = lists;
+  summary_.events = lists * L;
+  return absl::OkStatus();
+}
 
-  // Ranking quality of the logging ranker and of a random order.
-  {
-    double log_sum = 0.0, rnd_sum = 0.0;
-    int n = 0;
-    std::mt19937_64 rng = StreamRng(options.seed, kRandomNdcg);
-    std::vector<uint16_t> perm(docs);
-    for (int q = 0; q < options.num_queries; ++q) {
-      std::span<const int8_t> lab = w.Labels(q);
-      const double nd = Ndcg(lab, &w.order_[static_cast<size_t>(q) * docs], L);
-      if (nd < 0.0) continue;
-      std::iota(perm.begin(), perm.end(), uint16_t{0});
-      for (int r = docs; r > 1; --r) {
-        std::swap(perm[r - 1], perm[UniformIndex(rng, r)]);
-      }
-      log_sum += nd;
-      rnd_sum += Ndcg(lab, perm.data(), L);
-      ++n;
+// Ranking quality of the logging ranker and of a random order.
+void ClickLogWorld::MeasureRankers() {
+  const int docs = options_.docs_per_query, L = options_.list_size;
+  double log_sum = 0.0, rnd_sum = 0.0;
+  int n = 0;
+  std::mt19937_64 rng = StreamRng(options_.seed, kRandomNdcg);
+  std::vector<uint16_t> perm(docs);
+  for (int q = 0; q < options_.num_queries; ++q) {
+    std::span<const int8_t> lab = Labels(q);
+    const double nd = Ndcg(lab, &order_[static_cast<size_t>(q) * docs], L);
+    if (nd < 0.0) continue;
+    std::iota(perm.begin(), perm.end(), uint16_t{0});
+    for (int r = docs; r > 1; --r) {
+      std::swap(perm[r - 1], perm[UniformIndex(rng, r)]);
     }
-    w.summary_.logging_ndcg = n > 0 ? log_sum / n : 0.0;
-    w.summary_.random_ndcg = n > 0 ? rnd_sum / n : 0.0;
+    log_sum += nd;
+    rnd_sum += Ndcg(lab, perm.data(), L);
+    ++n;
   }
-  return w;
+  summary_.logging_ndcg = n > 0 ? log_sum / n : 0.0;
+  summary_.random_ndcg = n > 0 ? rnd_sum / n : 0.0;
 }
 
 std::span<const int8_t> ClickLogWorld::Labels(int q) const {

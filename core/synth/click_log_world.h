@@ -171,6 +171,15 @@ class ClickLogWorld {
   double RelevanceScore(const float* x) const;
   int8_t GradeOf(double f) const;
 
+  // The stages of Generate, in order; each fills the members it names.
+  absl::Status CreateClickModel();  // click_model_
+  void DrawRelevanceModel();        // w1_, b1_, v_
+  void CalibrateThresholds();       // thresholds_
+  void FitLoggingRanker();          // log_w_, log_b_, log_sd_
+  void DrawQueries();               // features_, labels_, order_
+  absl::Status DrawClicks();        // list_*, mean_exam_, click counts
+  void MeasureRankers();            // summary_.logging_ndcg, random_ndcg
+
   ClickLogWorldOptions options_;
   ClickLogWorldSummary summary_;
   std::unique_ptr<clickmodels::ClickModel> click_model_;

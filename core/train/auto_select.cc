@@ -91,7 +91,7 @@ struct ModelStats {
   std::vector<float> score;
 };
 
-ModelStats Score(const Evaluator& ev, const models::Model& m, uint32_t num_items) {
+ModelStats Score(const Evaluator& ev, const model::Model& m, uint32_t num_items) {
   ModelStats st;
   if (ev.kind == Evaluator::Kind::kWeightedAuc) {
     st.score.resize(ev.events.size());

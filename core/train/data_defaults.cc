@@ -103,7 +103,7 @@ PropensityChoice ChoosePropensity(const data::DatasetView& view, FeedbackKind ki
   return c;
 }
 
-absl::Status CheckNotDegenerate(const models::Model& model, const data::DatasetView& view,
+absl::Status CheckNotDegenerate(const model::Model& model, const data::DatasetView& view,
                                 const std::string& knobs, nlohmann::json* diagnostics,
                                 bool scores_are_logits) {
   const size_t n = view.num_events();

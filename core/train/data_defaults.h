@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/dataset_view.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 #include "core/propensity/estimator.h"
 #include "core/train/train_spec.h"
 #include "nlohmann/json.hpp"
@@ -73,7 +73,7 @@ PropensityChoice ChoosePropensity(const data::DatasetView& view, FeedbackKind ki
 // probability: the MF family and kernel balancing); pairwise and
 // ranking-only models (bpr, nbpo, ...) may score on any scale.
 inline constexpr double kSaturatedLogit = 40.0;
-absl::Status CheckNotDegenerate(const models::Model& model, const data::DatasetView& view,
+absl::Status CheckNotDegenerate(const model::Model& model, const data::DatasetView& view,
                                 const std::string& knobs, nlohmann::json* diagnostics,
                                 bool scores_are_logits = true);
 

@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/dataset_view.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 #include "nlohmann/json.hpp"
 
 namespace debias::train {
@@ -74,7 +74,7 @@ struct TrainContext {
 };
 
 struct TrainResult {
-  std::unique_ptr<models::Model> model;
+  std::unique_ptr<model::Model> model;
   // Final metrics (e.g. validation) and diagnostics (propensity quantiles,
   // effective sample size, clipped share, flip probabilities, ...).
   nlohmann::json metrics = nlohmann::json::object();

@@ -224,6 +224,12 @@ void FuzzPropensity(fuzz::Input& in) {
   const uint8_t pick = in.Byte();
   const std::string name = pick < 250 ? std::string(rows[pick % rows.size()].name)
                                       : in.String(12);
+  std::vector<std::string> row_keys;  // the row's own keys (clip is picked below)
+  if (pick < 250) {
+    for (const auto& spec : propensity::EstimatorParams(name)) {
+      if (spec.name != "clip") row_keys.push_back(spec.name);
+    }
+  }
   std::map<std::string, std::string> params;
   const int np = in.Byte() % 4;
   for (int p = 0; p < np; ++p) {
@@ -232,8 +238,8 @@ void FuzzPropensity(fuzz::Input& in) {
     const auto* row = pick < 250 ? &rows[pick % rows.size()] : nullptr;
     if (kb < 40) {
       key = "clip";
-    } else if (row && kb < 230 && !row->params.empty()) {
-      key = std::string(row->params[kb % row->params.size()]);
+    } else if (row && kb < 230 && !row_keys.empty()) {
+      key = row_keys[kb % row_keys.size()];
     } else {
       key = in.String(8);
     }

@@ -24,7 +24,7 @@ namespace {
 
 using namespace debias;
 
-void ExerciseModel(const models::Model& m) {
+void ExerciseModel(const model::Model& m) {
   const uint32_t nu = m.num_users(), ni = m.num_items();
   if (nu > 0 && ni > 0) {
     const std::vector<uint32_t> items = {0, ni - 1, ni / 2};
@@ -48,7 +48,7 @@ void ExerciseModel(const models::Model& m) {
   }
 }
 
-void CheckDecoded(absl::StatusOr<std::unique_ptr<models::Model>> m) {
+void CheckDecoded(absl::StatusOr<std::unique_ptr<model::Model>> m) {
   if (!m.ok()) {
     const auto code = m.status().code();
     FUZZ_CHECK(code == absl::StatusCode::kDataLoss ||

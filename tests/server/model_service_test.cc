@@ -11,11 +11,13 @@
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/util/status_matchers.h"
+#include "tests/util/wait.h"
 
 namespace debias {
 namespace {
 
 using ::debias::testing::StatusIs;
+using ::debias::testing::WaitUntil;
 
 class ModelServiceTest : public ::testing::Test {
  protected:
@@ -260,14 +262,23 @@ TEST_F(ModelServiceTest, CancelStopsAJobAndTheSlotFreesUp) {
   auto r = Request("relmf");
   (*r.mutable_params())["epochs"] = "100000";
   std::atomic<uint64_t> id{0};
+  std::atomic<bool> returned{false};
   std::thread trainer([&] {
     auto m = client_->Train(r, [&](const v1::TrainEvent& ev) {
       if (ev.has_started()) id = ev.started().model_id();
     });
+    returned = true;
     ASSERT_OK(m);
     EXPECT_EQ(m->state(), "cancelled");
   });
-  while (id == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool settled = WaitUntil([&] { return id != 0 || returned; });
+  if (id == 0) {
+    // Shutting the server down ends the stream, so the thread returns.
+    if (!settled) server_->Shutdown(absl::ZeroDuration());
+    trainer.join();
+    FAIL() << (settled ? "Train returned without a started event"
+                       : "no started event within 60 s");
+  }
   // Only one job may run in this server.
   EXPECT_THAT(client_->Train(Request("naive")),
               StatusIs(absl::StatusCode::kResourceExhausted, "max_training_jobs=1"));

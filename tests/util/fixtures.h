@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/data/interaction.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 
 namespace debias::testing {
 
@@ -23,7 +23,7 @@ inline data::Interaction Ev(std::string u, std::string i, float label,
 
 // Users x, y; items p, q, r. x ranks q (0.9), r (0.5), p (0.1); y ranks
 // p (0.8), r (0.3), q (0.2).
-class TableModel final : public models::Model {
+class TableModel final : public model::Model {
  public:
   static constexpr float kScores[2][3] = {{0.1f, 0.9f, 0.5f}, {0.8f, 0.2f, 0.3f}};
   std::string_view kind() const override { return "table"; }

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/models/kb_eval.h"
+#include "core/eval/kb_eval.h"
 #include "core/train/registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -319,7 +319,7 @@ TEST(KbTrainerTest, SideFeaturesAreUsedAndValidated) {
 }
 
 // Sanity check on real biased data: KBIPS beats naive MF on Coat (MNAR
-// train, MCAR test; AUC). On the synthetic worlds of core/models/kb_world.h
+// train, MCAR test; AUC). On the synthetic worlds of core/synth/kb_world.h
 // with label-only or label-and-popularity selection, naive MF ranks as well
 // or better than IPS and KBIPS (bench/core/kb_bench --toy), so the check
 // uses the data the method was published on. Skipped without the data.
@@ -367,8 +367,8 @@ TEST(KbTrainerTest, KbIpsBeatsNaiveOnCoat) {
   s.params["mcar_pos_rate"] = std::to_string(pos / ty.size());
   auto kb = TrainKernelBalancing(KbMethod::kKbIps, *view, s, {});
   ASSERT_OK(kb);
-  auto en = EvaluateKb(*naive->model, tu, ti, ty);
-  auto ek = EvaluateKb(*kb->model, tu, ti, ty);
+  auto en = eval::EvaluateKb(*naive->model, tu, ti, ty);
+  auto ek = eval::EvaluateKb(*kb->model, tu, ti, ty);
   ASSERT_OK(en);
   ASSERT_OK(ek);
   EXPECT_GT(ek->auc, en->auc + 0.03) << ek->auc << " vs " << en->auc;

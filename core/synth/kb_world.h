@@ -12,8 +12,8 @@
 // true labels of `test_per_user` uniformly drawn items per user.
 // Memory: O(users * dim + items + events); the users x items grid is walked
 // once but never stored. Deterministic in `seed`.
-#ifndef DEBIAS_CORE_MODELS_KB_WORLD_H_
-#define DEBIAS_CORE_MODELS_KB_WORLD_H_
+#ifndef DEBIAS_CORE_SYNTH_KB_WORLD_H_
+#define DEBIAS_CORE_SYNTH_KB_WORLD_H_
 
 #include <cstdint>
 #include <vector>
@@ -21,7 +21,7 @@
 #include "absl/status/statusor.h"
 #include "core/data/dataset_view.h"
 
-namespace debias::models {
+namespace debias::synth {
 
 struct KbWorldOptions {
   uint32_t users = 200;
@@ -48,6 +48,6 @@ struct KbWorld {
 // beyond users * items / 2, or test_per_user > items.
 absl::StatusOr<KbWorld> MakeKbWorld(const KbWorldOptions& o);
 
-}  // namespace debias::models
+}  // namespace debias::synth
 
-#endif  // DEBIAS_CORE_MODELS_KB_WORLD_H_
+#endif  // DEBIAS_CORE_SYNTH_KB_WORLD_H_

@@ -1,4 +1,4 @@
-#include "core/models/kb_eval.h"
+#include "core/eval/kb_eval.h"
 
 #include <cmath>
 #include <vector>
@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "tests/util/status_matchers.h"
 
-namespace debias::models {
+namespace debias::eval {
 namespace {
 
 using ::debias::testing::StatusIs;
@@ -57,4 +57,4 @@ TEST(KbEvalTest, TiesGetHalfCreditAndBadInputRejected) {
 }
 
 }  // namespace
-}  // namespace debias::models
+}  // namespace debias::eval

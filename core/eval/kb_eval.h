@@ -1,15 +1,15 @@
 // Test-set metrics of the kernel-balancing paper's evaluation (Li et al.,
 // ICLR 2024, utils.py), with its conventions as options next to the
-// standard ones. Used by the fidelity program and tests; the service-wide
-// metrics live in core/eval/.
+// standard ones. Used by the fidelity program and tests; the service's
+// metrics are ranking_eval.h's.
 //
 // Input: labelled test pairs (user, item, label in {0, 1}), typically the
 // MCAR test set. AUC is pooled over all pairs (ties get half credit);
 // NDCG@K, Precision@K, Recall@K are per user over that user's test pairs,
 // ranked by score (ties broken by item id), then averaged over users.
 // Thread-safe: pure functions.
-#ifndef DEBIAS_CORE_MODELS_KB_EVAL_H_
-#define DEBIAS_CORE_MODELS_KB_EVAL_H_
+#ifndef DEBIAS_CORE_EVAL_KB_EVAL_H_
+#define DEBIAS_CORE_EVAL_KB_EVAL_H_
 
 #include <cstdint>
 #include <map>
@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/models/model.h"
+#include "core/model/model.h"
 
-namespace debias::models {
+namespace debias::eval {
 
 struct KbEvalOptions {
   std::vector<int> ks = {5, 10};
@@ -39,7 +39,7 @@ struct KbEvalResult {
 
 // INVALID_ARGUMENT when spans differ in length, are empty, hold a label
 // other than 0/1, an id out of the model's range, or a K outside [1, 1000].
-absl::StatusOr<KbEvalResult> EvaluateKb(const Model& model,
+absl::StatusOr<KbEvalResult> EvaluateKb(const model::Model& model,
                                         std::span<const uint32_t> users,
                                         std::span<const uint32_t> items,
                                         std::span<const float> labels,
@@ -52,6 +52,6 @@ absl::StatusOr<KbEvalResult> EvaluateKbScores(std::span<const uint32_t> users,
                                               std::span<const float> scores,
                                               const KbEvalOptions& options = {});
 
-}  // namespace debias::models
+}  // namespace debias::eval
 
-#endif  // DEBIAS_CORE_MODELS_KB_EVAL_H_
+#endif  // DEBIAS_CORE_EVAL_KB_EVAL_H_

@@ -1,4 +1,4 @@
-#include "core/models/kb_world.h"
+#include "core/synth/kb_world.h"
 
 #include <cmath>
 #include <random>
@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace debias::models {
+namespace debias::synth {
 
 absl::StatusOr<KbWorld> MakeKbWorld(const KbWorldOptions& o) {
   if (o.users == 0 || o.items == 0 || o.users > (1u << 24) || o.items > (1u << 24)) {
@@ -89,4 +89,4 @@ absl::StatusOr<KbWorld> MakeKbWorld(const KbWorldOptions& o) {
   return w;
 }
 
-}  // namespace debias::models
+}  // namespace debias::synth

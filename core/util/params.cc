@@ -1,4 +1,4 @@
-#include "core/models/trainer_params.h"
+#include "core/util/params.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
-namespace debias::models {
+namespace debias::util {
 namespace {
 
 thread_local std::vector<ParamSpec>* schema_sink = nullptr;
@@ -27,8 +27,9 @@ std::string ParamNumber(double v) {
   return s;
 }
 
-ParamReader::ParamReader(const std::map<std::string, std::string>& given, std::string method)
-    : given_(given), method_(std::move(method)) {}
+ParamReader::ParamReader(const std::map<std::string, std::string>& given, std::string method,
+                         std::string kind)
+    : given_(given), method_(std::move(method)), kind_(std::move(kind)) {}
 
 ParamReader::~ParamReader() {
   if (schema_sink != nullptr) {
@@ -68,8 +69,8 @@ absl::StatusOr<std::optional<std::string>> ParamReader::Lookup(
     if (it == given_.end()) continue;
     if (found) {
       return absl::InvalidArgumentError(absl::StrCat(
-          found_key, " and ", a, ": two spellings of one parameter of '", method_,
-          "'; give ", key, " only"));
+          found_key, " and ", a, ": two spellings of one parameter of ", kind_, " '",
+          method_, "'; give ", key, " only"));
     }
     found = it->second;
     found_key = a;
@@ -91,6 +92,24 @@ absl::StatusOr<double> ParamReader::Double(const std::string& key, double def, R
       return absl::InvalidArgumentError(absl::StrCat(key, "=", **text, ": ", key,
                                                      " must be a number in ", RangeText(range)));
     }
+  }
+  resolved_[key] = ParamNumber(v);
+  return v;
+}
+
+absl::StatusOr<std::optional<double>> ParamReader::OptionalDouble(
+    const std::string& key, Range range, const std::string& default_text,
+    const std::string& doc) {
+  auto text = Lookup(key, {});
+  Record({key, "double", default_text, RangeText(range), doc, {}});
+  if (!text.ok()) return text.status();
+  if (!*text) return std::optional<double>();
+  double v = 0;
+  const bool ok = absl::SimpleAtod(**text, &v) && std::isfinite(v) &&
+                  (range.lo_open ? v > range.lo : v >= range.lo) && v <= range.hi;
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(key, "=", **text, ": ", key,
+                                                   " must be a number in ", RangeText(range)));
   }
   resolved_[key] = ParamNumber(v);
   return v;
@@ -176,8 +195,8 @@ absl::Status ParamReader::Finish() const {
     std::vector<std::string> names;
     for (const ParamSpec& s : specs_) names.push_back(s.name);
     for (const std::string& p : prefixes_) names.push_back(p + "<key>");
-    return absl::InvalidArgumentError(absl::StrCat("unknown parameter '", k, "' for loss '",
-                                                   method_, "'; known: ",
+    return absl::InvalidArgumentError(absl::StrCat("unknown parameter '", k, "' for ", kind_,
+                                                   " '", method_, "'; known: ",
                                                    absl::StrJoin(names, ", ")));
   }
   return absl::OkStatus();
@@ -186,4 +205,4 @@ absl::Status ParamReader::Finish() const {
 ParamSchemaCapture::ParamSchemaCapture(std::vector<ParamSpec>* out) { schema_sink = out; }
 ParamSchemaCapture::~ParamSchemaCapture() { schema_sink = nullptr; }
 
-}  // namespace debias::models
+}  // namespace debias::util

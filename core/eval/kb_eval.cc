@@ -1,4 +1,4 @@
-#include "core/models/kb_eval.h"
+#include "core/eval/kb_eval.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace debias::models {
+namespace debias::eval {
 
 absl::StatusOr<KbEvalResult> EvaluateKbScores(std::span<const uint32_t> users,
                                               std::span<const uint32_t> items,
@@ -117,7 +117,7 @@ absl::StatusOr<KbEvalResult> EvaluateKbScores(std::span<const uint32_t> users,
   return r;
 }
 
-absl::StatusOr<KbEvalResult> EvaluateKb(const Model& model,
+absl::StatusOr<KbEvalResult> EvaluateKb(const model::Model& model,
                                         std::span<const uint32_t> users,
                                         std::span<const uint32_t> items,
                                         std::span<const float> labels,
@@ -138,4 +138,4 @@ absl::StatusOr<KbEvalResult> EvaluateKb(const Model& model,
   return EvaluateKbScores(users, items, labels, scores, options);
 }
 
-}  // namespace debias::models
+}  // namespace debias::eval
