@@ -73,8 +73,12 @@ json JsonArray(const Container& c) {
 std::string ParamTable(const v1::Method& m) {
   std::string out = absl::StrCat(m.name(), ": ", m.description(), "\n");
   for (const auto& set : m.params()) {
-    absl::StrAppendFormat(&out, "\n%s feedback:\n  %-18s %-7s %-10s %-22s %s\n", set.feedback(),
-                          "PARAM", "TYPE", "DEFAULT", "RANGE", "WHAT");
+    const std::string heading =
+        m.kind() == "propensity"
+            ? "parameters (train --param prop.KEY=V, evaluate --propensity-param KEY=V)"
+            : absl::StrCat(set.feedback(), " feedback");
+    absl::StrAppendFormat(&out, "\n%s:\n  %-18s %-7s %-10s %-22s %s\n", heading, "PARAM",
+                          "TYPE", "DEFAULT", "RANGE", "WHAT");
     for (const auto& p : set.params()) {
       std::string doc = p.doc();
       if (p.aliases_size() > 0) {
@@ -98,7 +102,7 @@ json ParamsJson(const v1::Method& m) {
                         {"default", p.default_value()}, {"range", p.range()},
                         {"doc", p.doc()}, {"aliases", aliases}});
     }
-    sets[set.feedback()] = params;
+    sets[set.feedback().empty() ? "any" : set.feedback()] = params;
   }
   return sets;
 }

@@ -400,6 +400,25 @@ grpc::Status ModelServiceImpl::CancelTraining(grpc::ServerContext* ctx,
   });
 }
 
+namespace {
+
+// A parameter schema (the reader's record) as ListMethods sends it.
+void AddParams(const std::vector<util::ParamSpec>& params, const std::string& feedback,
+               v1::MethodParams* set) {
+  set->set_feedback(feedback);
+  for (const util::ParamSpec& p : params) {
+    v1::MethodParam* mp = set->add_params();
+    mp->set_name(p.name);
+    mp->set_type(p.type);
+    mp->set_default_value(p.default_value);
+    mp->set_range(p.range);
+    mp->set_doc(p.doc);
+    for (const auto& a : p.aliases) mp->add_aliases(a);
+  }
+}
+
+}  // namespace
+
 grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::ListMethodsRequest*,
                                            v1::ListMethodsResponse* resp) {
   return Serve(options_, ctx, Role::kReader, [&]() -> absl::Status {
@@ -410,17 +429,8 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
       m->set_description(std::string(t.description));
       for (auto k : t.feedback) {
         m->add_feedback(std::string(train::FeedbackKindName(k)));
-        v1::MethodParams* set = m->add_params();
-        set->set_feedback(std::string(train::FeedbackKindName(k)));
-        for (const models::ParamSpec& p : train::MethodParams(t, k)) {
-          v1::MethodParam* mp = set->add_params();
-          mp->set_name(p.name);
-          mp->set_type(p.type);
-          mp->set_default_value(p.default_value);
-          mp->set_range(p.range);
-          mp->set_doc(p.doc);
-          for (const auto& a : p.aliases) mp->add_aliases(a);
-        }
+        AddParams(train::MethodParams(t, k), std::string(train::FeedbackKindName(k)),
+                  m->add_params());
       }
     }
     for (const auto& e : propensity::Estimators()) {
@@ -428,6 +438,8 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
       m->set_kind("propensity");
       m->set_name(std::string(e.name));
       m->set_description(std::string(e.description));
+      std::vector<util::ParamSpec> params = propensity::EstimatorParams(e.name);
+      if (!params.empty()) AddParams(params, "", m->add_params());
     }
     for (const auto& s : samplers::Samplers()) {
       auto* m = resp->add_methods();

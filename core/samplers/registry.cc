@@ -5,35 +5,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/util/params.h"
 
 namespace debias::samplers {
 namespace {
 
-absl::StatusOr<double> ParseDouble(const std::string& key,
-                                   const std::string& value) {
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(v)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(key, "='", value, "': must be a finite number"));
-  }
-  return v;
-}
-
-absl::Status CheckKeys(const SamplerInfo& info, const SamplerOptions& o) {
-  for (const auto& [key, value] : o.params) {
-    bool known = false;
-    for (std::string_view k : info.param_keys) known |= (k == key);
-    if (!known) {
-      std::vector<std::string> keys(info.param_keys.begin(),
-                                    info.param_keys.end());
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sampler '", std::string(info.name), "': unknown parameter '", key,
-          "'; known parameters: ",
-          keys.empty() ? std::string("(none)") : absl::StrJoin(keys, ", ")));
-    }
-  }
-  return absl::OkStatus();
+// A sampler's parameters through the one parameter reader: unknown keys
+// are refused with the known ones.
+absl::Status NoParams(const SamplerOptions& o, const std::string& name) {
+  util::ParamReader p(o.params, name, "sampler");
+  return p.Finish();
 }
 
 }  // namespace
@@ -41,8 +22,9 @@ absl::Status CheckKeys(const SamplerInfo& info, const SamplerOptions& o) {
 const std::vector<SamplerInfo>& Samplers() {
   static const auto* samplers = new std::vector<SamplerInfo>{
       {"uniform", "uniform over the user's non-positive items", {}, false,
-       [](const data::DatasetView& v, const SamplerOptions&)
+       [](const data::DatasetView& v, const SamplerOptions& o)
            -> absl::StatusOr<std::unique_ptr<NegativeSampler>> {
+         if (absl::Status st = NoParams(o, "uniform"); !st.ok()) return st;
          return MakeUniformSampler(v);
        }},
       {"popularity",
@@ -50,13 +32,11 @@ const std::vector<SamplerInfo>& Samplers() {
        {"power"}, false,
        [](const data::DatasetView& v, const SamplerOptions& o)
            -> absl::StatusOr<std::unique_ptr<NegativeSampler>> {
-         double power = 1.0;
-         if (auto it = o.params.find("power"); it != o.params.end()) {
-           auto p = ParseDouble("power", it->second);
-           if (!p.ok()) return p.status();
-           power = *p;
-         }
-         return MakePopularitySampler(v, power);
+         util::ParamReader p(o.params, "popularity", "sampler");
+         auto power = p.Double("power", 1.0, {0, 10}, "exponent of item popularity");
+         if (!power.ok()) return power.status();
+         if (absl::Status st = p.Finish(); !st.ok()) return st;
+         return MakePopularitySampler(v, *power);
        }},
       {"nbpo",
        "by P(true negative | unobserved) of a trained NBPO model (Yu & Qin, "
@@ -64,6 +44,7 @@ const std::vector<SamplerInfo>& Samplers() {
        {}, true,
        [](const data::DatasetView& v, const SamplerOptions& o)
            -> absl::StatusOr<std::unique_ptr<NegativeSampler>> {
+         if (absl::Status st = NoParams(o, "nbpo"); !st.ok()) return st;
          if (o.nbpo == nullptr) {
            return absl::FailedPreconditionError(
                "sampler 'nbpo' needs a model trained with loss nbpo or nbpoo "
@@ -80,7 +61,6 @@ absl::StatusOr<std::unique_ptr<NegativeSampler>> CreateSampler(
     const SamplerOptions& options) {
   for (const SamplerInfo& s : Samplers()) {
     if (s.name != name) continue;
-    if (absl::Status st = CheckKeys(s, options); !st.ok()) return st;
     return s.create(view, options);
   }
   std::vector<std::string> names;

@@ -360,16 +360,16 @@ TEST(SamplerRegistryTest, ByNameWithParams) {
   SamplerOptions typo;
   typo.params["pow"] = "1";
   EXPECT_THAT(CreateSampler("popularity", view, typo),
-              StatusIs(absl::StatusCode::kInvalidArgument, "unknown parameter 'pow'; known parameters: power"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown parameter 'pow' for sampler 'popularity'; known: power"));
   EXPECT_THAT(CreateSampler("uniform", view, typo),
               StatusIs(absl::StatusCode::kInvalidArgument, "'pow'"));
   SamplerOptions bad;
   bad.params["power"] = "abc";
   EXPECT_THAT(CreateSampler("popularity", view, bad),
-              StatusIs(absl::StatusCode::kInvalidArgument, "power='abc'"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "power=abc: power must be a number in [0, 10]"));
   bad.params["power"] = "11";
   EXPECT_THAT(CreateSampler("popularity", view, bad),
-              StatusIs(absl::StatusCode::kInvalidArgument, "power must be in [0, 10]"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "power=11: power must be a number in [0, 10]"));
   EXPECT_THAT(CreateSampler("nbpo", view),
               StatusIs(absl::StatusCode::kFailedPrecondition, "nbpo-mf"));
   NbpoFactors f = TinyFactors();
