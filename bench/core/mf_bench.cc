@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
                  {"async_sampling", async ? "true" : "false"}};
   t0 = std::chrono::steady_clock::now();
   c0 = CpuSeconds();
-  auto r = models::TrainMf("relmf", *view, spec, {});
+  auto r = models::TrainMf(models::MfLoss::kRelMf, *view, spec, {});
   const double train_s = Seconds(t0), train_cpu = CpuSeconds() - c0;
   if (!r.ok()) {
     std::fprintf(stderr, "%s\n", std::string(r.status().message()).c_str());

@@ -78,6 +78,17 @@ World MakeWorld(uint64_t seed) {
 
 int KeyId(const std::string& k) { return std::stoi(k.substr(1)); }
 
+// Trains through the method's registry row, as RunTraining does after its
+// checks: the row names the MF loss (spec.loss must be that name).
+absl::StatusOr<train::TrainResult> TrainByName(const std::string& loss,
+                                               const data::DatasetView& view,
+                                               const train::TrainSpec& spec,
+                                               const train::TrainContext& ctx) {
+  auto row = train::FindTrainer(loss);
+  if (!row.ok()) return row.status();
+  return (*row)->fn(view, spec, ctx);
+}
+
 train::TrainSpec Spec(std::string loss, FeedbackKind kind) {
   train::TrainSpec s;
   s.loss = loss;
@@ -113,13 +124,13 @@ TEST(MfTrainerTest, RelMfAndIpsBeatNaiveUnderBiasedExposure) {
   spec.params["l2"] = "1e-4";
   spec.params["neg_ratio"] = "8";
   spec.params["bias"] = "true";
-  auto naive = TrainMf("naive", w.clicks, spec, {});
+  auto naive = TrainByName("naive", w.clicks, spec, {});
   ASSERT_OK(naive);
   spec.propensity = "logged";  // the true exposure of every click
   spec.clip = 0.1;
-  auto rel = TrainMf("relmf", w.clicks, spec, {});
+  auto rel = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(rel);
-  auto ips = TrainMf("ips", w.clicks, spec, {});
+  auto ips = TrainByName("ips", w.clicks, spec, {});
   ASSERT_OK(ips);
   auto err = [&](const train::TrainResult& r) {
     return ItemCalibrationError(static_cast<const MfModel&>(*r.model), w.clicks, w);
@@ -133,7 +144,7 @@ TEST(MfTrainerTest, WarnsWhenLogitsSaturate) {
   World w = MakeWorld(5);
   // A plain naive run stays in range and says nothing.
   auto spec = Spec("naive", FeedbackKind::kImplicit);
-  auto naive = TrainMf("naive", w.clicks, spec, {});
+  auto naive = TrainByName("naive", w.clicks, spec, {});
   ASSERT_OK(naive);
   const auto& nd = naive->diagnostics;
   ASSERT_TRUE(nd.contains("score_range"));
@@ -151,7 +162,7 @@ TEST(MfTrainerTest, WarnsWhenLogitsSaturate) {
   spec.params["epochs"] = "40";
   spec.params["loss_form"] = "log";       // the paper's form (squared is the default)
   spec.params["unlabeled"] = "sampled";   // Saito et al.'s public code's weighting
-  auto rel = TrainMf("relmf", w.clicks, spec, {});
+  auto rel = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(rel);
   const auto& rd = rel->diagnostics;
   EXPECT_GT(rd["score_range"]["max"].get<double>(), 20);
@@ -167,13 +178,13 @@ TEST(MfTrainerTest, DeterministicForASeed) {
   World w = MakeWorld(3);
   auto spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["val_fraction"] = "0.1";
-  auto a = TrainMf("relmf", w.clicks, spec, {});
-  auto b = TrainMf("relmf", w.clicks, spec, {});
+  auto a = TrainByName("relmf", w.clicks, spec, {});
+  auto b = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(a);
   ASSERT_OK(b);
   EXPECT_EQ((*a).model->Serialize(), (*b).model->Serialize());
   spec.seed = 8;
-  auto c = TrainMf("relmf", w.clicks, spec, {});
+  auto c = TrainByName("relmf", w.clicks, spec, {});
   EXPECT_NE((*a).model->Serialize(), (*c).model->Serialize());
 }
 
@@ -199,11 +210,11 @@ TEST(MfTrainerTest, SameModelForAnyThreadCount) {
     auto spec = Spec(c.loss, c.kind);
     for (const auto& [k, v] : c.extra) spec.params[k] = v;
     const data::DatasetView& view = c.kind == FeedbackKind::kImplicit ? w.clicks : w.ratings;
-    auto one = TrainMf(c.loss, view, spec, {});
+    auto one = TrainByName(c.loss, view, spec, {});
     ASSERT_OK(one);
     for (const char* threads : {"2", "3"}) {
       spec.params["threads"] = threads;
-      auto many = TrainMf(c.loss, view, spec, {});
+      auto many = TrainByName(c.loss, view, spec, {});
       ASSERT_OK(many);
       EXPECT_EQ(one->model->Serialize(), many->model->Serialize())
           << c.loss << " threads=" << threads;
@@ -215,7 +226,7 @@ TEST(MfTrainerTest, SameModelForAnyThreadCount) {
   auto spec = Spec("dr-jl", FeedbackKind::kExplicit);
   spec.params["threads"] = "2";
   spec.params["epochs"] = "1";
-  auto dr = TrainMf("dr-jl", w.ratings, spec, {});
+  auto dr = TrainByName("dr-jl", w.ratings, spec, {});
   ASSERT_OK(dr);
   EXPECT_EQ(dr->resolved_params.at("threads"), "1");
 }
@@ -232,7 +243,7 @@ TEST(MfTrainerTest, AsyncSamplingGivesTheSameModel) {
   spec.params["epochs"] = "3";
   spec.params["neg_ratio"] = "2.5";
   spec.params["async_sampling"] = "false";
-  auto inline_ = TrainMf("relmf", w.clicks, spec, {});
+  auto inline_ = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(inline_);
   EXPECT_EQ(inline_->resolved_params.at("async_sampling"), "false");
   EXPECT_EQ(inline_->diagnostics.at("sampling_helper_batches"), 0);
@@ -241,7 +252,7 @@ TEST(MfTrainerTest, AsyncSamplingGivesTheSameModel) {
   spec.params["async_sampling"] = "true";
   for (const char* threads : {"1", "2"}) {
     spec.params["threads"] = threads;
-    auto async = TrainMf("relmf", w.clicks, spec, {});
+    auto async = TrainByName("relmf", w.clicks, spec, {});
     ASSERT_OK(async);
     EXPECT_GT(async->diagnostics.at("sampling_helper_batches").get<int64_t>(), 0);
     EXPECT_EQ(inline_->model->Serialize(), async->model->Serialize()) << "threads=" << threads;
@@ -249,7 +260,7 @@ TEST(MfTrainerTest, AsyncSamplingGivesTheSameModel) {
   }
   // Uniform sampling draws inline and says so.
   spec.params["sampling"] = "uniform";
-  auto uniform = TrainMf("relmf", w.clicks, spec, {});
+  auto uniform = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(uniform);
   EXPECT_EQ(uniform->resolved_params.at("async_sampling"), "false");
   spec.params.erase("sampling");
@@ -260,10 +271,10 @@ TEST(MfTrainerTest, AsyncSamplingGivesTheSameModel) {
   ctx.on_progress = [&](const train::TrainProgress& p) {
     if (p.epoch == 1) cancel = true;
   };
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, ctx),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, ctx),
               StatusIs(absl::StatusCode::kCancelled, "cancelled"));
   spec.params["async_sampling"] = "sometimes";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "async_sampling"));
 }
 
@@ -277,7 +288,7 @@ TEST(MfTrainerTest, ExplicitLossesTrainAndReport) {
     std::vector<train::TrainProgress> progress;
     train::TrainContext ctx;
     ctx.on_progress = [&](const train::TrainProgress& p) { progress.push_back(p); };
-    auto r = TrainMf(loss, w.ratings, spec, ctx);
+    auto r = TrainByName(loss, w.ratings, spec, ctx);
     ASSERT_OK(r) << loss;
     ASSERT_EQ(progress.size(), 10u) << loss;
     EXPECT_TRUE(progress.back().metrics.count("val_auc")) << loss;
@@ -302,7 +313,7 @@ TEST(MfTrainerTest, Cancellation) {
   std::atomic<bool> cancel{true};
   train::TrainContext ctx;
   ctx.cancelled = &cancel;
-  EXPECT_THAT(TrainMf("relmf", w.clicks, Spec("relmf", FeedbackKind::kImplicit), ctx),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, Spec("relmf", FeedbackKind::kImplicit), ctx),
               StatusIs(absl::StatusCode::kCancelled, "cancelled"));
 }
 
@@ -310,32 +321,32 @@ TEST(MfTrainerTest, BadParamsNameTheKey) {
   World w = MakeWorld(5);
   auto spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["dim"] = "0";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "dim=0"));
   spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["lr"] = "fast";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "lr=fast"));
   spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["warp"] = "9";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "warp"));
   spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["loss_form"] = "cubic";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "loss_form=cubic"));
   spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.clip = 0;
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "clip"));
   spec = Spec("relmf", FeedbackKind::kImplicit);
   spec.params["prop.eta"] = "-1";
-  EXPECT_THAT(TrainMf("relmf", w.clicks, spec, {}),
+  EXPECT_THAT(TrainByName("relmf", w.clicks, spec, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "eta"));
   // relmf is implicit only: its registry row says so, for every caller.
   EXPECT_THAT(train::RunTraining(w.ratings, Spec("relmf", FeedbackKind::kExplicit), {}),
               StatusIs(absl::StatusCode::kInvalidArgument, "needs implicit feedback"));
-  EXPECT_THAT(TrainMf("ips", w.clicks, Spec("ips", FeedbackKind::kExplicit), {}),
+  EXPECT_THAT(TrainByName("ips", w.clicks, Spec("ips", FeedbackKind::kExplicit), {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, "negative"));
 }
 
@@ -346,7 +357,7 @@ TEST(MfTrainerTest, SquaredFormAndSgdTrain) {
   spec.params["optimizer"] = "sgd";
   spec.params["lr"] = "0.5";
   spec.params["bias"] = "true";
-  auto r = TrainMf("relmf", w.clicks, spec, {});
+  auto r = TrainByName("relmf", w.clicks, spec, {});
   ASSERT_OK(r);
   EXPECT_EQ(r->resolved_params.at("loss_form"), "squared");
   EXPECT_EQ(r->resolved_params.at("optimizer"), "sgd");
