@@ -76,7 +76,8 @@ std::string ParamTable(const v1::Method& m) {
     const std::string heading =
         m.kind() == "propensity"
             ? "parameters (train --param prop.KEY=V, evaluate --propensity-param KEY=V)"
-            : absl::StrCat(set.feedback(), " feedback");
+        : m.kind() == "sampler" ? "parameters (sample-negatives --KEY V)"
+                                : absl::StrCat(set.feedback(), " feedback");
     absl::StrAppendFormat(&out, "\n%s:\n  %-18s %-7s %-10s %-22s %s\n", heading, "PARAM",
                           "TYPE", "DEFAULT", "RANGE", "WHAT");
     for (const auto& p : set.params()) {

@@ -446,6 +446,8 @@ grpc::Status ModelServiceImpl::ListMethods(grpc::ServerContext* ctx, const v1::L
       m->set_kind("sampler");
       m->set_name(std::string(s.name));
       m->set_description(std::string(s.description));
+      std::vector<util::ParamSpec> params = samplers::SamplerParams(s.name);
+      if (!params.empty()) AddParams(params, "", m->add_params());
     }
     return absl::OkStatus();
   });
@@ -864,10 +866,7 @@ grpc::Status ScoringServiceImpl::SampleNegatives(grpc::ServerContext* ctx,
     if (req->user().empty())
       return absl::InvalidArgumentError("user: required");
     if (auto s = CheckName("sampler", req->sampler()); !s.ok()) return s;
-    if (req->has_power() && !(req->power() >= 0.0 && req->power() <= 4.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("power=", req->power(), ": must be in [0, 4]"));
-    }
+    // power's range is the sampler's own (its ParamReader, ListMethods).
     samplers::SampleRequest sr;
     sr.dataset = req->dataset();
     sr.sampler = req->sampler().empty() ? "uniform" : req->sampler();

@@ -70,4 +70,19 @@ absl::StatusOr<std::unique_ptr<NegativeSampler>> CreateSampler(
                                                  absl::StrJoin(names, ", ")));
 }
 
+std::vector<util::ParamSpec> SamplerParams(std::string_view name) {
+  static const data::DatasetView* const kEmpty = [] {
+    auto v = data::DatasetViewBuilder().Finish({}, {}, {}, 0);
+    return new data::DatasetView(std::move(*v));
+  }();
+  std::vector<util::ParamSpec> out;
+  {
+    util::ParamSchemaCapture capture(&out);
+    // Each row reads its keys before it looks at the data; the error of
+    // building on an empty view is ignored.
+    CreateSampler(name, *kEmpty, {}).IgnoreError();
+  }
+  return out;
+}
+
 }  // namespace debias::samplers

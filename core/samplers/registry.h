@@ -17,6 +17,7 @@
 #include "core/data/dataset_view.h"
 #include "core/samplers/nbpo_sampler.h"
 #include "core/samplers/negative_sampler.h"
+#include "core/util/params.h"
 
 namespace debias::samplers {
 
@@ -49,6 +50,11 @@ const std::vector<SamplerInfo>& Samplers();
 absl::StatusOr<std::unique_ptr<NegativeSampler>> CreateSampler(
     std::string_view name, const data::DatasetView& view,
     const SamplerOptions& options = {});
+
+// The parameters sampler `name` reads (name, type, default, range, doc),
+// recorded from its own reader on an empty dataset, so it is what
+// CreateSampler accepts. ListMethods shows it.
+std::vector<util::ParamSpec> SamplerParams(std::string_view name);
 
 }  // namespace debias::samplers
 

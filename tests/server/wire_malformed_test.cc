@@ -813,7 +813,7 @@ std::vector<Row> OutOfRangeRows(uint64_t model) {
       C::INVALID_ARGUMENT, "dataset name");
   add(SS + "SampleNegatives", "absent model", {Bytes(neg(5, "", "", absent_model))},
       C::NOT_FOUND, "not found");
-  for (double power : {-0.5, 4.5, std::nan(""), HUGE_VAL}) {
+  for (double power : {-0.5, 10.5, std::nan(""), HUGE_VAL}) {
     auto r = neg(5, "popularity");
     r.set_power(power);
     add(SS + "SampleNegatives", absl::StrCat("power ", power), {Bytes(r)}, C::INVALID_ARGUMENT,

@@ -671,7 +671,7 @@ class Client:
 
         Give a trained ``model_id`` (any sampler; "nbpo" uses its flip model)
         or a ``dataset`` ("uniform", "popularity"). ``seed`` 0 draws a fresh
-        seed; ``power`` is the popularity exponent in [0, 4]. May return fewer
+        seed; ``power`` is the popularity exponent in [0, 10]. May return fewer
         than ``n`` items when the user has seen almost all.
         """
         req = sc_pb2.SampleNegativesRequest(dataset=dataset, user=user, n=n, sampler=sampler,
