@@ -78,6 +78,23 @@ absl::StatusOr<std::optional<std::string>> ParamReader::Lookup(
   return found;
 }
 
+namespace {
+
+// `text` as a finite number in `range`; INVALID_ARGUMENT naming key and range.
+absl::StatusOr<double> ParseNumber(const std::string& key, const std::string& text,
+                                   const Range& range) {
+  double v = 0;
+  const bool ok = absl::SimpleAtod(text, &v) && std::isfinite(v) &&
+                  (range.lo_open ? v > range.lo : v >= range.lo) && v <= range.hi;
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, "=", text, ": ", key, " must be a number in ", RangeText(range)));
+  }
+  return v;
+}
+
+}  // namespace
+
 absl::StatusOr<double> ParamReader::Double(const std::string& key, double def, Range range,
                                            const std::string& doc,
                                            std::vector<std::string> aliases) {
@@ -86,12 +103,9 @@ absl::StatusOr<double> ParamReader::Double(const std::string& key, double def, R
   if (!text.ok()) return text.status();
   double v = def;
   if (*text) {
-    const bool ok = absl::SimpleAtod(**text, &v) && std::isfinite(v) &&
-                    (range.lo_open ? v > range.lo : v >= range.lo) && v <= range.hi;
-    if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(key, "=", **text, ": ", key,
-                                                     " must be a number in ", RangeText(range)));
-    }
+    auto parsed = ParseNumber(key, **text, range);
+    if (!parsed.ok()) return parsed.status();
+    v = *parsed;
   }
   resolved_[key] = ParamNumber(v);
   return v;
@@ -104,15 +118,10 @@ absl::StatusOr<std::optional<double>> ParamReader::OptionalDouble(
   Record({key, "double", default_text, RangeText(range), doc, {}});
   if (!text.ok()) return text.status();
   if (!*text) return std::optional<double>();
-  double v = 0;
-  const bool ok = absl::SimpleAtod(**text, &v) && std::isfinite(v) &&
-                  (range.lo_open ? v > range.lo : v >= range.lo) && v <= range.hi;
-  if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(key, "=", **text, ": ", key,
-                                                   " must be a number in ", RangeText(range)));
-  }
-  resolved_[key] = ParamNumber(v);
-  return v;
+  auto v = ParseNumber(key, **text, range);
+  if (!v.ok()) return v.status();
+  resolved_[key] = ParamNumber(*v);
+  return *v;
 }
 
 absl::StatusOr<int64_t> ParamReader::Int(const std::string& key, int64_t def, int64_t lo,
