@@ -17,27 +17,44 @@ SIG = re.compile(r"^[A-Za-z_][\w:<>,\s\*&~]*\([^;]*\)\s*(const)?\s*(override)?\s
 
 
 def functions(path):
+    """Yields (name, first line, last line, length) of each function body.
+
+    Namespace and class scopes do not count as nesting, so functions in an
+    anonymous namespace and member functions defined in a class body are
+    found too; lambdas and blocks count towards their enclosing function.
+    """
     with open(path, errors="replace") as f:
         lines = f.readlines()
-    depth = 0
+    scopes = []  # "ns", "class" or "block", one per open brace
     start = None
     name = None
+    base = 0
     pending = ""
     for n, line in enumerate(lines, 1):
-        code = re.sub(r'"(\\.|[^"\\])*"', '""', line.split("//")[0])
-        if start is None and depth <= 1:
-            text = (pending + " " + code.strip()).strip() if pending else code.strip()
-            if code.strip().endswith("{") and "(" in text and not text.startswith(
+        code = re.sub(r"'(\\.|[^'\\])'", "''", re.sub(r'"(\\.|[^"\\])*"', '""', line.split("//")[0]))
+        stripped = code.strip()
+        outside = all(k != "block" for k in scopes)
+        if start is None and outside:
+            text = (pending + " " + stripped).strip() if pending else stripped
+            if stripped.endswith("{") and "(" in text and not text.startswith(
                     ("namespace", "class", "struct", "enum", "if", "for", "while", "switch")):
                 if SIG.match(text) or re.match(r"^.*\)\s*(const)?\s*(->\s*[\w:<>]+)?\s*\{$", text):
                     start = n
                     m = re.search(r"([\w:~]+)\s*\(", text)
                     name = m.group(1) if m else text[:40]
-                    base_depth = depth
-            pending = text if (start is None and "(" in text and not code.strip().endswith(
+                    base = len(scopes)
+            pending = text if (start is None and "(" in text and not stripped.endswith(
                 ("{", ";", "}"))) else ""
-        depth += code.count("{") - code.count("}")
-        if start is not None and depth <= base_depth:
+        kind = ("ns" if stripped.startswith("namespace") else
+                "class" if re.match(r"^(class|struct|union)\b", stripped) and start is None else
+                "block")
+        for ch in code:
+            if ch == "{":
+                scopes.append(kind)
+                kind = "block"  # further braces on the line are inner blocks
+            elif ch == "}" and scopes:
+                scopes.pop()
+        if start is not None and len(scopes) <= base:
             yield name, start, n, n - start + 1
             start = None
 
