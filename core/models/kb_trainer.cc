@@ -434,6 +434,15 @@ class Engine {
   absl::Status WeightStep();
   void AdaptiveEpsStep(const std::vector<double>& target);
   void WorstCaseEpsStep();
+  // Stages of Run.
+  void Setup();
+  absl::StatusOr<double> Batch(const std::vector<size_t>& perm, size_t bi);
+  void RefreshWeights();
+  void CentreStep();
+  double PredictionStep();
+  void ImputationStep();
+  // Progress and the stopping rule after an epoch; true to stop.
+  bool EndEpoch(int epoch, double epoch_loss, std::chrono::steady_clock::time_point t0);
 
   const Config& c_;
   const Data& d_;
@@ -461,6 +470,12 @@ class Engine {
   KernelMatrixF ku_, ki_;
   std::vector<uint32_t> du_, di_;
   void ComputeKod();
+  // Set by Setup: learned kernel weights trained (not frozen), and an eps
+  // step (adaptive or worst-case centres).
+  bool kernels_ = false, eps_step_ = false;
+  std::vector<double> target_;  // adaptive centres' per-pair targets
+  double last_loss_ = 0.0;
+  int strikes_ = 0;
 };
 
 void Engine::ComputeKod() {
@@ -613,8 +628,7 @@ absl::Status Engine::WeightStep() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FitOutput> Engine::Run() {
-  const auto t0 = std::chrono::steady_clock::now();
+void Engine::Setup() {
   out_.f.Init(d_.nu, d_.ni, c_.dim, c_.lr_pred, c_.l2_pred, &rng_);
   if (tr_.weights == Weights::kLearned) {
     out_.a.Init(d_.nu, d_.ni, kWeightDim, c_.lr_weight, c_.l2_weight, &rng_);
@@ -623,180 +637,206 @@ absl::StatusOr<FitOutput> Engine::Run() {
   b_ = std::min<size_t>(c_.batch_size, d_.n);
   nd_ = NeedsD(tr_) ? b_ * c_.neg_ratio : 0;
   // Frozen weights: no centre, eps or weight step (see Config).
-  const bool kernels = tr_.weights == Weights::kLearned && !c_.freeze_weights;
-  const bool eps = kernels && (tr_.centres == Centres::kAdaptive ||
-                               tr_.centres == Centres::kWorstCase);
+  kernels_ = tr_.weights == Weights::kLearned && !c_.freeze_weights;
+  eps_step_ = kernels_ && (tr_.centres == Centres::kAdaptive ||
+                           tr_.centres == Centres::kWorstCase);
   batch_.resize(b_);
   opairs_.resize(b_);
   dpairs_.resize(nd_);
-  cpairs_.resize(kernels ? c_.centres : 0);
+  cpairs_.resize(kernels_ ? c_.centres : 0);
   log_w_.resize(b_);
   w_.resize(b_);
-  if (eps) {
-    std::uniform_real_distribution<float> unif(0.0f, 1.0f);
-    eps_.resize(nd_);
-    for (size_t k = 0; k < nd_; ++k) eps_[k] = unif(rng_);
-    eps_grad_.setZero(nd_);
-    eps_adam_ = std::make_unique<Adam>(c_.lr_eps, c_.l2_eps, nd_);
-    const double cells = double(d_.nu) * d_.nu + double(d_.ni) * d_.ni;
-    factorised_ = c_.kernel == KernelType::kGaussian &&
-                  c_.norm != KernelNorm::kReferenceBug && cells <= 8e6;
-    if (factorised_) {
-      const float bw = static_cast<float>(c_.bandwidth);
-      propensity::KernelMatrixUnchecked(feats_->user, feats_->user, c_.kernel, bw, &ku_);
-      propensity::KernelMatrixUnchecked(feats_->item, feats_->item, c_.kernel, bw, &ki_);
-      du_.resize(nd_);
-      di_.resize(nd_);
+  target_.resize(b_);
+  if (!eps_step_) return;
+  std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+  eps_.resize(nd_);
+  for (size_t k = 0; k < nd_; ++k) eps_[k] = unif(rng_);
+  eps_grad_.setZero(nd_);
+  eps_adam_ = std::make_unique<Adam>(c_.lr_eps, c_.l2_eps, nd_);
+  const double cells = double(d_.nu) * d_.nu + double(d_.ni) * d_.ni;
+  factorised_ = c_.kernel == KernelType::kGaussian &&
+                c_.norm != KernelNorm::kReferenceBug && cells <= 8e6;
+  if (factorised_) {
+    const float bw = static_cast<float>(c_.bandwidth);
+    propensity::KernelMatrixUnchecked(feats_->user, feats_->user, c_.kernel, bw, &ku_);
+    propensity::KernelMatrixUnchecked(feats_->item, feats_->item, c_.kernel, bw, &ki_);
+    du_.resize(nd_);
+    di_.resize(nd_);
+  }
+}
+
+// Current weights (detached) of the batch's observed pairs.
+void Engine::RefreshWeights() {
+  for (size_t o = 0; o < b_; ++o) {
+    const size_t e = batch_[o];
+    if (tr_.weights == Weights::kUniform) {
+      w_[o] = 1.0f;
+    } else if (tr_.weights == Weights::kBase) {
+      w_[o] = d_.rho[e];
+    } else {
+      w_[o] = static_cast<float>(d_.rho[e] * Sigmoid(out_.a.Logit(opairs_[o].u, opairs_[o].i)));
     }
   }
+  if (tr_.dr && tr_.weights == Weights::kLearned) {
+    // DR needs its correction term on the inverse-propensity scale:
+    // with weights w the observed-pair gradient is w (p - y) - (p - m),
+    // which loses its label once w nears 1, and the balancing step pins
+    // the mean learned weight near 1 (it balances the constant function).
+    // So balancing shapes the weights and the base propensities keep
+    // their scale: w is rescaled to the batch's mean base weight.
+    double sw = 0, sr = 0;
+    for (size_t o = 0; o < b_; ++o) {
+      sw += w_[o];
+      sr += d_.rho[batch_[o]];
+    }
+    if (sw > 0) {
+      const float k = static_cast<float>(sr / sw);
+      for (size_t o = 0; o < b_; ++o) w_[o] *= k;
+    }
+  }
+}
+
+// The eps step of adaptive (towards the per-pair loss) or worst-case
+// centres.
+void Engine::CentreStep() {
+  ComputeKod();
+  if (tr_.centres != Centres::kAdaptive) {
+    RefreshWeights();
+    WorstCaseEpsStep();
+    return;
+  }
+  for (size_t o = 0; o < b_; ++o) {
+    const Pair p = opairs_[o];
+    const double s = out_.f.Logit(p.u, p.i);
+    double t = BceLogit(s, d_.y[batch_[o]]);
+    if (tr_.dr) {
+      // e_hat = BCE(m, f): imputed error with the roles swapped.
+      t -= BceLogit(out_.m.Logit(p.u, p.i), Sigmoid(s));
+    }
+    target_[o] = t;
+  }
+  AdaptiveEpsStep(target_);
+}
+
+// Prediction step (weights and imputation detached); returns the batch's
+// prediction loss.
+double Engine::PredictionStep() {
+  const double inv_b = 1.0 / b_;
+  double lpred = 0.0;
+  for (size_t o = 0; o < b_; ++o) {
+    const Pair p = opairs_[o];
+    const double s = out_.f.Logit(p.u, p.i);
+    const double y = d_.y[batch_[o]];
+    const double pr = Sigmoid(s);
+    double g = w_[o] * (pr - y);
+    lpred += w_[o] * BceLogit(s, y);
+    if (tr_.dr) {
+      const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
+      g -= (pr - mm);
+      lpred -= BceLogit(s, mm);
+    }
+    out_.f.AddGrad(p.u, p.i, static_cast<float>(g * inv_b));
+  }
+  lpred *= inv_b;
+  if (tr_.dr) {
+    const double inv_d = 1.0 / nd_;
+    double ld = 0.0;
+    for (size_t k = 0; k < nd_; ++k) {
+      const Pair p = dpairs_[k];
+      const double s = out_.f.Logit(p.u, p.i);
+      const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
+      ld += BceLogit(s, mm);
+      out_.f.AddGrad(p.u, p.i, static_cast<float>((Sigmoid(s) - mm) * inv_d));
+    }
+    lpred += ld * inv_d;
+  }
+  out_.f.Step();
+  return lpred;
+}
+
+// Imputation step (prediction detached): sum_O w (e - e_hat)^2.
+void Engine::ImputationStep() {
+  for (size_t o = 0; o < b_; ++o) {
+    const Pair p = opairs_[o];
+    const double s = out_.f.Logit(p.u, p.i);
+    const double fp = Sigmoid(s);
+    const double e = BceLogit(s, d_.y[batch_[o]]);
+    const double t = out_.m.Logit(p.u, p.i);
+    const double eh = BceLogit(t, fp);
+    const double g = -2.0 * w_[o] * (e - eh) * (Sigmoid(t) - fp);
+    out_.m.AddGrad(p.u, p.i, static_cast<float>(g));
+  }
+  out_.m.Step();
+}
+
+// One mini-batch (batch bi of the epoch's permutation): the centre, weight,
+// prediction and imputation steps; returns its prediction loss.
+absl::StatusOr<double> Engine::Batch(const std::vector<size_t>& perm, size_t bi) {
+  for (size_t o = 0; o < b_; ++o) {
+    batch_[o] = perm[bi * b_ + o];
+    opairs_[o] = {d_.user[batch_[o]], d_.item[batch_[o]]};
+  }
+  if (nd_ > 0) SampleD();
+  if (kernels_) {
+    feats_->Fill(opairs_, c_.norm, &phi_o_);
+    feats_->Fill(dpairs_, c_.norm, &phi_d_);
+  }
+  if (eps_step_) CentreStep();
+  if (kernels_) {
+    SelectCentres();
+    RETURN_IF_ERROR(WeightStep());
+  }
+  RefreshWeights();
+  const double lpred = PredictionStep();
+  if (tr_.dr) ImputationStep();
+  return lpred;
+}
+
+bool Engine::EndEpoch(int epoch, double epoch_loss, std::chrono::steady_clock::time_point t0) {
+  out_.epochs = epoch + 1;
+  out_.epoch_losses.push_back(epoch_loss);
+  if (ctx_.on_progress) {
+    train::TrainProgress pr;
+    pr.epoch = epoch + 1;
+    pr.total_epochs = c_.max_epochs;
+    pr.loss = epoch_loss;
+    pr.elapsed_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ctx_.on_progress(pr);
+  }
+  const double rel = (last_loss_ - epoch_loss) / (last_loss_ + 1e-10);
+  if (epoch > 0 && rel < c_.tol) {
+    if (strikes_ > c_.patience) return true;
+    ++strikes_;
+  }
+  last_loss_ = epoch_loss;
+  return false;
+}
+
+absl::StatusOr<FitOutput> Engine::Run() {
+  const auto t0 = std::chrono::steady_clock::now();
+  Setup();
   std::vector<size_t> perm(d_.n);
   std::iota(perm.begin(), perm.end(), 0);
   const size_t batches = d_.n / b_;
-  std::vector<double> target(b_);
-  std::vector<float> s_o(b_), p_m(b_);
-  double last_loss = 0.0;
-  int strikes = 0;
   for (int epoch = 0; epoch < c_.max_epochs; ++epoch) {
     std::shuffle(perm.begin(), perm.end(), rng_);
     double epoch_loss = 0.0;
     for (size_t bi = 0; bi < batches; ++bi) {
       if (ctx_.IsCancelled()) return absl::CancelledError("training cancelled");
-      for (size_t o = 0; o < b_; ++o) {
-        batch_[o] = perm[bi * b_ + o];
-        opairs_[o] = {d_.user[batch_[o]], d_.item[batch_[o]]};
-      }
-      if (nd_ > 0) SampleD();
-      if (kernels) {
-        feats_->Fill(opairs_, c_.norm, &phi_o_);
-        feats_->Fill(dpairs_, c_.norm, &phi_d_);
-      }
-      // Current weights (detached) for the worst-case step.
-      auto refresh_w = [&]() {
-        for (size_t o = 0; o < b_; ++o) {
-          const size_t e = batch_[o];
-          if (tr_.weights == Weights::kUniform) {
-            w_[o] = 1.0f;
-          } else if (tr_.weights == Weights::kBase) {
-            w_[o] = d_.rho[e];
-          } else {
-            w_[o] = static_cast<float>(
-                d_.rho[e] * Sigmoid(out_.a.Logit(opairs_[o].u, opairs_[o].i)));
-          }
-        }
-        if (tr_.dr && tr_.weights == Weights::kLearned) {
-          // DR needs its correction term on the inverse-propensity scale:
-          // with weights w the observed-pair gradient is w (p - y) - (p - m),
-          // which loses its label once w nears 1, and the balancing step pins
-          // the mean learned weight near 1 (it balances the constant function).
-          // So balancing shapes the weights and the base propensities keep
-          // their scale: w is rescaled to the batch's mean base weight.
-          double sw = 0, sr = 0;
-          for (size_t o = 0; o < b_; ++o) {
-            sw += w_[o];
-            sr += d_.rho[batch_[o]];
-          }
-          if (sw > 0) {
-            const float k = static_cast<float>(sr / sw);
-            for (size_t o = 0; o < b_; ++o) w_[o] *= k;
-          }
-        }
-      };
-      if (eps) {
-        ComputeKod();
-        if (tr_.centres == Centres::kAdaptive) {
-          for (size_t o = 0; o < b_; ++o) {
-            const Pair p = opairs_[o];
-            const double s = out_.f.Logit(p.u, p.i);
-            double t = BceLogit(s, d_.y[batch_[o]]);
-            if (tr_.dr) {
-              // e_hat = BCE(m, f): imputed error with the roles swapped.
-              t -= BceLogit(out_.m.Logit(p.u, p.i), Sigmoid(s));
-            }
-            target[o] = t;
-          }
-          AdaptiveEpsStep(target);
-        } else {
-          refresh_w();
-          WorstCaseEpsStep();
-        }
-      }
-      if (kernels) {
-        SelectCentres();
-        RETURN_IF_ERROR(WeightStep());
-      }
-      refresh_w();
-      // Prediction step (weights and imputation detached).
-      const double inv_b = 1.0 / b_;
-      double lpred = 0.0;
-      for (size_t o = 0; o < b_; ++o) {
-        const Pair p = opairs_[o];
-        const double s = out_.f.Logit(p.u, p.i);
-        const double y = d_.y[batch_[o]];
-        const double pr = Sigmoid(s);
-        double g = w_[o] * (pr - y);
-        lpred += w_[o] * BceLogit(s, y);
-        if (tr_.dr) {
-          const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
-          g -= (pr - mm);
-          lpred -= BceLogit(s, mm);
-        }
-        out_.f.AddGrad(p.u, p.i, static_cast<float>(g * inv_b));
-      }
-      lpred *= inv_b;
-      if (tr_.dr) {
-        const double inv_d = 1.0 / nd_;
-        double ld = 0.0;
-        for (size_t k = 0; k < nd_; ++k) {
-          const Pair p = dpairs_[k];
-          const double s = out_.f.Logit(p.u, p.i);
-          const double mm = Sigmoid(out_.m.Logit(p.u, p.i));
-          ld += BceLogit(s, mm);
-          out_.f.AddGrad(p.u, p.i, static_cast<float>((Sigmoid(s) - mm) * inv_d));
-        }
-        lpred += ld * inv_d;
-      }
-      out_.f.Step();
-      if (tr_.dr) {
-        // Imputation step (prediction detached): sum_O w (e - e_hat)^2.
-        for (size_t o = 0; o < b_; ++o) {
-          const Pair p = opairs_[o];
-          const double s = out_.f.Logit(p.u, p.i);
-          const double fp = Sigmoid(s);
-          const double e = BceLogit(s, d_.y[batch_[o]]);
-          const double t = out_.m.Logit(p.u, p.i);
-          const double eh = BceLogit(t, fp);
-          const double g = -2.0 * w_[o] * (e - eh) * (Sigmoid(t) - fp);
-          out_.m.AddGrad(p.u, p.i, static_cast<float>(g));
-        }
-        out_.m.Step();
-      }
+      ASSIGN_OR_RETURN(double lpred, Batch(perm, bi));
       epoch_loss += lpred;
     }
-    out_.epochs = epoch + 1;
-    out_.epoch_losses.push_back(epoch_loss);
     if (!std::isfinite(epoch_loss)) {
+      out_.epochs = epoch + 1;
+      out_.epoch_losses.push_back(epoch_loss);
       return absl::InternalError(absl::StrCat(
           "kernel balancing: non-finite loss at epoch ", epoch + 1));
     }
-    if (ctx_.on_progress) {
-      train::TrainProgress pr;
-      pr.epoch = epoch + 1;
-      pr.total_epochs = c_.max_epochs;
-      pr.loss = epoch_loss;
-      pr.elapsed_seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - t0).count();
-      ctx_.on_progress(pr);
-    }
-    const double rel = (last_loss - epoch_loss) / (last_loss + 1e-10);
-    if (epoch > 0 && rel < c_.tol) {
-      if (strikes > c_.patience) break;
-      ++strikes;
-    }
-    last_loss = epoch_loss;
+    if (EndEpoch(epoch, epoch_loss, t0)) break;
   }
-  out_.last_loss = last_loss;
-  out_.seconds = std::chrono::duration<double>(
-                     std::chrono::steady_clock::now() - t0).count();
+  out_.last_loss = last_loss_;
+  out_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return std::move(out_);
 }
 
