@@ -205,6 +205,84 @@ absl::Status Validate(const BenchArgs& a) {
   return absl::OkStatus();
 }
 
+// The measured window's summary (JSON) and its one-paragraph text;
+// *errors_out counts the failed calls.
+json BenchSummary(const BenchArgs& a, const std::vector<WorkerResult>& results, int connections,
+                  double client_cpu, int64_t* errors_out, std::string* text) {
+  std::vector<double> lat;
+  std::map<std::string, int64_t> errors, served;
+  int64_t events = 0;
+  int64_t& error_count = *errors_out;
+  for (auto& r : results) {
+    for (const auto& [k, v] : r.served) served[k] += v;
+    lat.insert(lat.end(), r.latencies_us.begin(), r.latencies_us.end());
+    for (const auto& [k, v] : r.errors) {
+      errors[k] += v;
+      error_count += v;
+    }
+    events += r.events;
+  }
+  const double secs = a.duration;
+  const int64_t ok = static_cast<int64_t>(lat.size());
+  double mean = 0;
+  for (double v : lat) mean += v;
+  mean = ok ? mean / ok : 0;
+  json j{{"kind", a.kind},
+         {"concurrency", a.concurrency},
+         {"connections", connections},
+         {"duration_seconds", secs},
+         {"target_rate", a.rate},
+         {"calls", ok + error_count},
+         {"ok", ok},
+         {"errors", error_count},
+         {"errors_by_code", errors},
+         {"throughput", ok / secs},
+         {"client_cpu_seconds", client_cpu},
+         {"latency_ms",
+          {{"mean", mean / 1000},
+           {"p50", Quantile(lat, 0.5) / 1000},
+           {"p90", Quantile(lat, 0.9) / 1000},
+           {"p99", Quantile(lat, 0.99) / 1000},
+           {"p999", Quantile(lat, 0.999) / 1000},
+           {"max", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()) / 1000}}}};
+  if (a.kind == "ingest") j["events_per_second"] = events / secs;
+  if (!served.empty()) j["served"] = served;
+  if (a.kind == "score") j["candidates"] = a.candidates;
+  if (a.kind == "topk") {
+    j["k"] = a.k;
+    j["retrieval"] = a.retrieval.empty() ? "auto" : a.retrieval;
+  }
+  if (a.kind == "sample-negatives") j["n"] = a.n;
+  std::string& human = *text;
+  human = absl::StrFormat(
+      "%s: %d workers, %.0f s: %.0f calls/s ok, %d errors; latency ms p50 %.3f p99 %.3f "
+      "p999 %.3f max %.3f\n",
+      a.kind, a.concurrency, secs, ok / secs, error_count, j["latency_ms"]["p50"].get<double>(),
+      j["latency_ms"]["p99"].get<double>(), j["latency_ms"]["p999"].get<double>(),
+      j["latency_ms"]["max"].get<double>());
+  for (const auto& [k, v] : errors) absl::StrAppendFormat(&human, "  %s: %d\n", k, v);
+  return j;
+}
+
+// The user and item keys the calls draw from: the model's training dataset
+// (or --dataset), or the model's own keys on a replica without datasets.
+// Empty for health and ingest.
+absl::StatusOr<Keys> BenchKeys(Client& control, const BenchArgs& a) {
+  if (a.model.empty() || a.kind == "ingest" || a.kind == "health") return Keys();
+  auto m = control.GetModel(a.ref);
+  if (!m.ok()) return m.status();
+  if (m->state() != "ready") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", a.model, " is ", m->state(), ", not ready"));
+  }
+  const std::string dataset = a.dataset.empty() ? m->dataset() : a.dataset;
+  auto k = LoadKeys(control, dataset, a.key_events);
+  if (!k.ok() && absl::IsNotFound(k.status()) && a.dataset.empty()) {
+    k = ModelKeys(control, a.ref, a.key_events);  // a replica: no dataset
+  }
+  return k;
+}
+
 int RunBench(const Context& ctx, BenchArgs a) {
   if (absl::Status s = Validate(a); !s.ok()) return Fail(s);
   if (!a.model.empty()) {
@@ -216,22 +294,9 @@ int RunBench(const Context& ctx, BenchArgs a) {
   auto control = Client::Connect(ctx.global.server, base);
   if (absl::Status s = control->Health(); !s.ok()) return Fail(s);
 
-  Keys keys;
-  if (!a.model.empty() && a.kind != "ingest" && a.kind != "health") {
-    auto m = control->GetModel(a.ref);
-    if (!m.ok()) return Fail(m.status());
-    if (m->state() != "ready") {
-      return Fail(absl::FailedPreconditionError(
-          absl::StrCat("model ", a.model, " is ", m->state(), ", not ready")));
-    }
-    const std::string dataset = a.dataset.empty() ? m->dataset() : a.dataset;
-    auto k = LoadKeys(*control, dataset, a.key_events);
-    if (!k.ok() && absl::IsNotFound(k.status()) && a.dataset.empty()) {
-      k = ModelKeys(*control, a.ref, a.key_events);  // a replica: no dataset
-    }
-    if (!k.ok()) return Fail(k.status());
-    keys = std::move(*k);
-  }
+  auto keys_or = BenchKeys(*control, a);
+  if (!keys_or.ok()) return Fail(keys_or.status());
+  Keys keys = std::move(*keys_or);
 
   const int connections = a.connections > 0 ? a.connections : std::min(a.concurrency, 4);
   std::vector<std::unique_ptr<Client>> clients;
@@ -307,56 +372,9 @@ int RunBench(const Context& ctx, BenchArgs a) {
   const double client_cpu = cpu_seconds() - cpu_at_start;
   EndProgress();
 
-  std::vector<double> lat;
-  std::map<std::string, int64_t> errors, served;
-  int64_t events = 0, error_count = 0;
-  for (auto& r : results) {
-    for (const auto& [k, v] : r.served) served[k] += v;
-    lat.insert(lat.end(), r.latencies_us.begin(), r.latencies_us.end());
-    for (const auto& [k, v] : r.errors) {
-      errors[k] += v;
-      error_count += v;
-    }
-    events += r.events;
-  }
-  const double secs = a.duration;
-  const int64_t ok = static_cast<int64_t>(lat.size());
-  double mean = 0;
-  for (double v : lat) mean += v;
-  mean = ok ? mean / ok : 0;
-  json j{{"kind", a.kind},
-         {"concurrency", a.concurrency},
-         {"connections", connections},
-         {"duration_seconds", secs},
-         {"target_rate", a.rate},
-         {"calls", ok + error_count},
-         {"ok", ok},
-         {"errors", error_count},
-         {"errors_by_code", errors},
-         {"throughput", ok / secs},
-         {"client_cpu_seconds", client_cpu},
-         {"latency_ms",
-          {{"mean", mean / 1000},
-           {"p50", Quantile(lat, 0.5) / 1000},
-           {"p90", Quantile(lat, 0.9) / 1000},
-           {"p99", Quantile(lat, 0.99) / 1000},
-           {"p999", Quantile(lat, 0.999) / 1000},
-           {"max", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()) / 1000}}}};
-  if (a.kind == "ingest") j["events_per_second"] = events / secs;
-  if (!served.empty()) j["served"] = served;
-  if (a.kind == "score") j["candidates"] = a.candidates;
-  if (a.kind == "topk") {
-    j["k"] = a.k;
-    j["retrieval"] = a.retrieval.empty() ? "auto" : a.retrieval;
-  }
-  if (a.kind == "sample-negatives") j["n"] = a.n;
-  std::string human = absl::StrFormat(
-      "%s: %d workers, %.0f s: %.0f calls/s ok, %d errors; latency ms p50 %.3f p99 %.3f "
-      "p999 %.3f max %.3f\n",
-      a.kind, a.concurrency, secs, ok / secs, error_count, j["latency_ms"]["p50"].get<double>(),
-      j["latency_ms"]["p99"].get<double>(), j["latency_ms"]["p999"].get<double>(),
-      j["latency_ms"]["max"].get<double>());
-  for (const auto& [k, v] : errors) absl::StrAppendFormat(&human, "  %s: %d\n", k, v);
+  int64_t error_count = 0;
+  std::string human;
+  const json j = BenchSummary(a, results, connections, client_cpu, &error_count, &human);
   Emit(ctx, j, human);
   return error_count == 0 ? 0 : 1;
 }

@@ -727,29 +727,26 @@ std::string EvaluateText(const v1::EvaluateResponse& r, const json& diag,
   return human;
 }
 
-void RegisterEvaluate(CLI::App& app, Context& ctx) {
-  auto* sub = app.add_subcommand(
-      "evaluate",
-      "a model's metrics on a labelled test dataset, or (with --estimator) its true ranking "
-      "quality estimated from a biased click log, with intervals");
-  struct Args {
-    std::string model;
-    std::string dataset, exclude, convention, ks;
-    std::optional<double> threshold;
-    bool rank_all = false;
-    std::string estimator, propensity_from, scores, mar_dataset;
-    std::vector<std::string> propensity_params;
-    double clip = 0, confidence = 0;
-    uint32_t bootstrap = 0, max_users = 0;
-    uint64_t seed = 0, imputation_model = 0;
-    std::string policy_estimator, target;
-    double temperature = 0;
-    std::optional<double> tau, lambda, subgaussian_lambda;
-    std::string reward_model, item_category;
-    std::optional<uint32_t> crossfit_folds;
-    bool slope = false;
-  };
-  auto a = std::make_shared<Args>();
+struct EvaluateArgs {
+  std::string model;
+  std::string dataset, exclude, convention, ks;
+  std::optional<double> threshold;
+  bool rank_all = false;
+  std::string estimator, propensity_from, scores, mar_dataset;
+  std::vector<std::string> propensity_params;
+  double clip = 0, confidence = 0;
+  uint32_t bootstrap = 0, max_users = 0;
+  uint64_t seed = 0, imputation_model = 0;
+  std::string policy_estimator, target;
+  double temperature = 0;
+  std::optional<double> tau, lambda, subgaussian_lambda;
+  std::string reward_model, item_category;
+  std::optional<uint32_t> crossfit_folds;
+  bool slope = false;
+};
+
+// The options of `debiasctl evaluate`, into `a`.
+void AddEvaluateOptions(CLI::App* sub, EvaluateArgs* a) {
   sub->add_option("--model", a->model,
                   "model: id, NAME, NAME:VERSION or NAME@LABEL (or --scores)");
   sub->add_option("--dataset", a->dataset,
@@ -804,79 +801,102 @@ void RegisterEvaluate(CLI::App& app, Context& ctx) {
                   "policy: mips/snmips action embedding, CSV item,category");
   sub->add_flag("--slope", a->slope,
                 "policy: choose clip/tau/lambda/subgaussian-lambda by SLOPE (Su et al. 2020)");
+}
+
+// The EvaluateRequest the options describe; INVALID_ARGUMENT naming the
+// option for a malformed one.
+absl::StatusOr<v1::EvaluateRequest> EvaluateRequestOf(const EvaluateArgs& a) {
+  v1::EvaluateRequest req;
+  if (!a.model.empty()) {
+    auto ref = ParseModelRef(a.model);
+    if (!ref.ok()) return ref.status();
+    *req.mutable_model() = *ref;
+  }
+  req.set_dataset(a.dataset);
+  for (const auto& k : SplitList(a.ks)) {
+    uint32_t v = 0;
+    if (!absl::SimpleAtoi(k, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number"));
+    }
+    req.add_k(v);
+  }
+  if (a.threshold) req.set_threshold(*a.threshold);
+  req.set_rank_all_items(a.rank_all);
+  req.set_exclude_dataset(a.exclude);
+  req.set_convention(a.convention);
+  req.set_estimator(a.estimator);
+  req.set_propensity_from(a.propensity_from);
+  for (const auto& kv : a.propensity_params) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--propensity-param '", kv, "': expected key=value"));
+    }
+    (*req.mutable_propensity_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  req.set_clip(a.clip);
+  req.set_bootstrap(a.bootstrap);
+  req.set_seed(a.seed);
+  req.set_confidence(a.confidence);
+  req.set_imputation_model_id(a.imputation_model);
+  req.set_mar_dataset(a.mar_dataset);
+  req.set_max_users(a.max_users);
+  req.set_policy_estimator(a.policy_estimator);
+  req.set_target(a.target);
+  req.set_temperature(a.temperature);
+  if (a.tau) req.set_tau(*a.tau);
+  if (a.lambda) req.set_lambda(*a.lambda);
+  if (a.subgaussian_lambda) req.set_subgaussian_lambda(*a.subgaussian_lambda);
+  req.set_reward_model(a.reward_model);
+  if (a.crossfit_folds) req.set_crossfit_folds(*a.crossfit_folds);
+  req.set_slope(a.slope);
+  if (!a.item_category.empty()) {
+    if (absl::Status s = ReadItemCategories(a.item_category, &req); !s.ok()) return s;
+  }
+  if (!a.scores.empty()) {
+    if (absl::Status s = ReadScores(a.scores, &req); !s.ok()) return s;
+  }
+  if (a.model.empty() && a.scores.empty()) {
+    return absl::InvalidArgumentError("give --model ID or --scores FILE");
+  }
+  return req;
+}
+
+// What `debiasctl evaluate` prints: the JSON object and the text.
+std::pair<json, std::string> EvaluateOutput(const EvaluateArgs& a, const v1::EvaluateResponse& r) {
+  json diag = StructJson(r.diagnostics());
+  const std::string human =
+      EvaluateText(r, diag, a.estimator, a.policy_estimator, a.dataset, a.model);
+  json out{{"metrics", MapJson(r.metrics())}, {"diagnostics", diag}};
+  if (r.has_served()) {
+    out["model_id"] = r.served().id();
+    out["served"] = ServedJson(r.served());
+  }
+  if (!a.estimator.empty() || !a.policy_estimator.empty()) {
+    if (!a.estimator.empty()) out["estimator"] = a.estimator;
+    if (!a.policy_estimator.empty()) out["policy_estimator"] = a.policy_estimator;
+    out["intervals"] = IntervalsJson(r.intervals());
+    out["normal_intervals"] = IntervalsJson(r.normal_intervals());
+  }
+  if (r.mar_metrics_size() > 0) out["mar_metrics"] = MapJson(r.mar_metrics());
+  return {out, human};
+}
+
+void RegisterEvaluate(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand(
+      "evaluate",
+      "a model's metrics on a labelled test dataset, or (with --estimator) its true ranking "
+      "quality estimated from a biased click log, with intervals");
+  auto a = std::make_shared<EvaluateArgs>();
+  AddEvaluateOptions(sub, a.get());
   AddGlobalOptions(sub, &ctx.global);
   sub->callback([&ctx, a] {
     ctx.run = [&ctx, a]() -> int {
-      v1::EvaluateRequest req;
-      if (!a->model.empty()) {
-        auto ref = ParseModelRef(a->model);
-        if (!ref.ok()) return Fail(ref.status());
-        *req.mutable_model() = *ref;
-      }
-      req.set_dataset(a->dataset);
-      for (const auto& k : SplitList(a->ks)) {
-        uint32_t v = 0;
-        if (!absl::SimpleAtoi(k, &v)) {
-          return Fail(absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number")));
-        }
-        req.add_k(v);
-      }
-      if (a->threshold) req.set_threshold(*a->threshold);
-      req.set_rank_all_items(a->rank_all);
-      req.set_exclude_dataset(a->exclude);
-      req.set_convention(a->convention);
-      req.set_estimator(a->estimator);
-      req.set_propensity_from(a->propensity_from);
-      for (const auto& kv : a->propensity_params) {
-        auto eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0) {
-          return Fail(absl::InvalidArgumentError(
-              absl::StrCat("--propensity-param '", kv, "': expected key=value")));
-        }
-        (*req.mutable_propensity_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
-      }
-      req.set_clip(a->clip);
-      req.set_bootstrap(a->bootstrap);
-      req.set_seed(a->seed);
-      req.set_confidence(a->confidence);
-      req.set_imputation_model_id(a->imputation_model);
-      req.set_mar_dataset(a->mar_dataset);
-      req.set_max_users(a->max_users);
-      req.set_policy_estimator(a->policy_estimator);
-      req.set_target(a->target);
-      req.set_temperature(a->temperature);
-      if (a->tau) req.set_tau(*a->tau);
-      if (a->lambda) req.set_lambda(*a->lambda);
-      if (a->subgaussian_lambda) req.set_subgaussian_lambda(*a->subgaussian_lambda);
-      req.set_reward_model(a->reward_model);
-      if (a->crossfit_folds) req.set_crossfit_folds(*a->crossfit_folds);
-      req.set_slope(a->slope);
-      if (!a->item_category.empty()) {
-        if (absl::Status s = ReadItemCategories(a->item_category, &req); !s.ok()) return Fail(s);
-      }
-      if (!a->scores.empty()) {
-        if (absl::Status s = ReadScores(a->scores, &req); !s.ok()) return Fail(s);
-      }
-      if (a->model.empty() && a->scores.empty()) {
-        return Fail(absl::InvalidArgumentError("give --model ID or --scores FILE"));
-      }
-      auto r = ctx.Connect()->Evaluate(req);
+      auto req = EvaluateRequestOf(*a);
+      if (!req.ok()) return Fail(req.status());
+      auto r = ctx.Connect()->Evaluate(*req);
       if (!r.ok()) return Fail(r.status());
-      json diag = StructJson(r->diagnostics());
-      const std::string human =
-          EvaluateText(*r, diag, a->estimator, a->policy_estimator, a->dataset, a->model);
-      json out{{"metrics", MapJson(r->metrics())}, {"diagnostics", diag}};
-      if (r->has_served()) {
-        out["model_id"] = r->served().id();
-        out["served"] = ServedJson(r->served());
-      }
-      if (!a->estimator.empty() || !a->policy_estimator.empty()) {
-        if (!a->estimator.empty()) out["estimator"] = a->estimator;
-        if (!a->policy_estimator.empty()) out["policy_estimator"] = a->policy_estimator;
-        out["intervals"] = IntervalsJson(r->intervals());
-        out["normal_intervals"] = IntervalsJson(r->normal_intervals());
-      }
-      if (r->mar_metrics_size() > 0) out["mar_metrics"] = MapJson(r->mar_metrics());
+      auto [out, human] = EvaluateOutput(*a, *r);
       return Emit(ctx, out, human);
     };
   });
