@@ -17,18 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-std::shared_ptr<const KeyIndex> IndexKeys(const std::vector<std::string>& keys) {
-  auto idx = std::make_shared<KeyIndex>();
-  idx->reserve(keys.size());
-  for (uint32_t i = 0; i < keys.size(); ++i) idx->emplace(keys[i], i);
-  return idx;
-}
-
-void AddWarning(json& diag, std::string text) {
-  if (!diag.contains("warnings") || !diag["warnings"].is_array()) diag["warnings"] = json::array();
-  diag["warnings"].push_back(std::move(text));
+std::shared_ptr<const KeyIndex> SharedIndex(const std::vector<std::string>& keys) {
+  return std::make_shared<const KeyIndex>(IndexKeys(keys));
 }
 
 // The uploaded-scores table as a Model.
@@ -59,6 +49,20 @@ class ScoreTableModel : public model::Model {
 };
 
 }  // namespace
+
+KeyIndex IndexKeys(const std::vector<std::string>& keys) {
+  KeyIndex idx;
+  idx.reserve(keys.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) idx.emplace(keys[i], i);
+  return idx;
+}
+
+void AddWarning(nlohmann::json& diag, std::string text) {
+  if (!diag.contains("warnings") || !diag["warnings"].is_array()) {
+    diag["warnings"] = nlohmann::json::array();
+  }
+  diag["warnings"].push_back(std::move(text));
+}
 
 double KeyedModel::Relevance(const std::string& user, const std::string& item) const {
   auto u = user_index->find(user);
@@ -112,8 +116,8 @@ absl::StatusOr<PropensitySource> PropensitySource::Fit(
   PropensitySource src;
   src.owned_ = std::shared_ptr<const propensity::Estimator>(std::move(*est));
   src.estimator_ = src.owned_.get();
-  src.own_users_ = IndexKeys(log.user_keys);
-  src.own_items_ = IndexKeys(log.item_keys);
+  src.own_users_ = SharedIndex(log.user_keys);
+  src.own_items_ = SharedIndex(log.item_keys);
   src.users_ = src.own_users_.get();
   src.items_ = src.own_items_.get();
   src.name_ = std::string(src.estimator_->name());
@@ -269,7 +273,7 @@ class LogRankingRun {
       if (added) item_keys_.push_back(log.item_keys[i]);
       log_item_to_eval_[i] = it->second;
     }
-    log_users_ = IndexKeys(log.user_keys);
+    log_users_ = SharedIndex(log.user_keys);
     return absl::OkStatus();
   }
 
@@ -457,7 +461,7 @@ class LogRankingRun {
   // known uniform sampling probability m_u / N over the N rankable items).
   absl::Status MarSideBySide(const UnbiasedRankingResult& result, LogEvaluation* out) const {
     const data::DatasetView& mar = *req_.mar;
-    std::shared_ptr<const KeyIndex> mar_users = IndexKeys(mar.user_keys);
+    std::shared_ptr<const KeyIndex> mar_users = SharedIndex(mar.user_keys);
     std::vector<UserRanking> mar_rankings;
     std::vector<int32_t> sampled, positive;
     for (size_t n = 0; n < users_.size(); ++n) {

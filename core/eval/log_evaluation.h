@@ -20,6 +20,7 @@
 #ifndef DEBIAS_CORE_EVAL_LOG_EVALUATION_H_
 #define DEBIAS_CORE_EVAL_LOG_EVALUATION_H_
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +41,13 @@
 namespace debias::eval {
 
 using KeyIndex = absl::flat_hash_map<std::string, uint32_t>;
+
+// keys[i] -> i.
+KeyIndex IndexKeys(const std::vector<std::string>& keys);
+// sigmoid(x): a score as a relevance probability.
+inline double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+// Appends `text` to diag["warnings"] (created as an array when missing).
+void AddWarning(nlohmann::json& diag, std::string text);
 
 // A model as the evaluation sees it: the scorer and its key tables
 // (model id <-> user / item key). Borrowed; nothing is owned.

@@ -14,13 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-void AddWarning(json& diag, std::string text) {
-  if (!diag.contains("warnings") || !diag["warnings"].is_array()) diag["warnings"] = json::array();
-  diag["warnings"].push_back(std::move(text));
-}
-
 // The target's item (model index) at every position of a slate of the
 // model's items `ids`: "greedy" re-ranks the slate's own items, `ranking` is
 // the model's top-L over all its items (a policy of its own, so the slate
@@ -101,13 +94,6 @@ class PolicyLogRun {
   }
 
  private:
-  static KeyIndex IndexKeys(const std::vector<std::string>& keys) {
-    KeyIndex idx;
-    idx.reserve(keys.size());
-    for (uint32_t i = 0; i < keys.size(); ++i) idx.emplace(keys[i], i);
-    return idx;
-  }
-
   // A list is a slate, an event without a list is one action; events
   // without a propensity are counted and left out.
   void GroupDecisions() {

@@ -29,7 +29,6 @@ struct Served {
 };
 
 
-double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 TEST(LogEvaluationTest, RankingModeFeedsTheEstimatorTheModelsRankingAndTheLoggedPropensities) {
   // x clicked q (p 0.5) and, twice, p; y clicked r (p 0.25); y's 0-label
