@@ -178,17 +178,22 @@ std::string CurveChart(const std::string& title, const std::vector<double>& loss
 
 std::string Fmt(double v) { return absl::StrFormat("%.4f", v); }
 
-std::string BuildHtml(const json& rep) {
-  std::string h =
-      "<!DOCTYPE html><html><head><meta charset='utf-8'><title>debias replay report</title>"
-      "<style>body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#222;max-width:"
-      "1100px}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid "
-      "#ccc}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:"
-      "4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.ci{color:#777;"
-      "font-size:11px}.chart{margin:6px 12px 6px 0;background:#fafafa;border:1px solid #eee}"
-      ".title{font-size:13px;font-weight:bold}.tick{font-size:10px;fill:#555}.label{font-size:"
-      "12px;text-anchor:end}.grid{stroke:#e4e4e4}.warn{color:#a33}.note{color:#555;font-size:"
-      "13px}</style></head><body>";
+// --- The HTML report, one section per helper ---------------------------
+
+const char kHtmlHead[] =
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>debias replay report</title>"
+    "<style>body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#222;max-width:"
+    "1100px}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid "
+    "#ccc}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:"
+    "4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.ci{color:#777;"
+    "font-size:11px}.chart{margin:6px 12px 6px 0;background:#fafafa;border:1px solid #eee}"
+    ".title{font-size:13px;font-weight:bold}.tick{font-size:10px;fill:#555}.label{font-size:"
+    "12px;text-anchor:end}.grid{stroke:#e4e4e4}.warn{color:#a33}.note{color:#555;font-size:"
+    "13px}</style></head><body>";
+
+// The page head, the title and the line that says what was replayed.
+std::string HtmlHeader(const json& rep) {
+  std::string h = kHtmlHead;
   absl::StrAppend(&h, "<h1>debias replay: ", Html(rep["log"].get<std::string>()), "</h1>");
   absl::StrAppend(&h, "<p class='note'>dataset <b>", Html(rep["dataset"].get<std::string>()),
                   "</b>, ", rep["log_events"].get<int64_t>(), " events; propensities: ",
@@ -198,9 +203,11 @@ std::string BuildHtml(const json& rep) {
                   rep.contains("test") ? "; MAR test: " + Html(rep["test"].get<std::string>())
                                        : std::string(),
                   ". Generated ", Html(rep["generated"].get<std::string>()), ".</p>");
-  const auto& models = rep["models"];
-  const auto estimators = rep["estimators"];
-  // Table: models x metrics per estimator.
+  return h;
+}
+
+// Every metric any model reported under any estimator, sorted.
+std::vector<std::string> MetricNames(const json& models) {
   std::vector<std::string> metrics;
   for (const auto& m : models) {
     for (auto& [est, e] : m["estimates"].items()) {
@@ -210,141 +217,214 @@ std::string BuildHtml(const json& rep) {
     }
   }
   std::sort(metrics.begin(), metrics.end());
-  for (const auto& est : estimators) {
-    const std::string e = est.get<std::string>();
-    absl::StrAppend(&h, "<h2>Estimator: ", Html(e), "</h2>");
-    if (e == "snips") {
-      h += "<p class='note'>SNIPS normalises the inverse weights to average 1 over the clicks, so "
+  return metrics;
+}
+
+// How to read an estimator's numbers, for the estimators that need it.
+std::string EstimatorNote(const std::string& e) {
+  if (e == "snips") {
+    return "<p class='note'>SNIPS normalises the inverse weights to average 1 over the clicks, so "
            "dcg and precision come out on the click scale: the true value times one constant "
            "shared by every model on this log. Compare models with it; compare absolute values "
            "with IPS. Recall and MAP are ratios in which the constant cancels.</p>";
-    } else if (e == "naive") {
-      h += "<p class='note'>Clicks taken at face value: biased towards what the logging system "
+  }
+  if (e == "naive") {
+    return "<p class='note'>Clicks taken at face value: biased towards what the logging system "
            "showed.</p>";
+  }
+  return "";
+}
+
+// The table header row: "model" and one column per metric.
+std::string MetricHeaderRow(const std::vector<std::string>& metrics) {
+  std::string h = "<tr><th class='l'>model</th>";
+  for (const auto& k : metrics) absl::StrAppend(&h, "<th>", Html(k), "</th>");
+  h += "</tr>";
+  return h;
+}
+
+// One model's row of an estimator's table: each metric with its interval.
+std::string EstimatorRow(const json& m, const std::string& e,
+                         const std::vector<std::string>& metrics) {
+  std::string h;
+  absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()), " #",
+                  m["model_id"].get<uint64_t>(), "</td>");
+  const json& es = m["estimates"].value(e, json::object());
+  for (const auto& k : metrics) {
+    if (!es.contains("metrics") || !es["metrics"].contains(k)) {
+      h += "<td></td>";
+      continue;
     }
-    h += "<table><tr><th class='l'>model</th>";
-    for (const auto& k : metrics) absl::StrAppend(&h, "<th>", Html(k), "</th>");
-    h += "</tr>";
-    for (const auto& m : models) {
-      absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()), " #",
-                      m["model_id"].get<uint64_t>(), "</td>");
-      const json& es = m["estimates"].value(e, json::object());
-      for (const auto& k : metrics) {
-        if (!es.contains("metrics") || !es["metrics"].contains(k)) {
-          h += "<td></td>";
-          continue;
-        }
-        absl::StrAppend(&h, "<td>", Fmt(es["metrics"][k].get<double>()));
-        if (es.contains("intervals") && es["intervals"].contains(k)) {
-          absl::StrAppend(&h, "<br><span class='ci'>[", Fmt(es["intervals"][k][0].get<double>()),
-                          ", ", Fmt(es["intervals"][k][1].get<double>()), "]</span>");
-        }
-        h += "</td>";
-      }
-      h += "</tr>";
+    absl::StrAppend(&h, "<td>", Fmt(es["metrics"][k].get<double>()));
+    if (es.contains("intervals") && es["intervals"].contains(k)) {
+      absl::StrAppend(&h, "<br><span class='ci'>[", Fmt(es["intervals"][k][0].get<double>()),
+                      ", ", Fmt(es["intervals"][k][1].get<double>()), "]</span>");
     }
+    h += "</td>";
+  }
+  h += "</tr>";
+  return h;
+}
+
+// Table: models x metrics, one per estimator.
+std::string EstimatorTables(const json& models, const json& estimators,
+                            const std::vector<std::string>& metrics) {
+  std::string h;
+  for (const auto& est : estimators) {
+    const std::string e = est.get<std::string>();
+    absl::StrAppend(&h, "<h2>Estimator: ", Html(e), "</h2>");
+    h += EstimatorNote(e);
+    h += "<table>" + MetricHeaderRow(metrics);
+    for (const auto& m : models) h += EstimatorRow(m, e, metrics);
     h += "</table>";
   }
-  if (rep.contains("test")) {
-    h += "<h2>On the MAR test sample (unbiased reference)</h2><table><tr><th class='l'>model</th>";
-    for (const auto& k : metrics) absl::StrAppend(&h, "<th>", Html(k), "</th>");
-    h += "</tr>";
-    for (const auto& m : models) {
-      absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()), "</td>");
-      for (const auto& k : metrics) {
-        if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) {
-          absl::StrAppend(&h, "<td>", Fmt(m["mar_metrics"][k].get<double>()), "</td>");
-        } else {
-          h += "<td></td>";
-        }
+  return h;
+}
+
+// Table: models x metrics on the MAR test sample.
+std::string MarTable(const json& models, const std::vector<std::string>& metrics) {
+  std::string h = "<h2>On the MAR test sample (unbiased reference)</h2><table>";
+  h += MetricHeaderRow(metrics);
+  for (const auto& m : models) {
+    absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()), "</td>");
+    for (const auto& k : metrics) {
+      if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) {
+        absl::StrAppend(&h, "<td>", Fmt(m["mar_metrics"][k].get<double>()), "</td>");
+      } else {
+        h += "<td></td>";
       }
-      h += "</tr>";
     }
-    h += "</table>";
+    h += "</tr>";
   }
-  // Plots: each metric with its interval per model, for IPS when it was run
-  // (its scale is the metric's own, comparable with the MAR test; SNIPS is
-  // on the click scale), else the last estimator.
+  h += "</table>";
+  return h;
+}
+
+// The rows of IntervalChart for metric `k` under estimator `plot_est`.
+json IntervalRows(const json& models, const std::string& plot_est, const std::string& k) {
+  json rows = json::array();
+  for (const auto& m : models) {
+    const json& es = m["estimates"].value(plot_est, json::object());
+    if (!es.contains("metrics") || !es["metrics"].contains(k)) continue;
+    json r{{"model", m["name"]}, {"value", es["metrics"][k]}};
+    const json* iv = nullptr;
+    if (es.contains("intervals") && es["intervals"].contains(k)) {
+      iv = &es["intervals"][k];
+    } else if (es.contains("normal_intervals") && es["normal_intervals"].contains(k)) {
+      iv = &es["normal_intervals"][k];
+    }
+    r["low"] = iv ? (*iv)[0] : r["value"];
+    r["high"] = iv ? (*iv)[1] : r["value"];
+    if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) r["mar"] = m["mar_metrics"][k];
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+// Plots: each metric with its interval per model, for IPS when it was run
+// (its scale is the metric's own, comparable with the MAR test; SNIPS is
+// on the click scale), else the last estimator.
+std::string IntervalPlots(const json& models, const json& estimators,
+                          const std::vector<std::string>& metrics) {
   std::string plot_est = estimators.back().get<std::string>();
   for (const auto& e : estimators) {
     if (e.get<std::string>() == "ips") plot_est = "ips";
   }
+  std::string h;
   absl::StrAppend(&h, "<h2>Estimates with 95% intervals (", Html(plot_est),
                   "; diamonds: MAR test)</h2><div>");
-  for (const auto& k : metrics) {
-    json rows = json::array();
-    for (const auto& m : models) {
-      const json& es = m["estimates"].value(plot_est, json::object());
-      if (!es.contains("metrics") || !es["metrics"].contains(k)) continue;
-      json r{{"model", m["name"]}, {"value", es["metrics"][k]}};
-      const json* iv = nullptr;
-      if (es.contains("intervals") && es["intervals"].contains(k)) {
-        iv = &es["intervals"][k];
-      } else if (es.contains("normal_intervals") && es["normal_intervals"].contains(k)) {
-        iv = &es["normal_intervals"][k];
-      }
-      r["low"] = iv ? (*iv)[0] : r["value"];
-      r["high"] = iv ? (*iv)[1] : r["value"];
-      if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) r["mar"] = m["mar_metrics"][k];
-      rows.push_back(r);
-    }
-    h += IntervalChart(k, rows);
-  }
+  for (const auto& k : metrics) h += IntervalChart(k, IntervalRows(models, plot_est, k));
   h += "</div>";
-  // Propensities.
-  if (rep.contains("propensities")) {
-    const auto& p = rep["propensities"];
-    std::vector<double> prop = p["values"].get<std::vector<double>>();
-    std::vector<double> inv;
-    for (double v : prop) inv.push_back(1.0 / v);
-    absl::StrAppend(&h, "<h2>Propensities of the logged clicks</h2><p class='note'>",
-                    Html(p["source"].get<std::string>()), ", ", prop.size(),
-                    " clicks sampled (log scale).</p><div>",
-                    Histogram("propensity P(exposed)", prop),
-                    Histogram("inverse weight 1/p", inv), "</div>");
+  return h;
+}
+
+// Histograms of the sampled propensities and their inverse weights.
+std::string PropensitySection(const json& p) {
+  std::vector<double> prop = p["values"].get<std::vector<double>>();
+  std::vector<double> inv;
+  for (double v : prop) inv.push_back(1.0 / v);
+  std::string h;
+  absl::StrAppend(&h, "<h2>Propensities of the logged clicks</h2><p class='note'>",
+                  Html(p["source"].get<std::string>()), ", ", prop.size(),
+                  " clicks sampled (log scale).</p><div>",
+                  Histogram("propensity P(exposed)", prop),
+                  Histogram("inverse weight 1/p", inv), "</div>");
+  return h;
+}
+
+// One row of the weight diagnostics: model `name`, estimator `est`, its estimate `e`.
+std::string WeightRow(const std::string& name, const std::string& est, const json& e) {
+  const json& w = e["diagnostics"].value("weights", json::object());
+  std::vector<std::string> warns;
+  for (const auto& x : e["diagnostics"].value("warnings", json::array())) {
+    if (x.is_string()) warns.push_back(Html(x.get<std::string>()));
   }
-  // Weight diagnostics and warnings.
-  h += "<h2>Weight diagnostics</h2><table><tr><th class='l'>model</th><th class='l'>estimator"
-       "</th><th>ESS</th><th>ESS share</th><th>max w</th><th>p99 w</th><th>top 1% share</th>"
-       "<th>clipped</th><th class='l'>warnings</th></tr>";
-  for (const auto& m : models) {
-    for (auto& [est, e] : m["estimates"].items()) {
-      if (est == "naive") continue;
-      const json& w = e["diagnostics"].value("weights", json::object());
-      std::vector<std::string> warns;
-      for (const auto& x : e["diagnostics"].value("warnings", json::array())) {
-        if (x.is_string()) warns.push_back(Html(x.get<std::string>()));
-      }
-      absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()),
-                      "</td><td class='l'>", Html(est), "</td><td>",
-                      absl::StrFormat("%.0f", w.value("ess", 0.0)), "</td><td>",
+  return absl::StrCat("<tr><td class='l'>", Html(name), "</td><td class='l'>", Html(est),
+                      "</td><td>", absl::StrFormat("%.0f", w.value("ess", 0.0)), "</td><td>",
                       Fmt(w.value("ess_fraction", 0.0)), "</td><td>",
                       absl::StrFormat("%.3g", w.value("max", 0.0)), "</td><td>",
                       absl::StrFormat("%.3g", w.value("p99", 0.0)), "</td><td>",
                       Fmt(w.value("top1pct_share", 0.0)), "</td><td>",
                       Fmt(w.value("clipped_fraction", 0.0)), "</td><td class='l warn'>",
                       absl::StrJoin(warns, "<br>"), "</td></tr>");
+}
+
+// Weight diagnostics and warnings of every weighted estimate.
+std::string WeightDiagnostics(const json& models) {
+  std::string h =
+      "<h2>Weight diagnostics</h2><table><tr><th class='l'>model</th><th class='l'>estimator"
+      "</th><th>ESS</th><th>ESS share</th><th>max w</th><th>p99 w</th><th>top 1% share</th>"
+      "<th>clipped</th><th class='l'>warnings</th></tr>";
+  for (const auto& m : models) {
+    for (auto& [est, e] : m["estimates"].items()) {
+      if (est == "naive") continue;
+      h += WeightRow(m["name"].get<std::string>(), est, e);
     }
   }
   h += "</table>";
-  // Training curves.
-  h += "<h2>Training curves (loss per epoch)</h2><div>";
+  return h;
+}
+
+// Training loss per epoch, one chart per model.
+std::string TrainingCurves(const json& models) {
+  std::string h = "<h2>Training curves (loss per epoch)</h2><div>";
   for (const auto& m : models) {
     h += CurveChart(absl::StrCat(m["name"].get<std::string>(), " #",
                                  m["model_id"].get<uint64_t>()),
                     m["curve"].get<std::vector<double>>());
   }
   h += "</div>";
-  // Tuning.
-  h += "<h2>Models</h2><table><tr><th class='l'>model</th><th>id</th><th class='l'>chosen "
-       "on validation</th><th>train s</th></tr>";
+  return h;
+}
+
+// The models with their ids, tuning choice and training time.
+std::string ModelsTable(const json& models) {
+  std::string h =
+      "<h2>Models</h2><table><tr><th class='l'>model</th><th>id</th><th class='l'>chosen "
+      "on validation</th><th>train s</th></tr>";
   for (const auto& m : models) {
     absl::StrAppend(&h, "<tr><td class='l'>", Html(m["name"].get<std::string>()), "</td><td>",
                     m["model_id"].get<uint64_t>(), "</td><td class='l'>",
                     Html(m.value("tuning", json::object()).dump()), "</td><td>",
                     absl::StrFormat("%.1f", m.value("train_seconds", 0.0)), "</td></tr>");
   }
-  h += "</table></body></html>\n";
+  h += "</table>";
+  return h;
+}
+
+std::string BuildHtml(const json& rep) {
+  std::string h = HtmlHeader(rep);
+  const auto& models = rep["models"];
+  const auto& estimators = rep["estimators"];
+  const std::vector<std::string> metrics = MetricNames(models);
+  h += EstimatorTables(models, estimators, metrics);
+  if (rep.contains("test")) h += MarTable(models, metrics);
+  h += IntervalPlots(models, estimators, metrics);
+  if (rep.contains("propensities")) h += PropensitySection(rep["propensities"]);
+  h += WeightDiagnostics(models);
+  h += TrainingCurves(models);
+  h += ModelsTable(models);
+  h += "</body></html>\n";
   return h;
 }
 
@@ -366,204 +446,283 @@ std::optional<double> ValMetric(const v1::Model& m, std::string* name) {
   return std::nullopt;
 }
 
-int RunReplay(const Context& ctx, const ReplayArgs& a) {
-  const auto t_start = std::chrono::steady_clock::now();
-  auto models = SplitList(a.models);
-  auto estimators = SplitList(a.estimators);
-  if (models.empty()) return Fail(absl::InvalidArgumentError("--models: give at least one loss"));
-  if (estimators.empty()) return Fail(absl::InvalidArgumentError("--estimators: give at least one"));
+// --- The replay, one stage per helper ----------------------------------
+
+// The arguments' lists and key=value pairs, checked.
+struct ReplayPlan {
+  std::vector<std::string> models, estimators;
   std::string tune_key;
   std::vector<std::string> tune_values;
+  std::map<std::string, std::string> params;
+};
+
+absl::StatusOr<ReplayPlan> ParsePlan(const ReplayArgs& a) {
+  ReplayPlan p;
+  p.models = SplitList(a.models);
+  p.estimators = SplitList(a.estimators);
+  if (p.models.empty()) return absl::InvalidArgumentError("--models: give at least one loss");
+  if (p.estimators.empty()) return absl::InvalidArgumentError("--estimators: give at least one");
   if (!a.tune.empty()) {
     auto eq = a.tune.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Fail(absl::InvalidArgumentError("--tune: expected key=v1,v2,..."));
+      return absl::InvalidArgumentError("--tune: expected key=v1,v2,...");
     }
-    tune_key = a.tune.substr(0, eq);
-    tune_values = SplitList(a.tune.substr(eq + 1));
-    if (tune_values.empty()) return Fail(absl::InvalidArgumentError("--tune: no values"));
+    p.tune_key = a.tune.substr(0, eq);
+    p.tune_values = SplitList(a.tune.substr(eq + 1));
+    if (p.tune_values.empty()) return absl::InvalidArgumentError("--tune: no values");
   }
-  std::map<std::string, std::string> params;
   for (const auto& kv : a.params) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("--param '", kv, "': expected key=value")));
+      return absl::InvalidArgumentError(absl::StrCat("--param '", kv, "': expected key=value"));
     }
-    params[kv.substr(0, eq)] = kv.substr(eq + 1);
+    p.params[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  const bool progress = ShowProgress() && !ctx.global.json;
-  auto note = [&](const std::string& s) {
-    if (!ctx.global.json) {
-      EndProgress();
-      std::cerr << s << std::endl;
-    }
-  };
+  return p;
+}
 
-  // 1. Ingest into a fresh dataset.
+// What the stages of one replay share.
+struct Replay {
+  Replay(const Context& c, const ReplayArgs& args, ReplayPlan p)
+      : ctx(c), a(args), plan(std::move(p)) {}
+
+  const Context& ctx;
+  const ReplayArgs& a;
+  ReplayPlan plan;
+  bool progress = false;  // one progress line on a terminal
+  std::unique_ptr<Client> client;
+  data::LoadResult loaded;  // the log
+  std::string dataset, test_dataset;
+  IngestSummary ing;  // of the log
+  json report_models = json::array();
+  std::vector<v1::Model> trained;  // in the order of plan.models
+};
+
+// A line on stderr, unless the output is JSON.
+void Note(const Replay& r, const std::string& s) {
+  if (!r.ctx.global.json) {
+    EndProgress();
+    std::cerr << s << std::endl;
+  }
+}
+
+// Stage 1b: the MAR test sample, into "<dataset>-test".
+absl::Status IngestTestSample(Replay& r, const data::LoadOptions& lo) {
+  const ReplayArgs& a = r.a;
+  auto tf = data::ParseFormat(a.test_format.empty() ? a.format : a.test_format);
+  if (!tf.ok()) return tf.status();
+  auto tl = data::LoadFile(a.test, *tf, lo);
+  if (!tl.ok()) return tl.status();
+  r.test_dataset = r.dataset + "-test";
+  IngestSummary ti = r.client->Ingest(r.test_dataset, tl->events);
+  if (!ti.status.ok()) return ti.status;
+  Note(r, absl::StrFormat("replay: ingested %d MAR test events into %s", ti.events_acknowledged,
+                          r.test_dataset));
+  return absl::OkStatus();
+}
+
+// Stage 1: ingest the log into a fresh dataset (and the test sample when given).
+absl::Status IngestLogs(Replay& r) {
+  const ReplayArgs& a = r.a;
   auto format = data::ParseFormat(a.format);
-  if (!format.ok()) return Fail(format.status());
+  if (!format.ok()) return format.status();
   data::LoadOptions lo;
   lo.threshold = a.threshold;
   auto loaded = data::LoadFile(a.log, *format, lo);
-  if (!loaded.ok()) return Fail(loaded.status());
-  auto client = ctx.Connect();
-  const std::string dataset =
-      a.dataset.empty() ? absl::StrCat("replay-", static_cast<int64_t>(std::time(nullptr)))
-                        : a.dataset;
-  if (client->GetDataset(dataset).ok()) {
-    return Fail(absl::AlreadyExistsError(absl::StrCat(
-        "dataset '", dataset, "' exists; replay ingests into a fresh dataset (use --dataset)")));
+  if (!loaded.ok()) return loaded.status();
+  r.loaded = *std::move(loaded);
+  r.client = r.ctx.Connect();
+  r.dataset = a.dataset.empty()
+                  ? absl::StrCat("replay-", static_cast<int64_t>(std::time(nullptr)))
+                  : a.dataset;
+  if (r.client->GetDataset(r.dataset).ok()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "dataset '", r.dataset, "' exists; replay ingests into a fresh dataset (use --dataset)"));
   }
-  IngestSummary ing = client->Ingest(dataset, loaded->events);
-  if (!ing.status.ok()) return Fail(ing.status);
-  note(absl::StrFormat("replay: ingested %d events into %s", ing.events_acknowledged, dataset));
-  std::string test_dataset;
-  if (!a.test.empty()) {
-    auto tf = data::ParseFormat(a.test_format.empty() ? a.format : a.test_format);
-    if (!tf.ok()) return Fail(tf.status());
-    auto tl = data::LoadFile(a.test, *tf, lo);
-    if (!tl.ok()) return Fail(tl.status());
-    test_dataset = dataset + "-test";
-    IngestSummary ti = client->Ingest(test_dataset, tl->events);
-    if (!ti.status.ok()) return Fail(ti.status);
-    note(absl::StrFormat("replay: ingested %d MAR test events into %s", ti.events_acknowledged,
-                         test_dataset));
-  }
+  r.ing = r.client->Ingest(r.dataset, r.loaded.events);
+  if (!r.ing.status.ok()) return r.ing.status;
+  Note(r, absl::StrFormat("replay: ingested %d events into %s", r.ing.events_acknowledged,
+                          r.dataset));
+  if (a.test.empty()) return absl::OkStatus();
+  return IngestTestSample(r, lo);
+}
 
-  // 2. Train each model (tuning one hyperparameter on validation if asked).
-  json report_models = json::array();
-  std::vector<v1::Model> trained;
-  for (const auto& loss : models) {
-    std::vector<std::string> grid = tune_values.empty() ? std::vector<std::string>{""} : tune_values;
-    std::optional<v1::Model> best;
-    double best_val = -INFINITY;
-    std::string best_value, val_name;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (const auto& value : grid) {
-      v1::TrainRequest req;
-      req.set_dataset(dataset);
-      req.set_loss(loss);
-      req.set_seed(a.seed);
-      for (const auto& [k, v] : params) (*req.mutable_params())[k] = v;
-      if (!value.empty()) (*req.mutable_params())[tune_key] = value;
-      std::string label = value.empty() ? loss : absl::StrCat(loss, " ", tune_key, "=", value);
-      auto m = client->Train(req, [&](const v1::TrainEvent& ev) {
-        if (progress && ev.has_progress()) {
-          ProgressLine(absl::StrFormat("replay: training %s: epoch %d/%d loss %.4f", label,
-                                       ev.progress().epoch(), ev.progress().total_epochs(),
-                                       ev.progress().loss()));
-        }
-      });
-      if (!m.ok()) return Fail(m.status());
-      if (m->state() != "ready") {
-        return Fail(absl::InternalError(
-            absl::StrCat("training ", label, " ended ", m->state(), ": ", m->error())));
-      }
-      std::string name;
-      double val = ValMetric(*m, &name).value_or(0.0);
-      if (!best || val > best_val) {
-        best = *m;
-        best_val = val;
-        best_value = value;
-        val_name = name;
-      }
+// Trains `loss` once, with the tuned hyperparameter at `value` ("" for none);
+// an error unless the model ends ready.
+absl::StatusOr<v1::Model> TrainOnce(const Replay& r, const std::string& loss,
+                                    const std::string& value) {
+  const ReplayPlan& p = r.plan;
+  v1::TrainRequest req;
+  req.set_dataset(r.dataset);
+  req.set_loss(loss);
+  req.set_seed(r.a.seed);
+  for (const auto& [k, v] : p.params) (*req.mutable_params())[k] = v;
+  if (!value.empty()) (*req.mutable_params())[p.tune_key] = value;
+  std::string label = value.empty() ? loss : absl::StrCat(loss, " ", p.tune_key, "=", value);
+  const bool progress = r.progress;
+  auto m = r.client->Train(req, [&](const v1::TrainEvent& ev) {
+    if (progress && ev.has_progress()) {
+      ProgressLine(absl::StrFormat("replay: training %s: epoch %d/%d loss %.4f", label,
+                                   ev.progress().epoch(), ev.progress().total_epochs(),
+                                   ev.progress().loss()));
     }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    json tuning = json::object();
-    if (!tune_key.empty()) {
-      tuning = json{{tune_key, best_value}, {"by", val_name}, {"value", best_val}};
+  });
+  if (!m.ok()) return m.status();
+  if (m->state() != "ready") {
+    return absl::InternalError(
+        absl::StrCat("training ", label, " ended ", m->state(), ": ", m->error()));
+  }
+  return m;
+}
+
+// Stage 2, one model: train `loss` (once per tuned value, keeping the best on
+// validation) and record it in report_models and trained.
+absl::Status TrainModel(Replay& r, const std::string& loss) {
+  const ReplayPlan& p = r.plan;
+  std::vector<std::string> grid =
+      p.tune_values.empty() ? std::vector<std::string>{""} : p.tune_values;
+  std::optional<v1::Model> best;
+  double best_val = -INFINITY;
+  std::string best_value, val_name;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& value : grid) {
+    auto m = TrainOnce(r, loss, value);
+    if (!m.ok()) return m.status();
+    std::string name;
+    double val = ValMetric(*m, &name).value_or(0.0);
+    if (!best || val > best_val) {
+      best = *m;
+      best_val = val;
+      best_value = value;
+      val_name = name;
     }
-    note(absl::StrFormat("replay: %s -> model %d (%s%.1f s)", loss, best->id(),
-                         tune_key.empty() ? std::string()
-                                          : absl::StrCat(tune_key, "=", best_value, " by ",
-                                                         val_name, ", "),
-                         secs));
-    auto full = client->GetModel(best->id());
-    if (!full.ok()) return Fail(full.status());
-    std::vector<double> curve;
-    for (const auto& p : full->progress()) curve.push_back(p.loss());
-    report_models.push_back(json{{"name", loss},
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json tuning = json::object();
+  if (!p.tune_key.empty()) {
+    tuning = json{{p.tune_key, best_value}, {"by", val_name}, {"value", best_val}};
+  }
+  Note(r, absl::StrFormat("replay: %s -> model %d (%s%.1f s)", loss, best->id(),
+                          p.tune_key.empty() ? std::string()
+                                             : absl::StrCat(p.tune_key, "=", best_value, " by ",
+                                                            val_name, ", "),
+                          secs));
+  auto full = r.client->GetModel(best->id());
+  if (!full.ok()) return full.status();
+  std::vector<double> curve;
+  for (const auto& pr : full->progress()) curve.push_back(pr.loss());
+  r.report_models.push_back(json{{"name", loss},
                                  {"model_id", best->id()},
                                  {"tuning", tuning},
                                  {"train_seconds", secs},
                                  {"curve", curve},
                                  {"estimates", json::object()}});
-    trained.push_back(*full);
-  }
+  r.trained.push_back(*full);
+  return absl::OkStatus();
+}
 
-  // 3. Evaluate every model with every estimator.
-  for (size_t i = 0; i < trained.size(); ++i) {
-    json& rm = report_models[i];
-    for (const auto& est : estimators) {
-      if (progress) ProgressLine(absl::StrCat("replay: evaluating ", models[i], " (", est, ")"));
-      v1::EvaluateRequest req;
-      req.set_model_id(trained[i].id());
-      req.set_dataset(dataset);
-      req.set_estimator(est);
-      req.set_propensity_from(a.propensity_from);
-      req.set_clip(a.clip);
-      req.set_bootstrap(a.bootstrap);
-      req.set_seed(a.seed);
-      req.set_max_users(a.max_users);
-      for (const auto& k : SplitList(a.ks)) {
-        uint32_t v = 0;
-        if (!absl::SimpleAtoi(k, &v)) {
-          return Fail(absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number")));
-        }
-        req.add_k(v);
+// The request evaluating trained model `i` with `est` (asking for the MAR
+// test metrics once per model).
+absl::StatusOr<v1::EvaluateRequest> EvaluateRequestFor(const Replay& r, size_t i,
+                                                       const std::string& est) {
+  const ReplayArgs& a = r.a;
+  v1::EvaluateRequest req;
+  req.set_model_id(r.trained[i].id());
+  req.set_dataset(r.dataset);
+  req.set_estimator(est);
+  req.set_propensity_from(a.propensity_from);
+  req.set_clip(a.clip);
+  req.set_bootstrap(a.bootstrap);
+  req.set_seed(a.seed);
+  req.set_max_users(a.max_users);
+  for (const auto& k : SplitList(a.ks)) {
+    uint32_t v = 0;
+    if (!absl::SimpleAtoi(k, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat("--k '", k, "': not a number"));
+    }
+    req.add_k(v);
+  }
+  if (!r.test_dataset.empty() && !r.report_models[i].contains("mar_metrics")) {
+    req.set_mar_dataset(r.test_dataset);
+  }
+  return req;
+}
+
+// One estimate as the report keeps it.
+json EstimateJson(const v1::EvaluateResponse& res) {
+  json e{{"metrics", json::object()},
+         {"intervals", json::object()},
+         {"normal_intervals", json::object()},
+         {"diagnostics", StructJson(res.diagnostics())}};
+  for (const auto& [k, v] : res.metrics()) e["metrics"][k] = v;
+  for (const auto& [k, v] : res.intervals()) e["intervals"][k] = {v.low(), v.high()};
+  for (const auto& [k, v] : res.normal_intervals()) {
+    e["normal_intervals"][k] = {v.low(), v.high()};
+  }
+  return e;
+}
+
+// Stage 3: evaluate every model with every estimator.
+absl::Status EvaluateAll(Replay& r) {
+  for (size_t i = 0; i < r.trained.size(); ++i) {
+    json& rm = r.report_models[i];
+    for (const auto& est : r.plan.estimators) {
+      if (r.progress) {
+        ProgressLine(absl::StrCat("replay: evaluating ", r.plan.models[i], " (", est, ")"));
       }
-      if (!test_dataset.empty() && !rm.contains("mar_metrics")) req.set_mar_dataset(test_dataset);
-      auto r = client->Evaluate(req);
-      if (!r.ok()) return Fail(r.status());
-      json e{{"metrics", json::object()},
-             {"intervals", json::object()},
-             {"normal_intervals", json::object()},
-             {"diagnostics", StructJson(r->diagnostics())}};
-      for (const auto& [k, v] : r->metrics()) e["metrics"][k] = v;
-      for (const auto& [k, v] : r->intervals()) e["intervals"][k] = {v.low(), v.high()};
-      for (const auto& [k, v] : r->normal_intervals()) {
-        e["normal_intervals"][k] = {v.low(), v.high()};
-      }
-      if (r->mar_metrics_size() > 0) {
+      auto req = EvaluateRequestFor(r, i, est);
+      if (!req.ok()) return req.status();
+      auto res = r.client->Evaluate(*req);
+      if (!res.ok()) return res.status();
+      json e = EstimateJson(*res);
+      if (res->mar_metrics_size() > 0) {
         rm["mar_metrics"] = json::object();
-        for (const auto& [k, v] : r->mar_metrics()) rm["mar_metrics"][k] = v;
+        for (const auto& [k, v] : res->mar_metrics()) rm["mar_metrics"][k] = v;
       }
       rm["estimates"][est] = e;
     }
   }
-  EndProgress();
+  return absl::OkStatus();
+}
 
-  // 4. Propensities of a sample of the logged clicks, from the first model
-  // trained with a propensity estimator.
+// Stage 4: the report's numbers.
+json ReportJson(const Replay& r) {
+  const ReplayArgs& a = r.a;
   json report{{"log", a.log},
-              {"dataset", dataset},
-              {"log_events", ing.events_acknowledged},
-              {"estimators", estimators},
+              {"dataset", r.dataset},
+              {"log_events", r.ing.events_acknowledged},
+              {"estimators", r.plan.estimators},
               {"bootstrap", a.bootstrap},
               {"propensity_from", a.propensity_from.empty() ? "popularity" : a.propensity_from},
-              {"models", report_models}};
-  if (!test_dataset.empty()) report["test"] = a.test;
-  {
-    std::time_t now = std::time(nullptr);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-    report["generated"] = buf;
-  }
-  for (const auto& m : trained) {
+              {"models", r.report_models}};
+  if (!r.test_dataset.empty()) report["test"] = a.test;
+  std::time_t now = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  report["generated"] = buf;
+  return report;
+}
+
+// Stage 4b: propensities of a sample of the logged clicks, from the first
+// model trained with a propensity estimator (none when no model has one).
+void AddPropensities(const Replay& r, json& report) {
+  const auto& events = r.loaded.events;
+  for (const auto& m : r.trained) {
     v1::GetPropensitiesRequest req;
     req.set_model_id(m.id());
-    std::mt19937_64 rng(a.seed);
-    const size_t n = std::min<size_t>(loaded->events.size(), 10000);  // max_candidates
+    std::mt19937_64 rng(r.a.seed);
+    const size_t n = std::min<size_t>(events.size(), 10000);  // max_candidates
     for (size_t j = 0; j < n; ++j) {
-      const auto& ev = loaded->events[rng() % loaded->events.size()];
+      const auto& ev = events[rng() % events.size()];
       auto* p = req.add_pairs();
       p->set_user(ev.user);
       p->set_item(ev.item);
     }
-    auto r = client->GetPropensities(req);
-    if (!r.ok()) continue;  // a model without an estimator (e.g. naive)
-    std::vector<double> values(r->pair_propensities().begin(), r->pair_propensities().end());
+    auto res = r.client->GetPropensities(req);
+    if (!res.ok()) continue;  // a model without an estimator (e.g. naive)
+    std::vector<double> values(res->pair_propensities().begin(),
+                               res->pair_propensities().end());
     report["propensities"] = json{
         {"source", absl::StrCat("the propensity estimator of model ", m.id(), " (",
                                 m.spec().fields().count("loss")
@@ -573,71 +732,111 @@ int RunReplay(const Context& ctx, const ReplayArgs& a) {
         {"values", values}};
     break;
   }
+}
 
-  // 5. Write the report and its JSON.
-  const std::string json_path =
-      a.json_out.empty()
-          ? (a.report.size() > 5 && a.report.substr(a.report.size() - 5) == ".html"
-                 ? a.report.substr(0, a.report.size() - 5) + ".json"
-                 : a.report + ".json")
-          : a.json_out;
+// Where the report's JSON goes: --report-json, else the report with .json
+// for .html.
+std::string ReportJsonPath(const ReplayArgs& a) {
+  if (!a.json_out.empty()) return a.json_out;
+  return a.report.size() > 5 && a.report.substr(a.report.size() - 5) == ".html"
+             ? a.report.substr(0, a.report.size() - 5) + ".json"
+             : a.report + ".json";
+}
+
+// Stage 5: write the HTML report and its JSON (without the sampled propensities).
+absl::Status WriteReport(const json& report, const std::string& html_path,
+                         const std::string& json_path) {
   {
-    std::ofstream out(a.report);
+    std::ofstream out(html_path);
     out << BuildHtml(report);
-    if (!out) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", a.report)));
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", html_path));
   }
-  {
-    json slim = report;
-    if (slim.contains("propensities")) slim["propensities"].erase("values");
-    std::ofstream out(json_path);
-    out << slim.dump(2) << "\n";
-    if (!out) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", json_path)));
-  }
+  json slim = report;
+  if (slim.contains("propensities")) slim["propensities"].erase("values");
+  std::ofstream out(json_path);
+  out << slim.dump(2) << "\n";
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", json_path));
+  return absl::OkStatus();
+}
 
-  // 6. The table on stdout.
-  std::string human;
+// The header line of a table on stdout.
+std::string TextHeader(const std::vector<std::string>& keys) {
+  std::string s = absl::StrFormat("%-12s", "model");
+  for (const auto& k : keys) absl::StrAppendFormat(&s, " %24s", k);
+  return s + "\n";
+}
+
+// One estimator's table on stdout: each metric with its interval.
+std::string EstimateText(const json& report_models, const std::string& est,
+                         const std::vector<std::string>& keys) {
+  std::string s =
+      absl::StrFormat("\n%s estimates (95%% bootstrap intervals)\n", est) + TextHeader(keys);
+  for (const auto& m : report_models) {
+    absl::StrAppendFormat(&s, "%-12s", m["name"].get<std::string>());
+    const json& e = m["estimates"][est];
+    for (const auto& k : keys) {
+      if (!e["metrics"].contains(k)) {
+        absl::StrAppendFormat(&s, " %24s", "-");
+        continue;
+      }
+      std::string cell = absl::StrFormat("%.4f", e["metrics"][k].get<double>());
+      if (e["intervals"].contains(k)) {
+        cell += absl::StrFormat(" [%.3f,%.3f]", e["intervals"][k][0].get<double>(),
+                                e["intervals"][k][1].get<double>());
+      }
+      absl::StrAppendFormat(&s, " %24s", cell);
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+// The MAR test sample's table on stdout.
+std::string MarText(const json& report_models, const std::vector<std::string>& keys) {
+  std::string s = "\nMAR test sample (unbiased reference)\n" + TextHeader(keys);
+  for (const auto& m : report_models) {
+    absl::StrAppendFormat(&s, "%-12s", m["name"].get<std::string>());
+    for (const auto& k : keys) {
+      if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) {
+        absl::StrAppendFormat(&s, " %24.4f", m["mar_metrics"][k].get<double>());
+      } else {
+        absl::StrAppendFormat(&s, " %24s", "-");
+      }
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+// Stage 6: the tables on stdout.
+std::string HumanTables(const Replay& r) {
   std::vector<std::string> keys;
-  for (const auto& k : SplitList(a.ks)) {
+  for (const auto& k : SplitList(r.a.ks)) {
     for (const char* m : {"dcg@", "precision@", "recall@"}) keys.push_back(m + k);
   }
-  for (const auto& est : estimators) {
-    absl::StrAppendFormat(&human, "\n%s estimates (95%% bootstrap intervals)\n%-12s", est, "model");
-    for (const auto& k : keys) absl::StrAppendFormat(&human, " %24s", k);
-    human += "\n";
-    for (const auto& m : report_models) {
-      absl::StrAppendFormat(&human, "%-12s", m["name"].get<std::string>());
-      const json& e = m["estimates"][est];
-      for (const auto& k : keys) {
-        if (!e["metrics"].contains(k)) {
-          absl::StrAppendFormat(&human, " %24s", "-");
-          continue;
-        }
-        std::string cell = absl::StrFormat("%.4f", e["metrics"][k].get<double>());
-        if (e["intervals"].contains(k)) {
-          cell += absl::StrFormat(" [%.3f,%.3f]", e["intervals"][k][0].get<double>(),
-                                  e["intervals"][k][1].get<double>());
-        }
-        absl::StrAppendFormat(&human, " %24s", cell);
-      }
-      human += "\n";
-    }
+  std::string human;
+  for (const auto& est : r.plan.estimators) human += EstimateText(r.report_models, est, keys);
+  if (!r.test_dataset.empty()) human += MarText(r.report_models, keys);
+  return human;
+}
+
+int RunReplay(const Context& ctx, const ReplayArgs& a) {
+  const auto t_start = std::chrono::steady_clock::now();
+  auto plan = ParsePlan(a);
+  if (!plan.ok()) return Fail(plan.status());
+  Replay r(ctx, a, *std::move(plan));
+  r.progress = ShowProgress() && !ctx.global.json;
+  if (auto s = IngestLogs(r); !s.ok()) return Fail(s);
+  for (const auto& loss : r.plan.models) {
+    if (auto s = TrainModel(r, loss); !s.ok()) return Fail(s);
   }
-  if (!test_dataset.empty()) {
-    absl::StrAppendFormat(&human, "\nMAR test sample (unbiased reference)\n%-12s", "model");
-    for (const auto& k : keys) absl::StrAppendFormat(&human, " %24s", k);
-    human += "\n";
-    for (const auto& m : report_models) {
-      absl::StrAppendFormat(&human, "%-12s", m["name"].get<std::string>());
-      for (const auto& k : keys) {
-        if (m.contains("mar_metrics") && m["mar_metrics"].contains(k)) {
-          absl::StrAppendFormat(&human, " %24.4f", m["mar_metrics"][k].get<double>());
-        } else {
-          absl::StrAppendFormat(&human, " %24s", "-");
-        }
-      }
-      human += "\n";
-    }
-  }
+  if (auto s = EvaluateAll(r); !s.ok()) return Fail(s);
+  EndProgress();
+  json report = ReportJson(r);
+  AddPropensities(r, report);
+  const std::string json_path = ReportJsonPath(a);
+  if (auto s = WriteReport(report, a.report, json_path); !s.ok()) return Fail(s);
+  std::string human = HumanTables(r);
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   absl::StrAppendFormat(&human, "\nreport: %s (numbers: %s), %.1f s\n", a.report, json_path, total);
