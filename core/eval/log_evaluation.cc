@@ -156,7 +156,9 @@ namespace {
 class LogRankingRun {
  public:
   explicit LogRankingRun(const LogRankingRequest& req)
-      : req_(req), dr_(req.options.estimator == RelevanceEstimator::kDr) {}
+      : req_(req),
+        dr_(req.options.estimator == RelevanceEstimator::kDr),
+        max_k_(*std::max_element(req.options.ks.begin(), req.options.ks.end())) {}
 
   absl::StatusOr<LogEvaluation> Run() {
     SelectEvents();
@@ -307,7 +309,7 @@ class LogRankingRun {
   // items it trained on, when estimated on its held-out events), or the
   // uploaded items by score.
   void Rank(size_t n, Scratch& s, UserRanking& ur) const {
-    const size_t max_k = *std::max_element(req_.options.ks.begin(), req_.options.ks.end());
+    const size_t max_k = max_k_;
     if (req_.model) {
       const uint32_t mu = order_[n];
       const model::Model& model = *req_.model->model;
@@ -516,6 +518,7 @@ class LogRankingRun {
 
   const LogRankingRequest& req_;
   const bool dr_;
+  const size_t max_k_;  // the longest cut-off: each user's ranking length
   const data::DatasetView* log_ = nullptr;  // the events estimated on
   std::optional<data::DatasetView> held_;   // the held-out events, if any
   double thin_ = 1.0;                       // E[held-out click] = thin x p x rel
